@@ -1,0 +1,193 @@
+package spec
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Traffic router types known to this build's spec.
+var trafficTypes = map[string]bool{"": true, "proxy": true, "nginx": true, "none": true}
+
+// CheckVersion validates a code or config version string.
+func CheckVersion(v string) error {
+	if v == "" {
+		return fmt.Errorf("is required")
+	}
+	if len(v) > 128 {
+		return fmt.Errorf("is %d characters, over 128", len(v))
+	}
+	if !VersionPattern.MatchString(v) {
+		for _, r := range v {
+			if !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-", r) {
+				return fmt.Errorf("%q contains %q; only A-Z a-z 0-9 . _ + - are allowed", v, r)
+			}
+		}
+		return fmt.Errorf("%q does not match %s", v, VersionPattern)
+	}
+	return nil
+}
+
+// CheckApp validates an app name.
+func CheckApp(a string) error {
+	if a == "" {
+		return fmt.Errorf("is required")
+	}
+	if !AppPattern.MatchString(a) {
+		return fmt.Errorf("%q is not a valid app name (lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit)", a)
+	}
+	return nil
+}
+
+func (r *Release) setDefaults() {
+	if r.Strategy.Type == "" {
+		if len(r.Strategy.Steps) > 0 {
+			r.Strategy.Type = Canary
+		} else {
+			r.Strategy.Type = Rolling
+		}
+	}
+}
+
+// Validate applies the defaults that change meaning (the strategy type) and
+// checks every field, returning a *ValidationError listing each problem.
+func (r *Release) Validate() error {
+	r.setDefaults()
+	var e errs
+	if err := CheckApp(r.App); err != nil {
+		e.add("app", "%v", err)
+	}
+	if err := CheckVersion(r.Version); err != nil {
+		e.add("version", "%v", err)
+	}
+	if r.Replicas != nil && (*r.Replicas < 1 || *r.Replicas > MaxReplicas) {
+		e.add("replicas", "%d is outside 1..%d", *r.Replicas, MaxReplicas)
+	}
+	r.Strategy.validate("strategy", &e)
+	r.Backend.validate("backend", &e)
+	if r.Traffic != nil {
+		if !trafficTypes[r.Traffic.Type] {
+			e.add("traffic.type", "%q is not a traffic router (proxy, nginx or none)", r.Traffic.Type)
+		}
+		for _, h := range []struct{ p, v string }{{"traffic.stickyHeader", r.Traffic.StickyHeader}, {"traffic.stickyCookie", r.Traffic.StickyCookie}} {
+			if strings.ContainsAny(h.v, " \t\r\n:;,=\"") {
+				e.add(h.p, "%q is not a valid header or cookie name", h.v)
+			}
+		}
+	}
+	r.Health.validate("health", &e)
+	if r.Config != nil {
+		r.Config.validate("config", &e)
+	}
+	if r.Gray != nil {
+		r.Gray.validate("gray", &e)
+	}
+	return e.err()
+}
+
+func (s *Strategy) validate(path string, e *errs) {
+	switch s.Type {
+	case Rolling, Canary, BlueGreen:
+	default:
+		e.add(join(path, "type"), "%q is not a strategy (rolling, canary or bluegreen)", s.Type)
+	}
+	checkSurge := func(name string, v *IntOrPercent) {
+		if v == nil {
+			return
+		}
+		if v.Value < 0 {
+			e.add(join(path, name), "%s is negative", v)
+		}
+		if v.Percent && v.Value > 100 {
+			e.add(join(path, name), "%s is over 100%%", v)
+		}
+	}
+	checkSurge("maxSurge", s.MaxSurge)
+	checkSurge("maxUnavailable", s.MaxUnavailable)
+	if s.MaxSurge != nil && s.MaxUnavailable != nil && s.MaxSurge.Value == 0 && s.MaxUnavailable.Value == 0 {
+		e.add(join(path, "maxUnavailable"), "maxSurge and maxUnavailable cannot both be 0: nothing could ever be replaced")
+	}
+	if len(s.Steps) > 0 && s.Type != Canary {
+		e.add(join(path, "steps"), "only a canary has steps (type is %q)", s.Type)
+	}
+	prev, prevAt := -1, -1
+	for i, st := range s.Steps {
+		p := index(join(path, "steps"), i)
+		n := 0
+		if st.SetWeight != nil {
+			n++
+			w := *st.SetWeight
+			switch {
+			case w > 100:
+				e.add(join(p, "setWeight"), "%d is over 100", w)
+			case w < 0:
+				e.add(join(p, "setWeight"), "%d is below 0", w)
+			case w < prev:
+				e.add(join(p, "setWeight"), "%d is below the %d of steps[%d]: weights must not decrease", w, prev, prevAt)
+			}
+			if w >= prev {
+				prev, prevAt = w, i
+			}
+		}
+		if st.Pause != nil {
+			n++
+			if st.Pause.Duration != nil && st.Pause.Duration.Duration < 0 {
+				e.add(join(join(p, "pause"), "duration"), "must not be negative")
+			}
+		}
+		if st.SetCanaryScale != nil {
+			n++
+			cs := st.SetCanaryScale
+			m := 0
+			if cs.Replicas != nil {
+				m++
+				if *cs.Replicas < 0 || *cs.Replicas > MaxReplicas {
+					e.add(join(join(p, "setCanaryScale"), "replicas"), "%d is outside 0..%d", *cs.Replicas, MaxReplicas)
+				}
+			}
+			if cs.Weight != nil {
+				m++
+				if *cs.Weight < 0 || *cs.Weight > 100 {
+					e.add(join(join(p, "setCanaryScale"), "weight"), "%d is outside 0..100", *cs.Weight)
+				}
+			}
+			if cs.MatchTrafficWeight {
+				m++
+			}
+			if m != 1 {
+				e.add(join(p, "setCanaryScale"), "set exactly one of replicas, weight, matchTrafficWeight")
+			}
+		}
+		if n != 1 {
+			e.add(p, "set exactly one of setWeight, pause, setCanaryScale")
+		}
+	}
+	if s.ProgressDeadline != nil && s.ProgressDeadline.Duration <= 0 {
+		e.add(join(path, "progressDeadline"), "must be positive")
+	}
+	if s.ScaleDownDelay != nil && s.ScaleDownDelay.Duration < 0 {
+		e.add(join(path, "scaleDownDelay"), "must not be negative")
+	}
+	if s.AutoPromotionDelay != nil && s.AutoPromotionDelay.Duration < 0 {
+		e.add(join(path, "autoPromotionDelay"), "must not be negative")
+	}
+	if s.Type != BlueGreen {
+		if s.AutoPromotionEnabled != nil {
+			e.add(join(path, "autoPromotionEnabled"), "only applies to bluegreen")
+		}
+		if s.AutoPromotionDelay != nil {
+			e.add(join(path, "autoPromotionDelay"), "only applies to bluegreen")
+		}
+	}
+}
+
+func (h *Health) validate(path string, e *errs) {
+	if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
+		e.add(join(path, "path"), "%q must start with /", h.Path)
+	}
+	if h.Interval != nil && h.Interval.Duration <= 0 {
+		e.add(join(path, "interval"), "must be positive")
+	}
+	if h.Timeout != nil && h.Timeout.Duration <= 0 {
+		e.add(join(path, "timeout"), "must be positive")
+	}
+}
