@@ -198,4 +198,6 @@ func (s *Strategy) EffectiveProgressDeadline() time.Duration {
 }
 
 // AutoPromote reports whether a blue-green release switches by itself.
-func (s *Strategy) AutoPromote() bool { return s.AutoPromotionEnabled == nil || *s.AutoPromotionEnabled }
+func (s *Strategy) AutoPromote() bool {
+	return s.AutoPromotionEnabled == nil || *s.AutoPromotionEnabled
+}
