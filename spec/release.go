@@ -127,6 +127,8 @@ type Traffic struct {
 	StickyHeader string `json:"stickyHeader,omitempty"`
 	// StickyCookie names a cookie used the same way (default gray_user).
 	StickyCookie string `json:"stickyCookie,omitempty"`
+	// Nginx configures the nginx router (type nginx).
+	Nginx *NginxTraffic `json:"nginx,omitempty"`
 }
 
 // Health says how an instance is judged ready.

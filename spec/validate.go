@@ -68,6 +68,9 @@ func (r *Release) Validate() error {
 		if !trafficTypes[r.Traffic.Type] {
 			e.add("traffic.type", "%q is not a traffic router (proxy, nginx or none)", r.Traffic.Type)
 		}
+		if r.Traffic.Nginx != nil {
+			r.Traffic.Nginx.validate("traffic.nginx", &e)
+		}
 		for _, h := range []struct{ p, v string }{{"traffic.stickyHeader", r.Traffic.StickyHeader}, {"traffic.stickyCookie", r.Traffic.StickyCookie}} {
 			if strings.ContainsAny(h.v, " \t\r\n:;,=\"") {
 				e.add(h.p, "%q is not a valid header or cookie name", h.v)
