@@ -21,16 +21,16 @@ var update = flag.Bool("update", false, "rewrite golden decision traces in testd
 // drive the pure planner through whole releases. Instances it starts become
 // ready at the next settle unless their version hangs.
 type world struct {
-	t      *testing.T
-	spec   *spec.Release
-	status Status
-	router bool
-	now    time.Time
-	counts map[string]Count
-	split  adapters.Split
-	hang   map[string]bool
-	last   Decision
-	trace  []string
+	t              *testing.T
+	spec           *spec.Release
+	status         Status
+	router         bool
+	now            time.Time
+	counts         map[string]Count
+	split          adapters.Split
+	hang           map[string]bool
+	last           Decision
+	trace          []string
 	maxUnavailable int // invariant bound for rolling, -1 = unchecked
 }
 
