@@ -1,0 +1,15 @@
+// Package engine runs graylane's control loop: it watches a config centre
+// for release specs, and for each app observes the backend and router, asks
+// the pure planner (rollout.Plan) what to do, applies the decision and
+// persists the app's status with compare-and-swap.
+//
+// Entry points: New(Config) and (*Engine).Run. One worker handles an app at
+// a time (a keyed work queue), so releases of one app are serialised.
+// Because every pass re-plans from the persisted status and the observed
+// world, graylane can be killed at any moment and resume where it was on
+// restart: adapters are idempotent, and a step only advances once its
+// effect is observed.
+//
+// The Store interface persists per-app records; MemoryStore is for unit
+// tests and rollout/engine/etcdstore is the real one.
+package engine

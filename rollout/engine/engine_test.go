@@ -1,0 +1,489 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/configsync/memory"
+	"github.com/graylane/graylane/rollout"
+	"github.com/graylane/graylane/spec"
+)
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// recorder is a fake backend and router backed by in-memory state: Apply
+// creates or removes instances (new ones start not ready), settle makes
+// them ready, and every call is recorded so tests can assert the sequence.
+type recorder struct {
+	mu        sync.Mutex
+	instances map[string][]adapters.Instance // app -> instances
+	split     map[string]adapters.Split
+	calls     []string
+	starts    map[string]int // instance id -> times started
+	failApply error
+	hang      map[string]bool
+}
+
+func newRecorder() *recorder {
+	return &recorder{instances: map[string][]adapters.Instance{}, split: map[string]adapters.Split{},
+		starts: map[string]int{}, hang: map[string]bool{}}
+}
+
+var (
+	_ adapters.Backend       = (*recorder)(nil)
+	_ adapters.TrafficRouter = (*recorder)(nil)
+)
+
+func (r *recorder) Observe(ctx context.Context, app string) ([]adapters.Instance, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]adapters.Instance(nil), r.instances[app]...), nil
+}
+
+func (r *recorder) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failApply != nil {
+		return r.failApply
+	}
+	var keys []string
+	for v := range want {
+		keys = append(keys, v)
+	}
+	sort.Strings(keys)
+	byVersion := map[string][]adapters.Instance{}
+	for _, in := range r.instances[rel.App] {
+		byVersion[in.Version] = append(byVersion[in.Version], in)
+	}
+	var out []adapters.Instance
+	changed := false
+	for v, list := range byVersion {
+		if _, ok := want[v]; !ok {
+			changed = true // absent versions go to zero
+			continue
+		}
+		_ = list
+	}
+	for _, v := range keys {
+		have := byVersion[v]
+		n := want[v]
+		for len(have) > n {
+			have = have[:len(have)-1]
+			changed = true
+		}
+		for len(have) < n {
+			id := fmt.Sprintf("%s-%s-%d", rel.App, v, len(have))
+			r.starts[id]++
+			have = append(have, adapters.Instance{ID: id, Version: v})
+			changed = true
+		}
+		out = append(out, have...)
+	}
+	r.instances[rel.App] = out
+	if changed {
+		r.calls = append(r.calls, "apply "+fmtReplicas(want))
+	}
+	return nil
+}
+
+func (r *recorder) settle(app string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.instances[app] {
+		if !r.hang[r.instances[app][i].Version] {
+			r.instances[app][i].Ready = true
+		}
+	}
+}
+
+func (r *recorder) Weights(ctx context.Context, app string) (adapters.Split, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.split[app], nil
+}
+
+func (r *recorder) SetWeights(ctx context.Context, rel *spec.Release, s adapters.Split) error {
+	if err := adapters.ValidateSplit(s); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.split[rel.App] = s
+	var parts []string
+	for _, w := range s.Weights {
+		parts = append(parts, fmt.Sprintf("%s:%d", w.Version, w.Weight))
+	}
+	r.calls = append(r.calls, "route "+strings.Join(parts, ","))
+	return nil
+}
+
+func (r *recorder) Backend(*spec.Release) (adapters.Backend, error)       { return r, nil }
+func (r *recorder) Router(*spec.Release) (adapters.TrafficRouter, error) { return r, nil }
+
+func (r *recorder) takeCalls() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.calls
+	r.calls = nil
+	return c
+}
+
+func fmtReplicas(m adapters.Replicas) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+const demoSpec = `app: demo
+version: %s
+replicas: 2
+strategy:
+  steps: [{setWeight: 50}, {pause: {duration: 10s}}, {setWeight: 100}]
+  scaleDownDelay: 5s
+backend: {type: process, process: {command: [demoapp]}}
+`
+
+type harness struct {
+	t     *testing.T
+	src   *memory.Source
+	store *MemoryStore
+	rec   *recorder
+	clock *fakeClock
+	eng   *Engine
+	ctx   context.Context
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h := &harness{t: t, src: memory.New(), store: NewMemoryStore(), rec: newRecorder(),
+		clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, ctx: ctx}
+	h.eng = h.newEngine()
+	return h
+}
+
+func (h *harness) newEngine() *Engine {
+	e := New(Config{Source: h.src, Store: h.store, Resolver: h.rec, Clock: h.clock,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	go e.watch(h.ctx)
+	select {
+	case <-e.Synced():
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("engine never synced with the source")
+	}
+	return e
+}
+
+// put writes a document and waits until the engine has seen it.
+func (h *harness) put(app, doc string) {
+	h.t.Helper()
+	en := h.src.Set(app, []byte(doc))
+	h.waitDoc(app, en.Revision)
+}
+
+func (h *harness) waitDoc(app string, rev int64) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.eng.mu.Lock()
+		got, ok := h.eng.docs.Get(app)
+		h.eng.mu.Unlock()
+		if (rev == 0 && !ok) || (ok && got.Revision >= rev) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("engine never saw revision %d of %s", rev, app)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a watch with a deadline, not ordering
+	}
+}
+
+// converge syncs and settles until the status stops changing.
+func (h *harness) converge(app string) View {
+	h.t.Helper()
+	var last string
+	for i := 0; i < 50; i++ {
+		if _, err := h.eng.Sync(h.ctx, app); err != nil {
+			h.t.Fatalf("sync: %v", err)
+		}
+		h.rec.settle(app)
+		v, err := h.eng.App(h.ctx, app)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		cur := fmt.Sprintf("%+v %v %v", v.Status.Status, h.rec.instances[app], h.rec.split[app])
+		if cur == last {
+			return View(v)
+		}
+		last = cur
+	}
+	h.t.Fatal("no convergence")
+	return View{}
+}
+
+type View AppView
+
+func TestEngineCanaryWithInjectedClock(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	v := h.converge("demo")
+	if v.Status.Phase != rollout.Healthy || v.Status.StableVersion != "v1" {
+		t.Fatalf("after first release: %+v", v.Status.Status)
+	}
+	if got := h.rec.takeCalls(); strings.Join(got, "; ") != "apply v1:2; route v1:100" {
+		t.Fatalf("first release calls = %q", got)
+	}
+
+	h.put("demo", fmt.Sprintf(demoSpec, "v2"))
+	v = h.converge("demo")
+	if v.Status.Step != 1 || v.Status.Weights["v2"] != 50 {
+		t.Fatalf("want step 1 at 50%%, got %+v", v.Status.Status)
+	}
+	if got := h.rec.takeCalls(); strings.Join(got, "; ") != "apply v1:2,v2:1; route v2:50,v1:50" {
+		t.Fatalf("canary calls = %q", got)
+	}
+	// the 10s pause holds until the injected clock passes it
+	h.clock.Add(9 * time.Second)
+	v = h.converge("demo")
+	if v.Status.Step != 1 || len(h.rec.takeCalls()) != 0 {
+		t.Fatalf("pause ended early: %+v", v.Status.Status)
+	}
+	h.clock.Add(time.Second)
+	v = h.converge("demo")
+	if v.Status.Phase != rollout.Healthy || v.Status.StableVersion != "v2" || v.Status.PreviousVersion != "v1" {
+		t.Fatalf("after pause: %+v", v.Status.Status)
+	}
+	if got := h.rec.takeCalls(); strings.Join(got, "; ") != "apply v1:2,v2:2; route v2:100" {
+		t.Fatalf("promotion calls = %q", got)
+	}
+	h.clock.Add(5 * time.Second)
+	h.converge("demo")
+	if got := h.rec.takeCalls(); strings.Join(got, "; ") != "apply v1:0,v2:2" {
+		t.Fatalf("scale-down calls = %q", got)
+	}
+	for id, n := range h.rec.starts {
+		if n != 1 {
+			t.Errorf("instance %s started %d times", id, n)
+		}
+	}
+}
+
+func TestEngineKeepsLastGoodSpecOnBadInput(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	h.converge("demo")
+	h.rec.takeCalls()
+	for _, bad := range []struct{ doc, field string }{
+		{strings.Replace(fmt.Sprintf(demoSpec, "v2"), "setWeight: 50", "setWeight: 150", 1), "strategy.steps[0].setWeight"},
+		{fmt.Sprintf(demoSpec, "v2;rm -rf /"), "version"},
+		{fmt.Sprintf(demoSpec, "v2") + "colour: blue\n", "colour"},
+		{"app: [unclosed", ""},
+		{fmt.Sprintf(strings.Replace(demoSpec, "app: demo", "app: other", 1), "v2"), "app"},
+	} {
+		h.put("demo", bad.doc)
+		v := h.converge("demo")
+		if v.Status.SpecError == nil || v.Status.SpecError.Field != bad.field {
+			t.Fatalf("doc %q: spec error = %+v, want field %q", bad.doc, v.Status.SpecError, bad.field)
+		}
+		if v.Spec.Version != "v1" || v.Status.StableVersion != "v1" || v.Status.Phase != rollout.Healthy {
+			t.Fatalf("last good spec not kept: spec %s status %+v", v.Spec.Version, v.Status.Status)
+		}
+		if calls := h.rec.takeCalls(); len(calls) != 0 {
+			t.Fatalf("bad spec applied something: %v", calls)
+		}
+	}
+	// and the event stream names the field
+	var found bool
+	for _, m := range h.eng.Broker().Recent("demo") {
+		if m.Event != nil && m.Event.Reason == "InvalidSpec" && strings.Contains(m.Event.Message, "setWeight: 150 is over 100") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no InvalidSpec event naming strategy.steps[0].setWeight")
+	}
+	// a good document clears the error
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	if v := h.converge("demo"); v.Status.SpecError != nil {
+		t.Fatalf("error not cleared: %+v", v.Status.SpecError)
+	}
+}
+
+// A new engine on the same store and backend (graylane restarted) carries
+// on from the persisted step: nothing is started twice, nothing skipped.
+func TestEngineRestartResumesFromPersistedStep(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	h.converge("demo")
+	h.put("demo", fmt.Sprintf(demoSpec, "v2"))
+	v := h.converge("demo")
+	if v.Status.Step != 1 {
+		t.Fatalf("setup: step %d", v.Status.Step)
+	}
+	h.rec.takeCalls()
+	h.eng = h.newEngine() // the old one is simply abandoned, like a SIGKILL
+	h.clock.Add(3 * time.Second)
+	v = h.converge("demo")
+	if v.Status.Step != 1 || len(h.rec.takeCalls()) != 0 {
+		t.Fatalf("restart moved the release: %+v", v.Status.Status)
+	}
+	h.clock.Add(7 * time.Second)
+	v = h.converge("demo")
+	if v.Status.StableVersion != "v2" {
+		t.Fatalf("did not finish after restart: %+v", v.Status.Status)
+	}
+	for id, n := range h.rec.starts {
+		if n != 1 {
+			t.Errorf("instance %s started %d times", id, n)
+		}
+	}
+}
+
+func TestEngineCASConflictIsRetriedNotLost(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	h.converge("demo")
+	rec, rev, _ := h.store.Load(h.ctx, "demo")
+	// another writer saves in between our load and save
+	conflicting := &racingStore{MemoryStore: h.store, before: func() {
+		rec.Status.Message = "someone else"
+		if _, err := h.store.Save(h.ctx, "demo", rec, rev); err != nil {
+			t.Fatal(err)
+		}
+	}}
+	h.eng.cfg.Store = conflicting
+	h.put("demo", fmt.Sprintf(demoSpec, "v2"))
+	_, err := h.eng.Sync(h.ctx, "demo")
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("Sync error = %v, want ErrConflict", err)
+	}
+	h.eng.cfg.Store = h.store
+	v := h.converge("demo")
+	if v.Status.CanaryVersion != "v2" {
+		t.Fatalf("after retry: %+v", v.Status.Status)
+	}
+}
+
+type racingStore struct {
+	*MemoryStore
+	before func()
+	done   bool
+}
+
+func (r *racingStore) Save(ctx context.Context, app string, rec Record, rev int64) (int64, error) {
+	if !r.done {
+		r.done = true
+		r.before()
+	}
+	return r.MemoryStore.Save(ctx, app, rec, rev)
+}
+
+func TestEngineCommandsThroughTheQueue(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(strings.Replace(demoSpec, "{pause: {duration: 10s}}", "{pause: {}}", 1), "v1"))
+	h.converge("demo")
+	h.put("demo", fmt.Sprintf(strings.Replace(demoSpec, "{pause: {duration: 10s}}", "{pause: {}}", 1), "v2"))
+	v := h.converge("demo")
+	if v.Status.Phase != rollout.Paused {
+		t.Fatalf("want Paused at the indefinite pause, got %+v", v.Status.Status)
+	}
+	ctx, cancel := context.WithCancel(h.ctx)
+	defer cancel()
+	go h.eng.Run(ctx)
+	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+	defer ccancel()
+	res, err := h.eng.Command(cctx, "demo", rollout.CmdPromote)
+	if err != nil || res.Error != "" {
+		t.Fatalf("promote: %v %+v", err, res)
+	}
+	res, err = h.eng.Command(cctx, "demo", rollout.CmdPause)
+	if err != nil || res.Error != "" {
+		t.Fatalf("pause: %v %+v", err, res)
+	}
+	res, err = h.eng.Command(cctx, "demo", rollout.CmdPause)
+	if err != nil || res.Error != "already paused" {
+		t.Fatalf("second pause: %v %+v, want 'already paused'", err, res)
+	}
+	if _, err := h.eng.Command(cctx, "nope", rollout.CmdPause); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("command for unknown app: %v", err)
+	}
+}
+
+func TestEngineHoldsWhileSourceIsDown(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	h.converge("demo")
+	h.put("demo", fmt.Sprintf(demoSpec, "v2"))
+	v := h.converge("demo")
+	if v.Status.Step != 1 {
+		t.Fatalf("setup: %+v", v.Status.Status)
+	}
+	h.rec.takeCalls()
+	h.src.SetAvailable(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for h.eng.SourceError() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("engine never noticed the source went away")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.clock.Add(time.Hour) // far past the pause and the progress deadline
+	v = h.converge("demo")
+	if v.Status.Step != 1 || v.Status.Phase != rollout.Progressing || len(h.rec.takeCalls()) != 0 || v.Status.Source.Ready {
+		t.Fatalf("release moved while the source was down: %+v calls=%v", v.Status, h.rec.calls)
+	}
+	h.src.SetAvailable(true)
+	for h.eng.SourceError() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("engine never noticed the source came back")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	v = h.converge("demo")
+	if v.Status.StableVersion != "v2" || v.Status.Phase != rollout.Healthy {
+		t.Fatalf("did not continue after the outage: %+v", v.Status.Status)
+	}
+}
+
+func TestEngineDeletesAppWhenSpecRemoved(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	h.converge("demo")
+	h.src.Remove("demo")
+	h.waitDoc("demo", 0)
+	for i := 0; i < 5; i++ {
+		if _, err := h.eng.Sync(h.ctx, "demo"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(h.rec.instances["demo"]); n != 0 {
+		t.Fatalf("%d instances left", n)
+	}
+	if _, err := h.eng.App(h.ctx, "demo"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("app still known: %v", err)
+	}
+}

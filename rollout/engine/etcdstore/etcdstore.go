@@ -1,0 +1,106 @@
+package etcdstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/graylane/graylane/rollout/engine"
+)
+
+// DefaultPrefix is where records live unless configured otherwise.
+const DefaultPrefix = "/graylane/state/"
+
+// Store is an engine.Store on etcd.
+type Store struct {
+	c      *clientv3.Client
+	prefix string
+}
+
+var _ engine.Store = (*Store)(nil)
+
+// New returns a Store keeping records under prefix.
+func New(c *clientv3.Client, prefix string) *Store {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return &Store{c: c, prefix: prefix}
+}
+
+func (s *Store) key(app string) string { return s.prefix + app }
+
+// Load implements engine.Store; the revision is the key's mod revision.
+func (s *Store) Load(ctx context.Context, app string) (engine.Record, int64, error) {
+	resp, err := s.c.Get(ctx, s.key(app))
+	if err != nil {
+		return engine.Record{}, 0, fmt.Errorf("etcd get %s: %w", s.key(app), err)
+	}
+	if len(resp.Kvs) == 0 {
+		return engine.Record{}, 0, nil
+	}
+	var rec engine.Record
+	if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
+		return engine.Record{}, 0, fmt.Errorf("decode %s: %w", s.key(app), err)
+	}
+	return rec, resp.Kvs[0].ModRevision, nil
+}
+
+// Save implements engine.Store with a transaction comparing the mod revision.
+func (s *Store) Save(ctx context.Context, app string, rec engine.Record, rev int64) (int64, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("encode record of %s: %w", app, err)
+	}
+	k := s.key(app)
+	resp, err := s.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).
+		Then(clientv3.OpPut(k, string(b))).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("etcd put %s: %w", k, err)
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("save %s at revision %d: %w", k, rev, engine.ErrConflict)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Delete implements engine.Store.
+func (s *Store) Delete(ctx context.Context, app string, rev int64) error {
+	k := s.key(app)
+	resp, err := s.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).
+		Then(clientv3.OpDelete(k)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("etcd delete %s: %w", k, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("delete %s at revision %d: %w", k, rev, engine.ErrConflict)
+	}
+	return nil
+}
+
+// Apps implements engine.Store.
+func (s *Store) Apps(ctx context.Context) ([]string, error) {
+	resp, err := s.c.Get(ctx, s.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("etcd list %s: %w", s.prefix, err)
+	}
+	var out []string
+	for _, kv := range resp.Kvs {
+		a := strings.TrimPrefix(string(kv.Key), s.prefix)
+		if a != "" && !strings.Contains(a, "/") {
+			out = append(out, a)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
