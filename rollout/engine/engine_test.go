@@ -137,7 +137,7 @@ func (r *recorder) SetWeights(ctx context.Context, rel *spec.Release, s adapters
 	return nil
 }
 
-func (r *recorder) Backend(*spec.Release) (adapters.Backend, error)       { return r, nil }
+func (r *recorder) Backend(*spec.Release) (adapters.Backend, error)      { return r, nil }
 func (r *recorder) Router(*spec.Release) (adapters.TrafficRouter, error) { return r, nil }
 
 func (r *recorder) takeCalls() []string {
