@@ -641,7 +641,12 @@ func (e *Engine) App(ctx context.Context, app string) (AppView, error) {
 	e.mu.Lock()
 	_, haveDoc := e.docs.Get(app)
 	pd := e.parsed[app]
-	l := e.live[app]
+	var insts []adapters.Instance
+	lastErr := ""
+	if l := e.live[app]; l != nil {
+		insts = append(insts, l.instances...)
+		lastErr = l.lastError
+	}
 	srcErr := e.sourceErr
 	e.mu.Unlock()
 	if rev == 0 && !haveDoc {
@@ -663,11 +668,8 @@ func (e *Engine) App(ctx context.Context, app string) (AppView, error) {
 	}
 	v.Status.LastCommand = rec.LastCommand
 	v.Status.UpdatedAt = rec.UpdatedAt
-	v.Status.Instances = []adapters.Instance{}
-	if l != nil {
-		v.Status.Instances = append(v.Status.Instances, l.instances...)
-		v.Status.LastError = l.lastError
-	}
+	v.Status.Instances = append([]adapters.Instance{}, insts...)
+	v.Status.LastError = lastErr
 	sort.Slice(v.Status.Instances, func(i, j int) bool { return v.Status.Instances[i].ID < v.Status.Instances[j].ID })
 	v.Status.Source = SourceView{Name: e.cfg.Source.Name(), Ready: srcErr == nil}
 	if srcErr != nil {

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system packages graylane's tests start for real: nginx and
+# OpenSSH's server. Idempotent; does nothing when they are present.
+set -euo pipefail
+need=()
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+mkdir -p /run/sshd 2>/dev/null || true

@@ -1,0 +1,47 @@
+# graylane
+GO      ?= go
+PKGS    ?= ./...
+# Where heavy test servers (Polaris, Kubernetes, kwok) are built once and kept.
+export GRAYLANE_CACHE ?= $(HOME)/.cache/graylane
+
+.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean
+
+all: build
+
+## build: bin/graylane and bin/demoapp
+build:
+	$(GO) build -o bin/graylane ./cmd/graylane
+	$(GO) build -o bin/demoapp ./cmd/demoapp
+
+## run: graylane on its embedded default (embedded etcd, demo app on the process backend)
+run: build
+	./bin/graylane serve --config deployments/local/graylane.yaml
+
+## test-deps: install the system packages the tests use (nginx, OpenSSH server)
+test-deps:
+	./.ci/install-deps.sh
+
+## tools: build (or reuse from the cache) the heavy test servers
+tools:
+	$(GO) run ./testsupport/cmd/buildtools
+
+## test: everything, against real servers; a missing server fails
+test: test-deps tools build
+	GRAYLANE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 80m $(PKGS)
+
+## test-unit: the fast inner loop (pure logic, no external servers)
+test-unit:
+	$(GO) test -count=1 -short ./spec/... ./rollout/... ./adapters ./configsync ./server/... ./client/...
+
+## bench: the benchmarks behind docs/benchmarks.md
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./rollout/... ./adapters/proxy/... ./configsync/etcd/...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,188 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/graylane/graylane/rollout"
+	"github.com/graylane/graylane/rollout/engine"
+)
+
+// Client talks to one graylane server.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a Client for baseURL (e.g. http://127.0.0.1:8080).
+func New(baseURL string) *Client {
+	return &Client{base: strings.TrimRight(baseURL, "/"), http: &http.Client{}}
+}
+
+// Error is an API error.
+type Error struct {
+	Status  int
+	Message string `json:"error"`
+	Field   string `json:"field"`
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" && !strings.Contains(e.Message, e.Field) {
+		return fmt.Sprintf("%s (field %s, HTTP %d)", e.Message, e.Field, e.Status)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+}
+
+func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("graylane API %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(b, e) != nil || e.Message == "" {
+			e.Message = strings.TrimSpace(string(b))
+		}
+		return e
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// Summary is one row of Apps.
+type Summary struct {
+	App           string         `json:"app"`
+	Version       string         `json:"version"`
+	Phase         rollout.Phase  `json:"phase"`
+	StableVersion string         `json:"stableVersion"`
+	CanaryVersion string         `json:"canaryVersion"`
+	Step          int            `json:"step"`
+	TotalSteps    int            `json:"totalSteps"`
+	Weights       map[string]int `json:"weights"`
+	Ready         int            `json:"ready"`
+	Instances     int            `json:"instances"`
+	Message       string         `json:"message"`
+	SpecError     string         `json:"specError"`
+}
+
+// Apps lists apps.
+func (c *Client) Apps(ctx context.Context) ([]Summary, error) {
+	var out struct {
+		Apps []Summary `json:"apps"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/apps", "", nil, &out)
+	return out.Apps, err
+}
+
+// App returns one app's view.
+func (c *Client) App(ctx context.Context, app string) (engine.AppView, error) {
+	var v engine.AppView
+	err := c.do(ctx, http.MethodGet, "/api/v1/apps/"+url.PathEscape(app), "", nil, &v)
+	return v, err
+}
+
+// SetVersion writes a new desired version to the config centre.
+func (c *Client) SetVersion(ctx context.Context, app, version string) error {
+	b, _ := json.Marshal(map[string]string{"version": version})
+	return c.do(ctx, http.MethodPut, "/api/v1/apps/"+url.PathEscape(app)+"/version", "application/json", b, nil)
+}
+
+// PutSpec writes a whole release spec (YAML or JSON) to the config centre.
+func (c *Client) PutSpec(ctx context.Context, app string, doc []byte) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/apps/"+url.PathEscape(app), "application/yaml", doc, nil)
+}
+
+// Command sends promote, promote-full, pause, resume, abort or rollback.
+func (c *Client) Command(ctx context.Context, app string, cmd rollout.Command) (engine.AppView, error) {
+	var v engine.AppView
+	err := c.do(ctx, http.MethodPost, "/api/v1/apps/"+url.PathEscape(app)+"/"+string(cmd), "", nil, &v)
+	return v, err
+}
+
+// Watch follows app's event stream, calling fn for every message until fn
+// returns false, ctx ends or the stream breaks. It reconnects after a
+// broken stream (graylane restarted) until ctx ends.
+func (c *Client) Watch(ctx context.Context, app string, fn func(engine.Message) bool) error {
+	for {
+		done, err := c.watchOnce(ctx, app, fn)
+		if done || ctx.Err() != nil {
+			return err
+		}
+		if e, ok := err.(*Error); ok && e.Status < 500 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) watchOnce(ctx context.Context, app string, fn func(engine.Message) bool) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/apps/"+url.PathEscape(app)+"/events?history=0", nil)
+	if err != nil {
+		return true, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(b, e) != nil {
+			e.Message = string(b)
+		}
+		return false, e
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	var data []byte
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0:
+			if len(data) > 0 {
+				var m engine.Message
+				if err := json.Unmarshal(data, &m); err == nil {
+					if !fn(m) {
+						return true, nil
+					}
+				}
+				data = data[:0]
+			}
+		case bytes.HasPrefix(line, []byte("data: ")):
+			data = append(data, line[len("data: "):]...)
+		}
+	}
+	return false, sc.Err()
+}

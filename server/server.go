@@ -1,0 +1,475 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gopkg.in/yaml.v3"
+
+	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/rollout"
+	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/spec"
+)
+
+// Engine is what the API needs from the control loop.
+type Engine interface {
+	Apps(ctx context.Context) ([]engine.AppView, error)
+	App(ctx context.Context, app string) (engine.AppView, error)
+	Command(ctx context.Context, app string, cmd rollout.Command) (engine.CommandResult, error)
+	Broker() *engine.Broker
+	SourceError() error
+	Synced() <-chan struct{}
+}
+
+// Config configures the API.
+type Config struct {
+	Engine Engine
+	// Source is read for the current document when setting a version.
+	Source configsync.Source
+	// Writer writes specs to the config centre; nil makes the API read-only.
+	Writer configsync.Writer
+	// Gatherer serves /metrics; nil serves an empty registry.
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	// CommandTimeout bounds how long a command request waits for the
+	// engine (default 15s).
+	CommandTimeout time.Duration
+	// Ready, if set, adds checks to /readyz (for example other centres).
+	Ready func(ctx context.Context) error
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = 15 * time.Second
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer = prometheus.NewRegistry()
+	}
+	return &Server{cfg: cfg, log: cfg.Logger}
+}
+
+// apiError is the JSON error body.
+type apiError struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// statusOf maps an error to an HTTP status.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, spec.ErrInvalid), errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, engine.ErrNotFound), errors.Is(err, configsync.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, configsync.ErrConflict):
+		return http.StatusPreconditionFailed
+	case errors.Is(err, errCommandRejected):
+		return http.StatusConflict
+	case errors.Is(err, configsync.ErrUnsupported), errors.Is(err, errReadOnly):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, configsync.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+var (
+	errBadRequest      = errors.New("bad request")
+	errCommandRejected = errors.New("command rejected")
+	errReadOnly        = errors.New("this graylane has no writable config source")
+)
+
+func (s *Server) fail(c *gin.Context, err error) {
+	code := statusOf(err)
+	body := apiError{Error: err.Error(), Field: spec.FieldOf(err)}
+	var fe *fieldErr
+	if errors.As(err, &fe) {
+		body.Field = fe.field
+	}
+	lvl := slog.LevelWarn
+	if code >= 500 {
+		lvl = slog.LevelError
+	}
+	s.log.Log(c.Request.Context(), lvl, "api request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "status", code, "field", body.Field, "err", err)
+	c.AbortWithStatusJSON(code, body)
+}
+
+type fieldErr struct {
+	field string
+	err   error
+}
+
+func (e *fieldErr) Error() string { return e.field + ": " + e.err.Error() }
+func (e *fieldErr) Unwrap() error { return e.err }
+
+// Handler returns the API's http.Handler.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery())
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, apiError{Error: "no such endpoint: " + c.Request.URL.Path}) })
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
+	v1 := r.Group("/api/v1")
+	v1.GET("/apps", s.listApps)
+	v1.GET("/apps/:app", s.getApp)
+	v1.PUT("/apps/:app", s.putSpec)
+	v1.DELETE("/apps/:app", s.deleteApp)
+	v1.PUT("/apps/:app/version", s.putVersion)
+	v1.GET("/apps/:app/events", s.events)
+	v1.POST("/apps/:app/:command", s.command)
+	return r
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	select {
+	case <-s.cfg.Engine.Synced():
+	default:
+		c.JSON(http.StatusServiceUnavailable, apiError{Error: "not ready: first read of the config source not finished"})
+		return
+	}
+	if err := s.cfg.Engine.SourceError(); err != nil {
+		c.JSON(http.StatusServiceUnavailable, apiError{Error: "config source " + s.cfg.Source.Name() + " unavailable: " + err.Error()})
+		return
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(c.Request.Context()); err != nil {
+			c.JSON(http.StatusServiceUnavailable, apiError{Error: err.Error()})
+			return
+		}
+	}
+	c.String(http.StatusOK, "ok\n")
+}
+
+// AppSummary is one row of GET /api/v1/apps.
+type AppSummary struct {
+	App           string         `json:"app"`
+	Version       string         `json:"version"`
+	Phase         rollout.Phase  `json:"phase"`
+	StableVersion string         `json:"stableVersion"`
+	CanaryVersion string         `json:"canaryVersion,omitempty"`
+	Step          int            `json:"step"`
+	TotalSteps    int            `json:"totalSteps"`
+	Weights       map[string]int `json:"weights,omitempty"`
+	Ready         int            `json:"ready"`
+	Instances     int            `json:"instances"`
+	Message       string         `json:"message,omitempty"`
+	SpecError     string         `json:"specError,omitempty"`
+}
+
+func (s *Server) listApps(c *gin.Context) {
+	views, err := s.cfg.Engine.Apps(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]AppSummary, 0, len(views))
+	for _, v := range views {
+		sum := AppSummary{App: v.App, Phase: v.Status.Phase, StableVersion: v.Status.StableVersion,
+			CanaryVersion: v.Status.CanaryVersion, Step: v.Status.Step, TotalSteps: v.Status.TotalSteps,
+			Weights: v.Status.Weights, Instances: len(v.Status.Instances), Message: v.Status.Message}
+		if v.Spec != nil {
+			sum.Version = v.Spec.Version
+		}
+		for _, in := range v.Status.Instances {
+			if in.Ready {
+				sum.Ready++
+			}
+		}
+		if v.Status.SpecError != nil {
+			sum.SpecError = v.Status.SpecError.Error
+		}
+		out = append(out, sum)
+	}
+	c.JSON(http.StatusOK, gin.H{"apps": out})
+}
+
+func (s *Server) getApp(c *gin.Context) {
+	v, err := s.cfg.Engine.App(c.Request.Context(), c.Param("app"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+func (s *Server) checkApp(c *gin.Context) (string, bool) {
+	app := c.Param("app")
+	if err := spec.CheckApp(app); err != nil {
+		s.fail(c, &fieldErr{field: "app", err: fmt.Errorf("%w: %v", errBadRequest, err)})
+		return "", false
+	}
+	return app, true
+}
+
+// putSpec validates a whole release spec and writes it to the centre.
+func (s *Server) putSpec(c *gin.Context) {
+	app, ok := s.checkApp(c)
+	if !ok {
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, spec.MaxSpecBytes+1))
+	if err != nil {
+		s.fail(c, fmt.Errorf("%w: read body: %v", errBadRequest, err))
+		return
+	}
+	rel, err := spec.Parse(body)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if rel.App != app {
+		s.fail(c, &fieldErr{field: "app", err: fmt.Errorf("%w: %q does not match the URL's app %q", errBadRequest, rel.App, app)})
+		return
+	}
+	s.write(c, app, body, c.GetHeader("If-Match"))
+}
+
+func (s *Server) write(c *gin.Context, app string, data []byte, expect string) {
+	if s.cfg.Writer == nil {
+		s.fail(c, errReadOnly)
+		return
+	}
+	en, err := s.cfg.Writer.Put(c.Request.Context(), app, data, expect)
+	if err != nil {
+		s.fail(c, fmt.Errorf("write %s to %s: %w", app, s.cfg.Source.Name(), err))
+		return
+	}
+	s.log.Info("release written to config centre", "app", app, "centre", s.cfg.Source.Name(), "version", en.Version)
+	c.JSON(http.StatusOK, gin.H{"app": app, "written": true, "centre": s.cfg.Source.Name(), "documentVersion": en.Version, "revision": en.Revision})
+}
+
+func (s *Server) deleteApp(c *gin.Context) {
+	app, ok := s.checkApp(c)
+	if !ok {
+		return
+	}
+	if s.cfg.Writer == nil {
+		s.fail(c, errReadOnly)
+		return
+	}
+	if err := s.cfg.Writer.Delete(c.Request.Context(), app, c.GetHeader("If-Match")); err != nil {
+		s.fail(c, fmt.Errorf("delete %s from %s: %w", app, s.cfg.Source.Name(), err))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"app": app, "deleted": true})
+}
+
+type versionBody struct {
+	Version string `json:"version"`
+}
+
+// putVersion changes only the version of an app's release, keeping the
+// rest of the document (and its comments) as the operator wrote it, and
+// writes it back with compare-and-swap against the version it read.
+func (s *Server) putVersion(c *gin.Context) {
+	app, ok := s.checkApp(c)
+	if !ok {
+		return
+	}
+	var body versionBody
+	dec := json.NewDecoder(io.LimitReader(c.Request.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		s.fail(c, &fieldErr{field: "body", err: fmt.Errorf("%w: want {\"version\": \"...\"}: %v", errBadRequest, err)})
+		return
+	}
+	if err := spec.CheckVersion(body.Version); err != nil {
+		s.fail(c, &fieldErr{field: "version", err: fmt.Errorf("%w: %v", errBadRequest, err)})
+		return
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		en, err := s.cfg.Source.Get(c.Request.Context(), app)
+		if err != nil {
+			s.fail(c, fmt.Errorf("read %s from %s: %w", app, s.cfg.Source.Name(), err))
+			return
+		}
+		doc, err := SetVersion(en.Data, body.Version)
+		if err != nil {
+			s.fail(c, fmt.Errorf("%w: the stored spec of %s cannot be edited: %v", errBadRequest, app, err))
+			return
+		}
+		if _, err := spec.Parse(doc); err != nil {
+			s.fail(c, err)
+			return
+		}
+		if s.cfg.Writer == nil {
+			s.fail(c, errReadOnly)
+			return
+		}
+		put, err := s.cfg.Writer.Put(c.Request.Context(), app, doc, en.Version)
+		if errors.Is(err, configsync.ErrConflict) {
+			lastErr = err
+			continue
+		}
+		if err != nil {
+			s.fail(c, fmt.Errorf("write %s to %s: %w", app, s.cfg.Source.Name(), err))
+			return
+		}
+		s.log.Info("version written to config centre", "app", app, "version", body.Version, "centre", s.cfg.Source.Name())
+		c.JSON(http.StatusOK, gin.H{"app": app, "version": body.Version, "centre": s.cfg.Source.Name(), "documentVersion": put.Version, "revision": put.Revision})
+		return
+	}
+	s.fail(c, fmt.Errorf("write %s: gave up after repeated concurrent edits: %w", app, lastErr))
+}
+
+// SetVersion returns doc with its top-level version field set to v. YAML
+// keeps its layout and comments; JSON stays JSON.
+func SetVersion(doc []byte, v string) ([]byte, error) {
+	trimmed := bytes.TrimSpace(doc)
+	if len(trimmed) > 0 && trimmed[0] == '{' {
+		var m map[string]any
+		d := json.NewDecoder(bytes.NewReader(trimmed))
+		d.UseNumber()
+		if err := d.Decode(&m); err != nil {
+			return nil, err
+		}
+		m["version"] = v
+		return json.MarshalIndent(m, "", "  ")
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil {
+		return nil, err
+	}
+	if len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
+		return nil, errors.New("spec is not a mapping")
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == "version" {
+			m.Content[i+1].Kind = yaml.ScalarNode
+			m.Content[i+1].Tag = "!!str"
+			m.Content[i+1].Value = v
+			m.Content[i+1].Style = 0
+			return encodeYAML(&root)
+		}
+	}
+	m.Content = append(m.Content,
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "version"},
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v})
+	return encodeYAML(&root)
+}
+
+func encodeYAML(n *yaml.Node) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), enc.Close()
+}
+
+func (s *Server) command(c *gin.Context) {
+	app, ok := s.checkApp(c)
+	if !ok {
+		return
+	}
+	cmd, ok := rollout.ParseCommand(c.Param("command"))
+	if !ok {
+		s.fail(c, &fieldErr{field: "command", err: fmt.Errorf("%w: %q is not a command (promote, promote-full, pause, resume, abort, rollback)", errBadRequest, c.Param("command"))})
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.CommandTimeout)
+	defer cancel()
+	res, err := s.cfg.Engine.Command(ctx, app, cmd)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if res.Error != "" {
+		s.fail(c, fmt.Errorf("%s %s: %w: %s", cmd, app, errCommandRejected, res.Error))
+		return
+	}
+	v, err := s.cfg.Engine.App(c.Request.Context(), app)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// events streams an app's status changes and events as Server-Sent Events:
+// "event: status" carries the whole app view, "event: event" one event.
+func (s *Server) events(c *gin.Context) {
+	app, ok := s.checkApp(c)
+	if !ok {
+		return
+	}
+	v, err := s.cfg.Engine.App(c.Request.Context(), app)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ch, cancel := s.cfg.Engine.Broker().Subscribe(app)
+	defer cancel()
+	w := c.Writer
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Connection", "keep-alive")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(m engine.Message) bool {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return false
+		}
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", m.Kind, b); err != nil {
+			return false
+		}
+		w.Flush()
+		return true
+	}
+	if c.Query("history") != "0" {
+		for _, m := range s.cfg.Engine.Broker().Recent(app) {
+			if !send(m) {
+				return
+			}
+		}
+	}
+	if !send(engine.Message{Kind: "status", App: &v}) {
+		return
+	}
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-c.Request.Context().Done():
+			return
+		case m := <-ch:
+			if !send(m) {
+				return
+			}
+		case <-keepalive.C:
+			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
+				return
+			}
+			w.Flush()
+		}
+	}
+}
+

@@ -1,0 +1,278 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/configsync/memory"
+	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/spec"
+)
+
+// instant is a backend whose instances are ready as soon as they are
+// wanted: enough to drive the API; the real backends have their own tests.
+type instant struct {
+	mu   sync.Mutex
+	want map[string]adapters.Replicas
+}
+
+func (b *instant) Observe(ctx context.Context, app string) ([]adapters.Instance, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []adapters.Instance
+	for v, n := range b.want[app] {
+		for i := 0; i < n; i++ {
+			out = append(out, adapters.Instance{ID: app + "-" + v, Version: v, Ready: true})
+		}
+	}
+	return out, nil
+}
+
+func (b *instant) Apply(ctx context.Context, rel *spec.Release, r adapters.Replicas) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.want[rel.App] = r
+	return nil
+}
+
+func (b *instant) Backend(*spec.Release) (adapters.Backend, error)       { return b, nil }
+func (b *instant) Router(*spec.Release) (adapters.TrafficRouter, error) { return nil, nil }
+
+const goodSpec = `# the demo app
+app: demo
+version: v1   # bumped by releases
+replicas: 2
+strategy:
+  steps: [{setWeight: 50}, {pause: {}}]
+backend: {type: process, process: {command: [demoapp]}}
+`
+
+type env struct {
+	t   *testing.T
+	src *memory.Source
+	eng *engine.Engine
+	url string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	src := memory.New()
+	eng := engine.New(engine.Config{Source: src, Store: engine.NewMemoryStore(), Resolver: &instant{want: map[string]adapters.Replicas{}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go eng.Run(ctx)
+	s := New(Config{Engine: eng, Source: src, Writer: src, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CommandTimeout: 5 * time.Second})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return &env{t: t, src: src, eng: eng, url: ts.URL}
+}
+
+func (e *env) do(method, path, body string) (int, map[string]any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &out)
+	return resp.StatusCode, out
+}
+
+func (e *env) waitPhase(app, phase string) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		v, err := e.eng.App(context.Background(), app)
+		if err == nil && string(v.Status.Phase) == phase {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.t.Fatalf("%s never reached %s", app, phase)
+}
+
+func TestBadInputIsRejectedWithFieldAndNothingWritten(t *testing.T) {
+	e := newEnv(t)
+	if code, _ := e.do("PUT", "/api/v1/apps/demo", goodSpec); code != 200 {
+		t.Fatalf("good spec: %d", code)
+	}
+	before, err := e.src.Get(context.Background(), "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		method, path, body string
+		code               int
+		field              string
+	}{
+		{"PUT", "/api/v1/apps/demo", strings.Replace(goodSpec, "setWeight: 50", "setWeight: 150", 1), 400, "strategy.steps[0].setWeight"},
+		{"PUT", "/api/v1/apps/demo", goodSpec + "surprise: true\n", 400, "surprise"},
+		{"PUT", "/api/v1/apps/demo", strings.Replace(goodSpec, "replicas: 2", "replicas: two", 1), 400, "replicas"},
+		{"PUT", "/api/v1/apps/demo", strings.Replace(goodSpec, "app: demo", "app: other", 1), 400, "app"},
+		{"PUT", "/api/v1/apps/demo", "{{{", 400, ""},
+		{"PUT", "/api/v1/apps/demo/version", `{"version":"v2; rm -rf /"}`, 400, "version"},
+		{"PUT", "/api/v1/apps/demo/version", `{"version":"$(reboot)"}`, 400, "version"},
+		{"PUT", "/api/v1/apps/demo/version", `{"version":""}`, 400, "version"},
+		{"PUT", "/api/v1/apps/demo/version", `{"version":"v2","extra":1}`, 400, "body"},
+		{"PUT", "/api/v1/apps/Demo_App/version", `{"version":"v2"}`, 400, "app"},
+		{"POST", "/api/v1/apps/demo/dance", ``, 400, "command"},
+	} {
+		code, body := e.do(c.method, c.path, c.body)
+		if code != c.code || body["field"] != nilIfEmpty(c.field) && !(c.field == "" && body["field"] == nil) {
+			t.Errorf("%s %s %q: got %d %v, want %d field %q", c.method, c.path, c.body, code, body, c.code, c.field)
+		}
+		if msg, _ := body["error"].(string); msg == "" {
+			t.Errorf("%s %s: no error message", c.method, c.path)
+		}
+		after, _ := e.src.Get(context.Background(), "demo")
+		if after.Version != before.Version {
+			t.Fatalf("%s %s %q changed the stored spec", c.method, c.path, c.body)
+		}
+	}
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func TestSetVersionWritesToTheCentreKeepingTheDocument(t *testing.T) {
+	e := newEnv(t)
+	e.src.Set("demo", []byte(goodSpec))
+	e.waitPhase("demo", "Healthy")
+	code, body := e.do("PUT", "/api/v1/apps/demo/version", `{"version":"v2"}`)
+	if code != 200 {
+		t.Fatalf("set version: %d %v", code, body)
+	}
+	en, err := e.src.Get(context.Background(), "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(en.Data)
+	if !strings.Contains(doc, "version: v2") || !strings.Contains(doc, "# the demo app") || !strings.Contains(doc, "# bumped by releases") {
+		t.Fatalf("document not edited in place:\n%s", doc)
+	}
+	e.waitPhase("demo", "Paused")
+	code, body = e.do("GET", "/api/v1/apps/demo", "")
+	st := body["status"].(map[string]any)
+	if code != 200 || st["canaryVersion"] != "v2" || st["weights"].(map[string]any)["v2"] != 50.0 {
+		t.Fatalf("status after set-version: %d %v", code, st)
+	}
+	if code, body := e.do("POST", "/api/v1/apps/demo/promote", ""); code != 200 {
+		t.Fatalf("promote: %d %v", code, body)
+	}
+	e.waitPhase("demo", "Healthy")
+	if code, body := e.do("POST", "/api/v1/apps/demo/promote", ""); code != 409 || !strings.Contains(body["error"].(string), "no rollout in progress") {
+		t.Fatalf("promote with nothing in progress: %d %v", code, body)
+	}
+}
+
+func TestNotFoundAndReadiness(t *testing.T) {
+	e := newEnv(t)
+	if code, _ := e.do("GET", "/api/v1/apps/ghost", ""); code != 404 {
+		t.Fatalf("unknown app: %d", code)
+	}
+	if code, _ := e.do("POST", "/api/v1/apps/ghost/pause", ""); code != 404 {
+		t.Fatalf("command for unknown app: %d", code)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, _ := e.do("GET", "/readyz", "")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready: %d", code)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.src.SetAvailable(false)
+	for {
+		code, body := e.do("GET", "/readyz", "")
+		if code == 503 && strings.Contains(body["error"].(string), "unavailable") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz did not report the source outage: %d %v", code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestEventsStreamStatus(t *testing.T) {
+	e := newEnv(t)
+	e.src.Set("demo", []byte(goodSpec))
+	e.waitPhase("demo", "Healthy")
+	resp, err := http.Get(e.url + "/api/v1/apps/demo/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	got := make(chan engine.Message, 100)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var m engine.Message
+				if json.Unmarshal([]byte(data), &m) == nil {
+					got <- m
+				}
+			}
+		}
+	}()
+	if code, _ := e.do("PUT", "/api/v1/apps/demo/version", `{"version":"v2"}`); code != 200 {
+		t.Fatal("set version failed")
+	}
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-got:
+			if m.Kind == "status" && m.App != nil && m.App.Status.CanaryVersion == "v2" {
+				return
+			}
+		case <-timeout:
+			t.Fatal("no status with canary v2 on the event stream")
+		}
+	}
+}
+
+func TestSetVersion(t *testing.T) {
+	y, err := SetVersion([]byte("app: a # c1\nversion: \"v1\" # c2\nreplicas: 2\n"), "v2")
+	if err != nil || string(y) != "app: a # c1\nversion: v2 # c2\nreplicas: 2\n" {
+		t.Fatalf("yaml: %q %v", y, err)
+	}
+	j, err := SetVersion([]byte(`{"app":"a","version":"v1","replicas":2}`), "v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if json.Unmarshal(j, &m) != nil || m["version"] != "v2" || m["replicas"] != 2.0 {
+		t.Fatalf("json: %s", j)
+	}
+	if _, err := SetVersion([]byte("- a\n- b\n"), "v2"); err == nil {
+		t.Fatal("a list is not a spec")
+	}
+}
+
+var _ configsync.Writer = (*memory.Source)(nil)
