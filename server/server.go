@@ -129,7 +129,9 @@ func (s *Server) Handler() http.Handler {
 	r := gin.New()
 	r.Use(gin.Recovery())
 	r.HandleMethodNotAllowed = true
-	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, apiError{Error: "no such endpoint: " + c.Request.URL.Path}) })
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, apiError{Error: "no such endpoint: " + c.Request.URL.Path})
+	})
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
@@ -472,4 +474,3 @@ func (s *Server) events(c *gin.Context) {
 		}
 	}
 }
-

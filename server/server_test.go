@@ -46,7 +46,7 @@ func (b *instant) Apply(ctx context.Context, rel *spec.Release, r adapters.Repli
 	return nil
 }
 
-func (b *instant) Backend(*spec.Release) (adapters.Backend, error)       { return b, nil }
+func (b *instant) Backend(*spec.Release) (adapters.Backend, error)      { return b, nil }
 func (b *instant) Router(*spec.Release) (adapters.TrafficRouter, error) { return nil, nil }
 
 const goodSpec = `# the demo app
