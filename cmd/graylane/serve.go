@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/graylane/graylane/configsync"
+	etcdsource "github.com/graylane/graylane/configsync/etcd"
+	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/rollout/engine/etcdstore"
+	"github.com/graylane/graylane/server"
+)
+
+// defaults lists every configuration key with its default value.
+var defaults = map[string]any{
+	"http.addr":                "127.0.0.1:8080",
+	"data.dir":                 "./data",
+	"log.level":                "info",
+	"log.format":               "text",
+	"source.type":              "etcd",
+	"etcd.endpoints":           "",
+	"etcd.prefix":              etcdsource.DefaultPrefix,
+	"etcd.statePrefix":         etcdstore.DefaultPrefix,
+	"etcd.dialTimeout":         "5s",
+	"etcd.embedded.clientAddr": etcdserver.DefaultClientAddr,
+	"etcd.embedded.peerAddr":   etcdserver.DefaultPeerAddr,
+	"engine.workers":           4,
+	"engine.resync":            "10s",
+	"bootstrap.specs":          "",
+	"process.stateDir":         "",
+}
+
+func newServe() *cobra.Command {
+	v := viper.New()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run graylane: watch the config centre, roll releases out, serve the API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := loadConfig(v, cmd); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			return serve(cmd.Context(), v)
+		},
+	}
+	f := cmd.Flags()
+	f.String("config", "", "config file (YAML); env GRAYLANE_CONFIG")
+	f.String("http.addr", "", "API listen address")
+	f.String("data.dir", "", "data directory (embedded etcd, process state)")
+	f.String("etcd.endpoints", "", "comma-separated external etcd endpoints (empty: embedded etcd)")
+	f.String("etcd.prefix", "", "etcd key prefix of release specs")
+	f.String("source.type", "", "config centre holding releases: etcd, nacos or apollo")
+	f.StringSlice("bootstrap.specs", nil, "release spec files written to the config centre at start if their app has none")
+	f.String("log.level", "", "debug, info, warn or error")
+	return cmd
+}
+
+func loadConfig(v *viper.Viper, cmd *cobra.Command) error {
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("GRAYLANE")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
+		if fl.Name != "config" && fl.Changed {
+			_ = v.BindPFlag(fl.Name, fl)
+		}
+	})
+	file, _ := cmd.Flags().GetString("config")
+	if file == "" {
+		file = os.Getenv("GRAYLANE_CONFIG")
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return fmt.Errorf("read config %s: %w", file, err)
+		}
+	}
+	return nil
+}
+
+// list reads a key that may be a YAML list or a comma-separated string.
+func list(v *viper.Viper, key string) []string {
+	var out []string
+	switch x := v.Get(key).(type) {
+	case []any:
+		for _, e := range x {
+			out = append(out, fmt.Sprint(e))
+		}
+	case []string:
+		out = x
+	case string:
+		out = strings.Split(x, ",")
+	}
+	var clean []string
+	for _, s := range out {
+		if s = strings.TrimSpace(s); s != "" {
+			clean = append(clean, s)
+		}
+	}
+	return clean
+}
+
+func newLogger(v *viper.Viper) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(v.GetString("log.level"))); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch v.GetString("log.format") {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("log.format: %q is not text or json", v.GetString("log.format"))
+	}
+}
+
+func serve(ctx context.Context, v *viper.Viper) error {
+	log, err := newLogger(v)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	dataDir, err := filepath.Abs(v.GetString("data.dir"))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("data.dir %s: %w", dataDir, err)
+	}
+
+	// graylane's own state always lives in etcd: embedded by default.
+	endpoints := list(v, "etcd.endpoints")
+	if len(endpoints) == 0 {
+		etcdLog, err := os.OpenFile(filepath.Join(dataDir, "etcd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer etcdLog.Close()
+		srv, err := etcdserver.Start(ctx, etcdserver.Config{
+			Dir:        filepath.Join(dataDir, "etcd"),
+			ClientAddr: v.GetString("etcd.embedded.clientAddr"),
+			PeerAddr:   v.GetString("etcd.embedded.peerAddr"),
+			Logger:     log.With("component", "etcd"),
+			EtcdLog:    etcdLog,
+		})
+		if err != nil {
+			return fmt.Errorf("start embedded etcd in %s: %w", filepath.Join(dataDir, "etcd"), err)
+		}
+		defer srv.Close()
+		endpoints = srv.Endpoints()
+		log.Info("embedded etcd started", "endpoints", endpoints, "dir", filepath.Join(dataDir, "etcd"))
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: v.GetDuration("etcd.dialTimeout")})
+	if err != nil {
+		return fmt.Errorf("etcd client for %v: %w", endpoints, err)
+	}
+	defer cli.Close()
+
+	parts, err := buildSource(ctx, v, cli, dataDir, log)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer parts.close()
+	src, writer, extraReady := parts.source, parts.writer, parts.ready
+
+	if err := bootstrap(ctx, v, src, writer, log); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	adapters, err := newAdapters(v, dataDir, log)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer adapters.Close()
+	eng := engine.New(engine.Config{
+		Source:   src,
+		Store:    etcdstore.New(cli, v.GetString("etcd.statePrefix")),
+		Resolver: adapters,
+		Logger:   log.With("component", "engine"),
+		Metrics:  engine.NewMetrics(reg),
+		Workers:  v.GetInt("engine.workers"),
+		Resync:   v.GetDuration("engine.resync"),
+	})
+	adapters.Notify(eng.Trigger)
+
+	api := server.New(server.Config{
+		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
+		Logger: log.With("component", "api"), Ready: extraReady,
+	})
+	addr := v.GetString("http.addr")
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("http.addr %s: %w", addr, err)
+	}
+	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	log.Info("graylane serving", "api", "http://"+ln.Addr().String(), "source", src.Name(), "data", dataDir)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return eng.Run(gctx) })
+	g.Go(func() error {
+		err := httpSrv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return httpSrv.Shutdown(sctx)
+	})
+	err = g.Wait()
+	log.Info("graylane stopped; instances keep running and are adopted at the next start")
+	return err
+}
+
+// sourceParts is what a config centre contributes to graylane.
+type sourceParts struct {
+	source configsync.Source
+	writer configsync.Writer               // nil: read-only
+	ready  func(ctx context.Context) error // extra /readyz check, may be nil
+	close  func()
+}
+
+// buildSource connects to the config centre holding the releases. Each
+// centre's builder lives in its own file (source_<centre>.go).
+func buildSource(ctx context.Context, v *viper.Viper, cli *clientv3.Client, dataDir string, log *slog.Logger) (sourceParts, error) {
+	log = log.With("component", "source")
+	switch t := v.GetString("source.type"); t {
+	case "etcd", "":
+		s := etcdsource.New(cli, v.GetString("etcd.prefix"), etcdsource.WithLogger(log))
+		return sourceParts{source: s, writer: s, close: func() { s.Close() }}, nil
+	default:
+		return sourceParts{}, fmt.Errorf("source.type: %q is not a config centre this build supports (etcd)", t)
+	}
+}
+
+// bootstrap writes the configured spec files to the source for apps that
+// have no spec yet (the demo of `make run`).
+func bootstrap(ctx context.Context, v *viper.Viper, src configsync.Source, w configsync.Writer, log *slog.Logger) error {
+	for _, f := range list(v, "bootstrap.specs") {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("bootstrap.specs: %w", err)
+		}
+		app := appOf(data)
+		if app == "" {
+			return fmt.Errorf("bootstrap.specs: %s has no app field", f)
+		}
+		if w == nil {
+			return fmt.Errorf("bootstrap.specs: source %s is read-only", src.Name())
+		}
+		_, err = w.Put(ctx, app, data, configsync.Absent)
+		switch {
+		case err == nil:
+			log.Info("bootstrapped release spec", "app", app, "file", f)
+		case errors.Is(err, configsync.ErrConflict):
+			log.Info("bootstrap skipped: app already has a spec", "app", app)
+		default:
+			return fmt.Errorf("bootstrap %s: %w", f, err)
+		}
+	}
+	return nil
+}
