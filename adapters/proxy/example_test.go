@@ -1,0 +1,45 @@
+package proxy_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/adapters/proxy"
+)
+
+// A backend registers ready endpoints per version; the split decides who
+// gets which. A sticky user whose bucket is below the canary's weight stays
+// on the canary as the weight grows.
+func Example() {
+	stable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "v1") }))
+	defer stable.Close()
+	canary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "v2") }))
+	defer canary.Close()
+
+	p := proxy.New(proxy.Config{App: "demo"})
+	p.SetEndpoints("v1", []string{stable.Listener.Addr().String()})
+	p.SetEndpoints("v2", []string{canary.Listener.Addr().String()})
+
+	for _, canaryWeight := range []int{10, 50} {
+		p.SetSplit(adapters.Split{Weights: []adapters.VersionWeight{
+			{Version: "v2", Weight: canaryWeight},
+			{Version: "v1", Weight: 100 - canaryWeight},
+		}})
+		for _, user := range []string{"user-1", "bob", "alice"} {
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header.Set(proxy.DefaultStickyHeader, user)
+			rec := httptest.NewRecorder()
+			p.ServeHTTP(rec, req)
+			fmt.Printf("canary at %d%%: %s (bucket %d) -> %s\n", canaryWeight, user, proxy.Bucket(user), rec.Body)
+		}
+	}
+	// Output:
+	// canary at 10%: user-1 (bucket 0) -> v2
+	// canary at 10%: bob (bucket 44) -> v1
+	// canary at 10%: alice (bucket 79) -> v1
+	// canary at 50%: user-1 (bucket 0) -> v2
+	// canary at 50%: bob (bucket 44) -> v2
+	// canary at 50%: alice (bucket 79) -> v1
+}

@@ -1,0 +1,24 @@
+// Command demoapp is the tiny HTTP server graylane's tests and demos deploy:
+// each instance knows its code version and says so.
+//
+//	demoapp --version v2 --addr 127.0.0.1:9001
+//
+// Endpoints:
+//
+//	GET /         the version as the body ("v2\n") and in the X-Version
+//	              header; also X-Pid. ?sleep=1.5s delays the answer (at most
+//	              60s), which makes a slow in-flight request for drain tests.
+//	GET /healthz  200 "ok" (503 with --fail-health).
+//	GET /info     JSON: version, pid, working directory and every DEMO_*
+//	              environment variable, so tests can check templated env and
+//	              working directories.
+//
+// Flags useful for tests of unhealthy or slow instances:
+//
+//	--fail-health         /healthz always answers 503
+//	--start-delay 2s      wait before listening (the port refuses meanwhile)
+//	--shutdown-timeout    bound on the graceful shutdown (default 30s)
+//
+// On SIGTERM or SIGINT it stops accepting connections, lets in-flight
+// requests finish (bounded by --shutdown-timeout) and exits 0.
+package main
