@@ -29,7 +29,7 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 	if stateDir == "" {
 		stateDir = filepath.Join(dataDir, "process")
 	}
-	proc, err := process.New(process.Config{StateDir: stateDir, Logger: log.With("component", "process")})
+	proc, err := process.New(process.Config{StateDir: stateDir, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("process backend in %s: %w", stateDir, err)
 	}

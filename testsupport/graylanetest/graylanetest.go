@@ -1,0 +1,286 @@
+package graylanetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/graylane/graylane/client"
+	"github.com/graylane/graylane/testsupport/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// Binaries builds bin/graylane and bin/demoapp once per test binary and
+// returns the directory holding them.
+func Binaries(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "graylane-e2e-bin-")
+		if buildErr != nil {
+			return
+		}
+		root := testenv.RepoRoot(t)
+		for _, p := range []string{"graylane", "demoapp"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, p), "./cmd/"+p)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build ./cmd/%s: %v\n%s", p, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build graylane: %v", buildErr)
+	}
+	return binDir
+}
+
+// Options configures Start.
+type Options struct {
+	// Config is merged over the generated config (keys as in README, nested
+	// maps, e.g. {"source": {"type": "nacos"}, "nacos": {...}}).
+	Config map[string]any
+	// Env is extra environment for the graylane process.
+	Env []string
+}
+
+// Graylane is a running graylane process.
+type Graylane struct {
+	t        testing.TB
+	Dir      string // data dir and working dir
+	Bin      string // directory with graylane and demoapp
+	APIURL   string
+	EtcdAddr string
+	config   string
+	env      []string
+	cmd      *exec.Cmd
+	logPath  string
+	waitErr  chan error
+	etcd     *clientv3.Client
+	starts   int
+}
+
+// Start runs graylane with embedded etcd on free ports in a fresh
+// directory and waits until /readyz answers 200.
+func Start(t testing.TB, opts Options) *Graylane {
+	t.Helper()
+	bin := Binaries(t)
+	dir := t.TempDir()
+	if err := os.Symlink(bin, filepath.Join(dir, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	g := &Graylane{t: t, Dir: dir, Bin: bin, env: opts.Env}
+	httpPort := testenv.FreePort(t)
+	g.APIURL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	g.EtcdAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg := map[string]any{
+		"http": map[string]any{"addr": fmt.Sprintf("127.0.0.1:%d", httpPort)},
+		"data": map[string]any{"dir": filepath.Join(dir, "data")},
+		"log":  map[string]any{"level": "debug"},
+		"etcd": map[string]any{"embedded": map[string]any{
+			"clientAddr": g.EtcdAddr,
+			"peerAddr":   fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		}},
+		"engine": map[string]any{"resync": "2s"},
+	}
+	merge(cfg, opts.Config)
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.config = filepath.Join(dir, "graylane.yaml")
+	if err := os.WriteFile(g.config, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.cleanup)
+	g.start()
+	return g
+}
+
+func merge(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				merge(dm, sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+}
+
+func (g *Graylane) start() {
+	g.t.Helper()
+	g.starts++
+	g.logPath = filepath.Join(g.Dir, fmt.Sprintf("graylane-%d.log", g.starts))
+	logf, err := os.Create(g.logPath)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(g.Bin, "graylane"), "serve", "--config", g.config)
+	cmd.Dir = g.Dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), g.env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		g.t.Fatalf("start graylane: %v", err)
+	}
+	g.cmd = cmd
+	g.waitErr = make(chan error, 1)
+	go func() { g.waitErr <- cmd.Wait(); logf.Close() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(g.APIURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case err := <-g.waitErr:
+			g.t.Fatalf("graylane exited during start-up: %v\n%s", err, g.LogTail(40))
+		default:
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("graylane not ready after 60s\n%s", g.LogTail(40))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Kill sends SIGKILL to graylane (only graylane: the instances it started
+// keep running, as they would in production) and waits for it to die.
+func (g *Graylane) Kill() {
+	g.t.Helper()
+	if g.cmd == nil {
+		return
+	}
+	_ = g.cmd.Process.Signal(syscall.SIGKILL)
+	<-g.waitErr
+	g.cmd = nil
+	if g.etcd != nil {
+		g.etcd.Close()
+		g.etcd = nil
+	}
+}
+
+// Restart starts graylane again on the same data directory and ports.
+func (g *Graylane) Restart() {
+	g.t.Helper()
+	g.start()
+}
+
+// Client is an API client.
+func (g *Graylane) Client() *client.Client { return client.New(g.APIURL) }
+
+// Etcd is a client of graylane's embedded etcd.
+func (g *Graylane) Etcd() *clientv3.Client {
+	g.t.Helper()
+	if g.etcd == nil {
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{g.EtcdAddr}, DialTimeout: 5 * time.Second})
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		g.etcd = c
+	}
+	return g.etcd
+}
+
+// PutSpec writes a spec straight into etcd, as etcdctl would.
+func (g *Graylane) PutSpec(app, doc string) {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := g.Etcd().Put(ctx, "/graylane/apps/"+app, doc); err != nil {
+		g.t.Fatalf("etcd put: %v", err)
+	}
+}
+
+// LogTail returns the last n lines of every graylane log of this test.
+func (g *Graylane) LogTail(n int) string {
+	var b strings.Builder
+	for i := 1; i <= g.starts; i++ {
+		data, _ := os.ReadFile(filepath.Join(g.Dir, fmt.Sprintf("graylane-%d.log", i)))
+		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		fmt.Fprintf(&b, "--- graylane log %d (last %d lines)\n%s\n", i, n, strings.Join(lines, "\n"))
+	}
+	return b.String()
+}
+
+// Log returns the whole log of every run so far.
+func (g *Graylane) Log() string {
+	var b bytes.Buffer
+	for i := 1; i <= g.starts; i++ {
+		data, _ := os.ReadFile(filepath.Join(g.Dir, fmt.Sprintf("graylane-%d.log", i)))
+		b.Write(data)
+	}
+	return b.String()
+}
+
+// Starts counts, per process-backend slot (instance ID), how many times
+// graylane started a process for it, from the instance logs.
+func (g *Graylane) Starts(app string) map[string]int {
+	out := map[string]int{}
+	logs, _ := filepath.Glob(filepath.Join(g.Dir, "data", "process", "apps", app, "logs", "*.log"))
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		id := strings.TrimSuffix(filepath.Base(l), ".log")
+		out[id] = strings.Count(string(data), "graylane: starting "+id+":")
+	}
+	return out
+}
+
+func (g *Graylane) cleanup() {
+	if g.t.Failed() {
+		g.t.Logf("%s", g.LogTail(60))
+	}
+	g.Kill()
+	// stop every instance this graylane started: they run in their own
+	// process groups and would outlive the test
+	files, _ := filepath.Glob(filepath.Join(g.Dir, "data", "process", "apps", "*", "instances", "*.json"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var rec struct {
+			PID int `json:"pid"`
+		}
+		if json.Unmarshal(data, &rec) == nil && rec.PID > 0 {
+			_ = syscall.Kill(rec.PID, syscall.SIGKILL)
+		}
+	}
+}
+
+// Sorted returns the keys of m sorted.
+func Sorted[V any](m map[string]V) []string {
+	var k []string
+	for x := range m {
+		k = append(k, x)
+	}
+	sort.Strings(k)
+	return k
+}
