@@ -264,7 +264,9 @@ func TestEndToEndBadInputChangesNothing(t *testing.T) {
 		do    func() error
 		field string
 	}{
-		{func() error { return c.PutSpec(ctx, "api", []byte(strings.Replace(good, "setWeight: 50", "setWeight: 150", 1))) }, "strategy.steps[2].setWeight"},
+		{func() error {
+			return c.PutSpec(ctx, "api", []byte(strings.Replace(good, "setWeight: 50", "setWeight: 150", 1)))
+		}, "strategy.steps[2].setWeight"},
 		{func() error { return c.PutSpec(ctx, "api", []byte(good+"replicaz: 3\n")) }, "replicaz"},
 		{func() error { return c.SetVersion(ctx, "api", "v2;shutdown -h now") }, "version"},
 		{func() error { return c.SetVersion(ctx, "api", "$(id)") }, "version"},
