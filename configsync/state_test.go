@@ -1,0 +1,144 @@
+package configsync_test
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/graylane/graylane/configsync"
+)
+
+func put(app, data, version string, rev int64) configsync.Event {
+	return configsync.Event{Type: configsync.Put, Entry: configsync.Entry{App: app, Data: []byte(data), Version: version, Revision: rev}}
+}
+
+func del(app string, rev int64) configsync.Event {
+	return configsync.Event{Type: configsync.Delete, Entry: configsync.Entry{App: app, Revision: rev}}
+}
+
+// summary renders events as "PUT a=A", "DELETE a" for compact comparisons.
+func summary(evs []configsync.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		if ev.Type == configsync.Delete {
+			out = append(out, "DELETE "+ev.Entry.App)
+		} else {
+			out = append(out, fmt.Sprintf("PUT %s=%s", ev.Entry.App, ev.Entry.Data))
+		}
+	}
+	return out
+}
+
+func TestStateApply(t *testing.T) {
+	a1 := put("a", "A", "1", 1)
+	tests := []struct {
+		name        string
+		held        []configsync.Event // applied first, as one response
+		resp        configsync.WatchResponse
+		wantChanges []string
+		wantHeld    map[string]string // app -> data
+		wantVersion map[string]string // app -> version, where it matters
+	}{
+		{name: "new app", resp: resp(put("a", "A", "1", 1)),
+			wantChanges: []string{"PUT a=A"}, wantHeld: map[string]string{"a": "A"}},
+		{name: "same content newer version", held: []configsync.Event{a1}, resp: resp(put("a", "A", "2", 2)),
+			wantHeld: map[string]string{"a": "A"}, wantVersion: map[string]string{"a": "2"}},
+		{name: "changed content", held: []configsync.Event{a1}, resp: resp(put("a", "B", "2", 2)),
+			wantChanges: []string{"PUT a=B"}, wantHeld: map[string]string{"a": "B"}},
+		{name: "delete held", held: []configsync.Event{a1}, resp: resp(del("a", 2)),
+			wantChanges: []string{"DELETE a"}, wantHeld: map[string]string{}},
+		{name: "delete unknown", resp: resp(del("a", 2)), wantHeld: map[string]string{}},
+		{name: "reset drops unlisted", held: []configsync.Event{a1, put("b", "B", "1", 1)},
+			resp:        configsync.WatchResponse{Reset: true, Revision: 5, Events: []configsync.Event{put("b", "B", "1", 1)}},
+			wantChanges: []string{"DELETE a"}, wantHeld: map[string]string{"b": "B"}},
+		{name: "reset same content newer version", held: []configsync.Event{a1},
+			resp:     configsync.WatchResponse{Reset: true, Revision: 5, Events: []configsync.Event{put("a", "A", "2", 2)}},
+			wantHeld: map[string]string{"a": "A"}, wantVersion: map[string]string{"a": "2"}},
+		{name: "reset changes and removals", held: []configsync.Event{a1, put("z", "Z", "1", 1), put("y", "Y", "1", 1)},
+			resp:        configsync.WatchResponse{Reset: true, Revision: 5, Events: []configsync.Event{put("c", "C", "3", 3), put("a", "A2", "4", 4)}},
+			wantChanges: []string{"PUT c=C", "PUT a=A2", "DELETE y", "DELETE z"}, wantHeld: map[string]string{"a": "A2", "c": "C"}},
+		{name: "churn back to held content", held: []configsync.Event{a1}, resp: resp(put("a", "B", "2", 2), put("a", "A", "3", 3)),
+			wantHeld: map[string]string{"a": "A"}, wantVersion: map[string]string{"a": "3"}},
+		{name: "last event per app in order of last events", resp: resp(put("a", "1", "1", 1), put("b", "1", "2", 2), put("a", "2", "3", 3)),
+			wantChanges: []string{"PUT b=1", "PUT a=2"}, wantHeld: map[string]string{"a": "2", "b": "1"}},
+		{name: "create then delete in one batch", resp: resp(put("a", "1", "1", 1), del("a", 2)), wantHeld: map[string]string{}},
+		{name: "error only", held: []configsync.Event{a1}, resp: configsync.WatchResponse{Err: configsync.ErrUnavailable},
+			wantHeld: map[string]string{"a": "A"}},
+		{name: "empty data is content", held: []configsync.Event{a1}, resp: resp(put("a", "", "2", 2)),
+			wantChanges: []string{"PUT a="}, wantHeld: map[string]string{"a": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s configsync.State // zero value is usable
+			s.Apply(configsync.WatchResponse{Events: tt.held, Revision: 1})
+			got := summary(s.Apply(tt.resp))
+			if !reflect.DeepEqual(got, tt.wantChanges) {
+				t.Errorf("changes = %q, want %q", got, tt.wantChanges)
+			}
+			held := map[string]string{}
+			for _, e := range s.Entries() {
+				held[e.App] = string(e.Data)
+			}
+			if !reflect.DeepEqual(held, tt.wantHeld) {
+				t.Errorf("held = %v, want %v", held, tt.wantHeld)
+			}
+			if s.Len() != len(tt.wantHeld) {
+				t.Errorf("Len = %d, want %d", s.Len(), len(tt.wantHeld))
+			}
+			for app, v := range tt.wantVersion {
+				if e, _ := s.Get(app); e.Version != v {
+					t.Errorf("version of %s = %q, want %q", app, e.Version, v)
+				}
+			}
+		})
+	}
+}
+
+func resp(evs ...configsync.Event) configsync.WatchResponse {
+	var rev int64
+	for _, ev := range evs {
+		rev = max(rev, ev.Entry.Revision)
+	}
+	return configsync.WatchResponse{Events: evs, Revision: rev}
+}
+
+func TestStateRevisionAndClone(t *testing.T) {
+	s := configsync.NewState()
+	s.Apply(configsync.WatchResponse{Revision: 7, Events: []configsync.Event{put("a", "A", "7", 7)}})
+	s.Apply(configsync.WatchResponse{Revision: 3, Err: configsync.ErrUnavailable})
+	if s.Revision() != 7 {
+		t.Fatalf("Revision = %d, want 7 (never moves back)", s.Revision())
+	}
+	c := s.Clone()
+	c.Apply(configsync.WatchResponse{Revision: 9, Events: []configsync.Event{del("a", 9)}})
+	if _, ok := s.Get("a"); !ok {
+		t.Fatal("changing the clone changed the original")
+	}
+	if _, ok := c.Get("a"); ok || c.Revision() != 9 {
+		t.Fatalf("clone: a present=%v revision=%d", ok, c.Revision())
+	}
+}
+
+func ExampleState() {
+	var s configsync.State
+	show := func(resp configsync.WatchResponse) {
+		for _, ev := range s.Apply(resp) {
+			fmt.Printf("%s %s %s\n", ev.Type, ev.Entry.App, ev.Entry.Data)
+		}
+	}
+	show(configsync.WatchResponse{Reset: true, Revision: 2, Events: []configsync.Event{
+		put("api", "v1", "1", 1), put("web", "v1", "2", 2),
+	}})
+	show(configsync.WatchResponse{Revision: 4, Events: []configsync.Event{
+		put("api", "v1", "3", 3), // same content again: dropped
+		put("web", "v2", "4", 4),
+	}})
+	show(configsync.WatchResponse{Reset: true, Revision: 9, Events: []configsync.Event{
+		put("web", "v2", "4", 4),
+	}})
+	// Output:
+	// PUT api v1
+	// PUT web v1
+	// PUT web v2
+	// DELETE api
+}
