@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,8 +14,6 @@ import (
 
 // Source is an in-memory config centre. Create it with New.
 type Source struct {
-	log *slog.Logger
-
 	mu        sync.Mutex
 	rev       int64                       // store revision: bumped by every write
 	docs      map[string]configsync.Entry // current documents
@@ -36,25 +33,14 @@ var (
 	_ configsync.HealthChecker = (*Source)(nil)
 )
 
-// Option configures a Source.
-type Option func(*Source)
-
-// WithLogger sets the logger (default: discarded).
-func WithLogger(l *slog.Logger) Option { return func(s *Source) { s.log = l } }
-
 // New returns an empty, available Source at revision 0.
-func New(opts ...Option) *Source {
-	s := &Source{
-		log:     slog.New(slog.DiscardHandler),
+func New() *Source {
+	return &Source{
 		docs:    map[string]configsync.Entry{},
 		base:    map[string]configsync.Entry{},
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	for _, o := range opts {
-		o(s)
-	}
-	return s
 }
 
 // Name returns "memory".
