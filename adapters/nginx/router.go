@@ -1,0 +1,524 @@
+package nginx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/spec"
+)
+
+// Sentinel errors, wrapped with the app and nginx's own message.
+var (
+	// ErrRejected: `nginx -t` refused the rendered configuration. The
+	// previous file was restored and the running nginx was not signalled.
+	ErrRejected = errors.New("nginx rejected the configuration")
+	// ErrNotVerified: nginx was reloaded but did not serve the new
+	// configuration in time. The previous file was restored and reloaded.
+	ErrNotVerified = errors.New("nginx did not serve the new configuration")
+)
+
+// InstanceSource lists an app's instances; the router turns the ready ones
+// with an address into upstream servers. Every adapters.Backend is one.
+type InstanceSource interface {
+	Observe(ctx context.Context, app string) ([]adapters.Instance, error)
+}
+
+// InstancesFunc adapts a function to an InstanceSource, e.g. one that
+// resolves the app's backend from its release before observing it.
+type InstancesFunc func(ctx context.Context, app string) ([]adapters.Instance, error)
+
+// Observe calls f.
+func (f InstancesFunc) Observe(ctx context.Context, app string) ([]adapters.Instance, error) {
+	return f(ctx, app)
+}
+
+// Config configures a Router.
+type Config struct {
+	// Binary is the nginx executable (default: nginx on PATH, else
+	// /usr/sbin/nginx).
+	Binary string
+	// Prefix and ConfFile, if set, are passed as -p and -c to every nginx
+	// command, addressing a nginx that is not the system default one.
+	Prefix, ConfFile string
+	// PIDFile, if set, is read for the master's pid and reloads are sent as
+	// SIGHUP to it; otherwise the router runs `nginx -s reload`.
+	PIDFile string
+	// IncludeDir is the directory graylane owns: it writes {app}.conf there
+	// and nothing else. The operator includes IncludeDir/*.conf inside the
+	// http block of nginx.conf. Required.
+	IncludeDir string
+	// StatusAddr (host:port, e.g. 127.0.0.1:18081) is where each app's
+	// rendered status server listens; after a reload the router polls it
+	// until it answers the new file's digest. Empty disables verification
+	// (SetWeights then returns once the reload signal was sent).
+	StatusAddr string
+	// ErrorLog, if set, is nginx's error log: when a reload does not take,
+	// the [emerg]/[alert] lines nginx logged meanwhile go into the error.
+	ErrorLog string
+	// Instances supplies the upstream servers. Required.
+	Instances InstanceSource
+	// VerifyTimeout bounds the wait for the reloaded nginx to serve the new
+	// file (default 10s).
+	VerifyTimeout time.Duration
+	// Settle is how long SetWeights keeps waiting after a fresh connection
+	// first got the new digest (default 150ms; negative disables). nginx
+	// starts the new workers, then sleeps 100ms before telling the old ones
+	// to stop accepting (ngx_master_process_cycle's ngx_msleep(100)), so a
+	// new worker answering proves only that the old ones stop accepting at
+	// most 100ms later. Settle covers that plus their reaction time.
+	Settle time.Duration
+	// CommandTimeout bounds `nginx -t` and `nginx -s reload` (default 30s).
+	CommandTimeout time.Duration
+	// Logger receives one line per change (default: slog.Default()).
+	Logger *slog.Logger
+}
+
+// Router is the nginx TrafficRouter. It is safe for concurrent use; changes
+// are serialised because `nginx -t` checks every app's file at once.
+type Router struct {
+	cfg    Config
+	log    *slog.Logger
+	client *http.Client
+
+	mu       sync.Mutex // serialises file changes and reloads (nginx -t reads every file)
+	releases map[string]*spec.Release
+	apps     map[string]*sync.Mutex // per app: read split, observe, render, install
+}
+
+// appLock serialises the changes of one app, so a Sync that read the split
+// in force cannot install it over a newer SetWeights.
+func (r *Router) appLock(app string) *sync.Mutex {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.apps[app]
+	if m == nil {
+		m = &sync.Mutex{}
+		r.apps[app] = m
+	}
+	return m
+}
+
+var (
+	_ adapters.TrafficRouter = (*Router)(nil)
+	_ adapters.Forgetter     = (*Router)(nil)
+)
+
+// New returns a Router. It does not touch nginx.
+func New(cfg Config) (*Router, error) {
+	if cfg.IncludeDir == "" {
+		return nil, errors.New("nginx router: IncludeDir is required")
+	}
+	if cfg.Instances == nil {
+		return nil, errors.New("nginx router: Instances is required (the backend whose ready instances become upstream servers)")
+	}
+	if cfg.Binary == "" {
+		cfg.Binary = "nginx"
+		if _, err := exec.LookPath("nginx"); err != nil {
+			cfg.Binary = "/usr/sbin/nginx"
+		}
+	}
+	if cfg.VerifyTimeout <= 0 {
+		cfg.VerifyTimeout = 10 * time.Second
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = 150 * time.Millisecond
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Router{
+		cfg:      cfg,
+		log:      cfg.Logger.With("router", "nginx"),
+		client:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second},
+		releases: map[string]*spec.Release{},
+		apps:     map[string]*sync.Mutex{},
+	}, nil
+}
+
+// Path is the include file the router owns for app.
+func (r *Router) Path(app string) string { return filepath.Join(r.cfg.IncludeDir, app+".conf") }
+
+// Weights returns the split recorded in the app's include file (empty if
+// there is none). It reads the file only.
+func (r *Router) Weights(ctx context.Context, app string) (adapters.Split, error) {
+	if err := ctx.Err(); err != nil {
+		return adapters.Split{}, err
+	}
+	if err := spec.CheckApp(app); err != nil {
+		return adapters.Split{}, fmt.Errorf("nginx weights of app %q: %w", app, err)
+	}
+	b, err := os.ReadFile(r.Path(app))
+	if errors.Is(err, os.ErrNotExist) {
+		return adapters.Split{}, nil
+	}
+	if err != nil {
+		return adapters.Split{}, fmt.Errorf("nginx weights of app %s: %w", app, err)
+	}
+	s, _, err := ParseHeader(b)
+	if err != nil {
+		return adapters.Split{}, fmt.Errorf("nginx weights of app %s: %s: %w", app, r.Path(app), err)
+	}
+	return s, nil
+}
+
+// SetWeights renders the split with the app's ready instances, validates it
+// with `nginx -t`, reloads nginx gracefully and waits until nginx serves
+// it. Calling it again with the same split and the same ready instances
+// changes nothing. On any failure the previous file is back in place and
+// the error carries nginx's message.
+func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.Split) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if rel == nil {
+		return errors.New("nginx set weights: nil release")
+	}
+	if err := adapters.ValidateSplit(s); err != nil {
+		return fmt.Errorf("nginx set weights of app %s: %w", rel.App, err)
+	}
+	al := r.appLock(rel.App)
+	al.Lock()
+	defer al.Unlock()
+	r.mu.Lock()
+	r.releases[rel.App] = rel
+	r.mu.Unlock()
+	return r.render(ctx, rel, s, "set weights")
+}
+
+// Sync re-renders the app's split in force with its current ready
+// instances: wire it to the backend's adapters.Notifier so upstream servers
+// follow instances that start, stop or change version. It does nothing for
+// an app without a file or not yet seen by SetWeights in this process.
+func (r *Router) Sync(ctx context.Context, app string) error {
+	al := r.appLock(app)
+	al.Lock()
+	defer al.Unlock()
+	r.mu.Lock()
+	rel := r.releases[app]
+	r.mu.Unlock()
+	if rel == nil {
+		return nil
+	}
+	s, err := r.Weights(ctx, app)
+	if err != nil {
+		return err
+	}
+	if len(s.Weights) == 0 && s.Preview == "" {
+		return nil
+	}
+	return r.render(ctx, rel, s, "sync")
+}
+
+func (r *Router) render(ctx context.Context, rel *spec.Release, s adapters.Split, step string) error {
+	insts, err := r.cfg.Instances.Observe(ctx, rel.App)
+	if err != nil {
+		return fmt.Errorf("nginx %s of app %s: list instances: %w", step, rel.App, err)
+	}
+	content, digest, err := Render(Input{App: rel.App, Split: s, Instances: insts, Traffic: rel.Traffic, StatusAddr: r.cfg.StatusAddr})
+	if err != nil {
+		return fmt.Errorf("nginx %s of app %s: render: %w", step, rel.App, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, err := r.install(ctx, rel.App, content, digest)
+	if err != nil {
+		return fmt.Errorf("nginx %s of app %s: %w", step, rel.App, err)
+	}
+	if t.changed {
+		r.log.Info("nginx split in force", "app", rel.App, "step", step, "split", s.Weights, "preview", s.Preview, "digest", digest,
+			"test", t.test, "reload", t.reload, "verify", t.verify)
+	}
+	return nil
+}
+
+// timings of one install.
+type timings struct {
+	changed              bool
+	test, reload, verify time.Duration
+}
+
+// install writes content as the app's file and puts it in force. It must be
+// called with r.mu held.
+func (r *Router) install(ctx context.Context, app string, content []byte, digest string) (timings, error) {
+	var t timings
+	path := r.Path(app)
+	old, err := os.ReadFile(path)
+	existed := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return t, err
+	}
+	if existed && bytes.Equal(old, content) {
+		return t, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return t, err
+	}
+	if err := os.MkdirAll(r.cfg.IncludeDir, 0o755); err != nil {
+		return t, err
+	}
+	restore := func() error {
+		if existed {
+			return writeAtomic(path, old)
+		}
+		return os.Remove(path)
+	}
+	if err := writeAtomic(path, content); err != nil {
+		return t, err
+	}
+	start := time.Now()
+	if out, err := r.nginx(ctx, "-t"); err != nil {
+		if rerr := restore(); rerr != nil {
+			return t, fmt.Errorf("nginx -t: %s: %w (and restoring %s failed: %v)", nginxMessage(out, err), ErrRejected, path, rerr)
+		}
+		return t, fmt.Errorf("nginx -t: %s: %w; the previous configuration stays in force", nginxMessage(out, err), ErrRejected)
+	}
+	t.test = time.Since(start)
+	start = time.Now()
+	logOffset := r.logSize()
+	if err := r.reload(ctx); err != nil {
+		restore()
+		return t, fmt.Errorf("reload: %w", err)
+	}
+	t.reload = time.Since(start)
+	start = time.Now()
+	if err := r.verify(ctx, app, digest); err != nil {
+		if msg := r.logSince(logOffset); msg != "" {
+			err = fmt.Errorf("%w; nginx logged: %s", err, msg)
+		}
+		restore()
+		if rerr := r.reload(context.WithoutCancel(ctx)); rerr != nil {
+			r.log.Error("nginx: reload after restoring the previous file failed", "app", app, "err", rerr)
+		}
+		return t, err
+	}
+	t.verify = time.Since(start)
+	t.changed = true
+	return t, nil
+}
+
+// Forget removes the app's file and reloads nginx.
+func (r *Router) Forget(ctx context.Context, app string) error {
+	if err := spec.CheckApp(app); err != nil {
+		return fmt.Errorf("nginx forget app %q: %w", app, err)
+	}
+	al := r.appLock(app)
+	al.Lock()
+	defer al.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.releases, app)
+	path := r.Path(app)
+	old, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("nginx forget app %s: %w", app, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("nginx forget app %s: %w", app, err)
+	}
+	if out, err := r.nginx(ctx, "-t"); err != nil {
+		writeAtomic(path, old)
+		return fmt.Errorf("nginx forget app %s: nginx -t without its file: %s: %w", app, nginxMessage(out, err), ErrRejected)
+	}
+	if err := r.reload(ctx); err != nil {
+		return fmt.Errorf("nginx forget app %s: reload: %w", app, err)
+	}
+	return nil
+}
+
+func (r *Router) args(extra ...string) []string {
+	var a []string
+	if r.cfg.Prefix != "" {
+		p := r.cfg.Prefix
+		if !strings.HasSuffix(p, "/") {
+			p += "/"
+		}
+		a = append(a, "-p", p)
+	}
+	if r.cfg.ConfFile != "" {
+		a = append(a, "-c", r.cfg.ConfFile)
+	}
+	return append(a, extra...)
+}
+
+// nginx runs the nginx binary with the router's -p/-c and extra arguments.
+func (r *Router) nginx(ctx context.Context, extra ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.CommandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, r.cfg.Binary, r.args(extra...)...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return out, fmt.Errorf("nginx %s: %w", strings.Join(extra, " "), ctx.Err())
+	}
+	return out, err
+}
+
+func (r *Router) reload(ctx context.Context) error {
+	if r.cfg.PIDFile == "" {
+		if out, err := r.nginx(ctx, "-s", "reload"); err != nil {
+			return fmt.Errorf("nginx -s reload: %s", nginxMessage(out, err))
+		}
+		return nil
+	}
+	b, err := os.ReadFile(r.cfg.PIDFile)
+	if err != nil {
+		return fmt.Errorf("read nginx pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("nginx pid file %s holds %q", r.cfg.PIDFile, bytes.TrimSpace(b))
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		return fmt.Errorf("SIGHUP nginx master %d: %w", pid, err)
+	}
+	return nil
+}
+
+// verify polls the app's status server, a new connection each time, until
+// it answers digest (a worker of the new generation runs), then waits
+// Settle for the old generation to stop accepting.
+func (r *Router) verify(parent context.Context, app, digest string) error {
+	if r.cfg.StatusAddr == "" {
+		return nil
+	}
+	if err := r.poll(parent, app, digest); err != nil {
+		return err
+	}
+	if r.cfg.Settle <= 0 {
+		return nil
+	}
+	t := time.NewTimer(r.cfg.Settle)
+	defer t.Stop()
+	select {
+	case <-parent.Done():
+		return parent.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (r *Router) poll(ctx context.Context, app, digest string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.VerifyTimeout)
+	defer cancel()
+	url := "http://" + r.cfg.StatusAddr + StatusPath
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	last := "no answer yet"
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.Host = StatusHost(app)
+		resp, err := r.client.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+			resp.Body.Close()
+			got := strings.TrimSpace(string(b))
+			if resp.StatusCode == http.StatusOK && got == digest {
+				return nil
+			}
+			last = fmt.Sprintf("status %d, digest %q", resp.StatusCode, got)
+		} else if ctx.Err() == nil {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			if parent := context.Cause(ctx); errors.Is(parent, context.Canceled) {
+				return parent
+			}
+			return fmt.Errorf("%w within %v: %s answered %s, want digest %s (see nginx's error log)", ErrNotVerified, r.cfg.VerifyTimeout, url, last, digest)
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *Router) logSize() int64 {
+	if r.cfg.ErrorLog == "" {
+		return 0
+	}
+	st, err := os.Stat(r.cfg.ErrorLog)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// logSince returns nginx's complaints logged after offset.
+func (r *Router) logSince(offset int64) string {
+	if r.cfg.ErrorLog == "" {
+		return ""
+	}
+	f, err := os.Open(r.cfg.ErrorLog)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, 64<<10))
+	var msgs []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := logPrefix.FindStringSubmatch(line); m != nil && (m[1] == "[emerg]" || m[1] == "[alert]" || m[1] == "[crit]") {
+			if msg := m[1] + " " + line[len(m[0]):]; !contains(msgs, msg) {
+				msgs = append(msgs, msg)
+			}
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+var logPrefix = regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (\[\w+\]) \d+#\d+: `)
+
+// nginxMessage extracts nginx's own complaint from its output: the
+// [emerg]/[alert]/[crit]/[error] lines without timestamp and pid.
+func nginxMessage(out []byte, err error) string {
+	var msgs []string
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		line = strings.TrimPrefix(line, "nginx: ")
+		if m := logPrefix.FindStringSubmatch(line); m != nil {
+			line = m[1] + " " + line[len(m[0]):]
+		}
+		for _, lvl := range []string{"[emerg]", "[alert]", "[crit]", "[error]"} {
+			if strings.HasPrefix(line, lvl) {
+				msgs = append(msgs, line)
+			}
+		}
+	}
+	if len(msgs) == 0 {
+		s := strings.TrimSpace(string(out))
+		if s == "" {
+			return err.Error()
+		}
+		return s
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func writeAtomic(path string, data []byte) error {
+	// The temporary name does not end in .conf, so an include of *.conf
+	// never sees a half-written file.
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

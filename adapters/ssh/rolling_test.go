@@ -1,0 +1,228 @@
+package ssh_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/adapters/nginx"
+	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/nginxtest"
+	"github.com/graylane/graylane/testsupport/testenv"
+)
+
+// traffic sends GETs through nginx until stopped and counts outcomes.
+type traffic struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	versions   map[string]int
+	errs       []string
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startTraffic(t *testing.T, url string, workers int) *traffic {
+	tr := &traffic{versions: map[string]int{}, stop: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	for range workers {
+		tr.wg.Add(1)
+		go func() {
+			defer tr.wg.Done()
+			for {
+				select {
+				case <-tr.stop:
+					return
+				default:
+				}
+				resp, err := client.Get(url)
+				if err != nil {
+					tr.fail(err.Error())
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					tr.fail(resp.Status)
+					continue
+				}
+				tr.ok.Add(1)
+				tr.mu.Lock()
+				tr.versions[resp.Header.Get("X-Version")]++
+				tr.mu.Unlock()
+			}
+		}()
+	}
+	t.Cleanup(tr.halt)
+	return tr
+}
+
+func (tr *traffic) fail(msg string) {
+	tr.failed.Add(1)
+	tr.mu.Lock()
+	if len(tr.errs) < 5 {
+		tr.errs = append(tr.errs, msg)
+	}
+	tr.mu.Unlock()
+}
+
+func (tr *traffic) halt() {
+	select {
+	case <-tr.stop:
+	default:
+		close(tr.stop)
+	}
+	tr.wg.Wait()
+}
+
+func (tr *traffic) snapshot() map[string]int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range tr.versions {
+		out[k] = v
+	}
+	return out
+}
+
+func split(vw ...any) adapters.Split {
+	var s adapters.Split
+	for i := 0; i < len(vw); i += 2 {
+		s.Weights = append(s.Weights, adapters.VersionWeight{Version: vw[i].(string), Weight: vw[i+1].(int)})
+	}
+	return s
+}
+
+// TestRollingReleaseBehindNginx rolls v1 -> v2 across 4 SSH hosts (the
+// canary host first, then one host at a time) behind the nginx router,
+// with the backend's notifications re-syncing nginx's upstreams, under
+// continuous load: no request may fail.
+func TestRollingReleaseBehindNginx(t *testing.T) {
+	f := newFixture(t, fixtureOpts{hosts: 4})
+	ngx := nginxtest.Start(t, nginxtest.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	router, err := nginx.New(nginx.Config{
+		Binary: ngx.Binary, Prefix: ngx.Prefix, ConfFile: ngx.ConfFile, PIDFile: ngx.PIDFile, IncludeDir: ngx.IncludeDir,
+		StatusAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), Instances: f.backend, Logger: testLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wire: host changes -> router.Sync (the way cmd/ wires Notifier).
+	notes := make(chan string, 64)
+	syncErrs := make(chan error, 64)
+	f.backend.Notify(func(app string) {
+		select {
+		case notes <- app:
+		default:
+		}
+	})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case app := <-notes:
+				if err := router.Sync(ctx, app); err != nil && ctx.Err() == nil {
+					syncErrs <- err
+				}
+			}
+		}
+	}()
+	withTraffic := func(r *spec.Release) *spec.Release {
+		r.Traffic = &spec.Traffic{Type: "nginx", Nginx: &spec.NginxTraffic{Listen: listen}}
+		if err := r.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	f.artifact("v1", nil)
+	f.artifact("v2", nil)
+	rel1 := withTraffic(f.release("v1", fixtureOpts{}))
+	f.deploy(ctx, rel1, adapters.Replicas{"v1": 4})
+	if err := router.SetWeights(ctx, rel1, split("v1", 100)); err != nil {
+		t.Fatal(err)
+	}
+	load := startTraffic(t, "http://"+listen+"/", 3)
+
+	rel2 := withTraffic(f.release("v2", fixtureOpts{}))
+	rep := f.deploy(ctx, rel2, adapters.Replicas{"v1": 3, "v2": 1})
+	if len(rep.Hosts) != 1 || rep.Hosts[0].Host != "host0" {
+		t.Fatalf("canary step moved %+v, want only the canary host0", rep.Hosts)
+	}
+	if err := router.SetWeights(ctx, rel2, split("v2", 25, "v1", 75)); err != nil {
+		t.Fatal(err)
+	}
+	before := load.snapshot()
+	waitFor(t, 30*time.Second, func() error {
+		now := load.snapshot()
+		if now["v2"]-before["v2"] < 200 || now["v1"]-before["v1"] < 200 {
+			return fmt.Errorf("canary phase: %v", now)
+		}
+		return nil
+	})
+	rep = f.deploy(ctx, rel2, adapters.Replicas{"v2": 4})
+	if len(rep.Hosts) != 3 {
+		t.Fatalf("rollout moved %d hosts, want 3", len(rep.Hosts))
+	}
+	for i, r := range rep.Hosts {
+		if r.Batch != i || r.Err != nil {
+			t.Fatalf("host %s: batch %d, err %v; want one host per batch", r.Host, r.Batch, r.Err)
+		}
+		t.Logf("%s: upload %v (%d files sent, %d reused), switch+restart %v, health %v", r.Host, r.Stage, r.Uploaded, r.Reused, r.Switch, r.Health)
+	}
+	if err := router.SetWeights(ctx, rel2, split("v2", 100)); err != nil {
+		t.Fatal(err)
+	}
+	// New connections reach only v2 now.
+	for range 40 {
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + listen + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if v := resp.Header.Get("X-Version"); v != "v2" {
+			t.Fatalf("after the rollout a request reached %q", v)
+		}
+	}
+	load.halt()
+	cancel()
+	select {
+	case err := <-syncErrs:
+		t.Fatalf("router sync: %v", err)
+	default:
+	}
+	t.Logf("%d requests during the rollout, %d failed; by version %v", load.ok.Load()+load.failed.Load(), load.failed.Load(), load.snapshot())
+	if n := load.failed.Load(); n != 0 {
+		t.Fatalf("%d requests failed during the rolling release, e.g. %v", n, load.errs)
+	}
+	if got := f.currents(); !reflect.DeepEqual(got, []string{"v2", "v2", "v2", "v2"}) {
+		t.Fatalf("currents = %v", got)
+	}
+}
+
+// waitFor polls fn until it returns nil or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true within %v: %v", d, err)
+		}
+		<-tick.C
+	}
+}

@@ -1,0 +1,533 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/spec"
+)
+
+// Header names.
+const (
+	HeaderSignature   = "X-Graylane-Signature"
+	HeaderTimestamp   = "X-Graylane-Timestamp"
+	HeaderApp         = "X-Graylane-App"
+	HeaderIdempotency = "Idempotency-Key"
+)
+
+var (
+	// ErrNotConverged: the external system's status did not match the
+	// desired state in time.
+	ErrNotConverged = errors.New("external system did not converge")
+	// ErrNoSecret: no HMAC key is configured for the app.
+	ErrNoSecret = errors.New("no webhook signing key")
+	// ErrBadSignature is returned by Verify.
+	ErrBadSignature = errors.New("bad webhook signature")
+)
+
+// DesiredState is the JSON body Apply POSTs.
+type DesiredState struct {
+	App string `json:"app"`
+	// Version is the release's desired version.
+	Version string `json:"version"`
+	// Replicas is the wanted number of instances per version (zero counts
+	// are left out).
+	Replicas map[string]int `json:"replicas"`
+	// ReleaseHash identifies the release spec in force.
+	ReleaseHash string `json:"releaseHash"`
+	// Step and Reason say why, when the caller said (WithStep).
+	Step   *int   `json:"step,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// IdempotencyKey equals the Idempotency-Key header.
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+// Status is what the status URL answers.
+type Status struct {
+	App       string              `json:"app,omitempty"`
+	Instances []adapters.Instance `json:"instances"`
+}
+
+type stepKey struct{}
+
+type stepInfo struct {
+	step   int
+	reason string
+}
+
+// WithStep annotates ctx with the rollout step and reason, which Apply puts
+// in the desired state it sends (they do not change its idempotency key).
+func WithStep(ctx context.Context, step int, reason string) context.Context {
+	return context.WithValue(ctx, stepKey{}, stepInfo{step, reason})
+}
+
+// Config configures a Backend.
+type Config struct {
+	// Client sends the requests (default: a client with no timeout of its
+	// own; each attempt is bounded by the spec's timeout).
+	Client *http.Client
+	// Secret is the HMAC key for apps whose spec has no secretEnv.
+	Secret []byte
+	// Getenv reads secretEnv variables (default os.Getenv).
+	Getenv func(string) string
+	// BackoffBase and BackoffMax shape the retry back-off: attempt n waits
+	// about BackoffBase*2^(n-1), capped at BackoffMax, with jitter
+	// (defaults 200ms and 5s). A Retry-After longer than that is honoured
+	// up to MaxRetryAfter (default 30s).
+	BackoffBase, BackoffMax, MaxRetryAfter time.Duration
+	// Releases, if set, gives Observe the spec of an app this process has
+	// not applied yet.
+	Releases func(ctx context.Context, app string) (*spec.Release, error)
+	// Now stamps requests (default time.Now).
+	Now func() time.Time
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Backend is the webhook Backend.
+type Backend struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	releases map[string]*spec.Release
+}
+
+var (
+	_ adapters.Backend   = (*Backend)(nil)
+	_ adapters.Forgetter = (*Backend)(nil)
+)
+
+// New returns a Backend.
+func New(cfg Config) (*Backend, error) {
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
+	}
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = 200 * time.Millisecond
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 5 * time.Second
+	}
+	if cfg.MaxRetryAfter <= 0 {
+		cfg.MaxRetryAfter = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Backend{cfg: cfg, log: cfg.Logger.With("backend", "webhook"), releases: map[string]*spec.Release{}}, nil
+}
+
+// IdempotencyKey is the key of a desired state: a digest of app, version
+// and the non-zero replicas.
+func IdempotencyKey(app, version string, want adapters.Replicas) string {
+	vs := make([]string, 0, len(want))
+	for v, n := range want {
+		if n > 0 {
+			vs = append(vs, v)
+		}
+	}
+	sort.Strings(vs)
+	h := sha256.New()
+	fmt.Fprintf(h, "graylane-desired-state-v1\n%s\n%s\n", app, version)
+	for _, v := range vs {
+		fmt.Fprintf(h, "%s=%d\n", v, want[v])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Sign returns the signature header value for a timestamp and body.
+func Sign(key []byte, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(timestamp))
+	m.Write([]byte("."))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify checks a request's signature (for receivers): the timestamp must
+// be within maxSkew of now and the signature must match body.
+func Verify(key []byte, h http.Header, body []byte, maxSkew time.Duration, now time.Time) error {
+	ts := h.Get(HeaderTimestamp)
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: timestamp %q", ErrBadSignature, ts)
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > maxSkew || d < -maxSkew {
+		return fmt.Errorf("%w: timestamp %s is %v away from now", ErrBadSignature, ts, d)
+	}
+	if !hmac.Equal([]byte(h.Get(HeaderSignature)), []byte(Sign(key, ts, body))) {
+		return fmt.Errorf("%w: signature does not match", ErrBadSignature)
+	}
+	return nil
+}
+
+func section(rel *spec.Release) (*spec.WebhookBackend, error) {
+	if rel == nil {
+		return nil, errors.New("nil release")
+	}
+	if rel.Backend.Webhook == nil {
+		return nil, fmt.Errorf("release of app %s has no backend.webhook section (backend.type is %q)", rel.App, rel.Backend.Type)
+	}
+	return rel.Backend.Webhook, nil
+}
+
+func (b *Backend) secret(w *spec.WebhookBackend) ([]byte, error) {
+	if w.SecretEnv != "" {
+		if v := b.cfg.Getenv(w.SecretEnv); v != "" {
+			return []byte(v), nil
+		}
+		return nil, fmt.Errorf("%w: environment variable %s is empty or unset", ErrNoSecret, w.SecretEnv)
+	}
+	if len(b.cfg.Secret) == 0 {
+		return nil, fmt.Errorf("%w: set backend.webhook.secretEnv or configure graylane's webhook secret", ErrNoSecret)
+	}
+	return b.cfg.Secret, nil
+}
+
+// Apply POSTs the desired state. It returns once the external system
+// acknowledged it with a 2xx, which says nothing of when instances run:
+// Observe tells.
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w, err := section(rel)
+	if err != nil {
+		return fmt.Errorf("webhook apply: %w", err)
+	}
+	ds := DesiredState{App: rel.App, Version: rel.Version, Replicas: map[string]int{}, ReleaseHash: rel.Hash()}
+	for v, n := range want {
+		if err := spec.CheckVersion(v); err != nil {
+			return fmt.Errorf("webhook apply of app %s: version %q: %w", rel.App, v, err)
+		}
+		if n < 0 {
+			return fmt.Errorf("webhook apply of app %s: %d replicas of %s", rel.App, n, v)
+		}
+		if n > 0 {
+			ds.Replicas[v] = n
+		}
+	}
+	ds.IdempotencyKey = IdempotencyKey(rel.App, rel.Version, want)
+	if si, ok := ctx.Value(stepKey{}).(stepInfo); ok {
+		ds.Step, ds.Reason = &si.step, si.reason
+	}
+	body, err := json.Marshal(ds)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.releases[rel.App] = rel
+	b.mu.Unlock()
+	if _, err := b.do(ctx, rel.App, w, http.MethodPost, w.URL, body, ds.IdempotencyKey); err != nil {
+		return fmt.Errorf("webhook apply of app %s (key %s): %w", rel.App, ds.IdempotencyKey, err)
+	}
+	b.log.Info("desired state delivered", "app", rel.App, "version", rel.Version, "replicas", ds.Replicas, "key", ds.IdempotencyKey)
+	return nil
+}
+
+// Observe GETs the status URL and returns its instances as they are.
+func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rel, err := b.release(ctx, app)
+	if err != nil || rel == nil {
+		return nil, err
+	}
+	w, err := section(rel)
+	if err != nil {
+		return nil, fmt.Errorf("webhook observe: %w", err)
+	}
+	url, err := w.RenderStatusURL(app)
+	if err != nil {
+		return nil, fmt.Errorf("webhook observe of app %s: status URL: %w", app, err)
+	}
+	body, err := b.do(ctx, app, w, http.MethodGet, url, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("webhook observe of app %s: %w", app, err)
+	}
+	var st Status
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&st); err != nil {
+		return nil, fmt.Errorf("webhook observe of app %s: GET %s: answer is not a status document: %w", app, url, err)
+	}
+	if st.App != "" && st.App != app {
+		return nil, fmt.Errorf("webhook observe of app %s: GET %s answered for app %q", app, url, st.App)
+	}
+	seen := map[string]bool{}
+	for i, in := range st.Instances {
+		switch {
+		case in.ID == "":
+			return nil, fmt.Errorf("webhook observe of app %s: GET %s: instances[%d].id is empty", app, url, i)
+		case seen[in.ID]:
+			return nil, fmt.Errorf("webhook observe of app %s: GET %s: instances[%d].id %q appears twice", app, url, i, in.ID)
+		}
+		if err := spec.CheckVersion(in.Version); err != nil {
+			return nil, fmt.Errorf("webhook observe of app %s: GET %s: instances[%d].version %w", app, url, i, err)
+		}
+		seen[in.ID] = true
+	}
+	if st.Instances == nil {
+		st.Instances = []adapters.Instance{}
+	}
+	return st.Instances, nil
+}
+
+// WaitConverged polls Observe (every health.interval, default 1s) until the
+// ready instances per version equal want, or ctx ends: then it returns
+// ErrNotConverged with the wanted and last observed counts.
+func (b *Backend) WaitConverged(ctx context.Context, app string, want adapters.Replicas) error {
+	interval := spec.DefaultHealthInterval
+	if rel, _ := b.release(ctx, app); rel != nil && rel.Health.Interval != nil {
+		interval = rel.Health.Interval.Duration
+	}
+	wantNZ := map[string]int{}
+	for v, n := range want {
+		if n > 0 {
+			wantNZ[v] = n
+		}
+	}
+	var last map[string]int
+	var lastErr error
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		insts, err := b.Observe(ctx, app)
+		if err == nil {
+			last = map[string]int{}
+			for _, in := range insts {
+				if in.Ready {
+					last[in.Version]++
+				}
+			}
+			if equalCounts(last, wantNZ) {
+				return nil
+			}
+		}
+		if ctx.Err() == nil {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr != nil {
+				return fmt.Errorf("%w: app %s wants ready %v; last status error: %v: %w", ErrNotConverged, app, wantNZ, lastErr, ctx.Err())
+			}
+			if last == nil {
+				return fmt.Errorf("%w: app %s wants ready %v; no status read: %w", ErrNotConverged, app, wantNZ, ctx.Err())
+			}
+			return fmt.Errorf("%w: app %s wants ready %v, status reports ready %v: %w", ErrNotConverged, app, wantNZ, last, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func equalCounts(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Forget drops the remembered spec of the app.
+func (b *Backend) Forget(ctx context.Context, app string) error {
+	b.mu.Lock()
+	delete(b.releases, app)
+	b.mu.Unlock()
+	return ctx.Err()
+}
+
+func (b *Backend) release(ctx context.Context, app string) (*spec.Release, error) {
+	b.mu.Lock()
+	rel := b.releases[app]
+	b.mu.Unlock()
+	if rel != nil || b.cfg.Releases == nil {
+		return rel, nil
+	}
+	rel, err := b.cfg.Releases(ctx, app)
+	if err != nil {
+		return nil, fmt.Errorf("look up release of app %s: %w", app, err)
+	}
+	if rel != nil && rel.Backend.Webhook == nil {
+		return nil, nil
+	}
+	return rel, nil
+}
+
+// StatusError is a non-2xx answer.
+type StatusError struct {
+	Method, URL string
+	Code        int
+	Status      string
+	// Body is the start of the answer's body.
+	Body string
+	// Attempts is how many requests were made.
+	Attempts int
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("%s %s: %s", e.Method, e.URL, e.Status)
+	if b := strings.TrimSpace(e.Body); b != "" {
+		msg += ": " + b
+	}
+	if e.Attempts > 1 {
+		msg += fmt.Sprintf(" (after %d attempts)", e.Attempts)
+	}
+	return msg
+}
+
+// Retriable reports whether the answer is worth retrying.
+func (e *StatusError) Retriable() bool { return retriableCode(e.Code) }
+
+func retriableCode(code int) bool {
+	switch code {
+	case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests:
+		return true
+	case http.StatusNotImplemented:
+		return false
+	}
+	return code >= 500
+}
+
+// do sends one request with retries and returns the 2xx answer's body.
+func (b *Backend) do(ctx context.Context, app string, w *spec.WebhookBackend, method, url string, body []byte, key string) ([]byte, error) {
+	secret, err := b.secret(w)
+	if err != nil {
+		return nil, err
+	}
+	attempts := 1 + w.EffectiveRetries()
+	var lastErr error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		out, retryAfter, err := b.once(ctx, app, w, secret, method, url, body, key)
+		if err == nil {
+			return out, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var serr *StatusError
+		if errors.As(err, &serr) {
+			serr.Attempts = attempt
+			if !serr.Retriable() {
+				return nil, serr
+			}
+		} else {
+			err = fmt.Errorf("%s %s: %w", method, url, err)
+		}
+		lastErr = err
+		if attempt == attempts {
+			break
+		}
+		wait := b.backoff(attempt)
+		if retryAfter > wait {
+			wait = min(retryAfter, b.cfg.MaxRetryAfter)
+		}
+		b.log.Warn("webhook attempt failed, retrying", "app", app, "method", method, "url", url, "attempt", attempt, "of", attempts, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+	var serr *StatusError
+	if errors.As(lastErr, &serr) {
+		return nil, serr
+	}
+	return nil, fmt.Errorf("%w (after %d attempts)", lastErr, attempts)
+}
+
+// backoff returns the wait after the n-th failed attempt: BackoffBase *
+// 2^(n-1) capped at BackoffMax, then "equal jitter" (half fixed, half
+// random) so that many graylanes do not retry in step.
+func (b *Backend) backoff(n int) time.Duration {
+	d := b.cfg.BackoffBase << min(n-1, 20)
+	if d > b.cfg.BackoffMax || d <= 0 {
+		d = b.cfg.BackoffMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// once sends one attempt.
+func (b *Backend) once(ctx context.Context, app string, w *spec.WebhookBackend, secret []byte, method, url string, body []byte, key string) ([]byte, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.EffectiveTimeout())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	for k, v := range w.Headers {
+		req.Header.Set(k, v)
+	}
+	ts := strconv.FormatInt(b.cfg.Now().Unix(), 10)
+	req.Header.Set(HeaderApp, app)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Sign(secret, ts, body))
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(HeaderIdempotency, key)
+	}
+	resp, err := b.cfg.Client.Do(req)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, 0, fmt.Errorf("no answer within %v: %w", w.EffectiveTimeout(), err)
+		}
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, 0, fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		excerpt := string(out)
+		if len(excerpt) > 512 {
+			excerpt = excerpt[:512] + "..."
+		}
+		return nil, retryAfter(resp.Header.Get("Retry-After"), b.cfg.Now()), &StatusError{Method: method, URL: url, Code: resp.StatusCode, Status: resp.Status, Body: excerpt}
+	}
+	return out, 0, nil
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date).
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

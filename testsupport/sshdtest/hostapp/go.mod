@@ -1,0 +1,3 @@
+module github.com/graylane/graylane/testsupport/sshdtest/hostapp
+
+go 1.26
