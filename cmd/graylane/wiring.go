@@ -1,14 +1,21 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/spf13/viper"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/adapters/nginx"
 	"github.com/graylane/graylane/adapters/process"
+	"github.com/graylane/graylane/adapters/ssh"
+	"github.com/graylane/graylane/adapters/webhook"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -16,6 +23,12 @@ import (
 // adapters graylane knows are wired here explicitly (no init-time
 // registries).
 type resolver struct {
+	// releases looks up an app's release in force (set once the engine
+	// exists); adapters use it to observe apps before their first Apply.
+	releases func(ctx context.Context, app string) (*spec.Release, error)
+
+	mu        sync.Mutex
+	appType   map[string]string // app -> backend type, as last resolved
 	backends  map[string]adapters.Backend
 	routers   map[string]func(*spec.Release) (adapters.TrafficRouter, error)
 	notifiers []adapters.Notifier
@@ -23,7 +36,13 @@ type resolver struct {
 }
 
 func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, error) {
-	r := &resolver{backends: map[string]adapters.Backend{}, routers: map[string]func(*spec.Release) (adapters.TrafficRouter, error){}}
+	r := &resolver{appType: map[string]string{}, backends: map[string]adapters.Backend{}, routers: map[string]func(*spec.Release) (adapters.TrafficRouter, error){}}
+	releases := func(ctx context.Context, app string) (*spec.Release, error) {
+		if r.releases == nil {
+			return nil, errors.New("engine not started")
+		}
+		return r.releases(ctx, app)
+	}
 
 	stateDir := v.GetString("process.stateDir")
 	if stateDir == "" {
@@ -46,10 +65,101 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 		}
 		return procRouter, nil
 	}
+
+	// SSH hosts: needs a client key and known_hosts (host keys are verified).
+	home, _ := os.UserHomeDir()
+	keyFile := orDefault(v.GetString("ssh.keyFile"), filepath.Join(home, ".ssh", "id_ed25519"))
+	known := list(v, "ssh.knownHosts")
+	if len(known) == 0 {
+		known = []string{filepath.Join(home, ".ssh", "known_hosts")}
+	}
+	if fileExists(keyFile) && fileExists(known[0]) {
+		sb, err := ssh.New(ssh.Config{KeyFile: keyFile, KnownHostsFiles: known,
+			WorkDir:  orDefault(v.GetString("ssh.workDir"), filepath.Join(dataDir, "ssh")),
+			Parallel: v.GetInt("ssh.parallel"), Releases: releases, Logger: log.With("component", "ssh")})
+		if err != nil {
+			return nil, fmt.Errorf("ssh backend: %w", err)
+		}
+		r.backends[spec.BackendSSH] = sb
+		r.notifiers = append(r.notifiers, sb)
+	} else {
+		r.unavailable(spec.BackendSSH, fmt.Sprintf("set ssh.keyFile (%s) and ssh.knownHosts (%s) to files that exist", keyFile, known[0]))
+	}
+
+	// Webhooks: always available; the secret may come from the spec's secretEnv.
+	wb, err := webhook.New(webhook.Config{Secret: []byte(v.GetString("webhook.secret")), Releases: releases, Logger: log.With("component", "webhook")})
+	if err != nil {
+		return nil, fmt.Errorf("webhook backend: %w", err)
+	}
+	r.backends[spec.BackendWebhook] = wb
+
+	// nginx: graylane owns nginx.includeDir, which nginx.conf includes.
+	if dir := v.GetString("nginx.includeDir"); dir != "" {
+		nr, err := nginx.New(nginx.Config{
+			Binary: v.GetString("nginx.binary"), Prefix: v.GetString("nginx.prefix"), ConfFile: v.GetString("nginx.conf"),
+			PIDFile: v.GetString("nginx.pidFile"), IncludeDir: dir, StatusAddr: v.GetString("nginx.statusAddr"),
+			ErrorLog: v.GetString("nginx.errorLog"), Logger: log.With("component", "nginx"),
+			Instances: nginx.InstancesFunc(r.observeAny),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nginx router: %w", err)
+		}
+		r.routers["nginx"] = func(*spec.Release) (adapters.TrafficRouter, error) { return nr, nil }
+		// keep upstreams current as instances come and go
+		for _, n := range r.notifiers {
+			n.Notify(func(app string) { go func() { _ = nr.Sync(context.Background(), app) }() })
+		}
+	} else {
+		r.routers["nginx"] = func(*spec.Release) (adapters.TrafficRouter, error) {
+			return nil, fmt.Errorf("traffic.type nginx needs nginx.includeDir in graylane's configuration: %w", adapters.ErrUnsupported)
+		}
+	}
 	return r, nil
 }
 
+// unavailable registers a backend type that is known but not configured.
+func (r *resolver) unavailable(typ, why string) {
+	r.backends[typ] = unconfigured{typ: typ, why: why}
+}
+
+type unconfigured struct{ typ, why string }
+
+func (u unconfigured) Observe(context.Context, string) ([]adapters.Instance, error) {
+	return nil, fmt.Errorf("backend %s is not configured: %s: %w", u.typ, u.why, adapters.ErrUnsupported)
+}
+
+func (u unconfigured) Apply(context.Context, *spec.Release, adapters.Replicas) error {
+	return fmt.Errorf("backend %s is not configured: %s: %w", u.typ, u.why, adapters.ErrUnsupported)
+}
+
+// observeAny observes an app on the backend it was last resolved to.
+func (r *resolver) observeAny(ctx context.Context, app string) ([]adapters.Instance, error) {
+	r.mu.Lock()
+	typ := r.appType[app]
+	r.mu.Unlock()
+	b, ok := r.backends[typ]
+	if !ok {
+		return nil, fmt.Errorf("app %s has no known backend yet", app)
+	}
+	return b.Observe(ctx, app)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
 func (r *resolver) Backend(rel *spec.Release) (adapters.Backend, error) {
+	r.mu.Lock()
+	r.appType[rel.App] = rel.Backend.Type
+	r.mu.Unlock()
 	b, ok := r.backends[rel.Backend.Type]
 	if !ok {
 		return nil, fmt.Errorf("backend.type %q is not available in this graylane: %w", rel.Backend.Type, adapters.ErrUnsupported)
