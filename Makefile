@@ -23,7 +23,8 @@ test-deps:
 
 ## tools: build (or reuse from the cache) the heavy test servers
 tools:
-	$(GO) run ./testsupport/cmd/buildtools
+	$(GO) run ./testsupport/polaris/prebuild
+	$(GO) run ./testsupport/kubestack/prebuild
 
 ## test: everything, against real servers; a missing server fails
 test: test-deps tools build
