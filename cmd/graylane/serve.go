@@ -46,6 +46,21 @@ var defaults = map[string]any{
 	"engine.resync":            "10s",
 	"bootstrap.specs":          "",
 	"process.stateDir":         "",
+	"apollo.meta":              "",
+	"apollo.configService":     "",
+	"apollo.appId":             "graylane",
+	"apollo.cluster":           "default",
+	"apollo.namespace":         "graylane-releases",
+	"apollo.secret":            "",
+	"apollo.label":             "",
+	"apollo.portal":            "",
+	"apollo.env":               "DEV",
+	"apollo.token":             "",
+	"apollo.operator":          "apollo",
+	"apollo.cacheDir":          "",
+	"apollo.timeout":           "5s",
+	"apollo.probeInterval":     "3s",
+	"apollo.startupGrace":      "5s",
 }
 
 func newServe() *cobra.Command {
@@ -264,8 +279,10 @@ func buildSource(ctx context.Context, v *viper.Viper, cli *clientv3.Client, data
 	case "etcd", "":
 		s := etcdsource.New(cli, v.GetString("etcd.prefix"), etcdsource.WithLogger(log))
 		return sourceParts{source: s, writer: s, close: func() { s.Close() }}, nil
+	case "apollo":
+		return buildApolloSource(ctx, v, dataDir, log)
 	default:
-		return sourceParts{}, fmt.Errorf("source.type: %q is not a config centre this build supports (etcd)", t)
+		return sourceParts{}, fmt.Errorf("source.type: %q is not a config centre this build supports (etcd, apollo)", t)
 	}
 }
 
