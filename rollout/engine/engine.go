@@ -177,7 +177,7 @@ func (e *Engine) watch(ctx context.Context) {
 		for resp := range e.cfg.Source.Watch(ctx, rev) {
 			now := e.cfg.Clock.Now()
 			e.mu.Lock()
-			if resp.Err != nil {
+			if resp.Err != nil && len(resp.Events) == 0 && !resp.Reset {
 				if e.sourceErr == nil {
 					e.log.Warn("config source unavailable; running rollouts hold until it is back", "source", e.cfg.Source.Name(), "err", resp.Err)
 				}
@@ -186,8 +186,10 @@ func (e *Engine) watch(ctx context.Context) {
 				e.cfg.Metrics.sourceUp(false)
 				continue
 			}
-			recovered := e.sourceErr != nil
-			e.sourceErr = nil
+			// A response with events is data even if it also reports a
+			// problem: apply it, and keep the problem.
+			recovered := e.sourceErr != nil && resp.Err == nil
+			e.sourceErr = resp.Err
 			changes := e.docs.Apply(resp)
 			if resp.Revision > 0 {
 				rev = resp.Revision
@@ -210,7 +212,7 @@ func (e *Engine) watch(ctx context.Context) {
 				e.log.Info("config source available again", "source", e.cfg.Source.Name())
 			}
 			e.mu.Unlock()
-			e.cfg.Metrics.sourceUp(true)
+			e.cfg.Metrics.sourceUp(resp.Err == nil)
 			for _, ch := range changes {
 				e.queue.Add(ch.Entry.App)
 			}
