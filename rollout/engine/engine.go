@@ -336,17 +336,19 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	if len(rec.Commands) > 0 {
 		cmd = rec.Commands[0]
 	}
-	if sourceDown && cmd.ID == "" {
-		// Desired state may have changed in the centre: do not advance or
-		// roll back on stale data; keep serving and wait.
-		e.setLive(app, func(l *live) { l.lastError = "config source unavailable: holding the release until it is back" })
-		e.publish(ctx, app)
-		return time.Second, nil
-	}
-
 	insts, err := backend.Observe(ctx, app)
 	if err != nil {
 		return 0, e.fail(ctx, app, rec, rev, origJSON, fmt.Errorf("observe %s: %w", app, err))
+	}
+	if sourceDown && cmd.ID == "" {
+		// Desired state may have changed in the centre: do not advance or
+		// roll back on stale data; keep serving (and showing) what runs.
+		e.setLive(app, func(l *live) {
+			l.instances = insts
+			l.lastError = "config source unavailable: holding the release until it is back"
+		})
+		e.publish(ctx, app)
+		return time.Second, nil
 	}
 	obs := rollout.Observed{Versions: map[string]rollout.Count{}, Router: router != nil}
 	for _, in := range insts {

@@ -212,7 +212,7 @@ func (h *harness) waitDoc(app string, rev int64) {
 		h.eng.mu.Lock()
 		got, ok := h.eng.docs.Get(app)
 		h.eng.mu.Unlock()
-		if (rev == 0 && !ok) || (ok && got.Revision >= rev) {
+		if (rev == 0 && !ok) || (rev > 0 && ok && got.Revision >= rev) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -476,9 +476,11 @@ func TestEngineDeletesAppWhenSpecRemoved(t *testing.T) {
 	h.src.Remove("demo")
 	h.waitDoc("demo", 0)
 	for i := 0; i < 5; i++ {
-		if _, err := h.eng.Sync(h.ctx, "demo"); err != nil {
+		d, err := h.eng.Sync(h.ctx, "demo")
+		if err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("pass %d: next %v, %d instances left", i, d, len(h.rec.instances["demo"]))
 	}
 	if n := len(h.rec.instances["demo"]); n != 0 {
 		t.Fatalf("%d instances left", n)
