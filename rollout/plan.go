@@ -101,6 +101,15 @@ func Plan(in Input) Decision {
 	}
 	p.command()
 	p.retarget()
+	if why := p.analysisVerdict(); why != "" {
+		auto := p.str.AutoRollback
+		phase := Degraded
+		if auto {
+			phase = RolledBack
+		}
+		p.event(Warning, "AnalysisFailed", "%s: %s", p.st.CanaryVersion, why)
+		p.cancel(map[bool]string{true: "rolled-back", false: "aborted"}[auto], phase)
+	}
 	p.compute()
 	if p.deadline() {
 		p.compute()
@@ -486,6 +495,11 @@ func (p *planner) canary() {
 		switch {
 		case step.SetWeight != nil, step.SetCanaryScale != nil:
 			done = ready && p.confirmed(p.split)
+		case step.Analysis != nil:
+			ok, progress := p.analysisStep(step.Analysis)
+			p.mark = fmt.Sprintf("canary/%s/%d/analysis/%s", d, i, progress)
+			p.msg = fmt.Sprintf("canary %s step %d/%d: analysis %s, weight %d%%", d, i+1, n, progress, applied)
+			done = ok
 		case step.Pause != nil && step.Pause.Duration == nil:
 			p.waiting = true
 			p.human = fmt.Sprintf("paused at step %d/%d: promote or resume to continue", i+1, n)
@@ -517,6 +531,8 @@ func stepName(s spec.Step) string {
 		return fmt.Sprintf("setWeight %d", *s.SetWeight)
 	case s.SetCanaryScale != nil:
 		return "setCanaryScale"
+	case s.Analysis != nil:
+		return "analysis"
 	case s.Pause != nil && s.Pause.Duration != nil:
 		return "pause " + s.Pause.Duration.String()
 	default:

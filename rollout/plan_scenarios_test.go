@@ -417,3 +417,91 @@ func TestCommandsInEveryPhase(t *testing.T) {
 		expect stable=v2 canary= split=v2:100
 	`)
 }
+
+const analysisYAML = `
+app: demo
+version: v1
+replicas: 4
+strategy:
+  type: canary
+  analysis:
+    interval: 5s
+    failureLimit: 1
+    checks:
+      - name: errors
+        prometheus: {address: "http://prom:9090", query: "rate(errors{version='{{.Version}}'}[1m])", max: 0.01}
+      - name: smoke
+        http: {url: "http://127.0.0.1:8081/healthz", headers: {X-Graylane-Version: "{{.Version}}"}}
+  steps:
+    - setWeight: 25
+    - analysis: {checks: [smoke], count: 2}
+    - setWeight: 100
+backend: {type: process, process: {command: [demoapp]}}
+`
+
+const inlineOnlyYAML = `
+app: demo
+version: v1
+replicas: 2
+strategy:
+  type: canary
+  autoRollback: true
+  analysis:
+    background: false
+    checks:
+      - name: smoke
+        http: {url: "http://127.0.0.1:8081/healthz"}
+  steps:
+    - setWeight: 50
+    - pause: {duration: 10s}
+    - analysis: {count: 2}
+    - setWeight: 100
+backend: {type: process, process: {command: [demoapp]}}
+`
+
+func TestAnalysisScenarios(t *testing.T) {
+	runScenario(t, "analysis_step_waits_for_consecutive_successes", analysisYAML, `
+		run
+		version v2
+		expect phase=Progressing step=1 split=v2:25,v1:75
+		check smoke ok
+		expect step=1
+		check smoke fail
+		check smoke ok
+		expect step=1
+		check smoke ok
+		expect phase=Healthy stable=v2
+	`)
+	runScenario(t, "background_failures_over_the_limit_abort", analysisYAML, `
+		run
+		version v2
+		check errors fail
+		expect phase=Progressing step=1
+		check errors ok
+		check errors fail
+		expect phase=Progressing
+		check errors fail
+		expect phase=Degraded stable=v1 canary= rejected=v2 split=v1:100 running=v1:4/4
+	`)
+	runScenario(t, "inline_only_checks_ignored_outside_their_step", inlineOnlyYAML, `
+		run
+		version v2
+		expect step=1
+		check smoke fail
+		check smoke fail
+		expect phase=Progressing step=1
+		wait 10s
+		expect phase=Progressing step=2
+		check smoke fail
+		expect phase=RolledBack stable=v1 rejected=v2 split=v1:100 running=v1:2/2
+	`)
+	runScenario(t, "results_of_an_older_version_are_ignored", analysisYAML, `
+		run
+		version v2
+		check errors fail
+		version v3
+		check smoke ok
+		check smoke ok
+		expect phase=Healthy stable=v3
+	`)
+}

@@ -29,6 +29,7 @@ type world struct {
 	counts         map[string]Count
 	split          adapters.Split
 	hang           map[string]bool
+	checks         map[string]CheckResult
 	last           Decision
 	trace          []string
 	maxUnavailable int // invariant bound for rolling, -1 = unchecked
@@ -41,7 +42,7 @@ func newWorld(t *testing.T, yaml string) *world {
 		t.Fatalf("spec: %v", err)
 	}
 	return &world{t: t, spec: rel, router: true, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		counts: map[string]Count{}, hang: map[string]bool{}, maxUnavailable: -1}
+		counts: map[string]Count{}, hang: map[string]bool{}, checks: map[string]CheckResult{}, maxUnavailable: -1}
 }
 
 func (w *world) input(cmd Command) Input {
@@ -51,7 +52,7 @@ func (w *world) input(cmd Command) Input {
 			vs[k] = v
 		}
 	}
-	return Input{Spec: w.spec, Status: w.status, Command: cmd, Now: w.now,
+	return Input{Spec: w.spec, Status: w.status, Command: cmd, Now: w.now, Checks: w.checks,
 		Observed: Observed{Versions: vs, Router: w.router, Split: w.split}}
 }
 
@@ -230,6 +231,16 @@ func (w *world) do(line string) {
 		w.run()
 	case "version":
 		w.spec.Version = f[1]
+		w.run()
+	case "check":
+		// check NAME ok|fail: one run of an analysis check against the
+		// version being rolled out, now
+		r := w.checks[f[1]]
+		if r.Version != w.status.CanaryVersion {
+			r = CheckResult{Version: w.status.CanaryVersion}
+		}
+		r.Runs = append(r.Runs, CheckRun{At: w.now, OK: f[2] == "ok", Message: "run " + f[2]})
+		w.checks[f[1]] = r
 		w.run()
 	case "hang":
 		w.hang[f[1]] = true

@@ -129,6 +129,20 @@ type Observed struct {
 	Split adapters.Split
 }
 
+// CheckRun is one run of an analysis check.
+type CheckRun struct {
+	At      time.Time `json:"at"`
+	OK      bool      `json:"ok"`
+	Message string    `json:"message,omitempty"`
+}
+
+// CheckResult is the recent history of one analysis check against the
+// version being rolled out, oldest run first.
+type CheckResult struct {
+	Version string     `json:"version"`
+	Runs    []CheckRun `json:"runs"`
+}
+
 // Input is everything Plan looks at. Plan does no I/O and reads no clock.
 type Input struct {
 	Spec     *spec.Release
@@ -136,6 +150,8 @@ type Input struct {
 	Observed Observed
 	Command  Command
 	Now      time.Time
+	// Checks are the analysis results by check name (strategy.analysis).
+	Checks map[string]CheckResult
 }
 
 // EventType says whether an event is routine or a problem.

@@ -88,3 +88,19 @@ func Render(s string, data TemplateData) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// RenderMap executes a template over a map (check URLs, queries).
+func RenderMap(s string, data map[string]string) (string, error) {
+	if !strings.Contains(s, "{{") {
+		return s, nil
+	}
+	t, err := template.New("s").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}

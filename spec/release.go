@@ -90,6 +90,9 @@ type Strategy struct {
 	// AutoPromotionDelay (bluegreen): keep the preview this long before the
 	// automatic switch.
 	AutoPromotionDelay *Duration `json:"autoPromotionDelay,omitempty"`
+	// Analysis holds the checks that judge the new version (canary and
+	// blue-green).
+	Analysis *Analysis `json:"analysis,omitempty"`
 }
 
 // Step is one canary step. Exactly one field is set.
@@ -102,6 +105,8 @@ type Step struct {
 	// SetCanaryScale sets the canary's instance count independently of its
 	// traffic weight.
 	SetCanaryScale *CanaryScale `json:"setCanaryScale,omitempty"`
+	// Analysis waits until checks of strategy.analysis pass.
+	Analysis *StepAnalysis `json:"analysis,omitempty"`
 }
 
 // Pause is a canary pause step.

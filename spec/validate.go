@@ -6,7 +6,7 @@ import (
 )
 
 // Traffic router types known to this build's spec.
-var trafficTypes = map[string]bool{"": true, "proxy": true, "nginx": true, "none": true}
+var trafficTypes = map[string]bool{"": true, "proxy": true, "nginx": true, "gray": true, "none": true}
 
 // CheckVersion validates a code or config version string.
 func CheckVersion(v string) error {
@@ -66,7 +66,7 @@ func (r *Release) Validate() error {
 	r.Backend.validate("backend", &e)
 	if r.Traffic != nil {
 		if !trafficTypes[r.Traffic.Type] {
-			e.add("traffic.type", "%q is not a traffic router (proxy, nginx or none)", r.Traffic.Type)
+			e.add("traffic.type", "%q is not a traffic router (proxy, nginx, gray or none)", r.Traffic.Type)
 		}
 		if r.Traffic.Nginx != nil {
 			r.Traffic.Nginx.validate("traffic.nginx", &e)
@@ -160,9 +160,35 @@ func (s *Strategy) validate(path string, e *errs) {
 				e.add(join(p, "setCanaryScale"), "set exactly one of replicas, weight, matchTrafficWeight")
 			}
 		}
-		if n != 1 {
-			e.add(p, "set exactly one of setWeight, pause, setCanaryScale")
+		if st.Analysis != nil {
+			n++
+			ap := join(p, "analysis")
+			if s.Analysis == nil {
+				e.add(ap, "needs strategy.analysis.checks")
+			} else {
+				known := map[string]bool{}
+				for _, c := range s.Analysis.Checks {
+					known[c.Name] = true
+				}
+				for j, name := range st.Analysis.Checks {
+					if !known[name] {
+						e.add(index(join(ap, "checks"), j), "%q is not a check of strategy.analysis", name)
+					}
+				}
+			}
+			if st.Analysis.Count < 0 || st.Analysis.Count > 1000 {
+				e.add(join(ap, "count"), "%d is outside 0..1000", st.Analysis.Count)
+			}
 		}
+		if n != 1 {
+			e.add(p, "set exactly one of setWeight, pause, setCanaryScale, analysis")
+		}
+	}
+	if s.Analysis != nil {
+		if s.Type == Rolling {
+			e.add(join(path, "analysis"), "only a canary or a blue-green is analysed (type is %q)", s.Type)
+		}
+		s.Analysis.validate(join(path, "analysis"), e)
 	}
 	if s.ProgressDeadline != nil && s.ProgressDeadline.Duration <= 0 {
 		e.add(join(path, "progressDeadline"), "must be positive")

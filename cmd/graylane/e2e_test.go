@@ -308,3 +308,52 @@ func TestEndToEndBadInputChangesNothing(t *testing.T) {
 		return v.Status.SpecError == nil && v.Spec.Strategy.Type == "rolling"
 	})
 }
+
+func TestEndToEndAnalysisGatesAndAborts(t *testing.T) {
+	g := graylanetest.Start(t, graylanetest.Options{})
+	proxy := testenv.FreePort(t)
+	strategy := func(smokeStatus int) string {
+		return fmt.Sprintf(`  type: canary
+  autoRollback: true
+  analysis:
+    interval: 1s
+    checks:
+      - name: smoke
+        http:
+          url: "http://127.0.0.1:%d/healthz"
+          headers: {X-Graylane-Version: "{{.Version}}"}   # through the proxy, to the canary
+          status: %d
+  steps:
+    - setWeight: 25
+    - analysis: {checks: [smoke], count: 3}
+    - setWeight: 100
+  scaleDownDelay: 1s`, proxy, smokeStatus)
+	}
+	g.PutSpec("gate", releaseDoc("gate", "v1", proxy, strategy(200)))
+	waitFor(t, g, "gate", 60*time.Second, "v1 healthy", healthyAt("v1"))
+
+	// passing checks: the analysis step completes after 3 good runs
+	g.PutSpec("gate", releaseDoc("gate", "v2", proxy, strategy(200)))
+	v := waitFor(t, g, "gate", 60*time.Second, "waiting at the analysis step", func(v engine.AppView) bool {
+		return v.Status.CanaryVersion == "v2" && v.Status.Step == 1
+	})
+	if !strings.Contains(v.Status.Message, "analysis smoke") {
+		t.Fatalf("analysis progress not shown: %q", v.Status.Message)
+	}
+	v = waitFor(t, g, "gate", 60*time.Second, "v2 promoted after analysis", healthyAt("v2"))
+	if v.Status.History[0].Version != "v2" || v.Status.History[0].Outcome != "promoted" {
+		t.Fatalf("history: %+v", v.Status.History)
+	}
+
+	// failing checks: the release is rolled back
+	g.PutSpec("gate", releaseDoc("gate", "v3", proxy, strategy(418)))
+	v = waitFor(t, g, "gate", 60*time.Second, "v3 rolled back by analysis", func(v engine.AppView) bool {
+		return v.Status.Phase == rollout.RolledBack && v.Status.RejectedVersion == "v3"
+	})
+	if v.Status.StableVersion != "v2" || v.Status.Weights["v2"] != 100 {
+		t.Fatalf("after the failed analysis: %+v", v.Status.Status)
+	}
+	if !strings.Contains(g.Log(), "check smoke failed") {
+		t.Fatal("the failed check is not in graylane's log")
+	}
+}

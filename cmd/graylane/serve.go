@@ -23,6 +23,7 @@ import (
 	"github.com/graylane/graylane/configsync"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
 	"github.com/graylane/graylane/server"
@@ -210,7 +211,14 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer adapters.Close()
-	eng := engine.New(engine.Config{
+	if err := adapters.wireGray(ctx, v, cli, log); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	var eng *engine.Engine
+	checks := analysis.NewRunner(func(app string) { eng.Trigger(app) }, analysis.WithLogger(log.With("component", "analysis")))
+	defer checks.Close()
+	eng = engine.New(engine.Config{
+		Analysis: checks,
 		Source:   src,
 		Store:    etcdstore.New(cli, v.GetString("etcd.statePrefix")),
 		Resolver: adapters,
@@ -233,7 +241,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 
 	api := server.New(server.Config{
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
-		Logger: log.With("component", "api"), Ready: extraReady,
+		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
 	})
 	addr := v.GetString("http.addr")
 	ln, err := net.Listen("tcp", addr)

@@ -18,6 +18,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/rollout"
+	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -53,6 +54,9 @@ type Config struct {
 	Workers int
 	// Resync is the longest time between two passes of an app (default 10s).
 	Resync time.Duration
+	// Analysis runs strategy.analysis checks; nil disables analysis (checks
+	// never report, so analysis steps wait for ever).
+	Analysis *analysis.Runner
 }
 
 // Engine is graylane's control loop.
@@ -376,7 +380,18 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	}
 	e.mu.Unlock()
 
-	d := rollout.Plan(rollout.Input{Spec: rel, Status: st, Observed: obs, Command: cmd.Command, Now: now})
+	var checks map[string]rollout.CheckResult
+	if e.cfg.Analysis != nil {
+		checks = e.cfg.Analysis.Results(app)
+	}
+	d := rollout.Plan(rollout.Input{Spec: rel, Status: st, Observed: obs, Command: cmd.Command, Now: now, Checks: checks})
+	if e.cfg.Analysis != nil {
+		if ds := d.Status; ds.CanaryVersion != "" && !ds.Fast && rel.Strategy.Analysis != nil {
+			e.cfg.Analysis.Ensure(rel, ds.StableVersion, ds.CanaryVersion)
+		} else {
+			e.cfg.Analysis.Stop(app)
+		}
+	}
 
 	var applyErr error
 	if err := backend.Apply(ctx, rel, d.Replicas); err != nil {
@@ -455,6 +470,9 @@ func (e *Engine) teardown(ctx context.Context, app string, rel *spec.Release, ba
 	delete(e.live, app)
 	delete(e.parsed, app)
 	e.mu.Unlock()
+	if e.cfg.Analysis != nil {
+		e.cfg.Analysis.Stop(app)
+	}
 	e.emit(app, rollout.Event{Type: rollout.Normal, Reason: "Deleted", Message: "app removed"})
 	e.cfg.Metrics.forget(app)
 	e.log.Info("app deleted", "app", app)
@@ -623,6 +641,9 @@ type StatusView struct {
 	LastError string `json:"lastError,omitempty"`
 	// LastCommand is the last command's outcome.
 	LastCommand *CommandResult `json:"lastCommand,omitempty"`
+	// Analysis holds the latest runs of each analysis check against the
+	// version being rolled out.
+	Analysis map[string]rollout.CheckResult `json:"analysis,omitempty"`
 	// Source names the config centre and whether it is reachable.
 	Source SourceView `json:"source"`
 	// UpdatedAt is when the status last changed.
@@ -675,6 +696,17 @@ func (e *Engine) App(ctx context.Context, app string) (AppView, error) {
 	v.Status.Instances = append([]adapters.Instance{}, insts...)
 	v.Status.LastError = lastErr
 	sort.Slice(v.Status.Instances, func(i, j int) bool { return v.Status.Instances[i].ID < v.Status.Instances[j].ID })
+	if e.cfg.Analysis != nil && rec.Status.CanaryVersion != "" {
+		if res := e.cfg.Analysis.Results(app); len(res) > 0 {
+			for k, r := range res {
+				if len(r.Runs) > 5 {
+					r.Runs = r.Runs[len(r.Runs)-5:]
+				}
+				res[k] = r
+			}
+			v.Status.Analysis = res
+		}
+	}
 	v.Status.Source = SourceView{Name: e.cfg.Source.Name(), Ready: srcErr == nil}
 	if srcErr != nil {
 		v.Status.Source.Error = srcErr.Error()

@@ -1,0 +1,361 @@
+package analysis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/graylane/graylane/rollout"
+	"github.com/graylane/graylane/spec"
+)
+
+// MaxRuns bounds the history kept per check.
+const MaxRuns = 50
+
+// Runner runs analysis checks, one goroutine per app with a rollout in
+// progress.
+type Runner struct {
+	client *http.Client
+	log    *slog.Logger
+	now    func() time.Time
+	notify func(app string)
+
+	mu   sync.Mutex
+	apps map[string]*run
+}
+
+type run struct {
+	key     string // version + analysis digest
+	version string
+	cancel  context.CancelFunc
+	done    chan struct{}
+	results map[string]rollout.CheckResult
+}
+
+// Option configures a Runner.
+type Option func(*Runner)
+
+// WithHTTPClient sets the client checks use (default: a plain client;
+// each check's own timeout applies).
+func WithHTTPClient(c *http.Client) Option { return func(r *Runner) { r.client = c } }
+
+// WithClock sets the clock stamping results (default time.Now).
+func WithClock(now func() time.Time) Option { return func(r *Runner) { r.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.log = l } }
+
+// NewRunner returns a Runner that calls notify(app) after every round of
+// checks, so the engine plans again at once.
+func NewRunner(notify func(app string), opts ...Option) *Runner {
+	r := &Runner{client: &http.Client{}, log: slog.Default(), now: time.Now, notify: notify, apps: map[string]*run{}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// Ensure runs the checks of rel's strategy.analysis against version (with
+// stable as {{.StableVersion}}) until Stop, or until Ensure is called with
+// another version or analysis. It is idempotent.
+func (r *Runner) Ensure(rel *spec.Release, stable, version string) {
+	a := rel.Strategy.Analysis
+	if a == nil {
+		r.Stop(rel.App)
+		return
+	}
+	b, _ := json.Marshal(a)
+	key := version + "\x00" + stable + "\x00" + string(b)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur := r.apps[rel.App]; cur != nil {
+		if cur.key == key {
+			return
+		}
+		cur.cancel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ru := &run{key: key, version: version, cancel: cancel, done: make(chan struct{}), results: map[string]rollout.CheckResult{}}
+	r.apps[rel.App] = ru
+	data := map[string]string{"App": rel.App, "Version": version, "StableVersion": stable}
+	go r.loop(ctx, rel.App, ru, a, data)
+}
+
+// Stop ends the checks of app, if any.
+func (r *Runner) Stop(app string) {
+	r.mu.Lock()
+	cur := r.apps[app]
+	delete(r.apps, app)
+	r.mu.Unlock()
+	if cur != nil {
+		cur.cancel()
+	}
+}
+
+// Close stops every app's checks and waits for them.
+func (r *Runner) Close() {
+	r.mu.Lock()
+	runs := r.apps
+	r.apps = map[string]*run{}
+	r.mu.Unlock()
+	for _, ru := range runs {
+		ru.cancel()
+		<-ru.done
+	}
+}
+
+// Results returns a copy of app's check results (nil when none run).
+func (r *Runner) Results(app string) map[string]rollout.CheckResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.apps[app]
+	if cur == nil {
+		return nil
+	}
+	out := make(map[string]rollout.CheckResult, len(cur.results))
+	for k, v := range cur.results {
+		out[k] = rollout.CheckResult{Version: v.Version, Runs: append([]rollout.CheckRun(nil), v.Runs...)}
+	}
+	return out
+}
+
+func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis, data map[string]string) {
+	defer close(ru.done)
+	t := time.NewTicker(a.EffectiveInterval())
+	defer t.Stop()
+	for {
+		for _, c := range a.Checks {
+			ok, msg := Run(ctx, r.client, c, data)
+			if ctx.Err() != nil {
+				return
+			}
+			if !ok {
+				r.log.Warn("analysis check failed", "app", app, "version", data["Version"], "check", c.Name, "reason", msg)
+			}
+			r.mu.Lock()
+			res := ru.results[c.Name]
+			res.Version = ru.version
+			res.Runs = append(res.Runs, rollout.CheckRun{At: r.now(), OK: ok, Message: msg})
+			if len(res.Runs) > MaxRuns {
+				res.Runs = res.Runs[len(res.Runs)-MaxRuns:]
+			}
+			ru.results[c.Name] = res
+			r.mu.Unlock()
+		}
+		if r.notify != nil {
+			r.notify(app)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Run runs one check once and says whether it passed, and why not.
+func Run(ctx context.Context, client *http.Client, c spec.Check, data map[string]string) (bool, string) {
+	var v float64
+	var err error
+	var lo, hi *float64
+	switch {
+	case c.HTTP != nil:
+		if v, err = runHTTP(ctx, client, c.HTTP, data); err == nil && c.HTTP.JSONPath == "" {
+			return true, ""
+		}
+		lo, hi = c.HTTP.Min, c.HTTP.Max
+	case c.Prometheus != nil:
+		v, err = runPrometheus(ctx, client, c.Prometheus, data)
+		lo, hi = c.Prometheus.Min, c.Prometheus.Max
+	default:
+		return false, "check has neither http nor prometheus"
+	}
+	if err != nil {
+		return false, err.Error()
+	}
+	if lo != nil && v < *lo {
+		return false, fmt.Sprintf("value %g is below min %g", v, *lo)
+	}
+	if hi != nil && v > *hi {
+		return false, fmt.Sprintf("value %g is above max %g", v, *hi)
+	}
+	return true, fmt.Sprintf("value %g", v)
+}
+
+func timeout(d *spec.Duration) time.Duration {
+	if d == nil {
+		return 5 * time.Second
+	}
+	return d.Duration
+}
+
+func runHTTP(ctx context.Context, client *http.Client, h *spec.HTTPCheck, data map[string]string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout(h.Timeout))
+	defer cancel()
+	u, err := spec.RenderMap(h.URL, data)
+	if err != nil {
+		return 0, err
+	}
+	method := h.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range h.Headers {
+		val, err := spec.RenderMap(v, data)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set(k, val)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: read body: %w", method, u, err)
+	}
+	if (h.Status == 0 && (resp.StatusCode < 200 || resp.StatusCode > 299)) || (h.Status != 0 && resp.StatusCode != h.Status) {
+		want := "2xx"
+		if h.Status != 0 {
+			want = strconv.Itoa(h.Status)
+		}
+		return 0, fmt.Errorf("%s %s: status %d, want %s", method, u, resp.StatusCode, want)
+	}
+	if h.JSONPath == "" {
+		return 0, nil
+	}
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return 0, fmt.Errorf("%s %s: body is not JSON: %w", method, u, err)
+	}
+	return JSONNumber(doc, h.JSONPath)
+}
+
+// JSONNumber follows a dotted path ("data.rate", "items.0.value") into a
+// decoded JSON document and returns the number (or numeric string) there.
+func JSONNumber(doc any, path string) (float64, error) {
+	cur := doc
+	for _, part := range strings.Split(path, ".") {
+		switch x := cur.(type) {
+		case map[string]any:
+			v, ok := x[part]
+			if !ok {
+				return 0, fmt.Errorf("jsonPath %s: no field %q", path, part)
+			}
+			cur = v
+		case []any:
+			i, err := strconv.Atoi(part)
+			if err != nil || i < 0 || i >= len(x) {
+				return 0, fmt.Errorf("jsonPath %s: no element %q in a list of %d", path, part, len(x))
+			}
+			cur = x[i]
+		default:
+			return 0, fmt.Errorf("jsonPath %s: %q is inside a %T", path, part, cur)
+		}
+	}
+	switch x := cur.(type) {
+	case float64:
+		return x, nil
+	case string:
+		f, err := strconv.ParseFloat(x, 64)
+		if err != nil {
+			return 0, fmt.Errorf("jsonPath %s: %q is not a number", path, x)
+		}
+		return f, nil
+	case bool:
+		if x {
+			return 1, nil
+		}
+		return 0, nil
+	}
+	return 0, fmt.Errorf("jsonPath %s: %T is not a number", path, cur)
+}
+
+// promResponse is the Prometheus HTTP API's /api/v1/query answer.
+type promResponse struct {
+	Status string `json:"status"`
+	Error  string `json:"error"`
+	Data   struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	} `json:"data"`
+}
+
+func runPrometheus(ctx context.Context, client *http.Client, q *spec.PrometheusCheck, data map[string]string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout(q.Timeout))
+	defer cancel()
+	query, err := spec.RenderMap(q.Query, data)
+	if err != nil {
+		return 0, err
+	}
+	base, err := spec.RenderMap(q.Address, data)
+	if err != nil {
+		return 0, err
+	}
+	u := strings.TrimRight(base, "/") + "/api/v1/query?" + url.Values{"query": {query}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("prometheus query %q: %w", query, err)
+	}
+	defer resp.Body.Close()
+	var pr promResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&pr); err != nil {
+		return 0, fmt.Errorf("prometheus query %q: status %d, undecodable answer: %w", query, resp.StatusCode, err)
+	}
+	if pr.Status != "success" {
+		return 0, fmt.Errorf("prometheus query %q: %s", query, pr.Error)
+	}
+	return PromValue(pr.Data.ResultType, pr.Data.Result)
+}
+
+// PromValue extracts the first sample's value from a Prometheus query
+// result of type vector or scalar.
+func PromValue(resultType string, result json.RawMessage) (float64, error) {
+	var pair []any
+	switch resultType {
+	case "scalar":
+		if err := json.Unmarshal(result, &pair); err != nil {
+			return 0, err
+		}
+	case "vector":
+		var vec []struct {
+			Value []any `json:"value"`
+		}
+		if err := json.Unmarshal(result, &vec); err != nil {
+			return 0, err
+		}
+		if len(vec) == 0 {
+			return 0, errors.New("the query returned no samples")
+		}
+		pair = vec[0].Value
+	default:
+		return 0, fmt.Errorf("result type %q: want vector or scalar", resultType)
+	}
+	if len(pair) != 2 {
+		return 0, errors.New("malformed sample")
+	}
+	s, ok := pair[1].(string)
+	if !ok {
+		return 0, errors.New("malformed sample value")
+	}
+	return strconv.ParseFloat(s, 64)
+}
