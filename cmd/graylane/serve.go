@@ -211,9 +211,6 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer adapters.Close()
-	if err := adapters.wireGray(ctx, v, cli, log); err != nil {
-		return &exitError{code: 2, err: err}
-	}
 	var eng *engine.Engine
 	checks := analysis.NewRunner(func(app string) { eng.Trigger(app) }, analysis.WithLogger(log.With("component", "analysis")))
 	defer checks.Close()
@@ -241,7 +238,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 
 	api := server.New(server.Config{
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
-		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
+		Logger: log.With("component", "api"), Ready: extraReady,
 	})
 	addr := v.GetString("http.addr")
 	ln, err := net.Listen("tcp", addr)
