@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 )
 
@@ -116,20 +115,7 @@ type SSHTemplateData struct {
 }
 
 // RenderSSH executes one ssh backend template.
-func RenderSSH(s string, data SSHTemplateData) (string, error) {
-	if !strings.Contains(s, "{{") {
-		return s, nil
-	}
-	t, err := template.New("arg").Option("missingkey=error").Parse(s)
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}
+func RenderSSH(s string, data SSHTemplateData) (string, error) { return renderTemplate(s, data) }
 
 // HostRoot returns the host's root directory.
 func (b *SSHBackend) HostRoot(h SSHHost) string {

@@ -3,8 +3,6 @@ package spec
 import (
 	"net"
 	"strconv"
-	"strings"
-	"text/template"
 	"time"
 )
 
@@ -74,33 +72,7 @@ func checkTemplate(s string, data TemplateData) error {
 }
 
 // Render executes one command or env template.
-func Render(s string, data TemplateData) (string, error) {
-	if !strings.Contains(s, "{{") {
-		return s, nil
-	}
-	t, err := template.New("arg").Option("missingkey=error").Parse(s)
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}
+func Render(s string, data TemplateData) (string, error) { return renderTemplate(s, data) }
 
 // RenderMap executes a template over a map (check URLs, queries).
-func RenderMap(s string, data map[string]string) (string, error) {
-	if !strings.Contains(s, "{{") {
-		return s, nil
-	}
-	t, err := template.New("s").Option("missingkey=error").Parse(s)
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}
+func RenderMap(s string, data map[string]string) (string, error) { return renderTemplate(s, data) }
