@@ -18,13 +18,27 @@ import (
 
 // Client talks to one graylane server.
 type Client struct {
-	base string
-	http *http.Client
+	base  string
+	token string
+	http  *http.Client
 }
 
 // New returns a Client for baseURL (e.g. http://127.0.0.1:8080).
 func New(baseURL string) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), http: &http.Client{}}
+}
+
+// WithToken returns a copy of c that sends "Authorization: Bearer token".
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.token = token
+	return &cp
+}
+
+func (c *Client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 }
 
 // Error is an API error.
@@ -53,6 +67,7 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("graylane API %s %s: %w", method, path, err)
@@ -151,6 +166,7 @@ func (c *Client) watchOnce(ctx context.Context, app string, fn func(engine.Messa
 		return true, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return false, err

@@ -47,6 +47,9 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Ready, if set, adds checks to /readyz (for example other centres).
 	Ready func(ctx context.Context) error
+	// Tokens, if any, are required on /api/v1 (auth.go); reads need a
+	// read or write token, changes a write token.
+	Tokens []Token
 }
 
 // Server is the HTTP API.
@@ -136,13 +139,14 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
 	v1 := r.Group("/api/v1")
-	v1.GET("/apps", s.listApps)
-	v1.GET("/apps/:app", s.getApp)
-	v1.PUT("/apps/:app", s.putSpec)
-	v1.DELETE("/apps/:app", s.deleteApp)
-	v1.PUT("/apps/:app/version", s.putVersion)
-	v1.GET("/apps/:app/events", s.events)
-	v1.POST("/apps/:app/:command", s.command)
+	read, write := s.authenticate(RoleRead), s.authenticate(RoleWrite)
+	v1.GET("/apps", read, s.listApps)
+	v1.GET("/apps/:app", read, s.getApp)
+	v1.PUT("/apps/:app", write, s.putSpec)
+	v1.DELETE("/apps/:app", write, s.deleteApp)
+	v1.PUT("/apps/:app/version", write, s.putVersion)
+	v1.GET("/apps/:app/events", read, s.events)
+	v1.POST("/apps/:app/:command", write, s.command)
 	return r
 }
 
@@ -256,6 +260,7 @@ func (s *Server) write(c *gin.Context, app string, data []byte, expect string) {
 		return
 	}
 	en, err := s.cfg.Writer.Put(c.Request.Context(), app, data, expect)
+	s.audit(c, app, "write release spec to "+s.cfg.Source.Name(), err)
 	if err != nil {
 		s.fail(c, fmt.Errorf("write %s to %s: %w", app, s.cfg.Source.Name(), err))
 		return
@@ -273,7 +278,9 @@ func (s *Server) deleteApp(c *gin.Context) {
 		s.fail(c, errReadOnly)
 		return
 	}
-	if err := s.cfg.Writer.Delete(c.Request.Context(), app, c.GetHeader("If-Match")); err != nil {
+	err := s.cfg.Writer.Delete(c.Request.Context(), app, c.GetHeader("If-Match"))
+	s.audit(c, app, "delete release spec from "+s.cfg.Source.Name(), err)
+	if err != nil {
 		s.fail(c, fmt.Errorf("delete %s from %s: %w", app, s.cfg.Source.Name(), err))
 		return
 	}
@@ -328,6 +335,7 @@ func (s *Server) putVersion(c *gin.Context) {
 			lastErr = err
 			continue
 		}
+		s.audit(c, app, "set version "+body.Version, err)
 		if err != nil {
 			s.fail(c, fmt.Errorf("write %s to %s: %w", app, s.cfg.Source.Name(), err))
 			return
@@ -399,6 +407,11 @@ func (s *Server) command(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.CommandTimeout)
 	defer cancel()
 	res, err := s.cfg.Engine.Command(ctx, app, cmd)
+	if err == nil && res.Error != "" {
+		s.audit(c, app, string(cmd), fmt.Errorf("%s", res.Error))
+	} else {
+		s.audit(c, app, string(cmd), err)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

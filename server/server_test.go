@@ -65,7 +65,7 @@ type env struct {
 	url string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, tokens ...Token) *env {
 	t.Helper()
 	src := memory.New()
 	eng := engine.New(engine.Config{Source: src, Store: engine.NewMemoryStore(), Resolver: &instant{want: map[string]adapters.Replicas{}},
@@ -73,7 +73,7 @@ func newEnv(t *testing.T) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go eng.Run(ctx)
-	s := New(Config{Engine: eng, Source: src, Writer: src, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CommandTimeout: 5 * time.Second})
+	s := New(Config{Engine: eng, Source: src, Writer: src, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CommandTimeout: 5 * time.Second, Tokens: tokens})
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
 	return &env{t: t, src: src, eng: eng, url: ts.URL}
@@ -81,7 +81,15 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) do(method, path, body string) (int, map[string]any) {
 	e.t.Helper()
+	return e.doAs("", method, path, body)
+}
+
+func (e *env) doAs(token, method, path, body string) (int, map[string]any) {
+	e.t.Helper()
 	req, _ := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -276,3 +284,45 @@ func TestSetVersion(t *testing.T) {
 }
 
 var _ configsync.Writer = (*memory.Source)(nil)
+
+func TestTokensAndAuditTrail(t *testing.T) {
+	e := newEnv(t, Token{Name: "alice", Secret: "s3cret-w", Role: RoleWrite}, Token{Name: "dash", Secret: "s3cret-r", Role: RoleRead})
+	e.src.Set("demo", []byte(goodSpec))
+	e.waitPhase("demo", "Healthy")
+	sub, cancel := e.eng.Broker().Subscribe("demo")
+	defer cancel()
+	for _, c := range []struct {
+		token, method, path, body string
+		code                      int
+	}{
+		{"", "GET", "/api/v1/apps", "", 401},
+		{"wrong", "GET", "/api/v1/apps", "", 401},
+		{"s3cret-r", "GET", "/api/v1/apps/demo", "", 200},
+		{"s3cret-r", "PUT", "/api/v1/apps/demo/version", `{"version":"v2"}`, 403},
+		{"s3cret-r", "POST", "/api/v1/apps/demo/pause", "", 403},
+		{"s3cret-w", "PUT", "/api/v1/apps/demo/version", `{"version":"v2"}`, 200},
+		{"", "GET", "/healthz", "", 200},
+	} {
+		if code, body := e.doAs(c.token, c.method, c.path, c.body); code != c.code {
+			t.Errorf("%q %s %s: %d %v, want %d", c.token, c.method, c.path, code, body, c.code)
+		}
+	}
+	en, _ := e.src.Get(context.Background(), "demo")
+	if !strings.Contains(string(en.Data), "version: v2") {
+		t.Fatal("the write token's change did not land")
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case m := <-sub:
+			if m.Event != nil && m.Event.Reason == "Audit" {
+				if m.Event.Message != "alice: set version v2 (ok)" {
+					t.Fatalf("audit event %q", m.Event.Message)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no audit event naming alice")
+		}
+	}
+}

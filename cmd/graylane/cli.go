@@ -19,7 +19,8 @@ import (
 
 func apiClient(cmd *cobra.Command) *client.Client {
 	s, _ := cmd.Flags().GetString("server")
-	return client.New(s)
+	tok, _ := cmd.Flags().GetString("token")
+	return client.New(s).WithToken(tok)
 }
 
 func cliCommands() []*cobra.Command {

@@ -33,6 +33,7 @@ import (
 // defaults lists every configuration key with its default value.
 var defaults = map[string]any{
 	"http.addr":                "127.0.0.1:8080",
+	"http.token":               "",
 	"data.dir":                 "./data",
 	"log.level":                "info",
 	"log.format":               "text",
@@ -240,6 +241,14 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
 		Logger: log.With("component", "api"), Ready: extraReady,
 	})
+	tokens, err := apiTokens(v)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if len(tokens) == 0 && !loopback(v.GetString("http.addr")) {
+		log.Warn("the API listens beyond loopback without tokens: anyone who reaches it can change releases; set http.token or http.tokens", "addr", v.GetString("http.addr"))
+	}
+	api.SetTokens(tokens)
 	addr := v.GetString("http.addr")
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
