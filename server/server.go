@@ -30,6 +30,7 @@ type Engine interface {
 	Broker() *engine.Broker
 	SourceError() error
 	Synced() <-chan struct{}
+	Leader() bool
 }
 
 // Config configures the API.
@@ -167,7 +168,11 @@ func (s *Server) readyz(c *gin.Context) {
 			return
 		}
 	}
-	c.String(http.StatusOK, "ok\n")
+	role := "standby"
+	if s.cfg.Engine.Leader() {
+		role = "leader"
+	}
+	c.String(http.StatusOK, "ok ("+role+")\n")
 }
 
 // AppSummary is one row of GET /api/v1/apps.

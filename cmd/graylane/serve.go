@@ -45,6 +45,10 @@ var defaults = map[string]any{
 	"etcd.embedded.clientAddr": etcdserver.DefaultClientAddr,
 	"etcd.embedded.peerAddr":   etcdserver.DefaultPeerAddr,
 	"engine.workers":           4,
+	"ha.enabled":               false,
+	"ha.ttl":                   "10s",
+	"ha.id":                    "",
+	"ha.key":                   "/graylane/leader",
 	"engine.resync":            "10s",
 	"bootstrap.specs":          "",
 	"process.stateDir":         "",
@@ -212,11 +216,20 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer adapters.Close()
+	var elect engine.Elect
+	if v.GetBool("ha.enabled") {
+		id := v.GetString("ha.id")
+		if id == "" {
+			id = defaultID()
+		}
+		elect = etcdElect(cli, v.GetString("ha.key"), id, v.GetDuration("ha.ttl"), log.With("component", "election"))
+	}
 	var eng *engine.Engine
 	checks := analysis.NewRunner(func(app string) { eng.Trigger(app) }, analysis.WithLogger(log.With("component", "analysis")))
 	defer checks.Close()
 	eng = engine.New(engine.Config{
 		Analysis: checks,
+		Elect:    elect,
 		Source:   src,
 		Store:    etcdstore.New(cli, v.GetString("etcd.statePrefix")),
 		Resolver: adapters,

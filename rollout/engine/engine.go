@@ -57,13 +57,23 @@ type Config struct {
 	// Analysis runs strategy.analysis checks; nil disables analysis (checks
 	// never report, so analysis steps wait for ever).
 	Analysis *analysis.Runner
+	// Elect, if set, makes this engine one of several: it watches and
+	// serves views all the time but reconciles only while it leads.
+	Elect Elect
 }
+
+// Elect blocks until this graylane leads (or ctx ends) and returns a
+// context that ends when leadership is lost.
+type Elect func(ctx context.Context) (context.Context, error)
 
 // Engine is graylane's control loop.
 type Engine struct {
-	cfg   Config
-	log   *slog.Logger
-	queue workqueue.TypedRateLimitingInterface[string]
+	cfg Config
+	log *slog.Logger
+
+	qmu    sync.Mutex
+	queue  workqueue.TypedRateLimitingInterface[string] // nil while not leading
+	leader bool
 
 	mu        sync.Mutex
 	docs      configsync.State
@@ -106,13 +116,9 @@ func New(cfg Config) *Engine {
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Second
 	}
-	rl := workqueue.NewTypedMaxOfRateLimiter(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 10*time.Second),
-	)
 	return &Engine{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		queue:     workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[string]{Name: "graylane"}),
 		parsed:    map[string]parsedDoc{},
 		received:  map[string]time.Time{},
 		synced:    make(chan struct{}),
@@ -126,8 +132,24 @@ func New(cfg Config) *Engine {
 // Broker returns the engine's status broadcaster.
 func (e *Engine) Broker() *Broker { return e.broker }
 
-// Trigger asks for a pass over app soon (wired to adapters.Notifier).
-func (e *Engine) Trigger(app string) { e.queue.Add(app) }
+// Trigger asks for a pass over app soon (wired to adapters.Notifier). It
+// does nothing while this engine does not lead.
+func (e *Engine) Trigger(app string) {
+	e.qmu.Lock()
+	q := e.queue
+	e.qmu.Unlock()
+	if q != nil {
+		q.Add(app)
+	}
+}
+
+// Leader reports whether this engine is reconciling (always true without
+// Config.Elect once Run has started).
+func (e *Engine) Leader() bool {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	return e.leader
+}
 
 // Synced is closed once the first full listing of the source was read.
 func (e *Engine) Synced() <-chan struct{} { return e.synced }
@@ -139,7 +161,8 @@ func (e *Engine) SourceError() error {
 	return e.sourceErr
 }
 
-// Run watches the source and reconciles apps until ctx ends.
+// Run watches the source and reconciles apps until ctx ends. With
+// Config.Elect it reconciles only during its terms as leader.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -147,32 +170,79 @@ func (e *Engine) Run(ctx context.Context) error {
 		defer wg.Done()
 		e.watch(ctx)
 	}()
+	defer wg.Wait()
 	select {
 	case <-ctx.Done():
-		e.queue.ShutDown()
-		wg.Wait()
 		return nil
 	case <-e.synced:
 	}
+	for ctx.Err() == nil {
+		lctx := ctx
+		if e.cfg.Elect != nil {
+			var err error
+			if lctx, err = e.cfg.Elect(ctx); err != nil {
+				if ctx.Err() == nil {
+					e.log.Error("leader election", "err", err)
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
+				}
+				continue
+			}
+			e.log.Info("leading: reconciling releases")
+		}
+		e.lead(lctx)
+		if e.cfg.Elect == nil {
+			break
+		}
+		if ctx.Err() == nil {
+			e.log.Warn("lost leadership: stopped reconciling")
+		}
+	}
+	return nil
+}
+
+// lead reconciles every app until ctx ends (one leadership term).
+func (e *Engine) lead(ctx context.Context) {
+	rl := workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 10*time.Second),
+	)
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[string]{Name: "graylane"})
+	e.qmu.Lock()
+	e.queue, e.leader = q, true
+	e.qmu.Unlock()
+	e.cfg.Metrics.setLeader(true)
+	defer func() {
+		e.qmu.Lock()
+		e.queue, e.leader = nil, false
+		e.qmu.Unlock()
+		e.cfg.Metrics.setLeader(false)
+	}()
 	if apps, err := e.cfg.Store.Apps(ctx); err == nil {
 		for _, a := range apps {
-			e.queue.Add(a)
+			q.Add(a)
 		}
 	} else {
 		e.log.Error("list persisted apps", "err", err)
 	}
+	e.mu.Lock()
+	for _, en := range e.docs.Entries() {
+		q.Add(en.App)
+	}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
 	for i := 0; i < e.cfg.Workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for e.processNext(ctx) {
+			for e.processNext(ctx, q) {
 			}
 		}()
 	}
 	<-ctx.Done()
-	e.queue.ShutDown()
+	q.ShutDown()
 	wg.Wait()
-	return nil
 }
 
 func (e *Engine) watch(ctx context.Context) {
@@ -218,21 +288,21 @@ func (e *Engine) watch(ctx context.Context) {
 			e.mu.Unlock()
 			e.cfg.Metrics.sourceUp(resp.Err == nil)
 			for _, ch := range changes {
-				e.queue.Add(ch.Entry.App)
+				e.Trigger(ch.Entry.App)
 			}
 			for _, a := range all {
-				e.queue.Add(a)
+				e.Trigger(a)
 			}
 		}
 	}
 }
 
-func (e *Engine) processNext(ctx context.Context) bool {
-	app, quit := e.queue.Get()
+func (e *Engine) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
+	app, quit := q.Get()
 	if quit {
 		return false
 	}
-	defer e.queue.Done(app)
+	defer q.Done(app)
 	start := time.Now()
 	next, err := e.Sync(ctx, app)
 	e.cfg.Metrics.observeSync(time.Since(start), err)
@@ -240,14 +310,14 @@ func (e *Engine) processNext(ctx context.Context) bool {
 		if ctx.Err() == nil {
 			e.log.Error("reconcile failed", "app", app, "err", err)
 		}
-		e.queue.AddRateLimited(app)
+		q.AddRateLimited(app)
 		return true
 	}
-	e.queue.Forget(app)
+	q.Forget(app)
 	if next > 0 {
-		e.queue.AddAfter(app, min(next, e.cfg.Resync))
+		q.AddAfter(app, min(next, e.cfg.Resync))
 	} else if next == 0 {
-		e.queue.AddAfter(app, e.cfg.Resync)
+		q.AddAfter(app, e.cfg.Resync)
 	}
 	return true
 }
@@ -589,12 +659,22 @@ func (e *Engine) Command(ctx context.Context, app string, cmd rollout.Command) (
 		}
 		break
 	}
-	e.queue.Add(app)
-	select {
-	case r := <-ch:
-		return r, nil
-	case <-ctx.Done():
-		return CommandResult{ID: id, Command: cmd}, fmt.Errorf("command %s for %s queued but not yet processed: %w", cmd, app, ctx.Err())
+	e.Trigger(app)
+	// The leader may be another graylane: watch the record as well as the
+	// local waiter.
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-ch:
+			return r, nil
+		case <-tick.C:
+			if rec, _, err := e.cfg.Store.Load(ctx, app); err == nil && rec.LastCommand != nil && rec.LastCommand.ID == id {
+				return *rec.LastCommand, nil
+			}
+		case <-ctx.Done():
+			return CommandResult{ID: id, Command: cmd}, fmt.Errorf("command %s for %s queued but not yet processed: %w", cmd, app, ctx.Err())
+		}
 	}
 }
 

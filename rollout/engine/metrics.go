@@ -17,6 +17,7 @@ type Metrics struct {
 	syncSeconds  prometheus.Histogram
 	sourceUpG    prometheus.Gauge
 	sourceToAct  prometheus.Histogram
+	leader       prometheus.Gauge
 }
 
 // NewMetrics registers the engine's metrics with reg.
@@ -43,8 +44,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "graylane_source_watch_lag_seconds", Help: "From receiving a changed release document to the first backend action for it.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "graylane_leader", Help: "1 while this graylane reconciles releases (leads).",
+		}),
 	}
-	reg.MustRegister(m.phase, m.stepDuration, m.syncs, m.syncSeconds, m.sourceUpG, m.sourceToAct)
+	reg.MustRegister(m.phase, m.stepDuration, m.syncs, m.syncSeconds, m.sourceUpG, m.sourceToAct, m.leader)
 	return m
 }
 
@@ -104,4 +108,15 @@ func (m *Metrics) observeSourceToAction(d time.Duration) {
 		return
 	}
 	m.sourceToAct.Observe(d.Seconds())
+}
+
+func (m *Metrics) setLeader(on bool) {
+	if m == nil {
+		return
+	}
+	if on {
+		m.leader.Set(1)
+	} else {
+		m.leader.Set(0)
+	}
 }
