@@ -87,6 +87,13 @@ const pollWhileConverging = time.Second
 //     (only traffic moves while the previous version is within
 //     scaleDownDelay).
 //
+// # Config gate
+//
+// With Input.Config (the release has bound config, config.go), instances
+// of a version are started only once its config is placed, count as ready
+// only once they report having loaded it, and the release is Healthy only
+// once every target's stable location holds the stable version's config.
+//
 // # Progress deadline
 //
 // When nothing progresses (no step completes, no instance of the version
@@ -150,7 +157,7 @@ func (s Status) clone() Status {
 	return out
 }
 
-func (p *planner) obs(v string) Count { return p.in.Observed.Versions[v] }
+func (p *planner) obs(v string) Count { return p.configGated(v, p.in.Observed.Versions[v]) }
 
 func (p *planner) event(t EventType, reason, format string, args ...any) {
 	p.dec.Events = append(p.dec.Events, Event{Type: t, Reason: reason, Message: fmt.Sprintf(format, args...)})
@@ -356,6 +363,7 @@ func (p *planner) compute() {
 	default:
 		p.rolling()
 	}
+	p.configGate() // config.go
 	p.previous()
 	for v := range p.in.Observed.Versions {
 		if _, ok := p.want[v]; !ok {

@@ -33,6 +33,7 @@ type world struct {
 	last           Decision
 	trace          []string
 	maxUnavailable int // invariant bound for rolling, -1 = unchecked
+	config         *configSim // config gate (config_test.go); nil: none
 }
 
 func newWorld(t *testing.T, yaml string) *world {
@@ -52,8 +53,12 @@ func (w *world) input(cmd Command) Input {
 			vs[k] = v
 		}
 	}
-	return Input{Spec: w.spec, Status: w.status, Command: cmd, Now: w.now, Checks: w.checks,
+	in := Input{Spec: w.spec, Status: w.status, Command: cmd, Now: w.now, Checks: w.checks,
 		Observed: Observed{Versions: vs, Router: w.router, Split: w.split}}
+	if w.config != nil {
+		in.Config = w.config.gate(w)
+	}
+	return in
 }
 
 // plan runs one pass and applies its decision: replicas first, then split.
@@ -155,9 +160,13 @@ func (w *world) line(cmd Command, d Decision) string {
 	if cmd != "" {
 		c = " cmd=" + string(cmd)
 	}
-	return fmt.Sprintf("t=%s%s phase=%s stable=%s canary=%s step=%d want=%s split=%s events=%v",
+	out := fmt.Sprintf("t=%s%s phase=%s stable=%s canary=%s step=%d want=%s split=%s events=%v",
 		w.now.Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), c, d.Status.Phase, d.Status.StableVersion,
 		d.Status.CanaryVersion, d.Status.Step, fmtReplicas(d.Replicas), fmtSplit(d.Split), ev)
+	if w.config != nil {
+		out += " config=" + w.config.last.String()
+	}
+	return out
 }
 
 // checkInvariants holds for every decision, whatever the scenario.
@@ -248,6 +257,8 @@ func (w *world) do(line string) {
 		delete(w.hang, f[1])
 	case "norouter":
 		w.router = false
+	case "config":
+		w.configLine(line, f[1:])
 	case "expect":
 		w.expect(line, f[1:])
 	default:

@@ -152,6 +152,10 @@ type Input struct {
 	Now      time.Time
 	// Checks are the analysis results by check name (strategy.analysis).
 	Checks map[string]CheckResult
+	// Config is the state of the config bound to each release identity
+	// (config-in-step, see config.go); nil when the app has no config
+	// section, and then nothing is gated.
+	Config *ConfigGate
 }
 
 // EventType says whether an event is routine or a problem.
