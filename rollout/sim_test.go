@@ -32,7 +32,7 @@ type world struct {
 	checks         map[string]CheckResult
 	last           Decision
 	trace          []string
-	maxUnavailable int // invariant bound for rolling, -1 = unchecked
+	maxUnavailable int        // invariant bound for rolling, -1 = unchecked
 	config         *configSim // config gate (config_test.go); nil: none
 }
 
