@@ -250,6 +250,10 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return v.Spec, nil
 	}
 
+	if err := startNotifications(ctx, v, eng.Broker(), log.With("component", "notify")); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+
 	api := server.New(server.Config{
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
 		Logger: log.With("component", "api"), Ready: extraReady,
