@@ -184,3 +184,27 @@ func ValidateSplit(s Split) error {
 	}
 	return nil
 }
+
+// Step describes why the engine calls an adapter: the rollout step in
+// force and a short reason. Adapters that report to an external system
+// (webhooks) pass it on; others may ignore it.
+type Step struct {
+	// Index is the canary step (0-based); -1 when no step applies.
+	Index int
+	// Reason is the planner's status message, e.g. "canary v2 step 2/5:
+	// weight 25%".
+	Reason string
+}
+
+type stepKey struct{}
+
+// WithStep returns ctx carrying step.
+func WithStep(ctx context.Context, step Step) context.Context {
+	return context.WithValue(ctx, stepKey{}, step)
+}
+
+// StepFrom returns the step ctx carries, if any.
+func StepFrom(ctx context.Context) (Step, bool) {
+	s, ok := ctx.Value(stepKey{}).(Step)
+	return s, ok
+}

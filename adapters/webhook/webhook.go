@@ -65,17 +65,11 @@ type Status struct {
 	Instances []adapters.Instance `json:"instances"`
 }
 
-type stepKey struct{}
-
-type stepInfo struct {
-	step   int
-	reason string
-}
-
 // WithStep annotates ctx with the rollout step and reason, which Apply puts
 // in the desired state it sends (they do not change its idempotency key).
+// It is adapters.WithStep, which graylane's engine sets on every Apply.
 func WithStep(ctx context.Context, step int, reason string) context.Context {
-	return context.WithValue(ctx, stepKey{}, stepInfo{step, reason})
+	return adapters.WithStep(ctx, adapters.Step{Index: step, Reason: reason})
 }
 
 // Config configures a Backend.
@@ -232,8 +226,12 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Re
 		}
 	}
 	ds.IdempotencyKey = IdempotencyKey(rel.App, rel.Version, want)
-	if si, ok := ctx.Value(stepKey{}).(stepInfo); ok {
-		ds.Step, ds.Reason = &si.step, si.reason
+	if si, ok := adapters.StepFrom(ctx); ok {
+		if si.Index >= 0 {
+			idx := si.Index
+			ds.Step = &idx
+		}
+		ds.Reason = si.Reason
 	}
 	body, err := json.Marshal(ds)
 	if err != nil {

@@ -464,10 +464,14 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	}
 
 	var applyErr error
-	if err := backend.Apply(ctx, rel, d.Replicas); err != nil {
+	actx := adapters.WithStep(ctx, adapters.Step{Index: -1, Reason: d.Status.Message})
+	if d.Status.CanaryVersion != "" && rel.Strategy.Type == spec.Canary {
+		actx = adapters.WithStep(ctx, adapters.Step{Index: d.Status.Step, Reason: d.Status.Message})
+	}
+	if err := backend.Apply(actx, rel, d.Replicas); err != nil {
 		applyErr = fmt.Errorf("apply replicas %v for %s: %w", d.Replicas, app, err)
 	} else if d.Split != nil && router != nil && !d.Split.Equal(obs.Split) {
-		if err := router.SetWeights(ctx, rel, *d.Split); err != nil {
+		if err := router.SetWeights(actx, rel, *d.Split); err != nil {
 			applyErr = fmt.Errorf("set traffic split %v for %s: %w", d.Split.Weights, app, err)
 		}
 	}
