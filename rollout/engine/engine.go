@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/analysis"
@@ -57,6 +58,9 @@ type Config struct {
 	// Analysis runs strategy.analysis checks; nil disables analysis (checks
 	// never report, so analysis steps wait for ever).
 	Analysis *analysis.Runner
+	// Config keeps releases' bound config in step with them (config.go);
+	// nil ignores config sections.
+	Config ConfigReleaser
 	// Elect, if set, makes this engine one of several: it watches and
 	// serves views all the time but reconciles only while it leads.
 	Elect Elect
@@ -355,6 +359,7 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	log := e.log.With("app", app)
 
 	pd, haveDoc, sourceDown := e.doc(app)
+	pd = e.checkConfig(ctx, pd) // config.go
 	var rel *spec.Release
 	if haveDoc {
 		if pd.err == nil {
@@ -405,6 +410,11 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	if rec.Deleting {
 		return e.teardown(ctx, app, rel, backend, router, rec, rev, origJSON)
 	}
+	specRel := rel
+	rel, identity, err := e.configIdentity(ctx, rel) // config.go
+	if err != nil {
+		return 0, e.fail(ctx, app, rec, rev, origJSON, fmt.Errorf("config of %s: %w", app, err))
+	}
 
 	var cmd PendingCommand
 	if len(rec.Commands) > 0 {
@@ -423,6 +433,10 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 		})
 		e.publish(ctx, app)
 		return time.Second, nil
+	}
+	cfgp, insts, err := e.configReconcile(ctx, app, specRel, identity, rec.Status, insts) // config.go
+	if err != nil {
+		return 0, e.fail(ctx, app, rec, rev, origJSON, fmt.Errorf("config of %s: %w", app, err))
 	}
 	obs := rollout.Observed{Versions: map[string]rollout.Count{}, Router: router != nil}
 	for _, in := range insts {
@@ -454,7 +468,8 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	if e.cfg.Analysis != nil {
 		checks = e.cfg.Analysis.Results(app)
 	}
-	d := rollout.Plan(rollout.Input{Spec: rel, Status: st, Observed: obs, Command: cmd.Command, Now: now, Checks: checks})
+	d := rollout.Plan(rollout.Input{Spec: rel, Status: st, Observed: obs, Command: cmd.Command, Now: now, Checks: checks, Config: cfgp.gate})
+	d.Events = append(cfgp.events, d.Events...)
 	if e.cfg.Analysis != nil {
 		if ds := d.Status; ds.CanaryVersion != "" && !ds.Fast && rel.Strategy.Analysis != nil {
 			e.cfg.Analysis.Ensure(rel, ds.StableVersion, ds.CanaryVersion)
@@ -508,7 +523,7 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	if len(rec.Commands) > 0 {
 		return time.Millisecond, nil
 	}
-	return d.RequeueAfter, nil
+	return sooner(d.RequeueAfter, cfgp.requeue), nil
 }
 
 // teardown scales a deleted app to zero, then forgets it.
@@ -728,6 +743,9 @@ type StatusView struct {
 	// Analysis holds the latest runs of each analysis check against the
 	// version being rolled out.
 	Analysis map[string]rollout.CheckResult `json:"analysis,omitempty"`
+	// Config is the config-in-step status: what each target holds, the
+	// gate, drift (config.go).
+	Config *configrelease.View `json:"config,omitempty"`
 	// Source names the config centre and whether it is reachable.
 	Source SourceView `json:"source"`
 	// UpdatedAt is when the status last changed.
@@ -792,6 +810,7 @@ func (e *Engine) App(ctx context.Context, app string) (AppView, error) {
 		}
 	}
 	v.Status.Source = SourceView{Name: e.cfg.Source.Name(), Ready: srcErr == nil}
+	v.Status.Config = e.configView(app)
 	if srcErr != nil {
 		v.Status.Source.Error = srcErr.Error()
 	}
