@@ -51,6 +51,9 @@ type Config struct {
 	// Tokens, if any, are required on /api/v1 (auth.go); reads need a
 	// read or write token, changes a write token.
 	Tokens []Token
+	// Gray serves the gray documents and the instance registry
+	// (instances.go); nil answers those routes with 501.
+	Gray GrayService
 }
 
 // Server is the HTTP API.
@@ -148,6 +151,7 @@ func (s *Server) Handler() http.Handler {
 	v1.PUT("/apps/:app/version", write, s.putVersion)
 	v1.GET("/apps/:app/events", read, s.events)
 	v1.POST("/apps/:app/:command", write, s.command)
+	s.grayRoutes(v1)
 	return r
 }
 

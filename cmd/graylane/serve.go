@@ -216,6 +216,9 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer adapters.Close()
+	if err := adapters.wireGray(ctx, v, cli, log); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	var elect engine.Elect
 	if v.GetBool("ha.enabled") {
 		id := v.GetString("ha.id")
@@ -256,7 +259,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 
 	api := server.New(server.Config{
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
-		Logger: log.With("component", "api"), Ready: extraReady,
+		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
 	})
 	tokens, err := apiTokens(v)
 	if err != nil {

@@ -33,6 +33,7 @@ type resolver struct {
 	routers   map[string]func(*spec.Release) (adapters.TrafficRouter, error)
 	notifiers []adapters.Notifier
 	closers   []func()
+	gray      *grayWiring // wiring_gray.go
 }
 
 func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, error) {
@@ -164,7 +165,7 @@ func (r *resolver) Backend(rel *spec.Release) (adapters.Backend, error) {
 	if !ok {
 		return nil, fmt.Errorf("backend.type %q is not available in this graylane: %w", rel.Backend.Type, adapters.ErrUnsupported)
 	}
-	return b, nil
+	return r.trackGray(rel, b), nil
 }
 
 func (r *resolver) Router(rel *spec.Release) (adapters.TrafficRouter, error) {
@@ -172,8 +173,14 @@ func (r *resolver) Router(rel *spec.Release) (adapters.TrafficRouter, error) {
 	if rel.Traffic != nil {
 		t = rel.Traffic.Type
 	}
+	if err := grayCheck(rel); err != nil {
+		return nil, err
+	}
 	if t == "none" {
 		return nil, nil
+	}
+	if t == "" {
+		t = grayTraffic(rel) // gray for the registry backend
 	}
 	if t == "" {
 		if rel.Backend.Type != spec.BackendProcess {

@@ -1,0 +1,93 @@
+package gray
+
+import "math"
+
+// Bucketing constants. They are part of the published format: changing any
+// of them moves users between versions, so they never change within a
+// schema version.
+const (
+	// Buckets is the number of user buckets: 10000, so percentages have a
+	// granularity of 0.01%.
+	Buckets = 10000
+	// HashName names the bucketing hash in published documents.
+	HashName = "fnv1a64-fmix64"
+
+	fnvOffset64 = 0xcbf29ce484222325
+	fnvPrime64  = 0x100000001b3
+)
+
+// Bucket returns the user bucket of key, 0..Buckets-1:
+//
+//	k     = NormalizeKey(key)
+//	h     = FNV-1a 64 over the bytes of salt, then ':' (0x3A), then k
+//	h     = fmix64(h)            (MurmurHash3's 64-bit finaliser)
+//	bucket = h mod 10000         (h unsigned)
+//
+// with fmix64(h) = h ^= h>>33; h *= 0xff51afd7ed558ccd; h ^= h>>33;
+// h *= 0xc4ceb9fe1a85ec53; h ^= h>>33 (64-bit wrapping multiplication,
+// logical shifts). ok is false for a key that is empty after
+// normalisation (no user key: the caller picks a random bucket).
+//
+// docs/gray.md has a Java version and docs/gray-vectors.json test vectors.
+func Bucket(salt, key string) (bucket int, ok bool) {
+	key = NormalizeKey(key)
+	if key == "" {
+		return 0, false
+	}
+	return int(fmix64(fnv1a64(salt, key)) % Buckets), true
+}
+
+// fnv1a64 hashes salt, ':' and key with FNV-1a 64.
+func fnv1a64(salt, key string) uint64 {
+	h := uint64(fnvOffset64)
+	for i := 0; i < len(salt); i++ {
+		h ^= uint64(salt[i])
+		h *= fnvPrime64
+	}
+	h ^= ':'
+	h *= fnvPrime64
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= fnvPrime64
+	}
+	return h
+}
+
+func fmix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// NormalizeKey trims leading and trailing spaces, tabs, carriage returns
+// and line feeds (bytes 0x20, 0x09, 0x0D, 0x0A) from a user key and keeps
+// everything else byte for byte: case is significant, nothing is decoded.
+// If your user IDs are case-insensitive, send them lower-cased.
+func NormalizeKey(key string) string {
+	start, end := 0, len(key)
+	for start < end && isSpace(key[start]) {
+		start++
+	}
+	for end > start && isSpace(key[end-1]) {
+		end--
+	}
+	return key[start:end]
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// PercentThreshold converts a weight in percent (0..100, at most two
+// decimals) to buckets: round(percent*100).
+func PercentThreshold(percent float64) int {
+	t := int(math.Round(percent * 100))
+	if t > Buckets {
+		t = Buckets
+	}
+	if t < 0 {
+		t = 0
+	}
+	return t
+}

@@ -1,0 +1,598 @@
+package gray
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/graylane/graylane/spec"
+)
+
+// Self describes the instance that decides (the edge of a call chain): the
+// rule conditions instanceLabels, regions and zones compare against it.
+type Self struct {
+	Region, Zone string
+	// Labels are the instance's labels, including the Nepxion metadata
+	// keys (version, group, env) it registered with.
+	Labels map[string]string
+}
+
+// Table is a compiled document: what a router consults for every request.
+// It is immutable and safe for concurrent use. Compile builds it.
+type Table struct {
+	doc        *Document
+	userHeader string // canonical
+	userCookie string
+	salt       string
+	preview    string
+	rules      []rule
+	groups     []group // equality index over rules
+	unindexed  []int32 // rules no group can select, in order
+	cuts       []cut
+	versions   []string
+	fallback   []string
+}
+
+type rule struct {
+	index   int
+	name    string
+	version string
+	headers []strMatch
+	cookies []strMatch
+	query   []strMatch
+	nets    []netip.Prefix
+	labels  []kv
+	percent int // threshold in buckets; -1: no percent condition
+}
+
+type strMatch struct {
+	name  string
+	kind  uint8
+	value string
+	set   []string
+	re    *regexp.Regexp
+}
+
+const (
+	matchEquals uint8 = iota
+	matchPrefix
+	matchRegex
+	matchSet // a regex whose language is a small finite set
+)
+
+type kv struct{ k, v string }
+
+// group indexes the rules whose key condition compares one header,
+// cookie or query parameter for equality (or a small literal set): the
+// request's value selects the candidate rules with one map lookup.
+type group struct {
+	source  uint8 // fromHeader, fromCookie, fromQuery
+	name    string
+	byValue map[string][]int32 // value -> rule positions, ascending
+}
+
+const (
+	fromHeader uint8 = iota
+	fromCookie
+	fromQuery
+)
+
+func (g *group) value(in *Input) (string, bool) {
+	switch g.source {
+	case fromHeader:
+		vs := in.Req.Header[g.name]
+		if len(vs) == 0 {
+			return "", false
+		}
+		return vs[0], true
+	case fromCookie:
+		return CookieValue(in.Req.Header, g.name)
+	default:
+		return QueryValue(in.Req.URL.RawQuery, g.name)
+	}
+}
+
+type cut struct {
+	version string
+	upto    int
+}
+
+var previewHeader = http.CanonicalHeaderKey(HeaderPreview)
+
+// Compile prepares a valid document (see Parse, Build) for deciding.
+// Conditions on the deciding instance (instanceLabels, regions, zones) are
+// evaluated here against self: a rule that cannot hold for this instance
+// is left out.
+func Compile(d *Document, self Self) *Table {
+	t := &Table{
+		doc:        d,
+		userHeader: http.CanonicalHeaderKey(d.UserKey.Header),
+		userCookie: d.UserKey.Cookie,
+		salt:       d.Bucketing.Salt,
+		preview:    d.Preview,
+		versions:   d.Versions(),
+	}
+	if d.UserKey.Header == "" {
+		t.userHeader = ""
+	}
+	for i, r := range d.Rules {
+		if !selfMatches(&r.Match, self) {
+			continue
+		}
+		cr := rule{index: i, name: r.Name, version: r.Version, percent: r.Match.Threshold()}
+		cr.headers = compileList(r.Match.Headers, true)
+		cr.cookies = compileList(r.Match.Cookies, false)
+		cr.query = compileList(r.Match.Query, false)
+		for _, c := range r.Match.ClientIPs {
+			if p, err := spec.ParseClientIP(c); err == nil {
+				cr.nets = append(cr.nets, p)
+			}
+		}
+		for k, v := range r.Match.Labels {
+			cr.labels = append(cr.labels, kv{k, v})
+		}
+		slices.SortFunc(cr.labels, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+		t.rules = append(t.rules, cr)
+	}
+	t.index()
+	upto := 0
+	for _, w := range d.Split {
+		if w.Weight <= 0 {
+			continue
+		}
+		upto += w.Weight * 100
+		t.cuts = append(t.cuts, cut{version: w.Version, upto: upto})
+	}
+	for i := len(t.cuts) - 1; i >= 0; i-- {
+		t.fallback = append(t.fallback, t.cuts[i].version)
+	}
+	for _, v := range t.versions {
+		if !slices.Contains(t.fallback, v) {
+			t.fallback = append(t.fallback, v)
+		}
+	}
+	return t
+}
+
+// index builds the equality index: each rule is filed under its first
+// header, cookie or query condition that is an equality or a literal set;
+// the others are evaluated for every request.
+func (t *Table) index() {
+	find := func(source uint8, name string) *group {
+		for i := range t.groups {
+			if t.groups[i].source == source && t.groups[i].name == name {
+				return &t.groups[i]
+			}
+		}
+		t.groups = append(t.groups, group{source: source, name: name, byValue: map[string][]int32{}})
+		return &t.groups[len(t.groups)-1]
+	}
+	for i := range t.rules {
+		r := &t.rules[i]
+		filed := false
+		for _, l := range []struct {
+			source uint8
+			ms     []strMatch
+		}{{fromHeader, r.headers}, {fromCookie, r.cookies}, {fromQuery, r.query}} {
+			for _, m := range l.ms {
+				if m.kind != matchEquals && m.kind != matchSet {
+					continue
+				}
+				g := find(l.source, m.name)
+				values := m.set
+				if m.kind == matchEquals {
+					values = []string{m.value}
+				}
+				for _, v := range values {
+					g.byValue[v] = append(g.byValue[v], int32(i))
+				}
+				filed = true
+				break
+			}
+			if filed {
+				break
+			}
+		}
+		if !filed {
+			t.unindexed = append(t.unindexed, int32(i))
+		}
+	}
+}
+
+func selfMatches(m *spec.GrayMatch, self Self) bool {
+	for k, v := range m.InstanceLabels {
+		if self.Labels[k] != v {
+			return false
+		}
+	}
+	if len(m.Regions) > 0 && !slices.Contains(m.Regions, self.Region) {
+		return false
+	}
+	if len(m.Zones) > 0 && !slices.Contains(m.Zones, self.Zone) {
+		return false
+	}
+	return true
+}
+
+func compileList(l []spec.StringMatch, header bool) []strMatch {
+	var out []strMatch
+	for _, sm := range l {
+		m := strMatch{name: sm.Name}
+		if header {
+			m.name = http.CanonicalHeaderKey(sm.Name)
+		}
+		switch {
+		case sm.Equals != nil:
+			m.kind, m.value = matchEquals, *sm.Equals
+		case sm.Prefix != "":
+			m.kind, m.value = matchPrefix, sm.Prefix
+		default:
+			if set, ok := literalSet(sm.Regex); ok {
+				m.kind, m.set = matchSet, set
+				break
+			}
+			re, err := spec.CompileRegex(sm.Regex)
+			if err != nil {
+				re = regexp.MustCompile(`^\b\B$`) // never matches; Parse rejects this anyway
+			}
+			m.kind, m.re = matchRegex, re
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Document returns the document the table was compiled from.
+func (t *Table) Document() *Document { return t.doc }
+
+// App returns the document's app.
+func (t *Table) App() string { return t.doc.App }
+
+// Generation returns the document's generation.
+func (t *Table) Generation() int64 { return t.doc.Generation }
+
+// UserHeader and UserCookie name where the user key is read.
+func (t *Table) UserHeader() string { return t.userHeader }
+
+// UserCookie names the cookie the user key is read from.
+func (t *Table) UserCookie() string { return t.userCookie }
+
+// Routes reports whether the document routes to version v (a version
+// pinned by an incoming n-d-version header is honoured only then).
+func (t *Table) Routes(v string) bool {
+	for _, x := range t.versions {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Fallback lists the versions to try, in order, when the decided version
+// has no instance: the split's versions from stable to newest, then the
+// others the document routes to.
+func (t *Table) Fallback() []string { return t.fallback }
+
+// Reason says which step of a document decided.
+type Reason int8
+
+// Reasons.
+const (
+	// ByNothing: the document has no split and no rule matched.
+	ByNothing Reason = iota
+	// ByPreview: the request asked for the preview version.
+	ByPreview
+	// ByRule: a rule matched (Result.Rule is its index in the document).
+	ByRule
+	// BySplit: the user's bucket fell in the split.
+	BySplit
+	// ByPin: an incoming n-d-version header pinned the version (set by
+	// callers that honour it; Decide never returns it).
+	ByPin
+)
+
+func (r Reason) String() string {
+	return [...]string{"nothing", "preview", "rule", "split", "pin"}[r]
+}
+
+// Result is one decision.
+type Result struct {
+	Version string
+	Reason  Reason
+	// Rule is the index of the matching rule in the document (ByRule).
+	Rule int
+}
+
+// Decide routes one request. It allocates nothing (a query parameter
+// value that needs unescaping is the exception).
+func (t *Table) Decide(in *Input) Result {
+	if t.preview != "" && in.Req != nil && first(in.Req.Header[previewHeader]) == t.preview {
+		return Result{Version: t.preview, Reason: ByPreview}
+	}
+	// the first matching rule: the smallest position among the candidates
+	// each group selects and the unindexed rules
+	best := len(t.rules)
+	for gi := range t.groups {
+		g := &t.groups[gi]
+		v, ok := g.value(in)
+		if !ok {
+			continue
+		}
+		for _, j := range g.byValue[v] {
+			if int(j) >= best {
+				break
+			}
+			if t.rules[j].matches(t, in) {
+				best = int(j)
+				break
+			}
+		}
+	}
+	for _, j := range t.unindexed {
+		if int(j) >= best {
+			break
+		}
+		if t.rules[j].matches(t, in) {
+			best = int(j)
+			break
+		}
+	}
+	if best < len(t.rules) {
+		r := &t.rules[best]
+		return Result{Version: r.version, Reason: ByRule, Rule: r.index}
+	}
+	if len(t.cuts) == 0 {
+		return Result{}
+	}
+	b := in.bucket(t)
+	for _, c := range t.cuts {
+		if b < c.upto {
+			return Result{Version: c.version, Reason: BySplit}
+		}
+	}
+	return Result{Version: t.cuts[len(t.cuts)-1].version, Reason: BySplit}
+}
+
+func (r *rule) matches(t *Table, in *Input) bool {
+	req := in.Req
+	for i := range r.headers {
+		m := &r.headers[i]
+		vs := req.Header[m.name]
+		if len(vs) == 0 || !m.test(vs[0]) {
+			return false
+		}
+	}
+	for i := range r.cookies {
+		m := &r.cookies[i]
+		v, ok := CookieValue(req.Header, m.name)
+		if !ok || !m.test(v) {
+			return false
+		}
+	}
+	for i := range r.query {
+		m := &r.query[i]
+		v, ok := QueryValue(req.URL.RawQuery, m.name)
+		if !ok || !m.test(v) {
+			return false
+		}
+	}
+	if len(r.nets) > 0 {
+		ip := in.clientIP()
+		if !ip.IsValid() {
+			return false
+		}
+		hit := false
+		for _, n := range r.nets {
+			if n.Contains(ip) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return false
+		}
+	}
+	for _, l := range r.labels {
+		v, ok := in.label(l.k)
+		if !ok || v != l.v {
+			return false
+		}
+	}
+	if r.percent >= 0 && in.bucket(t) >= r.percent {
+		return false
+	}
+	return true
+}
+
+func (m *strMatch) test(v string) bool {
+	switch m.kind {
+	case matchEquals:
+		return v == m.value
+	case matchPrefix:
+		return strings.HasPrefix(v, m.value)
+	case matchSet:
+		for _, x := range m.set {
+			if v == x {
+				return true
+			}
+		}
+		return false
+	default:
+		return m.re.MatchString(v)
+	}
+}
+
+// Input is one request as rules see it. Build it on the stack for each
+// request (Input{Req: r}); it memoises the user bucket and client IP, so a
+// decision over many apps hashes the user key once per salt.
+type Input struct {
+	// Req is the request (headers, cookies, query).
+	Req *http.Request
+	// ClientIPHeader, if set, names a header whose first address is the
+	// client's IP (X-Forwarded-For, X-Real-IP) when Req arrived through a
+	// proxy you trust; otherwise Req.RemoteAddr is used.
+	ClientIPHeader string
+	// Labels, if not empty, are the request labels ("k=v,k2=v2"); else the
+	// X-Graylane-Labels header is read.
+	Labels string
+
+	ip     netip.Addr
+	ipDone bool
+
+	haveBucket bool
+	salt       string
+	keyHeader  string
+	keyCookie  string
+	userKey    string
+	b          int
+
+	random     int
+	haveRandom bool
+}
+
+// SetRandom fixes the bucket used when the request has no user key (by
+// default drawn at random once per Input).
+func (in *Input) SetRandom(b int) { in.random, in.haveRandom = b%Buckets, true }
+
+// UserKey returns the user key the last bucket was derived from ("" when
+// the request had none).
+func (in *Input) UserKey() string { return in.userKey }
+
+func (in *Input) bucket(t *Table) int {
+	if in.haveBucket && in.salt == t.salt && in.keyHeader == t.userHeader && in.keyCookie == t.userCookie {
+		return in.b
+	}
+	in.haveBucket, in.salt, in.keyHeader, in.keyCookie = true, t.salt, t.userHeader, t.userCookie
+	in.userKey = ""
+	if in.Req != nil {
+		if t.userHeader != "" {
+			in.userKey = NormalizeKey(first(in.Req.Header[t.userHeader]))
+		}
+		if in.userKey == "" && t.userCookie != "" {
+			v, _ := CookieValue(in.Req.Header, t.userCookie)
+			in.userKey = NormalizeKey(v)
+		}
+	}
+	if b, ok := Bucket(t.salt, in.userKey); ok {
+		in.b = b
+		return b
+	}
+	if !in.haveRandom {
+		in.random, in.haveRandom = rand.IntN(Buckets), true
+	}
+	in.b = in.random
+	return in.b
+}
+
+func (in *Input) clientIP() netip.Addr {
+	if in.ipDone {
+		return in.ip
+	}
+	in.ipDone = true
+	if in.Req == nil {
+		return in.ip
+	}
+	if in.ClientIPHeader != "" {
+		v := first(in.Req.Header[http.CanonicalHeaderKey(in.ClientIPHeader)])
+		v, _, _ = strings.Cut(v, ",")
+		if a, err := netip.ParseAddr(strings.TrimSpace(v)); err == nil {
+			in.ip = a.Unmap()
+			return in.ip
+		}
+	}
+	if ap, err := netip.ParseAddrPort(in.Req.RemoteAddr); err == nil {
+		in.ip = ap.Addr().Unmap()
+	} else if a, err := netip.ParseAddr(in.Req.RemoteAddr); err == nil {
+		in.ip = a.Unmap()
+	}
+	return in.ip
+}
+
+var labelsHeader = http.CanonicalHeaderKey(HeaderLabels)
+
+func (in *Input) label(name string) (string, bool) {
+	s := in.Labels
+	if s == "" && in.Req != nil {
+		s = first(in.Req.Header[labelsHeader])
+	}
+	for s != "" {
+		var part string
+		part, s = cutAny(s, ",;")
+		k, v, ok := strings.Cut(part, "=")
+		if ok && trimSpace(k) == name {
+			return trimSpace(v), true
+		}
+	}
+	return "", false
+}
+
+// CookieValue finds a cookie in the Cookie headers without allocating.
+// Surrounding double quotes are removed from the value, as net/http does.
+func CookieValue(h http.Header, name string) (string, bool) {
+	for _, line := range h["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			k, v, ok := strings.Cut(part, "=")
+			if !ok || trimSpace(k) != name {
+				continue
+			}
+			v = trimSpace(v)
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// QueryValue finds the first value of a query parameter in a raw query,
+// unescaping it only when it is escaped.
+func QueryValue(raw, name string) (string, bool) {
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(part, "=")
+		if k != name {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			u, err := url.QueryUnescape(v)
+			if err != nil {
+				return "", false
+			}
+			return u, true
+		}
+		return v, true
+	}
+	return "", false
+}
+
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func cutAny(s, seps string) (before, after string) {
+	if i := strings.IndexAny(s, seps); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
+}
