@@ -13,6 +13,19 @@
 //	              environment variable, so tests can check templated env and
 //	              working directories.
 //
+// With --config-files it loads config files through sdk/config from etcd
+// (--config-etcd), Nacos (--config-nacos) and/or Apollo (--config-apollo),
+// reading the copy bound to its version when there is one, reloading on
+// change, and adds:
+//
+//	GET /graylane/config  the report graylane probes: the checksum of the
+//	                      config it loaded (JSON, configrelease.Report)
+//	GET /config           what it loaded: identity, checksum, files, sources
+//
+// /healthz answers 503 until every file was loaded once, and / carries the
+// loaded checksum in X-Config-Checksum. Location flags take {app}, {file},
+// {base} and {ext} placeholders, e.g. --config-etcd-key /config/{app}/{file}.
+//
 // Flags useful for tests of unhealthy or slow instances:
 //
 //	--fail-health         /healthz always answers 503

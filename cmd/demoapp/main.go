@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/graylane/graylane/sdk/config"
 )
 
 // maxSleep bounds ?sleep= so a stray request cannot pin an instance forever.
@@ -31,6 +33,11 @@ type options struct {
 	// sleeping, if set, receives a value when a ?sleep= request starts
 	// waiting (a test hook).
 	sleeping chan<- struct{}
+
+	// config says where config is loaded from (config.go); conf is the
+	// running loader, nil without --config-files.
+	config configFlags
+	conf   *config.Loader
 }
 
 func main() {
@@ -40,6 +47,7 @@ func main() {
 	flag.BoolVar(&o.failHealth, "fail-health", false, "answer 503 on /healthz")
 	flag.DurationVar(&o.startDelay, "start-delay", 0, "wait this long before listening")
 	flag.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on the graceful shutdown")
+	o.config.register(flag.CommandLine)
 	flag.Parse()
 
 	logger := log.New(os.Stderr, "demoapp "+o.version+" ", log.LstdFlags|log.Lmicroseconds)
@@ -60,6 +68,12 @@ func run(ctx context.Context, o options, logger *log.Logger) error {
 			return nil
 		}
 	}
+	conf, closeConf, err := loadConfig(ctx, o.config, o.version, newSlog())
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer closeConf()
+	o.conf = conf
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.addr, err)
@@ -112,6 +126,9 @@ func newHandler(o options) http.Handler {
 		}
 		w.Header().Set("X-Version", o.version)
 		w.Header().Set("X-Pid", pid)
+		if _, sum := configLoaded(o.conf); sum != "" {
+			w.Header().Set("X-Config-Checksum", sum)
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, o.version+"\n")
 	})
@@ -119,6 +136,10 @@ func newHandler(o options) http.Handler {
 		w.Header().Set("X-Version", o.version)
 		if o.failHealth {
 			http.Error(w, "unhealthy (--fail-health)", http.StatusServiceUnavailable)
+			return
+		}
+		if ok, why := configLoaded(o.conf); !ok {
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ok\n")
@@ -139,5 +160,6 @@ func newHandler(o options) http.Handler {
 			"env":     env,
 		})
 	})
+	configRoutes(mux, o.conf)
 	return mux
 }
