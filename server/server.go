@@ -54,6 +54,9 @@ type Config struct {
 	// Gray serves the gray documents and the instance registry
 	// (instances.go); nil answers those routes with 501.
 	Gray GrayService
+	// Config serves config-in-step status and history (config.go); nil
+	// answers those routes with 501.
+	Config ConfigService
 }
 
 // Server is the HTTP API.
@@ -152,6 +155,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/apps/:app/events", read, s.events)
 	v1.POST("/apps/:app/:command", write, s.command)
 	s.grayRoutes(v1)
+	s.configRoutes(v1)
 	return r
 }
 
