@@ -227,10 +227,16 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		}
 		elect = etcdElect(cli, v.GetString("ha.key"), id, v.GetDuration("ha.ttl"), log.With("component", "election"))
 	}
+	cfgw, err := buildConfigReleaser(ctx, v, cli, log) // wiring_config.go
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer cfgw.close()
 	var eng *engine.Engine
 	checks := analysis.NewRunner(func(app string) { eng.Trigger(app) }, analysis.WithLogger(log.With("component", "analysis")))
 	defer checks.Close()
 	eng = engine.New(engine.Config{
+		Config:   cfgw.manager,
 		Analysis: checks,
 		Elect:    elect,
 		Source:   src,
@@ -258,6 +264,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	}
 
 	api := server.New(server.Config{
+		Config: cfgw.manager,
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
 		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
 	})
