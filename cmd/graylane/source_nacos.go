@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/spf13/viper"
+
+	"github.com/graylane/graylane/configsync/nacos"
+)
+
+// buildNacosSource connects to Nacos (gRPC, nacos-sdk-go v2): releases
+// are one dataId per app in nacos.group, listed by the index dataId
+// (docs/nacos.md). It does not wait for Nacos: a Nacos that is down is
+// reported on /readyz and in app status.
+func buildNacosSource(ctx context.Context, v *viper.Viper, dataDir string, log *slog.Logger) (sourceParts, error) {
+	cacheDir := v.GetString("nacos.cacheDir")
+	if cacheDir == "" {
+		cacheDir = filepath.Join(dataDir, "nacos", "cache")
+	}
+	logDir := v.GetString("nacos.logDir")
+	if logDir == "" {
+		logDir = filepath.Join(dataDir, "nacos", "log")
+	}
+	cfg := nacos.Config{
+		Servers:     list(v, "nacos.servers"),
+		GRPCPort:    v.GetInt("nacos.grpcPort"),
+		Namespace:   v.GetString("nacos.namespace"),
+		Group:       v.GetString("nacos.group"),
+		IndexDataID: v.GetString("nacos.indexDataId"),
+		Username:    v.GetString("nacos.username"),
+		Password:    v.GetString("nacos.password"),
+		AccessKey:   v.GetString("nacos.accessKey"),
+		SecretKey:   v.GetString("nacos.secretKey"),
+		CacheDir:    cacheDir,
+		LogDir:      logDir,
+		Timeout:     v.GetDuration("nacos.timeout"),
+	}
+	if len(cfg.Servers) == 0 {
+		return sourceParts{}, fmt.Errorf("source.type nacos needs nacos.servers (host:port of the Nacos HTTP port; gRPC is +1000)")
+	}
+	s, err := nacos.New(ctx, cfg, nacos.WithLogger(log))
+	if err != nil {
+		return sourceParts{}, fmt.Errorf("source.type nacos: %w", err)
+	}
+	return sourceParts{source: s, writer: s, ready: s.Healthy, close: func() { _ = s.Close() }}, nil
+}
