@@ -52,6 +52,18 @@ var defaults = map[string]any{
 	"engine.resync":            "10s",
 	"bootstrap.specs":          "",
 	"process.stateDir":         "",
+	"nacos.servers":            "",
+	"nacos.grpcPort":           0,
+	"nacos.namespace":          "",
+	"nacos.group":              "GRAYLANE_RELEASES",
+	"nacos.indexDataId":        "graylane.index",
+	"nacos.username":           "",
+	"nacos.password":           "",
+	"nacos.accessKey":          "",
+	"nacos.secretKey":          "",
+	"nacos.cacheDir":           "",
+	"nacos.logDir":             "",
+	"nacos.timeout":            "5s",
 	"apollo.meta":              "",
 	"apollo.configService":     "",
 	"apollo.appId":             "graylane",
@@ -322,8 +334,10 @@ func buildSource(ctx context.Context, v *viper.Viper, cli *clientv3.Client, data
 		return sourceParts{source: s, writer: s, close: func() { s.Close() }}, nil
 	case "apollo":
 		return buildApolloSource(ctx, v, dataDir, log)
+	case "nacos":
+		return buildNacosSource(ctx, v, dataDir, log)
 	default:
-		return sourceParts{}, fmt.Errorf("source.type: %q is not a config centre this build supports (etcd, apollo)", t)
+		return sourceParts{}, fmt.Errorf("source.type: %q is not a config centre this build supports (etcd, nacos, apollo)", t)
 	}
 }
 
