@@ -52,6 +52,11 @@ var defaults = map[string]any{
 	"engine.resync":            "10s",
 	"bootstrap.specs":          "",
 	"process.stateDir":         "",
+	"kubernetes.kubeconfig":    "", // empty: in-cluster in a pod, else $KUBECONFIG or ~/.kube/config
+	"kubernetes.context":       "", // empty: the kubeconfig's current context
+	"kubernetes.namespaces":    "", // empty: every namespace (needs the ClusterRole)
+	"kubernetes.qps":           50,
+	"kubernetes.burst":         100,
 	"nacos.servers":            "",
 	"nacos.grpcPort":           0,
 	"nacos.namespace":          "",

@@ -94,6 +94,11 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 	}
 	r.backends[spec.BackendWebhook] = wb
 
+	// Kubernetes: in-cluster or a kubeconfig (wiring_kubernetes.go).
+	if err := r.addKubernetes(v, log); err != nil {
+		return nil, err
+	}
+
 	// nginx: graylane owns nginx.includeDir, which nginx.conf includes.
 	if dir := v.GetString("nginx.includeDir"); dir != "" {
 		nr, err := nginx.New(nginx.Config{
@@ -181,6 +186,9 @@ func (r *resolver) Router(rel *spec.Release) (adapters.TrafficRouter, error) {
 	}
 	if t == "" {
 		t = grayTraffic(rel) // gray for the registry backend
+	}
+	if t == "" && rel.Backend.Type == spec.BackendKubernetes {
+		return r.kubernetesRouter(rel)
 	}
 	if t == "" {
 		if rel.Backend.Type != spec.BackendProcess {

@@ -1,0 +1,167 @@
+package kubernetes_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/adapters/kubernetes"
+	"github.com/graylane/graylane/spec"
+)
+
+// Edge cases a real API server does not stage on demand: write conflicts,
+// permission errors on one verb, and objects the API server would reject.
+
+func fakeBackend(t *testing.T, namespaces ...string) (*kubernetes.Backend, *fake.Clientset) {
+	cs := fake.NewClientset()
+	b, err := kubernetes.New(kubernetes.Config{Client: cs, Namespaces: namespaces, Logger: logger(t), SyncTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b, cs
+}
+
+func writes(cs *fake.Clientset, verb, resource string) int {
+	n := 0
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == verb && a.GetResource().Resource == resource {
+			n++
+		}
+	}
+	return n
+}
+
+func TestApplyRetriesWriteConflicts(t *testing.T) {
+	ctx := context.Background()
+	b, cs := fakeBackend(t)
+	rel := release("cart", "shop", "v1", nil)
+	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 2}); err != nil {
+		t.Fatal(err)
+	}
+	conflicts := 0
+	cs.PrependReactor("update", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if conflicts == 0 {
+			conflicts++
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "cart", errors.New("the object has been modified"))
+		}
+		return false, nil, nil
+	})
+	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 3}); err != nil {
+		t.Fatalf("Apply after a conflict: %v", err)
+	}
+	d, err := cs.AppsV1().Deployments("shop").Get(ctx, "cart", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != 3 || conflicts != 1 || writes(cs, "update", "deployments") != 2 {
+		t.Fatalf("replicas %d after %d conflicts and %d updates; want 3 after one retried conflict", *d.Spec.Replicas, conflicts, writes(cs, "update", "deployments"))
+	}
+	// idempotent: the same Apply writes nothing
+	before := writes(cs, "update", "deployments")
+	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 3}); err != nil {
+		t.Fatal(err)
+	}
+	if after := writes(cs, "update", "deployments"); after != before {
+		t.Fatalf("a repeated Apply wrote %d times", after-before)
+	}
+}
+
+func TestApplyNamesTheObjectOnAPIErrors(t *testing.T) {
+	ctx := context.Background()
+	b, cs := fakeBackend(t)
+	rel := release("cart", "shop", "v1", nil)
+	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 2}); err != nil {
+		t.Fatal(err)
+	}
+	cs.PrependReactor("update", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "cart", errors.New("RBAC: update not allowed"))
+	})
+	err := b.Apply(ctx, rel, adapters.Replicas{"v1": 3})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "deployment shop/cart") || !strings.Contains(err.Error(), "apply cart") {
+		t.Fatalf("Apply = %v; want a wrapped Forbidden naming app cart and deployment shop/cart", err)
+	}
+}
+
+func TestApplyOutsideWatchedNamespaces(t *testing.T) {
+	b, cs := fakeBackend(t, "shop")
+	err := b.Apply(context.Background(), release("cart", "other", "v1", nil), adapters.Replicas{"v1": 1})
+	if !errors.Is(err, kubernetes.ErrNamespaceNotWatched) {
+		t.Fatalf("Apply in an unwatched namespace = %v, want ErrNamespaceNotWatched", err)
+	}
+	if n := len(cs.Actions()); n != 0 {
+		t.Fatalf("%d API calls for an unwatched namespace, want none", n)
+	}
+}
+
+func TestApplyRejectsTemplatesTheAPIWouldNot(t *testing.T) {
+	b, cs := fakeBackend(t)
+	rel := release("cart", "shop", "v1", nil, func(r *spec.Release) {
+		r.Backend.Kubernetes.Template["spec"] = map[string]any{"containers": []any{map[string]any{"name": "app", "portz": []any{}}}}
+	})
+	err := b.Apply(context.Background(), rel, adapters.Replicas{"v1": 1})
+	if err == nil || !strings.Contains(err.Error(), "portz") || !strings.Contains(err.Error(), "deployment shop/cart") {
+		t.Fatalf("Apply with an unknown pod template field = %v, want an error naming portz and the deployment", err)
+	}
+	if n := writes(cs, "create", "deployments"); n != 0 {
+		t.Fatalf("%d deployments created from an invalid template", n)
+	}
+}
+
+func TestObserveReportsDeploymentProblems(t *testing.T) {
+	ctx := context.Background()
+	b, cs := fakeBackend(t)
+	rel := release("cart", "shop", "v1", nil)
+	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 1}); err != nil {
+		t.Fatal(err)
+	}
+	// The fake has no controllers: write the pod and the conditions the
+	// deployment and replicaset controllers would.
+	d, _ := cs.AppsV1().Deployments("shop").Get(ctx, "cart", metav1.GetOptions{})
+	d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentReplicaFailure, Status: "True", Reason: "FailedCreate", Message: `pods "cart-1" is forbidden: exceeded quota`}}
+	if _, err := cs.AppsV1().Deployments("shop").UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := podFromTemplate(d, "cart-abc")
+	if _, err := cs.CoreV1().Pods("shop").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ins, err := b.Observe(ctx, "cart")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ins) == 1 && strings.HasPrefix(ins[0].Meta[kubernetes.MetaDeploymentProblem], "ReplicaFailure: FailedCreate") {
+			if ins[0].Ready || ins[0].Version != "v1" || !strings.Contains(ins[0].Message, "exceeded quota") {
+				t.Fatalf("instance %+v", ins[0])
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instances %+v never reported the ReplicaFailure", ins)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func podFromTemplate(d *appsv1.Deployment, name string) *corev1.Pod {
+	t := d.Spec.Template
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: d.Namespace, Labels: t.Labels, Annotations: t.Annotations},
+		Spec:       t.Spec,
+		Status:     corev1.PodStatus{Phase: corev1.PodPending},
+	}
+}
