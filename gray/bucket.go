@@ -38,19 +38,26 @@ func Bucket(salt, key string) (bucket int, ok bool) {
 }
 
 // fnv1a64 hashes salt, ':' and key with FNV-1a 64.
-func fnv1a64(salt, key string) uint64 {
-	h := uint64(fnvOffset64)
-	for i := 0; i < len(salt); i++ {
-		h ^= uint64(salt[i])
-		h *= fnvPrime64
-	}
-	h ^= ':'
-	h *= fnvPrime64
-	for i := 0; i < len(key); i++ {
-		h ^= uint64(key[i])
+func fnv1a64(salt, key string) uint64 { return fnvMore(saltState(salt), key) }
+
+// saltState is the FNV-1a 64 state after salt and ':' (a table computes
+// it once).
+func saltState(salt string) uint64 {
+	return fnvMore(fnvOffset64, salt+":")
+}
+
+func fnvMore(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
 		h *= fnvPrime64
 	}
 	return h
+}
+
+// bucketFrom finishes the bucket of a normalised, non-empty key from a
+// salt state.
+func bucketFrom(state uint64, key string) int {
+	return int(fmix64(fnvMore(state, key)) % Buckets)
 }
 
 func fmix64(h uint64) uint64 {

@@ -1,6 +1,7 @@
 package gray
 
 import (
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -28,6 +29,7 @@ type Table struct {
 	userHeader string // canonical
 	userCookie string
 	salt       string
+	saltState  uint64 // FNV-1a state after salt and ':'
 	preview    string
 	rules      []rule
 	groups     []group // equality index over rules
@@ -73,6 +75,25 @@ type group struct {
 	source  uint8 // fromHeader, fromCookie, fromQuery
 	name    string
 	byValue map[string][]int32 // value -> rule positions, ascending
+	// values and rules mirror byValue when it is small: a few string
+	// comparisons beat hashing the value.
+	values []string
+	rules  [][]int32
+}
+
+// smallGroup is the size up to which a group is scanned, not hashed.
+const smallGroup = 8
+
+func (g *group) candidates(v string) []int32 {
+	if g.values != nil {
+		for i, x := range g.values {
+			if x == v {
+				return g.rules[i]
+			}
+		}
+		return nil
+	}
+	return g.byValue[v]
 }
 
 const (
@@ -84,11 +105,7 @@ const (
 func (g *group) value(in *Input) (string, bool) {
 	switch g.source {
 	case fromHeader:
-		vs := in.Req.Header[g.name]
-		if len(vs) == 0 {
-			return "", false
-		}
-		return vs[0], true
+		return in.header(g.name)
 	case fromCookie:
 		return CookieValue(in.Req.Header, g.name)
 	default:
@@ -113,6 +130,7 @@ func Compile(d *Document, self Self) *Table {
 		userHeader: http.CanonicalHeaderKey(d.UserKey.Header),
 		userCookie: d.UserKey.Cookie,
 		salt:       d.Bucketing.Salt,
+		saltState:  saltState(d.Bucketing.Salt),
 		preview:    d.Preview,
 		versions:   d.Versions(),
 	}
@@ -199,6 +217,16 @@ func (t *Table) index() {
 		}
 		if !filed {
 			t.unindexed = append(t.unindexed, int32(i))
+		}
+	}
+	for gi := range t.groups {
+		g := &t.groups[gi]
+		if len(g.byValue) > smallGroup {
+			continue
+		}
+		for _, v := range slices.Sorted(maps.Keys(g.byValue)) {
+			g.values = append(g.values, v)
+			g.rules = append(g.rules, g.byValue[v])
 		}
 	}
 }
@@ -322,7 +350,7 @@ func (t *Table) Decide(in *Input) Result {
 		if !ok {
 			continue
 		}
-		for _, j := range g.byValue[v] {
+		for _, j := range g.candidates(v) {
 			if int(j) >= best {
 				break
 			}
@@ -361,8 +389,8 @@ func (r *rule) matches(t *Table, in *Input) bool {
 	req := in.Req
 	for i := range r.headers {
 		m := &r.headers[i]
-		vs := req.Header[m.name]
-		if len(vs) == 0 || !m.test(vs[0]) {
+		v, ok := in.header(m.name)
+		if !ok || !m.test(v) {
 			return false
 		}
 	}
@@ -443,6 +471,10 @@ type Input struct {
 	ip     netip.Addr
 	ipDone bool
 
+	hdrName string // the last header looked up, and its first value
+	hdrVal  string
+	hdrOK   bool
+
 	haveBucket bool
 	salt       string
 	keyHeader  string
@@ -470,22 +502,42 @@ func (in *Input) bucket(t *Table) int {
 	in.userKey = ""
 	if in.Req != nil {
 		if t.userHeader != "" {
-			in.userKey = NormalizeKey(first(in.Req.Header[t.userHeader]))
+			v, _ := in.header(t.userHeader)
+			in.userKey = NormalizeKey(v)
 		}
 		if in.userKey == "" && t.userCookie != "" {
 			v, _ := CookieValue(in.Req.Header, t.userCookie)
 			in.userKey = NormalizeKey(v)
 		}
 	}
-	if b, ok := Bucket(t.salt, in.userKey); ok {
-		in.b = b
-		return b
+	if in.userKey != "" {
+		in.b = bucketFrom(t.saltState, in.userKey)
+		return in.b
 	}
 	if !in.haveRandom {
 		in.random, in.haveRandom = rand.IntN(Buckets), true
 	}
 	in.b = in.random
 	return in.b
+}
+
+// header returns the first value of a canonical header name, remembering
+// the last lookup (the user key header is often looked up twice).
+func (in *Input) header(name string) (string, bool) {
+	if in.hdrName == name && name != "" {
+		return in.hdrVal, in.hdrOK
+	}
+	if in.Req == nil {
+		return "", false
+	}
+	vs := in.Req.Header[name]
+	in.hdrName = name
+	if len(vs) == 0 {
+		in.hdrVal, in.hdrOK = "", false
+	} else {
+		in.hdrVal, in.hdrOK = vs[0], true
+	}
+	return in.hdrVal, in.hdrOK
 }
 
 func (in *Input) clientIP() netip.Addr {
@@ -534,14 +586,19 @@ func (in *Input) label(name string) (string, bool) {
 // Surrounding double quotes are removed from the value, as net/http does.
 func CookieValue(h http.Header, name string) (string, bool) {
 	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			k, v, ok := strings.Cut(part, "=")
-			if !ok || trimSpace(k) != name {
+		for len(line) > 0 {
+			end := strings.IndexByte(line, ';')
+			part := line
+			if end >= 0 {
+				part, line = line[:end], line[end+1:]
+			} else {
+				line = ""
+			}
+			eq := strings.IndexByte(part, '=')
+			if eq < 0 || trimSpace(part[:eq]) != name {
 				continue
 			}
-			v = trimSpace(v)
+			v := trimSpace(part[eq+1:])
 			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 				v = v[1 : len(v)-1]
 			}

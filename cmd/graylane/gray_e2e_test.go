@@ -85,18 +85,27 @@ func TestEndToEndRegistryCanary(t *testing.T) {
 	rules := etcdreg.Rules(cli, "")
 	t.Cleanup(func() { _ = rules.Close() })
 	api := apireg.New(apireg.Config{Server: g.APIURL, TTL: 3 * time.Second, Logger: log})
+	registryCanary(t, ctx, g, api, etcdReg, etcdReg, rules, log)
+}
 
+// registryCanary is the scenario of the registry canary end-to-end tests:
+// v1 instances register with v1Reg, v2 instances with v2Reg, the edge
+// follows disc and rules.
+func registryCanary(t *testing.T, ctx context.Context, g *graylanetest.Graylane, v1Reg, v2Reg sdk.Registrar, disc sdk.Discovery, rules sdk.Rules, log *slog.Logger) {
 	var v1s []*instance
 	for i := 0; i < 2; i++ {
-		v1s = append(v1s, startInstance(t, ctx, "v1", api, rules))
+		v1s = append(v1s, startInstance(t, ctx, "v1", v1Reg, rules))
 	}
 	g.PutSpec("shop", fmt.Sprintf(grayRelease, "v1"))
 	waitFor(t, g, "shop", 60*time.Second, "v1 healthy on its registered instances", healthyAt("v1"))
 
-	edge, err := sdk.Start(ctx, sdk.Config{App: "gateway", Version: "v0", Rules: rules, Discovery: etcdReg, Services: []string{"shop"}, Edge: true, Logger: log})
+	edge, err := sdk.Start(ctx, sdk.Config{App: "gateway", Version: "v0", Rules: rules, Discovery: disc, Services: []string{"shop"}, Edge: true, Logger: log})
 	sdktest.Must(t, "edge client", err)
 	t.Cleanup(func() { _ = edge.Close() })
 	sdktest.Must(t, "edge ready", edge.Ready(ctx))
+	sdktest.Eventually(t, 30*time.Second, "the edge sees v1's instances", func() (bool, string) {
+		return len(edge.Instances("shop")) == 2, fmt.Sprint(edge.Instances("shop"))
+	})
 	httpc := &http.Client{Transport: edge.Transport(nil), Timeout: 5 * time.Second}
 
 	// measure sends one request per user through the edge and returns the
@@ -184,8 +193,11 @@ func TestEndToEndRegistryCanary(t *testing.T) {
 
 	// v2 registers (etcd leases): the step completes, 20%, then pause.
 	for i := 0; i < 2; i++ {
-		v1s = append(v1s, startInstance(t, ctx, "v2", etcdReg, rules))
+		v1s = append(v1s, startInstance(t, ctx, "v2", v2Reg, rules))
 	}
+	sdktest.Eventually(t, 30*time.Second, "the edge sees v2's instances", func() (bool, string) {
+		return len(edge.Instances("shop")) == 4, fmt.Sprint(edge.Instances("shop"))
+	})
 	waitFor(t, g, "shop", 30*time.Second, "paused at v2 20%", func(v engine.AppView) bool {
 		return v.Status.Phase == rollout.Paused && v.Status.Weights["v2"] == 20
 	})

@@ -31,7 +31,6 @@ var grayDefaults = map[string]any{
 	"registry.sources":     "etcd",                     // registries the registry backend follows: etcd, nacos
 	"registry.etcd.prefix": gray.DefaultInstancePrefix, // etcd: {prefix}{app}/{version}/{id}
 	"registry.firstList":   "5s",                       // how long a new app's first instance list may take
-	"nacos.timeout":        "5s",
 }
 
 // grayWiring holds the gray router, the registry backend and the
