@@ -540,13 +540,16 @@ func (m *Manager) reconcile(ctx context.Context, in Pass) (Result, error) {
 	}
 	stableOK := stableB != nil && allVerified(want, state.Applied, RoleStable)
 	grayOK := grayB != nil && allVerified(want, state.Applied, RoleGray)
-	if stableOK {
+	// the stable config counts as in place only once nothing else is left
+	// to do either (a copy to remove, a repair): a Healthy release leaves
+	// every centre in the same, final state
+	if stableOK && len(pending(want, state.Applied)) == 0 {
 		g.StableDigest = stableB.Digest
 	}
 	for id, d := range g.Digests {
 		g.Placed[id] = (id == lay.GrayIdentity && grayOK) || (stableOK && d == stableB.Digest)
 	}
-	g.Waiting = m.waiting(want, state.Applied, a, now)
+	g.Waiting = m.waiting(want, state.Applied, a, m.cfg.Now())
 
 	// which config did the instances load?
 	reports, perrs := m.probe.probe(ctx, cfg.EffectiveReportPath(), in.Instances)
@@ -767,7 +770,7 @@ func (m *Manager) applyOne(ctx context.Context, w wanted) (string, error) {
 		return sha, nil
 	}
 	if rerr != nil && !isNotFound(rerr) {
-		return "", fmt.Errorf("read %s: %w", w.p, rerr)
+		return "", fmt.Errorf("read before %s: %w", verb(w), rerr)
 	}
 	var err error
 	switch gd, gray := docs.(GrayDocuments); {
@@ -787,7 +790,7 @@ func (m *Manager) applyOne(ctx context.Context, w wanted) (string, error) {
 		_, err = docs.Write(ctx, w.p.Loc, []byte(w.file.Content), expect)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", verb(w), w.p, err)
+		return "", fmt.Errorf("%s: %w", verb(w), err)
 	}
 	// read back until the centre serves it
 	deadline := time.Now().Add(m.cfg.ReadBackTimeout)
@@ -804,11 +807,11 @@ func (m *Manager) applyOne(ctx context.Context, w wanted) (string, error) {
 				d, _ := FileDigest(w.p.Format, cur.Data)
 				got = "digest " + Short(d)
 			}
-			return "", fmt.Errorf("%s %s: written, but reading it back after %s still shows %s", verb(w), w.p, m.cfg.ReadBackTimeout, got)
+			return "", fmt.Errorf("%s done, but reading it back after %s still shows %s", verb(w), m.cfg.ReadBackTimeout, got)
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("read back %s: %w", w.p, ctx.Err())
+			return "", fmt.Errorf("read back: %w", ctx.Err())
 		case <-t.C:
 		}
 	}

@@ -24,8 +24,9 @@ import (
 //     as report its checksum (Loaded). Every strategy moves traffic and
 //     completes steps on ready instances, so traffic waits at the gate;
 //   - the release is Healthy only when every target's stable location holds
-//     the stable version's config (StableDigest equals its digest); until
-//     then it is Progressing with the gate's message.
+//     the stable version's config and nothing else is left to write or
+//     remove (StableDigest equals its digest); until then it is
+//     Progressing with the gate's message.
 //
 // The gate is level-triggered like the rest of the plan: the config layer
 // reports facts, the planner never remembers them.
@@ -35,8 +36,9 @@ type ConfigGate struct {
 	// released before its app had a config section): nothing waits for it.
 	Digests map[string]string `json:"digests,omitempty"`
 	// StableDigest is the digest every target's stable location holds,
-	// verified by reading it back ("" while targets disagree or are not yet
-	// verified).
+	// verified by reading it back, once nothing else is pending either (""
+	// while targets disagree, are not yet verified, or a version-bound copy
+	// is still to be removed).
 	StableDigest string `json:"stableDigest,omitempty"`
 	// Placed reports, by identity, whether that identity's instances would
 	// load its config now: it is written and verified on every target where
@@ -101,7 +103,7 @@ func (p *planner) configGate() {
 	case d != "" && g.Verify && g.Loaded[d] < p.in.Observed.Versions[d].Ready:
 		why = fmt.Sprintf("%d/%d ready %s instances report config %s", g.Loaded[d], p.in.Observed.Versions[d].Ready, d, short(g.Digests[d]))
 	case d == "" && !p.configSettled():
-		why = fmt.Sprintf("stable config %s of %s is not yet on every target", short(g.Digests[st.StableVersion]), st.StableVersion)
+		why = fmt.Sprintf("config %s of %s is not yet settled on every target", short(g.Digests[st.StableVersion]), st.StableVersion)
 	}
 	if why == "" {
 		return

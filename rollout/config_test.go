@@ -145,7 +145,7 @@ func TestConfigScenarios(t *testing.T) {
 		config down
 		plan
 		expect phase=Progressing stable=v1 want=v1:0
-		config message stable config cfg-v1 of v1 is not yet on every target (nacos: unavailable)
+		config message config cfg-v1 of v1 is not yet settled on every target (nacos: unavailable)
 		config up
 		expect phase=Healthy stable=v1 running=v1:4/4
 	`)
@@ -188,7 +188,7 @@ func TestConfigScenarios(t *testing.T) {
 		config down
 		cmd promote
 		expect phase=Progressing stable=v2 canary= split=v2:100
-		config message stable config cfg-v2 of v2 is not yet on every target
+		config message config cfg-v2 of v2 is not yet settled on every target
 		config up
 		expect phase=Healthy stable=v2
 	`)
