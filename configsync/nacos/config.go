@@ -31,7 +31,7 @@ const (
 	DefaultProbeInterval = 3 * time.Second
 	// DefaultResyncInterval is how often a running watch re-reads every
 	// document, in case a change notification was lost.
-	DefaultResyncInterval = 5 * time.Minute
+	DefaultResyncInterval = 30 * time.Second
 	// DefaultDeleteConfirm is the default Config.DeleteConfirm.
 	DefaultDeleteConfirm = 6 * time.Second
 	// grpcPortOffset is Nacos' fixed distance between the HTTP port and

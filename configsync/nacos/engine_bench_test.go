@@ -81,9 +81,14 @@ func BenchmarkNacosPublishToFirstBackendAction(b *testing.B) {
 		v := fmt.Sprintf("v%d", i+1)
 		start := time.Now()
 		srv.PublishConfig(b, group, app, enginetest.Doc(app, v))
-		at, err := be.WaitFor(app, v, 30*time.Second)
+		// a change Polaris never pushes is caught by the source's resync
+		// (30 s), so allow more than that
+		at, err := be.WaitFor(app, v, 75*time.Second)
 		if err != nil {
-			b.Fatal(err)
+			mu.Lock()
+			_, pushedToo := pushed[v]
+			mu.Unlock()
+			b.Fatalf("%v (the bare SDK listener saw it: %v)", err, pushedToo)
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		var p time.Time
