@@ -99,6 +99,7 @@ type Manager struct {
 type appMem struct {
 	retry     map[string]*retryState
 	drift     map[string]Drift
+	missing   map[string]time.Time // placement key -> first read as missing
 	lastDrift time.Time
 	txnSeen   string
 	view      *View
@@ -163,7 +164,7 @@ func (m *Manager) mem(app string) *appMem {
 	defer m.mu.Unlock()
 	a := m.apps[app]
 	if a == nil {
-		a = &appMem{retry: map[string]*retryState{}, drift: map[string]Drift{}}
+		a = &appMem{retry: map[string]*retryState{}, drift: map[string]Drift{}, missing: map[string]time.Time{}}
 		m.apps[app] = a
 	}
 	return a
@@ -844,6 +845,10 @@ func (m *Manager) matches(w wanted, doc configsync.Doc, err error) (string, bool
 	return sha, derr == nil && sha == w.file.SHA256
 }
 
+// missingConfirm is how long a placement must keep reading as missing
+// before that counts as drift.
+const missingConfirm = 4 * time.Second
+
 // checkDrift re-reads every verified placement that should hold a file.
 func (m *Manager) checkDrift(ctx context.Context, app string, cfg *spec.Config, want map[string]wanted, applied map[string]AppliedPlacement, a *appMem) []rollout.Event {
 	var events []rollout.Event
@@ -887,7 +892,23 @@ func (m *Manager) checkDrift(ctx context.Context, app string, cfg *spec.Config, 
 	wg.Wait()
 	sort.Slice(fs, func(i, j int) bool { return fs[i].key < fs[j].key })
 	repair := cfg.DriftPolicy() == spec.DriftRepair
+	now := m.cfg.Now()
 	for _, f := range fs {
+		if f.err == nil {
+			delete(a.missing, f.key)
+		} else if _, was := a.drift[f.key]; !was {
+			// a file that reads as missing is drift only if it stays
+			// missing: some servers (Polaris) answer "not found" for a
+			// dataId being updated
+			first, seen := a.missing[f.key]
+			if !seen {
+				a.missing[f.key] = now
+				continue
+			}
+			if now.Sub(first) < missingConfirm {
+				continue
+			}
+		}
 		if f.got == f.w.sha() {
 			if _, was := a.drift[f.key]; was {
 				delete(a.drift, f.key)

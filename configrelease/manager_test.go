@@ -484,3 +484,37 @@ func TestDrift(t *testing.T) {
 		})
 	}
 }
+
+// A file that reads as missing is drift only once it stays missing (some
+// servers answer "not found" for a dataId being updated).
+func TestDriftOfADeletedFileIsConfirmed(t *testing.T) {
+	f := newFixture(t)
+	m := f.manager()
+	rel := release(t, "v1", "one", "")
+	id, _ := m.Prepare(ctx(t), rel)
+	pass := func() configrelease.Result {
+		t.Helper()
+		res, err := m.Reconcile(ctx(t), configrelease.Pass{App: "demo", Spec: rel, Identity: id, Status: rollout.Status{StableVersion: "v1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	pass()
+	if _, err := f.cli.Delete(ctx(t), "/config/demo/app.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	f.advance(configrelease.DefaultDriftInterval)
+	if res := pass(); strings.Contains(reasons(res.Events), "ConfigDrift") {
+		t.Fatalf("a first missing read reported as drift: %v", res.Events)
+	}
+	f.advance(configrelease.DefaultDriftInterval)
+	if res := pass(); strings.Contains(reasons(res.Events), "ConfigDrift") {
+		t.Fatalf("reported before the confirmation time: %v", res.Events)
+	}
+	f.advance(configrelease.DefaultDriftInterval)
+	res := pass()
+	if !strings.Contains(reasons(res.Events), "ConfigDrift") || len(m.View("demo").Drift) != 1 || m.View("demo").Drift[0].Got != "" {
+		t.Fatalf("a deleted file not reported: %v %+v", res.Events, m.View("demo").Drift)
+	}
+}
