@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -29,14 +30,28 @@ import (
 type documentsSource struct {
 	docs   configsync.Documents
 	target spec.ConfigTarget
+
+	mu   sync.Mutex
+	gray map[string]*grayMemo // file -> the version-bound copy last read
 }
+
+// grayMemo remembers a version-bound copy so that one "not found" does not
+// flip the instance to the stable file: some servers (Polaris) answer "not
+// found" for a dataId being updated. Only a copy missing for grayConfirm
+// counts as removed.
+type grayMemo struct {
+	data    []byte
+	missing time.Time
+}
+
+const grayConfirm = 3 * time.Second
 
 // FromDocuments reads the files of an etcd or Nacos target through docs
 // (configsync/etcd.NewDocuments, configsync/nacos.NewDocuments). The
 // target is the release's, e.g. spec.ConfigTarget{Nacos:
 // &spec.NacosConfigTarget{Group: "DEFAULT_GROUP", DataID: "{{.App}}-{{.File}}"}}.
 func FromDocuments(docs configsync.Documents, target spec.ConfigTarget) Source {
-	return &documentsSource{docs: docs, target: target}
+	return &documentsSource{docs: docs, target: target, gray: map[string]*grayMemo{}}
 }
 
 // Etcd reads files from etcd keys rendered from keyTemplate, e.g.
@@ -61,12 +76,25 @@ func (s *documentsSource) Fetch(ctx context.Context, app string, f File, id stri
 	}
 	gray, _ := configrelease.GrayLocation(s.docs.Centre(), stable, id)
 	doc, err := s.read(ctx, gray)
-	if err == nil {
+	s.mu.Lock()
+	memo := s.gray[f.Name]
+	switch {
+	case err == nil:
+		s.gray[f.Name] = &grayMemo{data: doc.Data}
+		s.mu.Unlock()
 		return doc.Data, true, nil
-	}
-	if !errors.Is(err, configsync.ErrNotFound) {
+	case !errors.Is(err, configsync.ErrNotFound):
+		s.mu.Unlock()
 		return nil, false, err
+	case memo != nil && memo.missing.IsZero():
+		memo.missing = time.Now()
+		fallthrough
+	case memo != nil && time.Since(memo.missing) < grayConfirm:
+		s.mu.Unlock()
+		return memo.data, true, nil
 	}
+	delete(s.gray, f.Name)
+	s.mu.Unlock()
 	doc, err = s.read(ctx, stable)
 	if err != nil {
 		return nil, false, err
