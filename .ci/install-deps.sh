@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the system packages graylane's tests start for real: nginx and
-# OpenSSH's server. Idempotent; does nothing when they are present.
+# Installs the system packages graylane's tests use for real: nginx,
+# OpenSSH's server, and a JDK. Idempotent; does nothing when they are present.
 set -euo pipefail
 need=()
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
+# javac: docs/gray.md's Java bucketing class is compiled and checked against the test vectors
+command -v javac >/dev/null || need+=(default-jdk-headless)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
