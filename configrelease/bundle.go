@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/spec"
@@ -118,12 +117,7 @@ func Identity(version, digest, bound string) string {
 }
 
 // CodeVersion returns the code version of a release identity.
-func CodeVersion(identity string) string {
-	if i := strings.LastIndex(identity, IdentitySeparator); i > 0 && len(identity)-i-len(IdentitySeparator) == identityDigestLen {
-		return identity[:i]
-	}
-	return identity
-}
+func CodeVersion(identity string) string { return spec.CodeVersion(identity) }
 
 // ContentReader reads the content of files given by contentRef (keys in
 // graylane's etcd).

@@ -171,3 +171,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestCodeVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"v1": "v1", "v1_cfg0a1b2c3d": "v1", "2.4.1_cfgdeadbeef": "2.4.1",
+		"v1_cfg0A1B2C3D": "v1_cfg0A1B2C3D", "v1_cfg123": "v1_cfg123", "_cfg0a1b2c3d": "_cfg0a1b2c3d",
+		"a_cfg00000000_cfg11111111": "a_cfg00000000",
+	} {
+		if got := CodeVersion(in); got != want {
+			t.Errorf("CodeVersion(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -220,3 +220,28 @@ func (h *Health) validate(path string, e *errs) {
 		e.add(join(path, "timeout"), "must be positive")
 	}
 }
+
+// identitySeparator joins a code version and a config digest in a release
+// identity ("v1_cfg0a1b2c3d", see configrelease): backends that turn a
+// version into an image tag or an artifact path use the code version.
+const identitySeparator = "_cfg"
+
+// CodeVersion returns the code version of a release identity: "v1" for
+// "v1_cfg0a1b2c3d" (a config-only change of v1), the identity itself
+// otherwise.
+func CodeVersion(identity string) string {
+	i := strings.LastIndex(identity, identitySeparator)
+	if i <= 0 {
+		return identity
+	}
+	digest := identity[i+len(identitySeparator):]
+	if len(digest) != 8 {
+		return identity
+	}
+	for _, c := range digest {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return identity
+		}
+	}
+	return identity[:i]
+}

@@ -109,7 +109,7 @@ func strategy(rel *spec.Release) (surge, unavail intstr.IntOrString, deadline in
 
 // desiredRecord is what graylane wants of a Deployment holding version v.
 func desiredRecord(rel *spec.Release, kb *spec.KubernetesBackend, v string, replicas int) (deployRecord, error) {
-	img, err := spec.RenderKubernetes(kb.Image, spec.KubernetesTemplateData{App: rel.App, Version: v})
+	img, err := spec.RenderKubernetes(kb.Image, spec.KubernetesTemplateData{App: rel.App, Version: spec.CodeVersion(v)})
 	if err != nil {
 		return deployRecord{}, fmt.Errorf("render image for %s: %w", v, err)
 	}

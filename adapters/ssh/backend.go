@@ -524,7 +524,7 @@ func (b *Backend) Deploy(ctx context.Context, rel *spec.Release, want adapters.R
 		if e, ok := arts[version]; ok {
 			return e, nil
 		}
-		p, err := spec.Render(cfg.Artifact, spec.TemplateData{App: app, Version: version})
+		p, err := spec.Render(cfg.Artifact, spec.TemplateData{App: app, Version: spec.CodeVersion(version)})
 		if err != nil {
 			return nil, err
 		}
