@@ -295,6 +295,14 @@ type availability struct {
 
 func watchAvailability(t *testing.T, cs k8s.Interface, ns, name string) *availability {
 	t.Helper()
+	// Measure from a settled Deployment: graylane sees pods Ready from its
+	// pod informer before the Deployment controller has written that into
+	// the Deployment's status (under load, by seconds), and the watch's
+	// first event would otherwise carry that stale availableReplicas.
+	waitCluster(t, "deployment "+name+" settled before measuring", 60*time.Second, func() (bool, string) {
+		d := getDeployment(t, cs, ns, name)
+		return rolledOut(d, d.Spec.Template.Spec.Containers[0].Image)
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := cs.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
 	if err != nil {
