@@ -340,7 +340,7 @@ func buildSource(ctx context.Context, v *viper.Viper, cli *clientv3.Client, data
 	case "apollo":
 		return buildApolloSource(ctx, v, dataDir, log)
 	case "nacos":
-		return buildNacosSource(ctx, v, dataDir, log)
+		return buildNacosSource(ctx, v, cli, dataDir, log)
 	default:
 		return sourceParts{}, fmt.Errorf("source.type: %q is not a config centre this build supports (etcd, nacos, apollo)", t)
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/viper"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/graylane/graylane/configsync/nacos"
 )
@@ -15,7 +17,7 @@ import (
 // are one dataId per app in nacos.group, listed by the index dataId
 // (docs/nacos.md). It does not wait for Nacos: a Nacos that is down is
 // reported on /readyz and in app status.
-func buildNacosSource(ctx context.Context, v *viper.Viper, dataDir string, log *slog.Logger) (sourceParts, error) {
+func buildNacosSource(ctx context.Context, v *viper.Viper, cli *clientv3.Client, dataDir string, log *slog.Logger) (sourceParts, error) {
 	cacheDir := v.GetString("nacos.cacheDir")
 	if cacheDir == "" {
 		cacheDir = filepath.Join(dataDir, "nacos", "cache")
@@ -41,9 +43,23 @@ func buildNacosSource(ctx context.Context, v *viper.Viper, dataDir string, log *
 	if len(cfg.Servers) == 0 {
 		return sourceParts{}, fmt.Errorf("source.type nacos needs nacos.servers (host:port of the Nacos HTTP port; gRPC is +1000)")
 	}
-	s, err := nacos.New(ctx, cfg, nacos.WithLogger(log))
+	// graylane replicas share etcd: a mutex there serialises their updates
+	// of the index dataId, which a server ignoring casMd5 cannot protect
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(15))
 	if err != nil {
+		return sourceParts{}, fmt.Errorf("etcd session for the nacos index lock: %w", err)
+	}
+	lock := etcdLock{concurrency.NewMutex(sess, "/graylane/locks/nacos-index/"+cfg.Namespace+"/"+cfg.Group)}
+	s, err := nacos.New(ctx, cfg, nacos.WithLogger(log), nacos.WithIndexLock(lock))
+	if err != nil {
+		sess.Close()
 		return sourceParts{}, fmt.Errorf("source.type nacos: %w", err)
 	}
-	return sourceParts{source: s, writer: s, ready: s.Healthy, close: func() { _ = s.Close() }}, nil
+	return sourceParts{source: s, writer: s, ready: s.Healthy, close: func() { _ = s.Close(); sess.Close() }}, nil
 }
+
+// etcdLock adapts an etcd mutex to nacos.IndexLocker.
+type etcdLock struct{ m *concurrency.Mutex }
+
+func (l etcdLock) Lock(ctx context.Context) error   { return l.m.Lock(ctx) }
+func (l etcdLock) Unlock(ctx context.Context) error { return l.m.Unlock(ctx) }

@@ -91,8 +91,22 @@ type Config struct {
 type Option func(*options)
 
 type options struct {
-	log *slog.Logger
+	log       *slog.Logger
+	indexLock IndexLocker
 }
+
+// IndexLocker serialises index updates between graylane processes. Nacos
+// servers that honour casMd5 do not need it; on one that ignores it (the
+// source then falls back to read, compare, write), two writers can lose
+// each other's index entries unless they share a lock. graylane passes a
+// mutex in its own etcd, which all its replicas share.
+type IndexLocker interface {
+	Lock(ctx context.Context) error
+	Unlock(ctx context.Context) error
+}
+
+// WithIndexLock sets the lock held around every index update.
+func WithIndexLock(l IndexLocker) Option { return func(o *options) { o.indexLock = l } }
 
 // WithLogger sets the logger for the source's own messages (and, unless
 // Config.LogDir is set, the SDK's). The default discards everything.

@@ -76,9 +76,14 @@ func testConfig(srv *polaris.Server, group string) nacos.Config {
 
 func newSource(t testing.TB, srv *polaris.Server, group string) *nacos.Source {
 	t.Helper()
+	return newSourceWith(t, srv, group)
+}
+
+func newSourceWith(t testing.TB, srv *polaris.Server, group string, opts ...nacos.Option) *nacos.Source {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := nacos.New(ctx, testConfig(srv, group), nacos.WithLogger(testLogger(t)))
+	s, err := nacos.New(ctx, testConfig(srv, group), append([]nacos.Option{nacos.WithLogger(testLogger(t))}, opts...)...)
 	if err != nil {
 		t.Fatalf("nacos.New: %v", err)
 	}

@@ -50,6 +50,8 @@ type Source struct {
 	ownCache bool
 	revs     revisions
 	w        writes
+	// indexLock, if set, is held around index updates (WithIndexLock).
+	indexLock IndexLocker
 
 	idxMu  sync.Mutex // Get's cached index read
 	idxRaw string
@@ -76,7 +78,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{cfg: cfg, log: o.log.With("centre", "nacos", "group", cfg.Group), cacheDir: dir, ownCache: own, closed: make(chan struct{})}
+	s := &Source{cfg: cfg, log: o.log.With("centre", "nacos", "group", cfg.Group), cacheDir: dir, ownCache: own, closed: make(chan struct{}), indexLock: o.indexLock}
 	s.revs.init()
 	dial := func() (config_client.IConfigClient, error) {
 		c, err := clients.NewConfigClient(cfg.sdkParam(servers, dir, false))

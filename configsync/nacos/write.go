@@ -308,6 +308,18 @@ func (s *Source) remove(ctx context.Context, dataID, expect string) error {
 func (s *Source) updateIndex(ctx context.Context, app string, present bool) error {
 	s.w.indexMu.Lock()
 	defer s.w.indexMu.Unlock()
+	if s.indexLock != nil {
+		if err := s.indexLock.Lock(ctx); err != nil {
+			return fmt.Errorf("lock the index: %w", err)
+		}
+		defer func() {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := s.indexLock.Unlock(uctx); err != nil {
+				s.log.Warn("unlock the index", "err", err)
+			}
+		}()
+	}
 	id := s.cfg.IndexDataID
 	delay := 50 * time.Millisecond
 	var lastErr error
