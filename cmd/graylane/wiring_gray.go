@@ -15,6 +15,8 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/grayrouter"
 	"github.com/graylane/graylane/adapters/registry"
+	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/configsync/apollo"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/sdk/etcdreg"
@@ -25,12 +27,15 @@ import (
 // grayDefaults are the configuration keys of gray routing (README:
 // configuration reference).
 var grayDefaults = map[string]any{
-	"gray.centre":          "etcd",                     // where gray documents are published: etcd or nacos
-	"gray.etcd.prefix":     gray.DefaultRulesPrefix,    // etcd: one key per app
-	"gray.nacos.group":     gray.DefaultNacosGroup,     // nacos: dataId = app in this group
-	"registry.sources":     "etcd",                     // registries the registry backend follows: etcd, nacos
-	"registry.etcd.prefix": gray.DefaultInstancePrefix, // etcd: {prefix}{app}/{version}/{id}
-	"registry.firstList":   "5s",                       // how long a new app's first instance list may take
+	"gray.centre":           "etcd",                     // where gray documents are published: etcd, nacos or apollo
+	"gray.apollo.appId":     "graylane",                 // apollo: app of the gray namespace
+	"gray.apollo.cluster":   "default",                  // apollo: its cluster
+	"gray.apollo.namespace": "graylane-gray",            // apollo: properties namespace, one item per app
+	"gray.etcd.prefix":      gray.DefaultRulesPrefix,    // etcd: one key per app
+	"gray.nacos.group":      gray.DefaultNacosGroup,     // nacos: dataId = app in this group
+	"registry.sources":      "etcd",                     // registries the registry backend follows: etcd, nacos
+	"registry.etcd.prefix":  gray.DefaultInstancePrefix, // etcd: {prefix}{app}/{version}/{id}
+	"registry.firstList":    "5s",                       // how long a new app's first instance list may take
 }
 
 // grayWiring holds the gray router, the registry backend and the
@@ -69,8 +74,23 @@ func (r *resolver) wireGray(ctx context.Context, v *viper.Viper, cli *clientv3.C
 		}
 		r.closers = append(r.closers, closeStore)
 		store = s
+	case "apollo":
+		docs, err := apollo.NewDocuments(apollo.DocumentsConfig{
+			Portal:        fallback(v, "gray.apollo.portal", "apollo.portal"),
+			Token:         fallback(v, "gray.apollo.token", "apollo.token"),
+			Env:           fallback(v, "gray.apollo.env", "apollo.env"),
+			Operator:      fallback(v, "gray.apollo.operator", "apollo.operator"),
+			ConfigService: fallback(v, "gray.apollo.configService", "apollo.configService", "apollo.meta"),
+		}, apollo.WithLogger(log))
+		if err != nil {
+			return fmt.Errorf("gray.centre apollo: %w", err)
+		}
+		appID, cluster, ns := v.GetString("gray.apollo.appId"), v.GetString("gray.apollo.cluster"), v.GetString("gray.apollo.namespace")
+		store = grayrouter.DocumentsStore(docs, func(app string) configsync.Location {
+			return configsync.Location{AppID: appID, Cluster: cluster, Namespace: ns, Key: app}
+		})
 	default:
-		return fmt.Errorf("gray.centre: %q is not a centre gray documents can be published to (etcd, nacos)", centre)
+		return fmt.Errorf("gray.centre: %q is not a centre gray documents can be published to (etcd, nacos, apollo)", centre)
 	}
 	router, err := grayrouter.New(grayrouter.Config{Store: store, Centre: centre, Logger: log})
 	if err != nil {
