@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	k8sclient "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	"github.com/graylane/graylane/adapters"
@@ -474,9 +475,12 @@ func testDrift(t *testing.T, c *kubestack.Cluster) {
 	rel := func(v string) *spec.Release { return release("drift", r.ns, v, nil, rolling(1, 0)) }
 	r.put(rel("v1"))
 	r.healthy("v1", 2, 60*time.Second)
-	d := getDeployment(t, r.cs, r.ns, "drift")
-	d.Spec.Replicas = ptr(int32(1))
-	if _, err := r.cs.AppsV1().Deployments(r.ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := getDeployment(t, r.cs, r.ns, "drift")
+		d.Spec.Replicas = ptr(int32(1))
+		_, err := r.cs.AppsV1().Deployments(r.ns).Update(context.Background(), d, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	r.wait("drift reported on the instance and as the app's error", 30*time.Second, func(v engine.AppView) bool {
@@ -544,15 +548,20 @@ func testOperatorDeployment(t *testing.T, c *kubestack.Cluster) {
 	if d := getDeployment(t, r.cs, r.ns, "shop-web"); d.Generation != 1 || d.Annotations[kubernetes.AnnotationApplied] != "" {
 		t.Fatalf("graylane changed an unmanaged deployment: generation %d annotations %v", d.Generation, d.Annotations)
 	}
-	d := getDeployment(t, r.cs, r.ns, "shop-web")
-	d.Annotations = map[string]string{kubernetes.AnnotationManagedBy: kubernetes.ManagedBy}
-	if _, err := r.cs.AppsV1().Deployments(r.ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+	// the operator hands the Deployment over (retrying on conflict: the
+	// Deployment controller keeps writing its status meanwhile)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := getDeployment(t, r.cs, r.ns, "shop-web")
+		d.Annotations = map[string]string{kubernetes.AnnotationManagedBy: kubernetes.ManagedBy}
+		_, err := r.cs.AppsV1().Deployments(r.ns).Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	r.healthy("v1", 2, 60*time.Second)
 	r.put(rel("v2"))
 	v := r.healthy("v2", 2, 60*time.Second)
-	d = getDeployment(t, r.cs, r.ns, "shop-web")
+	d := getDeployment(t, r.cs, r.ns, "shop-web")
 	if !maps.Equal(d.Spec.Selector.MatchLabels, labels) || d.Spec.Template.Spec.Containers[0].Image != "registry.example.com/proxy:1" ||
 		d.Spec.Template.Spec.Containers[1].Image != "registry.example.com/shop:v2" {
 		t.Fatalf("operator deployment after v2: selector %v containers %+v", d.Spec.Selector.MatchLabels, d.Spec.Template.Spec.Containers)
