@@ -12,9 +12,21 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	nacosgrpc "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
+	"github.com/nacos-group/nacos-sdk-go/v2/common/remote/rpc/rpc_request"
 
 	"github.com/graylane/graylane/configsync"
 )
+
+// canaryPing is how often a READY canary sends Nacos a ServerCheckRequest.
+// A gRPC connection that sends no request looks dead to the server:
+// Polaris drops connections silent for 20 s, and v1.18.1 then crashes
+// (it unregisters the connection twice and dereferences nil in
+// DiscoverServer.HandleClientDisConnect). nacos-sdk-go itself sends a
+// health check every 5 s; the canaries follow suit.
+const canaryPing = 5 * time.Second
 
 // errReplaced: a call found its client replaced before it ran.
 var errReplaced = fmt.Errorf("%w: the connection was replaced", configsync.ErrUnavailable)
@@ -88,7 +100,39 @@ func newSession[C sdkClient](kind string, servers []server, timeout time.Duratio
 		s.canaries = append(s.canaries, cc)
 	}
 	go s.run()
+	for _, cc := range s.canaries {
+		go s.ping(cc)
+	}
 	return s, nil
+}
+
+// ping keeps a canary's connection active on the server with a
+// ServerCheckRequest every canaryPing while it is READY. Failures are left
+// to the connectivity state, which is what run follows.
+func (s *session[C]) ping(cc *grpc.ClientConn) {
+	req := rpc_request.NewServerCheckRequest()
+	payload := &nacosgrpc.Payload{
+		Metadata: &nacosgrpc.Metadata{Type: req.GetRequestType(), Headers: req.GetHeaders()},
+		Body:     &anypb.Any{Value: []byte(req.GetBody(req))},
+	}
+	client := nacosgrpc.NewRequestClient(cc)
+	t := time.NewTicker(canaryPing)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if cc.GetState() != connectivity.Ready {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+		if _, err := client.Request(ctx, payload); err != nil && s.ctx.Err() == nil {
+			s.log.Debug("nacos: canary server check failed", "client", s.kind, "err", err)
+		}
+		cancel()
+	}
 }
 
 // run follows the canaries and keeps the client in step with them.

@@ -539,3 +539,41 @@ func TestCloseEndsWatches(t *testing.T) {
 		t.Fatalf("get on a closed source: %v, want ErrUnavailable", err)
 	}
 }
+
+// A Source left alone for longer than the server's connection keep-alive
+// (Polaris drops connections silent for 20 s) stays connected, and the
+// server stays up: the session's canary connections send server checks.
+// Before they did, Polaris v1.18.1 ejected the silent canary and crashed
+// unregistering it twice. No clock to inject: the keep-alive is the real
+// server's.
+func TestIdleSourceOutlivesServerKeepAlive(t *testing.T) {
+	t.Parallel()
+	group := testGroup(t)
+	srv := polaris.Start(t)
+	s := newSource(t, srv, group)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	if _, err := s.Put(ctx, "demo", []byte("app: demo\nversion: v1\n"), ""); err != nil {
+		t.Fatal(err)
+	}
+	rec := record(ctx, s.Watch(ctx, 0))
+	rec.waitState(t, map[string]string{"demo": "app: demo\nversion: v1\n"})
+	before := len(rec.all())
+
+	time.Sleep(32 * time.Second) // 20 s keep-alive + 3 s eject tick + 5 s detection + margin
+
+	if !srv.Running() {
+		t.Fatal("polaris exited while the source was idle")
+	}
+	for _, r := range rec.all()[before:] {
+		if r.Err != nil {
+			t.Fatalf("the idle source reported %v", r.Err)
+		}
+	}
+	if err := s.Healthy(ctx); err != nil {
+		t.Fatalf("Healthy after idling: %v", err)
+	}
+	srv.PublishConfig(t, group, "demo", "app: demo\nversion: v2\n")
+	rec.waitState(t, map[string]string{"demo": "app: demo\nversion: v2\n"})
+	rec.checkInvariants(t)
+}
