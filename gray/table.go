@@ -585,6 +585,64 @@ func (in *Input) label(name string) (string, bool) {
 // CookieValue finds a cookie in the Cookie headers without allocating.
 // Surrounding double quotes are removed from the value, as net/http does.
 func CookieValue(h http.Header, name string) (string, bool) {
+	if !plainCookieName(name) {
+		return cookieValueSplit(h, name)
+	}
+	// Find the name with strings.Index (vectorised) instead of splitting
+	// every pair: an occurrence counts only where a pair starts (line start
+	// or ';', then blanks) and is followed by blanks and '='. The first such
+	// occurrence is the first pair with that name, as the split reads it.
+	for _, line := range h["Cookie"] {
+		for from := 0; from < len(line); {
+			i := strings.Index(line[from:], name)
+			if i < 0 {
+				break
+			}
+			k := from + i
+			from = k + 1
+			l := k - 1
+			for l >= 0 && (line[l] == ' ' || line[l] == '\t') {
+				l--
+			}
+			if l >= 0 && line[l] != ';' {
+				continue
+			}
+			r := k + len(name)
+			for r < len(line) && (line[r] == ' ' || line[r] == '\t') {
+				r++
+			}
+			if r >= len(line) || line[r] != '=' {
+				continue
+			}
+			v := line[r+1:]
+			if end := strings.IndexByte(v, ';'); end >= 0 {
+				v = v[:end]
+			}
+			v = trimSpace(v)
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// plainCookieName: a name the fast scan handles (not empty; no '=', ';'
+// or blanks).
+func plainCookieName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		switch name[i] {
+		case '=', ';', ' ', '\t':
+			return false
+		}
+	}
+	return name != ""
+}
+
+// cookieValueSplit is CookieValue by splitting every pair: for names the
+// fast scan does not handle.
+func cookieValueSplit(h http.Header, name string) (string, bool) {
 	for _, line := range h["Cookie"] {
 		for len(line) > 0 {
 			end := strings.IndexByte(line, ';')

@@ -399,3 +399,49 @@ func TestIndexAgreesWithLinearScan(t *testing.T) {
 		}
 	}
 }
+
+// The fast cookie scan and the pair-by-pair split agree, including on
+// names that occur inside other names or values.
+func TestCookieValueFastScanCases(t *testing.T) {
+	for _, c := range []struct {
+		lines      []string
+		name, want string
+		ok         bool
+	}{
+		{[]string{"xplan=1; plan=2"}, "plan", "2", true},
+		{[]string{"plan2=1; plan=3"}, "plan", "3", true},
+		{[]string{"a=plan; plan=4"}, "plan", "4", true},
+		{[]string{"a=x;plan=5"}, "plan", "5", true},
+		{[]string{"  plan\t =  6 ;x=1"}, "plan", "6", true},
+		{[]string{"plan"}, "plan", "", false},
+		{[]string{"plan;plan=7"}, "plan", "7", true},
+		{[]string{"plan=\"8\""}, "plan", "8", true},
+		{[]string{"a=1", "plan=9"}, "plan", "9", true},
+		{[]string{"plan="}, "plan", "", true},
+		{[]string{"a=1; b=2"}, "plan", "", false},
+	} {
+		h := http.Header{"Cookie": c.lines}
+		v, ok := CookieValue(h, c.name)
+		if v != c.want || ok != c.ok {
+			t.Errorf("CookieValue(%q, %s) = %q %v, want %q %v", c.lines, c.name, v, ok, c.want, c.ok)
+		}
+		if sv, sok := cookieValueSplit(h, c.name); sv != v || sok != ok {
+			t.Errorf("split(%q, %s) = %q %v, fast scan %q %v", c.lines, c.name, sv, sok, v, ok)
+		}
+	}
+}
+
+func FuzzCookieValue(f *testing.F) {
+	f.Add("session=abc; plan=silver; gray_user=u1", "plan")
+	f.Add("xplan=1; plan = 2", "plan")
+	f.Add("a=plan;plan", "plan")
+	f.Add("=x; a=\"\"", "a")
+	f.Fuzz(func(t *testing.T, line, name string) {
+		h := http.Header{"Cookie": {line}}
+		v, ok := CookieValue(h, name)
+		sv, sok := cookieValueSplit(h, name)
+		if v != sv || ok != sok {
+			t.Fatalf("CookieValue(%q, %q) = %q %v; split says %q %v", line, name, v, ok, sv, sok)
+		}
+	})
+}

@@ -190,7 +190,13 @@ func benchRuleChange(b *testing.B, rules sdk.Rules, reg sdktest.Registry, store 
 	}
 	// the first document makes the app known to every centre's watch
 	publish(1, "v1")
-	sdktest.Eventually(b, time.Minute, "first document followed", func() (bool, string) { return call() == "v1", "" })
+	router := c.Router()
+	sdktest.Eventually(b, time.Minute, "first document followed", func() (bool, string) {
+		return router.Generation("bench") == 1, fmt.Sprintf("generation %d", router.Generation("bench"))
+	})
+	if got := call(); got != "v1" {
+		b.Fatalf("the first document routes to v1; a request reached %q", got)
+	}
 	var total time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -198,13 +204,20 @@ func benchRuleChange(b *testing.B, rules sdk.Rules, reg sdktest.Registry, store 
 		if i%2 == 1 {
 			target = "v1"
 		}
+		gen := int64(i + 2)
 		start := time.Now()
-		publish(int64(i+2), target)
-		for call() != target {
+		publish(gen, target)
+		// the change is in force once the router holds its generation;
+		// a request then must reach the target (a request alone could hit
+		// it by chance: without rules the transport round-robins)
+		for router.Generation("bench") < gen {
 			if time.Since(start) > time.Minute {
-				b.Fatalf("change %d not routed after a minute", i)
+				b.Fatalf("change %d not followed after a minute (generation %d)", i, router.Generation("bench"))
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(100 * time.Microsecond)
+		}
+		if got := call(); got != target {
+			b.Fatalf("change %d: generation %d in force, but a request reached %q, want %q", i, gen, got, target)
 		}
 		total += time.Since(start)
 	}
