@@ -41,6 +41,7 @@ var defaults = map[string]any{
 	"etcd.endpoints":           "",
 	"etcd.prefix":              etcdsource.DefaultPrefix,
 	"etcd.statePrefix":         etcdstore.DefaultPrefix,
+	"etcd.analysisPrefix":      etcdstore.DefaultJournalPrefix,
 	"etcd.dialTimeout":         "5s",
 	"etcd.embedded.clientAddr": etcdserver.DefaultClientAddr,
 	"etcd.embedded.peerAddr":   etcdserver.DefaultPeerAddr,
@@ -250,7 +251,8 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	}
 	defer cfgw.close()
 	var eng *engine.Engine
-	checks := analysis.NewRunner(func(app string) { eng.Trigger(app) }, analysis.WithLogger(log.With("component", "analysis")))
+	checks := analysis.NewRunner(func(app string) { eng.Trigger(app) }, analysis.WithLogger(log.With("component", "analysis")),
+		analysis.WithJournal(etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))))
 	defer checks.Close()
 	eng = engine.New(engine.Config{
 		Config:   cfgw.manager,

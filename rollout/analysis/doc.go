@@ -5,5 +5,8 @@
 // on successes).
 //
 // Entry point: NewRunner; the engine calls Ensure while a rollout is in
-// progress, Stop when it ends, and Results before each plan.
+// progress, Stop when it ends, and Results before each plan. WithJournal
+// (etcdstore.Journal in graylane) keeps the results across restarts and
+// leader changes, so a crash never resets a failure streak or an analysis
+// step's count of successes.
 package analysis

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/graylane/graylane/rollout"
@@ -28,6 +29,8 @@ type Runner struct {
 	log    *slog.Logger
 	now    func() time.Time
 	notify func(app string)
+	// journal, if set, keeps results across restarts (WithJournal).
+	journal Journal
 
 	mu   sync.Mutex
 	apps map[string]*run
@@ -39,6 +42,9 @@ type run struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	results map[string]rollout.CheckResult
+	// discard: the analysis is over (Stop), so its journal entry goes
+	// once the loop has ended; a Close (shutdown) keeps it.
+	discard atomic.Bool
 }
 
 // Option configures a Runner.
@@ -90,13 +96,15 @@ func (r *Runner) Ensure(rel *spec.Release, stable, version string) {
 	go r.loop(ctx, rel.App, ru, a, data)
 }
 
-// Stop ends the checks of app, if any.
+// Stop ends the checks of app, if any, and forgets its results (the
+// journal entry too).
 func (r *Runner) Stop(app string) {
 	r.mu.Lock()
 	cur := r.apps[app]
 	delete(r.apps, app)
 	r.mu.Unlock()
 	if cur != nil {
+		cur.discard.Store(true)
 		cur.cancel()
 	}
 }
@@ -121,8 +129,19 @@ func (r *Runner) Results(app string) map[string]rollout.CheckResult {
 	if cur == nil {
 		return nil
 	}
-	out := make(map[string]rollout.CheckResult, len(cur.results))
-	for k, v := range cur.results {
+	return copyResults(cur.results)
+}
+
+// snapshot copies ru's results under the lock.
+func (r *Runner) snapshot(ru *run) map[string]rollout.CheckResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return copyResults(ru.results)
+}
+
+func copyResults(in map[string]rollout.CheckResult) map[string]rollout.CheckResult {
+	out := make(map[string]rollout.CheckResult, len(in))
+	for k, v := range in {
 		out[k] = rollout.CheckResult{Version: v.Version, Runs: append([]rollout.CheckRun(nil), v.Runs...)}
 	}
 	return out
@@ -130,7 +149,39 @@ func (r *Runner) Results(app string) map[string]rollout.CheckResult {
 
 func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis, data map[string]string) {
 	defer close(ru.done)
-	t := time.NewTicker(a.EffectiveInterval())
+	interval := a.EffectiveInterval()
+	if r.journal != nil {
+		defer func() {
+			if !ru.discard.Load() {
+				return
+			}
+			if err := r.journal.Delete(context.Background(), app); err != nil {
+				r.log.Warn("analysis: cannot delete journal entry", "app", app, "err", err)
+			}
+		}()
+		restored, err := r.restore(ctx, app, ru.key)
+		if err != nil {
+			r.log.Warn("analysis: cannot restore journaled results; counting from zero", "app", app, "err", err)
+		}
+		if len(restored) > 0 {
+			r.mu.Lock()
+			ru.results = restored
+			r.mu.Unlock()
+			r.log.Info("analysis: results restored from the journal", "app", app, "version", ru.version)
+			if r.notify != nil {
+				r.notify(app)
+			}
+			// the next round is due one interval after the last one run
+			if wait := lastRun(restored).Add(interval).Sub(r.now()); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(min(wait, interval)):
+				}
+			}
+		}
+	}
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		for _, c := range a.Checks {
@@ -150,6 +201,11 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 			}
 			ru.results[c.Name] = res
 			r.mu.Unlock()
+		}
+		if r.journal != nil {
+			if err := r.save(ctx, app, ru.key, r.snapshot(ru)); err != nil && ctx.Err() == nil {
+				r.log.Warn("analysis: cannot journal results", "app", app, "err", err)
+			}
 		}
 		if r.notify != nil {
 			r.notify(app)

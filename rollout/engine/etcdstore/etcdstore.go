@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/rollout/engine"
 )
 
@@ -103,4 +104,56 @@ func (s *Store) Apps(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// DefaultJournalPrefix is where analysis results are journaled unless
+// configured otherwise: outside DefaultPrefix, whose keys are all records.
+const DefaultJournalPrefix = "/graylane/analysis/"
+
+// Journal is an analysis.Journal on etcd: one key per app under a prefix.
+type Journal struct {
+	c      *clientv3.Client
+	prefix string
+}
+
+var _ analysis.Journal = (*Journal)(nil)
+
+// NewJournal returns a Journal keeping entries under prefix
+// (DefaultJournalPrefix when empty).
+func NewJournal(c *clientv3.Client, prefix string) *Journal {
+	if prefix == "" {
+		prefix = DefaultJournalPrefix
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return &Journal{c: c, prefix: prefix}
+}
+
+// Load implements analysis.Journal.
+func (j *Journal) Load(ctx context.Context, app string) ([]byte, error) {
+	resp, err := j.c.Get(ctx, j.prefix+app)
+	if err != nil {
+		return nil, fmt.Errorf("etcd get %s: %w", j.prefix+app, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return resp.Kvs[0].Value, nil
+}
+
+// Save implements analysis.Journal.
+func (j *Journal) Save(ctx context.Context, app string, data []byte) error {
+	if _, err := j.c.Put(ctx, j.prefix+app, string(data)); err != nil {
+		return fmt.Errorf("etcd put %s: %w", j.prefix+app, err)
+	}
+	return nil
+}
+
+// Delete implements analysis.Journal.
+func (j *Journal) Delete(ctx context.Context, app string) error {
+	if _, err := j.c.Delete(ctx, j.prefix+app); err != nil {
+		return fmt.Errorf("etcd delete %s: %w", j.prefix+app, err)
+	}
+	return nil
 }
