@@ -26,13 +26,18 @@ var _ engine.Store = (*Store)(nil)
 
 // New returns a Store keeping records under prefix.
 func New(c *clientv3.Client, prefix string) *Store {
+	return &Store{c: c, prefix: dirPrefix(prefix, DefaultPrefix)}
+}
+
+// dirPrefix is prefix (def when empty) ending in "/".
+func dirPrefix(prefix, def string) string {
 	if prefix == "" {
-		prefix = DefaultPrefix
+		prefix = def
 	}
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	return &Store{c: c, prefix: prefix}
+	return prefix
 }
 
 func (s *Store) key(app string) string { return s.prefix + app }
@@ -121,13 +126,7 @@ var _ analysis.Journal = (*Journal)(nil)
 // NewJournal returns a Journal keeping entries under prefix
 // (DefaultJournalPrefix when empty).
 func NewJournal(c *clientv3.Client, prefix string) *Journal {
-	if prefix == "" {
-		prefix = DefaultJournalPrefix
-	}
-	if !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
-	return &Journal{c: c, prefix: prefix}
+	return &Journal{c: c, prefix: dirPrefix(prefix, DefaultJournalPrefix)}
 }
 
 // Load implements analysis.Journal.
