@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"text/template"
 )
 
 // Defaults and limits of the kubernetes backend.
@@ -99,18 +98,7 @@ type KubernetesTemplateData struct {
 // RenderKubernetes executes one kubernetes backend template. Unknown fields
 // ({{.Port}}) are errors.
 func RenderKubernetes(s string, data KubernetesTemplateData) (string, error) {
-	if !strings.Contains(s, "{{") {
-		return s, nil
-	}
-	t, err := template.New("k8s").Option("missingkey=error").Parse(s)
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
+	return renderTemplate(s, data)
 }
 
 // NamespaceOrDefault returns Namespace with its default.
