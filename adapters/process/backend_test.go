@@ -792,3 +792,45 @@ func TestAdoptsInstanceWithoutRecordedPid(t *testing.T) {
 		t.Fatal("StopAll did not stop the adopted process")
 	}
 }
+
+// Instances do not inherit graylane's own configuration (GRAYLANE_*
+// variables: API tokens, centre passwords); the spec's env still reaches
+// them, and so does the rest of the environment.
+func TestInstancesDoNotInheritGraylaneConfig(t *testing.T) {
+	t.Setenv("GRAYLANE_HTTP_TOKEN", "s3cret")
+	t.Setenv("DEMO_INHERITED", "yes")
+	b := newBackend(t, t.TempDir())
+	rel := demoRelease(t, "envs", "v1", "")
+	rel.Backend.Process.Env = map[string]string{"GRAYLANE_WANTED": "given"}
+	apply(t, b, rel, adapters.Replicas{"v1": 1})
+	in := waitReady(t, b, "envs", adapters.Replicas{"v1": 1})[0]
+
+	resp, err := newClient().Get("http://" + in.Addr + "/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info struct{ PID int }
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || info.PID == 0 {
+		t.Fatalf("info: %+v, %v", info, err)
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", info.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(string(raw), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	if v, ok := env["GRAYLANE_HTTP_TOKEN"]; ok {
+		t.Errorf("the instance inherited GRAYLANE_HTTP_TOKEN=%q", v)
+	}
+	if env["GRAYLANE_WANTED"] != "given" || env["DEMO_INHERITED"] != "yes" {
+		t.Errorf("env: GRAYLANE_WANTED=%q DEMO_INHERITED=%q, want given and yes", env["GRAYLANE_WANTED"], env["DEMO_INHERITED"])
+	}
+	if _, ok := env["GRAYLANE_INSTANCE"]; !ok {
+		t.Error("no GRAYLANE_INSTANCE marker: adoption after a crash needs it")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -165,7 +166,7 @@ func startProcess(s startSpec) (*proc, error) {
 	if rec.Dir, err = spec.Render(s.pb.Dir, data); err != nil {
 		return nil, fmt.Errorf("render dir: %w", err)
 	}
-	env := os.Environ()
+	env := inheritedEnv(os.Environ())
 	keys := make([]string, 0, len(s.pb.Env))
 	for k := range s.pb.Env {
 		keys = append(keys, k)
@@ -229,4 +230,18 @@ func startProcess(s startSpec) (*proc, error) {
 	}
 	fmt.Fprintf(logf, "%s graylane: %s has pid %d\n", time.Now().Format(time.RFC3339Nano), rec.ID, rec.PID)
 	return p, nil
+}
+
+// inheritedEnv is the part of graylane's environment an instance inherits:
+// all but GRAYLANE_* variables, graylane's own configuration, which can
+// hold API tokens and the passwords of config centres. An instance that
+// needs one gets it through the spec's env.
+func inheritedEnv(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "GRAYLANE_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
