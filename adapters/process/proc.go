@@ -182,6 +182,9 @@ func startProcess(s startSpec) (*proc, error) {
 	rec.Nonce = nonce()
 	env = append(env, rec.marker())
 
+	if err := rotateLog(rec.Log, MaxLogSize); err != nil {
+		return nil, err
+	}
 	logf, err := os.OpenFile(rec.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
@@ -244,4 +247,22 @@ func inheritedEnv(environ []string) []string {
 		}
 	}
 	return out
+}
+
+// MaxLogSize is the size above which an instance's log is rotated when
+// the instance (re)starts: it becomes {log}.1, replacing the previous one.
+// Instances write straight into the file (they outlive graylane), so a log
+// is not cut while its instance runs.
+const MaxLogSize = 64 << 20
+
+// rotateLog renames path to path.1 if it is larger than max.
+func rotateLog(path string, max int64) error {
+	st, err := os.Stat(path)
+	if err != nil || st.Size() <= max {
+		return nil
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		return fmt.Errorf("rotate log %s: %w", path, err)
+	}
+	return nil
 }
