@@ -30,6 +30,13 @@ type Instance struct {
 	Meta map[string]string `json:"meta,omitempty"`
 }
 
+// MetaStalled, set in an instance's Meta by a backend, says that the
+// backend itself has given up on the instance's version making progress
+// (a Kubernetes Deployment's ProgressDeadlineExceeded), with the reason.
+// The planner then treats the version's progress deadline as exceeded at
+// once instead of waiting for its own clock.
+const MetaStalled = "stalled"
+
 // Replicas is the desired number of instances per version. A version absent
 // from the map is wanted at zero.
 type Replicas map[string]int

@@ -99,6 +99,14 @@ const pollWhileConverging = time.Second
 // When nothing progresses (no step completes, no instance of the version
 // being rolled out changes state) for strategy.progressDeadline, outside
 // pauses, the release is Degraded; with autoRollback it is rolled back.
+// A backend with a deadline of its own can say so first: when
+// Observed.Stalled names the version being rolled out (a Kubernetes
+// Deployment reporting ProgressDeadlineExceeded, whose
+// progressDeadlineSeconds graylane sets from the same spec field), the
+// deadline counts as passed at once. Example: canary v2 at step 1, its
+// Deployment reports ProgressDeadlineExceeded 10 s before graylane's own
+// clock would: the decision is RolledBack (autoRollback) in that plan,
+// with a ProgressDeadlineExceeded event naming the backend's reason.
 func Plan(in Input) Decision {
 	p := &planner{
 		in:  in,
@@ -797,13 +805,22 @@ func (p *planner) deadline() bool {
 	}
 	limit := p.str.EffectiveProgressDeadline()
 	due := st.LastProgressAt.Add(limit)
-	if p.in.Now.Before(due) {
+	target := st.CanaryVersion
+	if target == "" {
+		target = st.StableVersion
+	}
+	stalled := p.in.Observed.Stalled[target]
+	if p.in.Now.Before(due) && stalled == "" {
 		p.wake(due.Sub(p.in.Now))
 		return false
 	}
 	if !st.DeadlineExceeded {
 		st.DeadlineExceeded = true
-		p.event(Warning, "ProgressDeadlineExceeded", "no progress for %s: %s", limit, p.msg)
+		if stalled != "" {
+			p.event(Warning, "ProgressDeadlineExceeded", "the backend gave up on %s: %s", target, stalled)
+		} else {
+			p.event(Warning, "ProgressDeadlineExceeded", "no progress for %s: %s", limit, p.msg)
+		}
 	}
 	if p.str.AutoRollback && st.CanaryVersion != "" && !st.Fast {
 		p.cancel("rolled-back", RolledBack)

@@ -248,6 +248,32 @@ func TestCanaryScenarios(t *testing.T) {
 		wait 1h
 		expect phase=RolledBack running=v1:4/4
 	`)
+	runScenario(t, "backend_stall_rolls_back_before_own_deadline", canaryAutoRollbackYAML, `
+		run
+		version v2
+		expect step=1 split=v2:25,v1:75
+		hang v2
+		wait 10s
+		expect phase=Progressing step=2 running=v1:4/4,v2:1/2
+		wait 20s
+		expect phase=Progressing step=2
+		stall v2
+		expect phase=RolledBack stable=v1 canary= rejected=v2 split=v1:100 running=v1:4/4
+	`)
+	runScenario(t, "backend_stall_degrades_then_recovers", canaryYAML, `
+		run
+		hang v2
+		version v2
+		expect phase=Progressing step=0
+		stall v1
+		expect phase=Progressing
+		stall v2
+		expect phase=Degraded canary=v2 split=v1:100
+		unstall v2
+		unhang v2
+		run
+		expect phase=Progressing step=1
+	`)
 	runScenario(t, "pause_step_does_not_count_against_deadline", canaryYAML, `
 		run
 		version v2

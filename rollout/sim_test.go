@@ -29,6 +29,7 @@ type world struct {
 	counts         map[string]Count
 	split          adapters.Split
 	hang           map[string]bool
+	stalled        map[string]string
 	checks         map[string]CheckResult
 	last           Decision
 	trace          []string
@@ -43,7 +44,7 @@ func newWorld(t *testing.T, yaml string) *world {
 		t.Fatalf("spec: %v", err)
 	}
 	return &world{t: t, spec: rel, router: true, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		counts: map[string]Count{}, hang: map[string]bool{}, checks: map[string]CheckResult{}, maxUnavailable: -1}
+		counts: map[string]Count{}, hang: map[string]bool{}, stalled: map[string]string{}, checks: map[string]CheckResult{}, maxUnavailable: -1}
 }
 
 func (w *world) input(cmd Command) Input {
@@ -54,7 +55,7 @@ func (w *world) input(cmd Command) Input {
 		}
 	}
 	in := Input{Spec: w.spec, Status: w.status, Command: cmd, Now: w.now, Checks: w.checks,
-		Observed: Observed{Versions: vs, Router: w.router, Split: w.split}}
+		Observed: Observed{Versions: vs, Router: w.router, Split: w.split, Stalled: w.stalled}}
 	if w.config != nil {
 		in.Config = w.config.gate(w)
 	}
@@ -255,6 +256,13 @@ func (w *world) do(line string) {
 		w.hang[f[1]] = true
 	case "unhang":
 		delete(w.hang, f[1])
+	case "stall":
+		// stall VERSION: the backend reports the version cannot progress
+		w.stalled[f[1]] = "ProgressDeadlineExceeded: ReplicaSet has timed out progressing"
+		w.run()
+	case "unstall":
+		delete(w.stalled, f[1])
+		w.run()
 	case "norouter":
 		w.router = false
 	case "config":

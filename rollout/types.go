@@ -127,6 +127,10 @@ type Observed struct {
 	Router bool
 	// Split is the router's current split.
 	Split adapters.Split
+	// Stalled maps versions whose backend reports they cannot progress
+	// (adapters.MetaStalled) to the reason. The version being rolled out
+	// is then past its progress deadline at once.
+	Stalled map[string]string
 }
 
 // CheckRun is one run of an analysis check.

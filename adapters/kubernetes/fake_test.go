@@ -165,3 +165,60 @@ func podFromTemplate(d *appsv1.Deployment, name string) *corev1.Pod {
 		Status:     corev1.PodStatus{Phase: corev1.PodPending},
 	}
 }
+
+// A Deployment's ProgressDeadlineExceeded marks its instances stalled (for
+// the planner) only when the controller set it for the current spec: a
+// condition left from before the last change is stale.
+func TestObserveReportsStallForCurrentGenerationOnly(t *testing.T) {
+	ctx := context.Background()
+	b, cs := fakeBackend(t)
+	rel := release("cart", "shop", "v2", nil)
+	if err := b.Apply(ctx, rel, adapters.Replicas{"v2": 1}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := cs.AppsV1().Deployments("shop").Get(ctx, "cart", metav1.GetOptions{})
+	pod := podFromTemplate(d, "cart-abc")
+	if _, err := cs.CoreV1().Pods("shop").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setStatus := func(observed int64) {
+		t.Helper()
+		d, _ := cs.AppsV1().Deployments("shop").Get(ctx, "cart", metav1.GetOptions{})
+		d.Generation = 4
+		d.Status.ObservedGeneration = observed
+		d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: "False",
+			Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "cart-7d9" has timed out progressing.`}}
+		if _, err := cs.AppsV1().Deployments("shop").UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	observe := func(what string, ok func(adapters.Instance) bool) adapters.Instance {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ins, err := b.Observe(ctx, "cart")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ins) == 1 && ok(ins[0]) {
+				return ins[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("instances %+v: never %s", ins, what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	setStatus(3) // the controller has not seen generation 4 yet
+	in := observe("reported the condition", func(in adapters.Instance) bool {
+		return strings.HasPrefix(in.Meta[kubernetes.MetaDeploymentProblem], "ProgressDeadlineExceeded")
+	})
+	if s := in.Meta[adapters.MetaStalled]; s != "" {
+		t.Fatalf("stalled %q from a condition of an older generation", s)
+	}
+	setStatus(4)
+	in = observe("stalled", func(in adapters.Instance) bool { return in.Meta[adapters.MetaStalled] != "" })
+	if s := in.Meta[adapters.MetaStalled]; !strings.Contains(s, "ProgressDeadlineExceeded") || !strings.Contains(s, "cart") || in.Version != "v2" {
+		t.Fatalf("stalled %q on %s", s, in.Version)
+	}
+}

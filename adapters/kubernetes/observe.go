@@ -71,6 +71,9 @@ func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance,
 			if pr.drift != "" {
 				in.Meta[MetaDrift] = pr.drift
 			}
+			if pr.stalled != "" {
+				in.Meta[adapters.MetaStalled] = pr.stalled
+			}
 			if pr.condition != "" {
 				in.Meta[MetaDeploymentProblem] = pr.condition
 				if !in.Ready {
@@ -84,7 +87,9 @@ func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance,
 	return out, nil
 }
 
-type problem struct{ drift, condition string }
+// problem is what is wrong with a Deployment: drift, a failing condition,
+// and whether the Deployment controller gave up on the rollout (stalled).
+type problem struct{ drift, condition, stalled string }
 
 // deploymentProblems finds drift and failing conditions on the app's
 // Deployments (keyed namespace/name) and logs each new one once.
@@ -99,6 +104,7 @@ func (b *Backend) deploymentProblems(app string) map[string]problem {
 			pr.drift = applied.drift(liveRecord(d))
 		}
 		pr.condition = failingCondition(d)
+		pr.stalled = stalled(d)
 		key := d.Namespace + "/" + d.Name
 		msg := pr.drift + "|" + pr.condition
 		b.mu.Lock()
@@ -126,6 +132,22 @@ func failingCondition(d *appsv1.Deployment) string {
 			return "ProgressDeadlineExceeded: " + c.Message
 		case c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue:
 			return "ReplicaFailure: " + c.Reason + ": " + c.Message
+		}
+	}
+	return ""
+}
+
+// stalled reports a ProgressDeadlineExceeded the Deployment controller
+// set for the Deployment's current spec: a condition from before the last
+// change (status.observedGeneration behind metadata.generation) is stale,
+// e.g. right after graylane rolled the image back.
+func stalled(d *appsv1.Deployment) string {
+	if d.Status.ObservedGeneration != d.Generation {
+		return ""
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			return "Deployment " + d.Name + ": ProgressDeadlineExceeded: " + c.Message
 		}
 	}
 	return ""

@@ -446,6 +446,12 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 			c.Ready++
 		}
 		obs.Versions[in.Version] = c
+		if why := in.Meta[adapters.MetaStalled]; why != "" {
+			if obs.Stalled == nil {
+				obs.Stalled = map[string]string{}
+			}
+			obs.Stalled[in.Version] = why
+		}
 	}
 	if router != nil {
 		if obs.Split, err = router.Weights(ctx, app); err != nil {

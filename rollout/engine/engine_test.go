@@ -489,3 +489,44 @@ func TestEngineDeletesAppWhenSpecRemoved(t *testing.T) {
 		t.Fatalf("app still known: %v", err)
 	}
 }
+
+// A backend that reports the canary version stalled (adapters.MetaStalled,
+// as the kubernetes backend does for a Deployment's
+// ProgressDeadlineExceeded) degrades the release without graylane's clock
+// reaching the progress deadline.
+func TestEngineBackendStallDegradesWithoutWaiting(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	h.converge("demo")
+	h.rec.hang["v2"] = true
+	h.put("demo", fmt.Sprintf(demoSpec, "v2"))
+	v := h.converge("demo")
+	if v.Status.Phase != rollout.Progressing || v.Status.CanaryVersion != "v2" {
+		t.Fatalf("before the stall: %+v", v.Status.Status)
+	}
+	h.rec.mu.Lock()
+	for i, in := range h.rec.instances["demo"] {
+		if in.Version == "v2" {
+			h.rec.instances["demo"][i].Meta = map[string]string{adapters.MetaStalled: "Deployment demo-v2: ProgressDeadlineExceeded"}
+		}
+	}
+	h.rec.mu.Unlock()
+	v = h.converge("demo") // the clock has not moved
+	if v.Status.Phase != rollout.Degraded || !strings.Contains(v.Status.Message, "progress deadline exceeded") {
+		t.Fatalf("after the stall: %+v", v.Status.Status)
+	}
+	found := false
+	var seen []string
+	for _, m := range h.eng.Broker().Recent("demo") {
+		if m.Event == nil {
+			continue
+		}
+		seen = append(seen, m.Event.Reason+": "+m.Event.Message)
+		if m.Event.Reason == "ProgressDeadlineExceeded" && strings.Contains(m.Event.Message, "demo-v2: ProgressDeadlineExceeded") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no ProgressDeadlineExceeded event naming the backend's reason: %q", seen)
+	}
+}
