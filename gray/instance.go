@@ -1,10 +1,10 @@
 package gray
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -66,27 +66,38 @@ type Instance struct {
 
 // Check validates an instance for registration.
 func (in Instance) Check() error {
-	var errs []error
+	var errs []spec.FieldError
+	add := func(field, format string, args ...any) {
+		errs = append(errs, spec.FieldError{Path: field, Msg: fmt.Sprintf(format, args...)})
+	}
 	if err := spec.CheckApp(in.App); err != nil {
-		errs = append(errs, fmt.Errorf("app: %w", err))
+		add("app", "%v", err)
 	}
 	if err := spec.CheckVersion(in.Version); err != nil {
-		errs = append(errs, fmt.Errorf("version: %w", err))
+		add("version", "%v", err)
 	}
 	if !IDPattern.MatchString(in.ID) {
-		errs = append(errs, fmt.Errorf("id: %q is not an instance ID (A-Z a-z 0-9 . _ : -, at most 128)", in.ID))
+		add("id", "%q is not an instance ID (A-Z a-z 0-9 . _ : -, at most 128)", in.ID)
 	}
 	if host, port, err := net.SplitHostPort(in.Addr); err != nil || host == "" {
-		errs = append(errs, fmt.Errorf("addr: %q is not host:port", in.Addr))
+		add("addr", "%q is not host:port", in.Addr)
 	} else if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		errs = append(errs, fmt.Errorf("addr: %q has no valid port", in.Addr))
+		add("addr", "%q has no valid port", in.Addr)
 	}
-	for k, v := range in.Meta {
-		if k == "" || len(k) > 128 || len(v) > 1024 || strings.ContainsAny(k, "\x00") {
-			errs = append(errs, fmt.Errorf("meta: %q is not a metadata key, or its value is over 1024 bytes", k))
+	keys := make([]string, 0, len(in.Meta))
+	for k := range in.Meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v := in.Meta[k]; k == "" || len(k) > 128 || len(v) > 1024 || strings.ContainsAny(k, "\x00") {
+			add("meta", "%q is not a metadata key, or its value is over 1024 bytes", k)
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &spec.ValidationError{Errors: errs}
 }
 
 // Labels returns the instance's labels for rule matching: its metadata

@@ -176,7 +176,7 @@ func (s *Server) registerInstance(c *gin.Context) {
 		in.ID = in.Addr
 	}
 	if err := in.Check(); err != nil {
-		s.fail(c, fmt.Errorf("%w: %v", errBadRequest, err))
+		s.fail(c, fmt.Errorf("%w: %w", errBadRequest, err))
 		return
 	}
 	ttl := DefaultInstanceTTL

@@ -100,15 +100,16 @@ func TestInstanceRoutes(t *testing.T) {
 		t.Fatalf("register b: %d %v (ttl %s)", code, body, f.ttls["shop/b"])
 	}
 	for _, bad := range []struct{ body, field string }{
-		{`{"app":"Shop","version":"v1","addr":"127.0.0.1:1"}`, ""},
-		{`{"app":"shop","version":"v 1","addr":"127.0.0.1:1"}`, ""},
-		{`{"app":"shop","version":"v1","addr":"nowhere"}`, ""},
+		{`{"app":"Shop","version":"v1","addr":"127.0.0.1:1"}`, "app"},
+		{`{"app":"shop","version":"v 1","addr":"127.0.0.1:1"}`, "version"},
+		{`{"app":"shop","version":"v1","addr":"nowhere"}`, "addr"},
 		{`{"app":"shop","version":"v1","addr":"127.0.0.1:1","ttl":"1s"}`, "ttl"},
 		{`{"app":"shop","version":"v1","addr":"127.0.0.1:1","colour":"red"}`, "colour"},
-		{`{"app":"shop","version":"v1","addr":"127.0.0.1:1","id":"a/b"}`, ""},
+		{`{"app":"shop","version":"v1","addr":"127.0.0.1:1","id":"a/b"}`, "id"},
+		{`{}`, "app"},
 	} {
 		code, body := e.do("POST", "/api/v1/instances", bad.body)
-		if code != 400 || (bad.field != "" && body["field"] != bad.field) {
+		if code != 400 || body["field"] != bad.field {
 			t.Errorf("register %s: %d %v, want 400 (field %q)", bad.body, code, body, bad.field)
 		}
 	}
@@ -162,3 +163,4 @@ func TestGrayRoutesOffWithoutAService(t *testing.T) {
 		t.Fatalf("gray without a service: %d, want 501", code)
 	}
 }
+

@@ -326,3 +326,39 @@ func TestTokensAndAuditTrail(t *testing.T) {
 		}
 	}
 }
+
+// The document version shown by GET /api/v1/apps/{app} is what If-Match
+// takes: a write with it succeeds, a second write with the same (now
+// stale) version is refused with 412 and changes nothing.
+func TestIfMatchWithTheVersionFromGet(t *testing.T) {
+	e := newEnv(t)
+	e.src.Set("demo", []byte(goodSpec))
+	e.waitPhase("demo", "Healthy")
+	code, view := e.do("GET", "/api/v1/apps/demo", "")
+	ver, _ := view["documentVersion"].(string)
+	if code != 200 || ver == "" {
+		t.Fatalf("GET: %d, documentVersion %q", code, ver)
+	}
+	put := func(version string) (int, map[string]any) {
+		req, _ := http.NewRequest("PUT", e.url+"/api/v1/apps/demo", strings.NewReader(strings.Replace(goodSpec, "version: v1", "version: "+version, 1)))
+		req.Header.Set("If-Match", ver)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if code, body := put("v2"); code != 200 || body["documentVersion"] == ver {
+		t.Fatalf("PUT with If-Match %s: %d %v", ver, code, body)
+	}
+	if code, body := put("v3"); code != 412 {
+		t.Fatalf("PUT with the stale If-Match %s: %d %v, want 412", ver, code, body)
+	}
+	en, err := e.src.Get(context.Background(), "demo")
+	if err != nil || !strings.Contains(string(en.Data), "version: v2") {
+		t.Fatalf("document after the refused write: %q, %v", en.Data, err)
+	}
+}

@@ -302,7 +302,7 @@ func follow(ctx context.Context, c *client.Client, app, target string, timeout t
 		}
 		switch {
 		case st.RejectedVersion == target:
-			result = &exitError{code: 1, err: fmt.Errorf("%s: %s was %s: %s", app, target, strings.ToLower(string(st.Phase)), st.Message)}
+			result = &exitError{code: 1, err: fmt.Errorf("%s: %s was %s: %s", app, target, phaseWords(st.Phase), st.Message)}
 			return false
 		case st.StableVersion == target && st.CanaryVersion == "" && st.Phase == rollout.Healthy:
 			fmt.Fprintf(out, "%s: %s is Healthy\n", app, target)
@@ -326,4 +326,12 @@ func follow(ctx context.Context, c *client.Client, app, target string, timeout t
 		return err
 	}
 	return nil
+}
+
+// phaseWords is a phase as words in a sentence ("rolled back").
+func phaseWords(p rollout.Phase) string {
+	if p == rollout.RolledBack {
+		return "rolled back"
+	}
+	return strings.ToLower(string(p))
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -356,4 +359,52 @@ func TestEndToEndAnalysisGatesAndAborts(t *testing.T) {
 	if !strings.Contains(g.Log(), "check smoke failed") {
 		t.Fatal("the failed check is not in graylane's log")
 	}
+}
+
+// With process.stopOnExit (make run's setting), a graceful stop of
+// graylane stops the instances it started, and the next start brings the
+// release back; without it they keep running to be adopted (see
+// TestEndToEndKillNineMidCanaryResumes).
+func TestEndToEndStopOnExitStopsInstances(t *testing.T) {
+	g := graylanetest.Start(t, graylanetest.Options{Config: map[string]any{"process": map[string]any{"stopOnExit": true}}})
+	proxy := testenv.FreePort(t)
+	g.PutSpec("cart", releaseDoc("cart", "v1", proxy, rollingSteps))
+	v := waitFor(t, g, "cart", 60*time.Second, "v1 healthy", healthyAt("v1"))
+	var pids []int
+	for _, in := range v.Status.Instances {
+		pid, err := strconv.Atoi(in.Meta["pid"])
+		if err != nil {
+			t.Fatalf("instance %s: pid %q", in.ID, in.Meta["pid"])
+		}
+		pids = append(pids, pid)
+	}
+	if len(pids) == 0 {
+		t.Fatal("no instances")
+	}
+	g.Stop()
+	for _, pid := range pids {
+		if processRuns(pid) {
+			t.Errorf("instance pid %d still runs after graylane stopped", pid)
+		}
+	}
+	if !strings.Contains(g.Log(), "process instances stopped (process.stopOnExit)") {
+		t.Errorf("log does not say the instances were stopped:\n%s", g.LogTail(20))
+	}
+	g.Restart()
+	waitFor(t, g, "cart", 60*time.Second, "v1 healthy again after the restart", healthyAt("v1"))
+}
+
+// processRuns reports whether pid is a live process: not gone, not a
+// zombie waiting for init to reap it.
+func processRuns(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...: the state follows the last ')'
+	rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+	return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
 }

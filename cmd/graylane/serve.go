@@ -53,6 +53,7 @@ var defaults = map[string]any{
 	"engine.resync":            "10s",
 	"bootstrap.specs":          "",
 	"process.stateDir":         "",
+	"process.stopOnExit":       false,
 	"kubernetes.kubeconfig":    "", // empty: in-cluster in a pod, else $KUBECONFIG or ~/.kube/config
 	"kubernetes.context":       "", // empty: the kubeconfig's current context
 	"kubernetes.namespaces":    "", // empty: every namespace (needs the ClusterRole)
@@ -319,7 +320,11 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return httpSrv.Shutdown(sctx)
 	})
 	err = g.Wait()
-	log.Info("graylane stopped; instances keep running and are adopted at the next start")
+	if v.GetBool("process.stopOnExit") {
+		log.Info("graylane stopping; process instances stop with it (process.stopOnExit)")
+	} else {
+		log.Info("graylane stopped; instances keep running and are adopted at the next start")
+	}
 	return err
 }
 

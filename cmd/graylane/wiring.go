@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/spf13/viper"
 
@@ -56,6 +57,18 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 	r.backends[spec.BackendProcess] = proc
 	r.notifiers = append(r.notifiers, proc)
 	r.closers = append(r.closers, func() { _ = proc.Close() })
+	if v.GetBool("process.stopOnExit") {
+		// closers run last first: stop the instances, then close
+		r.closers = append(r.closers, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := proc.StopAll(ctx); err != nil {
+				log.Warn("stopping process instances on exit", "err", err)
+			} else {
+				log.Info("process instances stopped (process.stopOnExit); the next start brings them back")
+			}
+		})
+	}
 	procRouter := proc.Router()
 	r.routers["proxy"] = func(rel *spec.Release) (adapters.TrafficRouter, error) {
 		if rel.Backend.Type != spec.BackendProcess {

@@ -726,9 +726,13 @@ func newID() string {
 
 // AppView is what the API shows for an app.
 type AppView struct {
-	App    string        `json:"app"`
-	Spec   *spec.Release `json:"spec,omitempty"`
-	Status StatusView    `json:"status"`
+	App  string        `json:"app"`
+	Spec *spec.Release `json:"spec,omitempty"`
+	// DocumentVersion is the version of the app's document in the centre
+	// as last read (etcd: mod revision; Nacos, Apollo: MD5), for a
+	// compare-and-swap write (If-Match). Empty when the app has none.
+	DocumentVersion string     `json:"documentVersion,omitempty"`
+	Status          StatusView `json:"status"`
 }
 
 // StatusView is an app's status with its live instances.
@@ -772,7 +776,7 @@ func (e *Engine) App(ctx context.Context, app string) (AppView, error) {
 		return AppView{}, err
 	}
 	e.mu.Lock()
-	_, haveDoc := e.docs.Get(app)
+	doc, haveDoc := e.docs.Get(app)
 	pd := e.parsed[app]
 	var insts []adapters.Instance
 	lastErr := ""
@@ -786,6 +790,9 @@ func (e *Engine) App(ctx context.Context, app string) (AppView, error) {
 		return AppView{}, fmt.Errorf("app %s: %w", app, ErrNotFound)
 	}
 	v := AppView{App: app}
+	if haveDoc {
+		v.DocumentVersion = doc.Version
+	}
 	if len(rec.Spec) > 0 {
 		var rel spec.Release
 		if json.Unmarshal(rec.Spec, &rel) == nil {

@@ -186,6 +186,26 @@ func (g *Graylane) Kill() {
 	}
 }
 
+// Stop sends SIGTERM to graylane (a graceful stop, as Ctrl-C) and waits
+// for it to exit.
+func (g *Graylane) Stop() {
+	g.t.Helper()
+	if g.cmd == nil {
+		return
+	}
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.waitErr:
+	case <-time.After(60 * time.Second):
+		g.t.Fatalf("graylane did not exit within 60s of SIGTERM\n%s", g.LogTail(40))
+	}
+	g.cmd = nil
+	if g.etcd != nil {
+		g.etcd.Close()
+		g.etcd = nil
+	}
+}
+
 // Restart starts graylane again on the same data directory and ports.
 func (g *Graylane) Restart() {
 	g.t.Helper()
