@@ -163,4 +163,3 @@ func TestGrayRoutesOffWithoutAService(t *testing.T) {
 		t.Fatalf("gray without a service: %d, want 501", code)
 	}
 }
-
