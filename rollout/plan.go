@@ -639,7 +639,7 @@ func (p *planner) fast() {
 	} else if p.obs(s).Ready > 0 {
 		p.split = split(vw(s, 100))
 	}
-	p.msg = fmt.Sprintf("rolling back to %s: %d/%d ready", d, c.Ready, p.R)
+	p.msg = fmt.Sprintf("moving traffic back to %s (its instances are still up, no steps): %d/%d ready", d, c.Ready, p.R)
 }
 
 func (p *planner) blueGreen() {
