@@ -57,28 +57,37 @@ func writeConf(srcConf, dir string, p Ports) (string, error) {
 	text := strings.ReplaceAll(string(raw), "\r\n", "\n")
 
 	// Plain substitutions, each checked against the number of matches
-	// upstream's file has, so a changed upstream file fails loudly.
+	// upstream's file has, so a changed upstream file fails loudly. The
+	// values go in through placeholders, after every pattern was matched:
+	// a chosen port equal to one of upstream's defaults (say 15010 picked
+	// for the HTTP API) must not be taken for that default by a later
+	// pattern.
 	subs := []struct {
-		re   string
-		repl string
-		n    int
+		re    string
+		repl  string // $v is the value
+		value string
+		n     int
 	}{
-		{`(?m)^(\s*)# self_address: 127\.0\.0\.1$`, "${1}self_address: 127.0.0.1", 1},
-		{`(?m)^(\s*)listenIP: "0\.0\.0\.0"$`, `${1}listenIP: "127.0.0.1"`, 6},
-		{`(?m)^(\s*)listenPort: 8761$`, "${1}listenPort: " + strconv.Itoa(p.Eureka), 1},
-		{`(?m)^(\s*)listenPort: 8090$`, "${1}listenPort: " + strconv.Itoa(p.HTTP), 1},
-		{`(?m)^(\s*)listenPort: 8091$`, "${1}listenPort: " + strconv.Itoa(p.ServiceGRPC), 1},
-		{`(?m)^(\s*)listenPort: 8093$`, "${1}listenPort: " + strconv.Itoa(p.ConfigGRPC), 1},
-		{`(?m)^(\s*)listenPort: 15010$`, "${1}listenPort: " + strconv.Itoa(p.XDS), 1},
-		{`(?m)^(\s*)listenPort: 8848$`, "${1}listenPort: " + strconv.Itoa(p.Nacos), 1},
+		{`(?m)^(\s*)# self_address: 127\.0\.0\.1$`, "${1}self_address: $v", "127.0.0.1", 1},
+		{`(?m)^(\s*)listenIP: "0\.0\.0\.0"$`, `${1}listenIP: "$v"`, "127.0.0.1", 6},
+		{`(?m)^(\s*)listenPort: 8761$`, "${1}listenPort: $v", strconv.Itoa(p.Eureka), 1},
+		{`(?m)^(\s*)listenPort: 8090$`, "${1}listenPort: $v", strconv.Itoa(p.HTTP), 1},
+		{`(?m)^(\s*)listenPort: 8091$`, "${1}listenPort: $v", strconv.Itoa(p.ServiceGRPC), 1},
+		{`(?m)^(\s*)listenPort: 8093$`, "${1}listenPort: $v", strconv.Itoa(p.ConfigGRPC), 1},
+		{`(?m)^(\s*)listenPort: 15010$`, "${1}listenPort: $v", strconv.Itoa(p.XDS), 1},
+		{`(?m)^(\s*)listenPort: 8848$`, "${1}listenPort: $v", strconv.Itoa(p.Nacos), 1},
 	}
-	for _, s := range subs {
+	values := make([]string, 0, 2*len(subs))
+	for i, s := range subs {
 		re := regexp.MustCompile(s.re)
 		if got := len(re.FindAllStringIndex(text, -1)); got != s.n {
 			return "", fmt.Errorf("polaris conf: %d matches of %s, want %d (upstream conf changed?)", got, s.re, s.n)
 		}
-		text = re.ReplaceAllString(text, s.repl)
+		ph := fmt.Sprintf("\x00value%d\x00", i)
+		text = re.ReplaceAllString(text, strings.Replace(s.repl, "$v", ph, 1))
+		values = append(values, ph, s.value)
 	}
+	text = strings.NewReplacer(values...).Replace(text)
 
 	lines := strings.Split(text, "\n")
 	sets := []struct {

@@ -3,6 +3,7 @@ package polaris
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,5 +82,36 @@ func TestWriteConf(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "conf", "i18n")); err != nil {
 		t.Errorf("i18n not copied: %v", err)
+	}
+}
+
+// Free ports can be any of upstream's defaults: a port chosen for one
+// listener that equals another listener's default (15010 is XDS's, 8848
+// Nacos') must not be rewritten again.
+func TestWriteConfPortsEqualToUpstreamDefaults(t *testing.T) {
+	_, src, err := build()
+	if err != nil {
+		testenv.Unavailable(t, "polaris build: %v", err)
+	}
+	p := Ports{Eureka: 8848, HTTP: 15010, ServiceGRPC: 8761, ConfigGRPC: 8090, XDS: 8093, Nacos: 8091}
+	file, err := writeConf(src, t.TempDir(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "listenPort: "); ok {
+			got = append(got, v)
+		}
+	}
+	want := []string{"8848", "15010", "8761", "8090", "8093", "8091"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("listenPorts %v, want each chosen port once: %v", got, want)
 	}
 }
