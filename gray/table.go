@@ -79,6 +79,9 @@ type group struct {
 	// comparisons beat hashing the value.
 	values []string
 	rules  [][]int32
+	// lens has bit len(value)%64 set for every value of values: most
+	// requests' values have a length no rule value has, and skip the scan.
+	lens uint64
 }
 
 // smallGroup is the size up to which a group is scanned, not hashed.
@@ -86,6 +89,9 @@ const smallGroup = 8
 
 func (g *group) candidates(v string) []int32 {
 	if g.values != nil {
+		if g.lens&(1<<(len(v)&63)) == 0 {
+			return nil
+		}
 		for i, x := range g.values {
 			if x == v {
 				return g.rules[i]
@@ -227,6 +233,7 @@ func (t *Table) index() {
 		for _, v := range slices.Sorted(maps.Keys(g.byValue)) {
 			g.values = append(g.values, v)
 			g.rules = append(g.rules, g.byValue[v])
+			g.lens |= 1 << (len(v) & 63)
 		}
 	}
 }
