@@ -138,20 +138,29 @@ func TestObserveReportsDeploymentProblems(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("shop").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	in := observeOne(t, b, "cart", "reported the ReplicaFailure", func(in adapters.Instance) bool {
+		return strings.HasPrefix(in.Meta[kubernetes.MetaDeploymentProblem], "ReplicaFailure: FailedCreate")
+	})
+	if in.Ready || in.Version != "v1" || !strings.Contains(in.Message, "exceeded quota") {
+		t.Fatalf("instance %+v", in)
+	}
+}
+
+// observeOne polls Observe (the informers catch up with the fake's
+// writes asynchronously) until app has one instance for which ok holds.
+func observeOne(t *testing.T, b *kubernetes.Backend, app, what string, ok func(adapters.Instance) bool) adapters.Instance {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ins, err := b.Observe(ctx, "cart")
+		ins, err := b.Observe(context.Background(), app)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ins) == 1 && strings.HasPrefix(ins[0].Meta[kubernetes.MetaDeploymentProblem], "ReplicaFailure: FailedCreate") {
-			if ins[0].Ready || ins[0].Version != "v1" || !strings.Contains(ins[0].Message, "exceeded quota") {
-				t.Fatalf("instance %+v", ins[0])
-			}
-			return
+		if len(ins) == 1 && ok(ins[0]) {
+			return ins[0]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("instances %+v never reported the ReplicaFailure", ins)
+			t.Fatalf("instances %+v: never %s", ins, what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -192,32 +201,15 @@ func TestObserveReportsStallForCurrentGenerationOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	observe := func(what string, ok func(adapters.Instance) bool) adapters.Instance {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			ins, err := b.Observe(ctx, "cart")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(ins) == 1 && ok(ins[0]) {
-				return ins[0]
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("instances %+v: never %s", ins, what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	setStatus(3) // the controller has not seen generation 4 yet
-	in := observe("reported the condition", func(in adapters.Instance) bool {
+	in := observeOne(t, b, "cart", "reported the condition", func(in adapters.Instance) bool {
 		return strings.HasPrefix(in.Meta[kubernetes.MetaDeploymentProblem], "ProgressDeadlineExceeded")
 	})
 	if s := in.Meta[adapters.MetaStalled]; s != "" {
 		t.Fatalf("stalled %q from a condition of an older generation", s)
 	}
 	setStatus(4)
-	in = observe("stalled", func(in adapters.Instance) bool { return in.Meta[adapters.MetaStalled] != "" })
+	in = observeOne(t, b, "cart", "stalled", func(in adapters.Instance) bool { return in.Meta[adapters.MetaStalled] != "" })
 	if s := in.Meta[adapters.MetaStalled]; !strings.Contains(s, "ProgressDeadlineExceeded") || !strings.Contains(s, "cart") || in.Version != "v2" {
 		t.Fatalf("stalled %q on %s", s, in.Version)
 	}
