@@ -111,6 +111,27 @@ type service struct {
 type instanceSet struct {
 	all       []gray.Instance // ready ones
 	byVersion map[string][]gray.Instance
+	// local are the ready instances in the caller's zone (Config.Zone),
+	// by version, and all of them under "": picked first.
+	local map[string][]gray.Instance
+}
+
+// newInstanceSet indexes the ready instances of list, those in zone (if
+// not empty) also as local.
+func newInstanceSet(list []gray.Instance, zone string) *instanceSet {
+	set := &instanceSet{byVersion: map[string][]gray.Instance{}, local: map[string][]gray.Instance{}}
+	for _, in := range list {
+		if !in.Ready {
+			continue
+		}
+		set.all = append(set.all, in)
+		set.byVersion[in.Version] = append(set.byVersion[in.Version], in)
+		if zone != "" && in.Meta[gray.MetaZone] == zone {
+			set.local[in.Version] = append(set.local[in.Version], in)
+			set.local[""] = append(set.local[""], in)
+		}
+	}
+	return set
 }
 
 // Start validates cfg and starts following the documents and the
@@ -316,15 +337,7 @@ func (c *Client) followRules() {
 func (c *Client) follow(s *service) {
 	for c.ctx.Err() == nil {
 		for list := range c.cfg.Discovery.Watch(c.ctx, s.app) {
-			set := &instanceSet{byVersion: map[string][]gray.Instance{}}
-			for _, in := range list {
-				if !in.Ready {
-					continue
-				}
-				set.all = append(set.all, in)
-				set.byVersion[in.Version] = append(set.byVersion[in.Version], in)
-			}
-			s.list.Store(set)
+			s.list.Store(newInstanceSet(list, c.cfg.Zone))
 			s.once.Do(func() { close(s.synced) })
 		}
 	}
@@ -350,8 +363,11 @@ func (c *Client) Instances(app string) []gray.Instance {
 var errNoInstance = errors.New("no ready instance")
 
 // pick chooses an instance of app for version (round robin), falling back
-// to the document's fallback versions and then to any ready instance.
-// skip excludes an address that just failed.
+// to the document's fallback versions and then to any ready instance. At
+// each of these levels an instance in the caller's zone is preferred (zone
+// affinity, as Spring Cloud's zone-preference load balancer does); the
+// version decided always wins over the zone. skip excludes an address that
+// just failed.
 func (s *service) pick(version string, t *gray.Table, skip string) (gray.Instance, error) {
 	set := s.list.Load()
 	if set == nil || len(set.all) == 0 {
@@ -371,19 +387,29 @@ func (s *service) pick(version string, t *gray.Table, skip string) (gray.Instanc
 		}
 		return gray.Instance{}, false
 	}
+	// tryVersion picks among v's instances ("" = all), local ones first
+	tryVersion := func(v string) (gray.Instance, bool) {
+		if in, ok := try(set.local[v]); ok {
+			return in, true
+		}
+		if v == "" {
+			return try(set.all)
+		}
+		return try(set.byVersion[v])
+	}
 	if version != "" {
-		if in, ok := try(set.byVersion[version]); ok {
+		if in, ok := tryVersion(version); ok {
 			return in, nil
 		}
 	}
 	if t != nil {
 		for _, v := range t.Fallback() {
-			if in, ok := try(set.byVersion[v]); ok {
+			if in, ok := tryVersion(v); ok {
 				return in, nil
 			}
 		}
 	}
-	if in, ok := try(set.all); ok {
+	if in, ok := tryVersion(""); ok {
 		return in, nil
 	}
 	return gray.Instance{}, fmt.Errorf("%s: %w", s.app, errNoInstance)
