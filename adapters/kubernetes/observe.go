@@ -126,15 +126,26 @@ func (b *Backend) deploymentProblems(app string) map[string]problem {
 
 // failingCondition reports ProgressDeadlineExceeded and ReplicaFailure.
 func failingCondition(d *appsv1.Deployment) string {
+	if msg, ok := deadlineExceeded(d); ok {
+		return "ProgressDeadlineExceeded: " + msg
+	}
 	for _, c := range d.Status.Conditions {
-		switch {
-		case c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded":
-			return "ProgressDeadlineExceeded: " + c.Message
-		case c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue:
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
 			return "ReplicaFailure: " + c.Reason + ": " + c.Message
 		}
 	}
 	return ""
+}
+
+// deadlineExceeded returns the message of the Deployment's
+// ProgressDeadlineExceeded condition, if it has one.
+func deadlineExceeded(d *appsv1.Deployment) (string, bool) {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			return c.Message, true
+		}
+	}
+	return "", false
 }
 
 // stalled reports a ProgressDeadlineExceeded the Deployment controller
@@ -145,10 +156,8 @@ func stalled(d *appsv1.Deployment) string {
 	if d.Status.ObservedGeneration != d.Generation {
 		return ""
 	}
-	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
-			return "Deployment " + d.Name + ": ProgressDeadlineExceeded: " + c.Message
-		}
+	if msg, ok := deadlineExceeded(d); ok {
+		return "Deployment " + d.Name + ": ProgressDeadlineExceeded: " + msg
 	}
 	return ""
 }

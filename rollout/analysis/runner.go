@@ -155,7 +155,9 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 			if !ru.discard.Load() {
 				return
 			}
-			if err := r.journal.Delete(context.Background(), app); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), journalTimeout)
+			defer cancel()
+			if err := r.journal.Delete(ctx, app); err != nil {
 				r.log.Warn("analysis: cannot delete journal entry", "app", app, "err", err)
 			}
 		}()
