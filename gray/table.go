@@ -625,14 +625,20 @@ func CookieValue(h http.Header, name string) (string, bool) {
 			if end := strings.IndexByte(v, ';'); end >= 0 {
 				v = v[:end]
 			}
-			v = trimSpace(v)
-			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			return v, true
+			return cookieText(v), true
 		}
 	}
 	return "", false
+}
+
+// cookieText is a cookie's value as written after '=': blanks trimmed,
+// surrounding double quotes removed.
+func cookieText(v string) string {
+	v = trimSpace(v)
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	return v
 }
 
 // plainCookieName: a name the fast scan handles (not empty; no '=', ';'
@@ -663,11 +669,7 @@ func cookieValueSplit(h http.Header, name string) (string, bool) {
 			if eq < 0 || trimSpace(part[:eq]) != name {
 				continue
 			}
-			v := trimSpace(part[eq+1:])
-			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			return v, true
+			return cookieText(part[eq+1:]), true
 		}
 	}
 	return "", false
