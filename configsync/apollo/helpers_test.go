@@ -7,14 +7,13 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/sourcetest"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // Test constants. agollo polls every 2 s and, after a failure, leaves the
@@ -33,30 +32,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("GRAYLANE_APOLLO_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	w := &tWriter{t: t}
-	t.Cleanup(w.stop)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type tWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *tWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
+	return testenv.Logger(t, level)
 }
 
 // newServer starts a test Apollo, closed when the test ends. Every test has

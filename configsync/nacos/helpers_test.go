@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/nacos"
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // within is how long tests wait for Polaris to show a change: it serves
@@ -32,28 +32,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("GRAYLANE_NACOS_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	w := &tWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type tWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
+	return testenv.Logger(t, level)
 }
 
 // testGroup is a Nacos group of the test's own: nacos-sdk-go rate-limits

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // Etcd starts an embedded etcd (no fsync) for the test and returns a
@@ -54,30 +53,7 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() (bool, s
 
 // Logger writes to the test log until the test ends (later lines from
 // background goroutines are dropped).
-func Logger(t testing.TB, level slog.Level) *slog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type tWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
+func Logger(t testing.TB, level slog.Level) *slog.Logger { return testenv.Logger(t, level) }
 
 // Ctx returns a context that ends after d or with the test.
 func Ctx(t testing.TB, d time.Duration) context.Context {
