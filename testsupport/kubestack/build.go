@@ -1,13 +1,8 @@
 package kubestack
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,7 +71,7 @@ func buildBinaries() (*Binaries, error) {
 	}
 	start := time.Now()
 	defer func() { buildTime = time.Since(start) }()
-	root, err := repoRoot()
+	root, err := testenv.FindRepoRoot()
 	if err != nil {
 		buildErr = err
 		return nil, err
@@ -105,42 +100,4 @@ func binaries(t testing.TB) *Binaries {
 	}
 	t.Logf("kubestack: binaries ready after %v (kubestack=%s kwok=%s)", buildTime.Round(time.Millisecond), b.Kubestack, b.Kwok)
 	return b
-}
-
-// repoRoot finds the graylane module root: from this source file when the
-// path is known (go test without -trimpath), else upwards from the working
-// directory.
-func repoRoot() (string, error) {
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..")), nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if isGraylaneRoot(filepath.Join(dir, "go.mod")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("kubestack: cannot find the graylane repository root (go.mod of github.com/graylane/graylane)")
-		}
-		dir = parent
-	}
-}
-
-func isGraylaneRoot(gomod string) bool {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if line := strings.TrimSpace(s.Text()); strings.HasPrefix(line, "module ") {
-			return strings.TrimSpace(strings.TrimPrefix(line, "module ")) == "github.com/graylane/graylane"
-		}
-	}
-	return false
 }

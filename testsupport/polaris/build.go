@@ -1,13 +1,11 @@
 package polaris
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +54,7 @@ func build() (bin, conf string, err error) {
 	}
 	start := time.Now()
 	defer func() { buildTime = time.Since(start) }()
-	root, err := repoRoot()
+	root, err := testenv.FindRepoRoot()
 	if err != nil {
 		buildErr = err
 		return "", "", err
@@ -95,42 +93,4 @@ func releaseConf(modDir string) (string, error) {
 		return "", fmt.Errorf("polaris release conf: %w", err)
 	}
 	return dir, nil
-}
-
-// repoRoot finds the graylane module root: from this source file when the
-// path is known (go test without -trimpath), else upwards from the working
-// directory.
-func repoRoot() (string, error) {
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..")), nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if isGraylaneRoot(filepath.Join(dir, "go.mod")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("polaris: cannot find the graylane repository root (go.mod of github.com/graylane/graylane)")
-		}
-		dir = parent
-	}
-}
-
-func isGraylaneRoot(gomod string) bool {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if strings.TrimSpace(s.Text()) == "module github.com/graylane/graylane" {
-			return true
-		}
-	}
-	return false
 }

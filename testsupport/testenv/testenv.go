@@ -1,8 +1,10 @@
 package testenv
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -63,11 +65,49 @@ func LookPath(t testing.TB, name string) string {
 // the top-level go.mod).
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("testenv: cannot locate source file")
+	root, err := FindRepoRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return root
+}
+
+// FindRepoRoot finds the graylane module root: from this source file when
+// its path is known (go test without -trimpath), else upwards from the
+// working directory.
+func FindRepoRoot() (string, error) {
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..")), nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if isGraylaneRoot(filepath.Join(dir, "go.mod")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("cannot find the graylane repository root (go.mod of github.com/graylane/graylane)")
+		}
+		dir = parent
+	}
+}
+
+func isGraylaneRoot(gomod string) bool {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if line := strings.TrimSpace(s.Text()); strings.HasPrefix(line, "module ") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "module ")) == "github.com/graylane/graylane"
+		}
+	}
+	return false
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
