@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	k8sclient "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
@@ -419,32 +418,7 @@ func testRestartMidCanary(t *testing.T, c *kubestack.Cluster) {
 	first.wait("paused mid-canary", 60*time.Second, func(v engine.AppView) bool {
 		return v.Status.Phase == rollout.Paused && v.Status.Step == 1 && readyOf(v.Status.Instances, "v2") == 1 && readyOf(v.Status.Instances, "v1") == 1
 	})
-	type objState struct {
-		uid types.UID
-		gen int64
-	}
-	snapshot := func() (map[string]objState, []string) {
-		deps, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]objState{}
-		for _, d := range deps.Items {
-			out[d.Name] = objState{d.UID, d.Generation}
-		}
-		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, p := range pods.Items {
-			if p.DeletionTimestamp == nil {
-				names = append(names, p.Name)
-			}
-		}
-		slices.Sort(names)
-		return out, names
-	}
+	snapshot := func() (map[string]kubestack.Object, []string) { return kubestack.Snapshot(t, cs, ns) }
 	depsBefore, podsBefore := snapshot()
 	stopFirst()
 	<-firstDone

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
@@ -75,32 +74,7 @@ func TestEndToEndKubernetesKillNineMidCanary(t *testing.T) {
 	}
 	waitFor(t, g, "kcart", 60*time.Second, "paused with one canary pod", pausedHalfway)
 
-	type object struct {
-		uid types.UID
-		gen int64
-	}
-	snapshot := func() (map[string]object, []string) {
-		deps, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs := map[string]object{}
-		for _, d := range deps.Items {
-			objs[d.Name] = object{d.UID, d.Generation}
-		}
-		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, p := range pods.Items {
-			if p.DeletionTimestamp == nil {
-				names = append(names, p.Name)
-			}
-		}
-		slices.Sort(names)
-		return objs, names
-	}
+	snapshot := func() (map[string]kubestack.Object, []string) { return kubestack.Snapshot(t, cs, ns) }
 	depsBefore, podsBefore := snapshot()
 	if len(depsBefore) != 2 || len(podsBefore) != 2 {
 		t.Fatalf("before the kill: deployments %v pods %v, want kcart and kcart-v2 with one pod each", depsBefore, podsBefore)
