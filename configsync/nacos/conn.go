@@ -162,7 +162,7 @@ func (s *session[C]) run() {
 	for {
 		select {
 		case <-s.ctx.Done():
-			s.down(errors.New("closed"))
+			s.down(errClosed)
 			return
 		case <-states:
 		case <-s.kick:
@@ -248,9 +248,18 @@ func (s *session[C]) down(reason error) {
 	// Shut down at once, without waiting for a call in flight: every moment
 	// the old client lives after its server came back is a chance for the
 	// SDK's own reconnection, whose race is far wider than the one between
-	// a shutdown and a call that has already failed.
+	// a shutdown and a call that has already failed. On Close there is no
+	// such reconnection to fear: wait for the call in flight, or it races
+	// the SDK's own listener inside the shut-down client (upstream #908).
+	if errors.Is(reason, errClosed) {
+		s.useMu.Lock()
+		defer s.useMu.Unlock()
+	}
 	old.CloseClient()
 }
+
+// errClosed is why a session's client goes down when the session closes.
+var errClosed = errors.New("closed")
 
 func (s *session[C]) isCurrent(gen uint64) bool {
 	s.mu.Lock()
