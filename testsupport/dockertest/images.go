@@ -162,30 +162,33 @@ func drainJSON(rc io.ReadCloser) error {
 }
 
 // DemoImages imports the static demo app as each ref (e.g. "demoapp:v1",
-// "demoapp:v2"), with DemoEntrypoint, DemoHealthcheck and any extra
-// changes. The images are the same app: the version comes from the
-// container's command (--version={{.Version}}).
+// "demoapp:v2"), with DemoEntrypoint and DemoHealthcheck. The images are
+// the same app: the version comes from the container's command
+// (--version={{.Version}}).
 func (e *Engine) DemoImages(t testing.TB, refs ...string) {
 	t.Helper()
-	e.demoImage(t, []string{DemoEntrypoint, DemoHealthcheck}, refs...)
+	if err := e.ImportDemo(context.Background(), []string{DemoEntrypoint, DemoHealthcheck}, refs...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // CrashImages imports demo images whose containers exit at start
 // (CrashEntrypoint).
 func (e *Engine) CrashImages(t testing.TB, refs ...string) {
 	t.Helper()
-	e.demoImage(t, []string{CrashEntrypoint}, refs...)
+	if err := e.ImportDemo(context.Background(), []string{CrashEntrypoint}, refs...); err != nil {
+		t.Fatal(err)
+	}
 }
 
-func (e *Engine) demoImage(t testing.TB, changes []string, refs ...string) {
-	t.Helper()
+// ImportDemo imports the static demo app with the given changes as each
+// ref (for TestMain and sync.Once, where t.Fatal does not fit).
+func (e *Engine) ImportDemo(ctx context.Context, changes []string, refs ...string) error {
 	bin, err := StaticBinary("./cmd/demoapp")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := e.ImportImage(ctx, []File{{Path: "bin/demoapp", Source: bin}}, changes, refs...); err != nil {
-		t.Fatal(err)
-	}
+	return e.ImportImage(ctx, []File{{Path: "bin/demoapp", Source: bin}}, changes, refs...)
 }

@@ -1,0 +1,107 @@
+package docker
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/graylane/graylane/spec"
+)
+
+// Defaults of Config.
+const (
+	DefaultDrainDelay       = time.Second
+	DefaultFailureThreshold = 3
+	DefaultStallAfter       = 3
+	DefaultRestartDelay     = 500 * time.Millisecond
+	DefaultMaxRestartDelay  = 30 * time.Second
+	DefaultCallTimeout      = 30 * time.Second
+	DefaultPullTimeout      = 10 * time.Minute
+)
+
+// Config configures a Backend.
+type Config struct {
+	// DefaultHost is the engine of releases whose backend.docker.hosts is
+	// empty (default unix:///var/run/docker.sock).
+	DefaultHost spec.DockerHost
+	// Logger receives the backend's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Releases, if set, looks up an app's release in force. The backend
+	// uses it to find an app's engines (and so its running containers)
+	// before the app's first Apply after graylane restarted.
+	Releases func(ctx context.Context, app string) (*spec.Release, error)
+	// WorkDir resolves relative compose file paths (default: graylane's
+	// working directory).
+	WorkDir string
+	// Drain, if set, takes an instance out of its traffic router and
+	// waits for its in-flight requests before the container is stopped.
+	// Without it the backend reports the instance unready, notifies, and
+	// waits DrainDelay for routers to drop it.
+	Drain func(ctx context.Context, app, addr string) error
+	// DrainDelay is that wait (default 1s).
+	DrainDelay time.Duration
+	// FailureThreshold is the number of consecutive failed graylane health
+	// probes that make a ready instance unready (default 3). One passing
+	// probe makes an instance ready.
+	FailureThreshold int
+	// StallAfter is the number of failures in a row (container exits and
+	// restarts before it was ever ready, failed creates or starts) after
+	// which the backend reports a slot stalled (adapters.MetaStalled) with
+	// the engine's message, so the planner fails the step at once instead
+	// of waiting for the progress deadline (default 3).
+	StallAfter int
+	// RestartDelay is the back-off before graylane retries a failed create
+	// or start; it doubles with each failure up to MaxRestartDelay
+	// (defaults 500ms and 30s). Crashed containers are restarted by the
+	// engine's restart policy (unless-stopped).
+	RestartDelay    time.Duration
+	MaxRestartDelay time.Duration
+	// CallTimeout bounds each engine call but pulls (default 30s);
+	// PullTimeout bounds an image pull (default 10m).
+	CallTimeout time.Duration
+	PullTimeout time.Duration
+	// SSH configures ssh:// engines: graylane connects with this key,
+	// verifies the host key against KnownHostsFiles, and runs `docker
+	// system dial-stdio` on the engine's host. Without it ssh:// engines
+	// are refused.
+	SSH *SSHConfig
+}
+
+func (c *Config) defaults() {
+	if c.DefaultHost.URL == "" {
+		c.DefaultHost = spec.DockerHost{URL: spec.DockerDefaultHost}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.DrainDelay <= 0 {
+		c.DrainDelay = DefaultDrainDelay
+	}
+	if c.FailureThreshold <= 0 {
+		c.FailureThreshold = DefaultFailureThreshold
+	}
+	if c.StallAfter <= 0 {
+		c.StallAfter = DefaultStallAfter
+	}
+	if c.RestartDelay <= 0 {
+		c.RestartDelay = DefaultRestartDelay
+	}
+	if c.MaxRestartDelay < c.RestartDelay {
+		c.MaxRestartDelay = max(DefaultMaxRestartDelay, c.RestartDelay)
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.PullTimeout <= 0 {
+		c.PullTimeout = DefaultPullTimeout
+	}
+}
+
+// backoff is the delay before the n-th consecutive retry.
+func (c *Config) backoff(n int) time.Duration {
+	d := c.RestartDelay
+	for i := 1; i < n && d < c.MaxRestartDelay; i++ {
+		d *= 2
+	}
+	return min(d, c.MaxRestartDelay)
+}

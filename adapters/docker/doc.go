@@ -1,0 +1,2 @@
+// Package docker is graylane's Docker backend (backend.type docker).
+package docker
