@@ -342,4 +342,3 @@ func fromInspect(app string, h spec.DockerHost, in container.InspectResponse) (c
 	}
 	return c, true
 }
-
