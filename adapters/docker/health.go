@@ -215,8 +215,8 @@ func (a *app) hostsByNameLocked() map[string]spec.DockerHost {
 	return out
 }
 
-// lastLines returns the last non-empty lines (at most 3, 300 bytes) of a
-// container's output.
+// lastLines returns the last non-empty line (at most 300 bytes) of a
+// container's output: usually what the app said before it exited.
 func lastLines(ctx context.Context, e *engine, id string, timeout time.Duration) string {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -229,13 +229,12 @@ func lastLines(ctx context.Context, e *engine, id string, timeout time.Duration)
 	if _, err := stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 64<<10)); err != nil && out.Len() == 0 {
 		return ""
 	}
-	var lines []string
+	s := ""
 	for _, l := range strings.Split(out.String(), "\n") {
 		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
+			s = l
 		}
 	}
-	s := strings.Join(lines, " | ")
 	if len(s) > 300 {
 		s = "…" + s[len(s)-300:]
 	}
