@@ -274,6 +274,10 @@ func (a *app) pass() {
 		}
 	}
 	a.scanned = scanned
+	if a.ctx.Err() != nil {
+		a.mu.Unlock()
+		return // closing
+	}
 	if len(errs) > 0 {
 		// An engine that cannot be reached holds the app: acting on a
 		// partial view could start a slot twice or stop the wrong one.

@@ -59,7 +59,8 @@ func (cc *composeCache) load(c *spec.DockerCompose) (*types.Project, error) {
 	cc.mu.Unlock()
 	opts := []cli.ProjectOptionsFn{
 		cli.WithWorkingDirectory(filepath.Dir(file)),
-		cli.WithOsEnv,
+		cli.WithOsEnv, // graylane's environment wins over .env, as the shell's does for docker compose
+		cli.WithEnvFiles(),
 		cli.WithDotEnv,
 		cli.WithResolvedPaths(true),
 	}
