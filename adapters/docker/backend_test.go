@@ -35,7 +35,7 @@ func TestAdoptsContainersAfterRestart(t *testing.T) {
 	e := engine(t)
 	const app = "adopt"
 	removeApp(t, e, app)
-	since := time.Now()
+	evlog := e.WatchEvents(t, docker.LabelApp+"="+app)
 	rel := release(t, app, "v1", e.Host, "")
 	b1 := newBackend(t, e)
 	apply(t, b1, rel, adapters.Replicas{"v1": 2})
@@ -76,7 +76,7 @@ func TestAdoptsContainersAfterRestart(t *testing.T) {
 	if all[app+"-v1-2"].Meta[docker.MetaContainer] != made.ID[:12] {
 		t.Fatalf("slot v1/2 runs container %s, want the created one %s started", all[app+"-v1-2"].Meta[docker.MetaContainer], made.ID[:12])
 	}
-	evs := e.ContainerEvents(t, since, docker.LabelApp+"="+app)
+	evs := evlog.Events(t)
 	for name, n := range dockertest.Count(evs, "create") {
 		if n != 1 {
 			t.Errorf("container %s was created %d times", name, n)

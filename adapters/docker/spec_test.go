@@ -126,11 +126,11 @@ func TestUpdateOrder(t *testing.T) {
 			b := newBackend(t, e)
 			apply(t, b, release(t, app, "v1", e.Host, "order: "+order), adapters.Replicas{"v1": 1})
 			waitReady(t, b, app, adapters.Replicas{"v1": 1})
-			since := time.Now()
+			evlog := e.WatchEvents(t, docker.LabelApp+"="+app)
 			apply(t, b, release(t, app, "v2", e.Host, "order: "+order), adapters.Replicas{"v2": 1})
 			waitReady(t, b, app, adapters.Replicas{"v2": 1})
 			at := map[string]time.Time{}
-			for _, ev := range e.ContainerEvents(t, since, docker.LabelApp+"="+app) {
+			for _, ev := range evlog.Events(t) {
 				if _, seen := at[ev.Action+" "+ev.Name]; !seen {
 					at[ev.Action+" "+ev.Name] = ev.At
 				}

@@ -2,9 +2,8 @@ package dockertest
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,39 +20,62 @@ type Event struct {
 	Labels map[string]string
 }
 
-// ContainerEvents returns the engine's container events between since and
-// now whose container carries label (key=value, or "" for all), oldest
-// first. Tests use it to count how often a slot's container was created
-// and started.
-func (e *Engine) ContainerEvents(t testing.TB, since time.Time, label string) []Event {
+// EventLog records an engine's container events as they happen. (The
+// engine keeps only its last 256 events, and HEALTHCHECK runs fill them
+// quickly, so a test that counts creates and starts must listen from the
+// start.)
+type EventLog struct {
+	mu     sync.Mutex
+	events []Event
+	err    error
+}
+
+// WatchEvents starts recording the container events whose container
+// carries label (key=value, or "" for all) until the test ends. It returns
+// once the engine streams.
+func (e *Engine) WatchEvents(t testing.TB, label string) *EventLog {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithCancel(context.Background())
 	f := filters.NewArgs(filters.Arg("type", "container"))
 	if label != "" {
 		f.Add("label", label)
 	}
-	until := time.Now().Add(time.Second) // the engine's clock is ours; a margin for the last events
-	msgs, errs := e.cli.Events(ctx, events.ListOptions{
-		Since:   strconv.FormatInt(since.Unix(), 10),
-		Until:   fmt.Sprintf("%d.%09d", until.Unix(), until.Nanosecond()),
-		Filters: f,
-	})
-	var out []Event
-	for {
-		select {
-		case m := <-msgs:
-			ev := Event{At: time.Unix(0, m.TimeNano), Action: string(m.Action), ID: m.Actor.ID, Name: m.Actor.Attributes["name"], Labels: m.Actor.Attributes}
-			if !ev.At.Before(since) {
-				out = append(out, ev)
+	msgs, errs := e.cli.Events(ctx, events.ListOptions{Filters: f})
+	l := &EventLog{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case m := <-msgs:
+				ev := Event{At: time.Unix(0, m.TimeNano), Action: string(m.Action), ID: m.Actor.ID, Name: m.Actor.Attributes["name"], Labels: m.Actor.Attributes}
+				l.mu.Lock()
+				l.events = append(l.events, ev)
+				l.mu.Unlock()
+			case err := <-errs:
+				if err != nil && err != io.EOF && ctx.Err() == nil {
+					l.mu.Lock()
+					l.err = err
+					l.mu.Unlock()
+				}
+				return
 			}
-		case err := <-errs:
-			if err != nil && err != io.EOF {
-				t.Fatalf("engine events: %v", err)
-			}
-			return out
 		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return l // Events returned: the engine has subscribed us
+}
+
+// Events returns what was recorded so far, oldest first; it fails the
+// test if the stream broke.
+func (l *EventLog) Events(t testing.TB) []Event {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		t.Fatalf("engine events: %v", l.err)
 	}
+	return append([]Event(nil), l.events...)
 }
 
 // Count counts events by container name for one action.
