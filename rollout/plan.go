@@ -5,8 +5,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // pollWhileConverging is how soon Plan asks to look again while it waits
@@ -140,8 +140,8 @@ type planner struct {
 	str *spec.Strategy
 
 	dec     Decision
-	want    adapters.Replicas
-	split   *adapters.Split
+	want    traffic.Replicas
+	split   *traffic.Split
 	waiting bool   // waiting for a human or a timer, not for instances
 	human   string // why we wait for a human, "" if not
 	mark    string // progress mark
@@ -356,7 +356,7 @@ func (p *planner) retarget() {
 
 // compute fills want, split, waiting and mark for the current status.
 func (p *planner) compute() {
-	p.want = adapters.Replicas{}
+	p.want = traffic.Replicas{}
 	p.split = nil
 	p.waiting, p.human, p.msg = false, "", ""
 	switch {
@@ -443,7 +443,7 @@ func scaleFor(r, w int) int {
 	return max(1, (r*w+99)/100)
 }
 
-func (p *planner) confirmed(s *adapters.Split) bool {
+func (p *planner) confirmed(s *traffic.Split) bool {
 	if !p.in.Observed.Router {
 		return true
 	}
@@ -618,7 +618,7 @@ func (p *planner) finalize(outcome string) {
 		p.event(Normal, "Promoted", "%s promoted; %s kept for %s", d, old, p.str.EffectiveScaleDownDelay())
 	}
 	p.record(d, outcome)
-	p.want = adapters.Replicas{}
+	p.want = traffic.Replicas{}
 	p.msg = ""
 	p.steady()
 }
@@ -739,7 +739,7 @@ func (p *planner) rolling() {
 		drop -= take
 	}
 	// traffic follows ready instances that are staying
-	var ws []adapters.VersionWeight
+	var ws []traffic.VersionWeight
 	if r := min(c.Ready, newWant); r > 0 {
 		ws = append(ws, vw(d, r))
 	}
@@ -880,12 +880,12 @@ func (p *planner) finish() {
 	p.dec.RequeueAfter = p.requeue
 }
 
-func vw(v string, w int) adapters.VersionWeight { return adapters.VersionWeight{Version: v, Weight: w} }
+func vw(v string, w int) traffic.VersionWeight { return traffic.VersionWeight{Version: v, Weight: w} }
 
 // split builds a Split from weights, dropping zero entries (the first entry
 // stays first: it is the newest version).
-func split(ws ...adapters.VersionWeight) *adapters.Split {
-	s := &adapters.Split{}
+func split(ws ...traffic.VersionWeight) *traffic.Split {
+	s := &traffic.Split{}
 	for _, w := range ws {
 		if w.Weight > 0 {
 			s.Weights = append(s.Weights, w)
@@ -896,12 +896,12 @@ func split(ws ...adapters.VersionWeight) *adapters.Split {
 
 // proportional turns instance counts into percentages summing to 100 by the
 // largest-remainder method (ties to the earlier entry).
-func proportional(counts []adapters.VersionWeight) *adapters.Split {
+func proportional(counts []traffic.VersionWeight) *traffic.Split {
 	total := 0
 	for _, c := range counts {
 		total += c.Weight
 	}
-	out := make([]adapters.VersionWeight, len(counts))
+	out := make([]traffic.VersionWeight, len(counts))
 	rem := make([]int, len(counts))
 	sum := 0
 	for i, c := range counts {

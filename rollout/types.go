@@ -3,8 +3,8 @@ package rollout
 import (
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Phase is the coarse state of an app's release, as shown to users.
@@ -126,7 +126,7 @@ type Observed struct {
 	// traffic follows the instance counts and Split is ignored.
 	Router bool
 	// Split is the router's current split.
-	Split adapters.Split
+	Split traffic.Split
 	// Stalled maps versions whose backend reports they cannot progress
 	// (adapters.MetaStalled) to the reason. The version being rolled out
 	// is then past its progress deadline at once.
@@ -184,10 +184,10 @@ type Decision struct {
 	Status Status
 	// Replicas is the complete desired instance count per version; the
 	// engine passes it to Backend.Apply first.
-	Replicas adapters.Replicas
+	Replicas traffic.Replicas
 	// Split is the desired traffic split, applied after Replicas; nil when
 	// the app has no router or no version is ready to take traffic.
-	Split *adapters.Split
+	Split *traffic.Split
 	// RequeueAfter asks for another pass after this long even if nothing is
 	// observed to change (pause timers, scale-down delays, deadlines).
 	// Zero means no timer is pending.

@@ -18,6 +18,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/proxy"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Defaults of Config.
@@ -93,8 +94,8 @@ type app struct {
 
 	mu    sync.Mutex
 	rel   *spec.Release // release in force (from Apply, else SetWeights)
-	want  adapters.Replicas
-	split *adapters.Split
+	want  traffic.Replicas
+	split *traffic.Split
 	saved string // digest of the last app file written
 	slots map[slotKey]*slot
 }
@@ -341,7 +342,7 @@ func (b *Backend) getApp(name string, create bool) (*app, error) {
 // tells when it is reached. It also opens or moves the app's proxy to
 // backend.process.proxy; an error doing so is returned after the replicas
 // were recorded.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -364,7 +365,7 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Re
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	wantCopy := adapters.Replicas{}
+	wantCopy := traffic.Replicas{}
 	for v, n := range want {
 		if n > 0 {
 			wantCopy[v] = n

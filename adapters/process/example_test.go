@@ -5,9 +5,9 @@ import (
 	"log"
 	"log/slog"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/process"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Run two instances of v1 and a canary instance of v2 behind the app's proxy
@@ -30,10 +30,10 @@ func ExampleNew() {
 		}},
 	}
 	ctx := context.Background()
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 2, "v2": 1}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 2, "v2": 1}); err != nil {
 		log.Fatal(err)
 	}
-	split := adapters.Split{Weights: []adapters.VersionWeight{{Version: "v2", Weight: 10}, {Version: "v1", Weight: 90}}}
+	split := traffic.Split{Weights: []traffic.VersionWeight{{Version: "v2", Weight: 10}, {Version: "v1", Weight: 90}}}
 	if err := b.Router().SetWeights(ctx, rel, split); err != nil {
 		log.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Router is the Backend's app proxies seen as an adapters.TrafficRouter:
@@ -18,9 +19,9 @@ var _ adapters.TrafficRouter = (*Router)(nil)
 
 // Weights returns the split in force for app (empty before the first
 // SetWeights). No side effects.
-func (r *Router) Weights(ctx context.Context, app string) (adapters.Split, error) {
+func (r *Router) Weights(ctx context.Context, app string) (traffic.Split, error) {
 	if err := ctx.Err(); err != nil {
-		return adapters.Split{}, err
+		return traffic.Split{}, err
 	}
 	return r.b.router.Weights(ctx, app)
 }
@@ -29,7 +30,7 @@ func (r *Router) Weights(ctx context.Context, app string) (adapters.Split, error
 // it is not open yet (also before the app's first Apply), records s and puts
 // it in force. An invalid split is rejected before anything changes.
 // Idempotent.
-func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.Split) error {
+func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s traffic.Split) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.S
 	if err := spec.CheckApp(rel.App); err != nil {
 		return fmt.Errorf("set weights: app %v: %w", err, spec.ErrInvalid)
 	}
-	if err := adapters.ValidateSplit(s); err != nil {
+	if err := traffic.ValidateSplit(s); err != nil {
 		return fmt.Errorf("set weights of app %s: %w", rel.App, err)
 	}
 	a, err := r.b.getApp(rel.App, true)
@@ -52,7 +53,7 @@ func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.S
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	next := appFile{Release: a.rel, Replicas: a.want, Split: &adapters.Split{Weights: append([]adapters.VersionWeight(nil), s.Weights...), Preview: s.Preview}}
+	next := appFile{Release: a.rel, Replicas: a.want, Split: &traffic.Split{Weights: append([]traffic.VersionWeight(nil), s.Weights...), Preview: s.Preview}}
 	if next.Release == nil {
 		next.Release = rel.Clone()
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // record is one instance's state file, written before the instance counts
@@ -47,9 +47,9 @@ func (r *record) marker() string { return markerVar + "=" + r.ID + "." + r.Nonce
 // given, so a restarted graylane resumes (restarting dead instances,
 // stopping unwanted ones, serving the split) before the engine calls again.
 type appFile struct {
-	Release  *spec.Release     `json:"release,omitempty"`
-	Replicas adapters.Replicas `json:"replicas,omitempty"`
-	Split    *adapters.Split   `json:"split,omitempty"`
+	Release  *spec.Release    `json:"release,omitempty"`
+	Replicas traffic.Replicas `json:"replicas,omitempty"`
+	Split    *traffic.Split   `json:"split,omitempty"`
 }
 
 type layout struct{ root string }

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/adapters/proxy"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 func release(t testing.TB, app, version, proxyAddr string) *spec.Release {
@@ -61,7 +61,7 @@ func TestRouterWithoutAddress(t *testing.T) {
 	r := proxy.NewRouter(proxy.RouterConfig{})
 	defer r.Close()
 	rel := release(t, "quiet", "v1", "")
-	s := adapters.Split{Weights: []adapters.VersionWeight{{Version: "v1", Weight: 100}}}
+	s := traffic.Split{Weights: []traffic.VersionWeight{{Version: "v1", Weight: 100}}}
 	if err := r.SetWeights(context.Background(), rel, s); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // RouterConfig configures a Router.
@@ -103,13 +104,13 @@ func (r *Router) Proxy(app string) *Proxy {
 
 // Weights returns the split in force for app; an empty Split when the app
 // has no proxy yet. No side effects.
-func (r *Router) Weights(ctx context.Context, app string) (adapters.Split, error) {
+func (r *Router) Weights(ctx context.Context, app string) (traffic.Split, error) {
 	if err := ctx.Err(); err != nil {
-		return adapters.Split{}, err
+		return traffic.Split{}, err
 	}
 	p := r.Proxy(app)
 	if p == nil {
-		return adapters.Split{}, nil
+		return traffic.Split{}, nil
 	}
 	return p.Split(), nil
 }
@@ -117,14 +118,14 @@ func (r *Router) Weights(ctx context.Context, app string) (adapters.Split, error
 // SetWeights validates s, makes sure rel.App's proxy exists and listens, and
 // puts s in force: the next request routed uses it. An invalid split is
 // rejected before anything is created or changed. Idempotent.
-func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.Split) error {
+func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s traffic.Split) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if rel == nil {
 		return fmt.Errorf("set weights: nil release")
 	}
-	if err := adapters.ValidateSplit(s); err != nil {
+	if err := traffic.ValidateSplit(s); err != nil {
 		return fmt.Errorf("set weights of app %s: %w", rel.App, err)
 	}
 	p, err := r.Ensure(rel)

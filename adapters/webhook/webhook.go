@@ -22,6 +22,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Header names.
@@ -137,7 +138,7 @@ func New(cfg Config) (*Backend, error) {
 
 // IdempotencyKey is the key of a desired state: a digest of app, version
 // and the non-zero replicas.
-func IdempotencyKey(app, version string, want adapters.Replicas) string {
+func IdempotencyKey(app, version string, want traffic.Replicas) string {
 	vs := make([]string, 0, len(want))
 	for v, n := range want {
 		if n > 0 {
@@ -205,7 +206,7 @@ func (b *Backend) secret(w *spec.WebhookBackend) ([]byte, error) {
 // Apply POSTs the desired state. It returns once the external system
 // acknowledged it with a 2xx, which says nothing of when instances run:
 // Observe tells.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -298,7 +299,7 @@ func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance,
 // WaitConverged polls Observe (every health.interval, default 1s) until the
 // ready instances per version equal want, or ctx ends: then it returns
 // ErrNotConverged with the wanted and last observed counts.
-func (b *Backend) WaitConverged(ctx context.Context, app string, want adapters.Replicas) error {
+func (b *Backend) WaitConverged(ctx context.Context, app string, want traffic.Replicas) error {
 	interval := spec.DefaultHealthInterval
 	if rel, _ := b.release(ctx, app); rel != nil && rel.Health.Interval != nil {
 		interval = rel.Health.Interval.Duration

@@ -21,6 +21,7 @@ import (
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Resolver finds the adapters a release spec asks for.
@@ -101,7 +102,7 @@ type parsedDoc struct {
 
 type live struct {
 	instances []adapters.Instance
-	split     adapters.Split
+	split     traffic.Split
 	lastError string
 	view      *AppView
 }
@@ -539,7 +540,7 @@ func (e *Engine) teardown(ctx context.Context, app string, rel *spec.Release, ba
 		return 0, fmt.Errorf("observe %s for deletion: %w", app, err)
 	}
 	if len(insts) > 0 {
-		if err := backend.Apply(ctx, rel, adapters.Replicas{}); err != nil {
+		if err := backend.Apply(ctx, rel, traffic.Replicas{}); err != nil {
 			return 0, fmt.Errorf("scale %s to zero: %w", app, err)
 		}
 		rec.Status.Phase, rec.Status.Message = rollout.Progressing, fmt.Sprintf("deleting: %d instances left", len(insts))
@@ -629,7 +630,7 @@ func (e *Engine) setLive(app string, f func(*live)) {
 
 // firstAction records, for the latency metric, the first backend action
 // after a new document arrived.
-func (e *Engine) firstAction(app, version string, want adapters.Replicas) {
+func (e *Engine) firstAction(app, version string, want traffic.Replicas) {
 	e.mu.Lock()
 	at, ok := e.received[app]
 	if ok {

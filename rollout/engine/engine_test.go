@@ -16,6 +16,7 @@ import (
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // fakeClock is a settable clock.
@@ -37,7 +38,7 @@ func (c *fakeClock) Add(d time.Duration) {
 type recorder struct {
 	mu        sync.Mutex
 	instances map[string][]adapters.Instance // app -> instances
-	split     map[string]adapters.Split
+	split     map[string]traffic.Split
 	calls     []string
 	starts    map[string]int // instance id -> times started
 	failApply error
@@ -45,7 +46,7 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{instances: map[string][]adapters.Instance{}, split: map[string]adapters.Split{},
+	return &recorder{instances: map[string][]adapters.Instance{}, split: map[string]traffic.Split{},
 		starts: map[string]int{}, hang: map[string]bool{}}
 }
 
@@ -60,7 +61,7 @@ func (r *recorder) Observe(ctx context.Context, app string) ([]adapters.Instance
 	return append([]adapters.Instance(nil), r.instances[app]...), nil
 }
 
-func (r *recorder) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (r *recorder) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failApply != nil {
@@ -116,14 +117,14 @@ func (r *recorder) settle(app string) {
 	}
 }
 
-func (r *recorder) Weights(ctx context.Context, app string) (adapters.Split, error) {
+func (r *recorder) Weights(ctx context.Context, app string) (traffic.Split, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.split[app], nil
 }
 
-func (r *recorder) SetWeights(ctx context.Context, rel *spec.Release, s adapters.Split) error {
-	if err := adapters.ValidateSplit(s); err != nil {
+func (r *recorder) SetWeights(ctx context.Context, rel *spec.Release, s traffic.Split) error {
+	if err := traffic.ValidateSplit(s); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -148,7 +149,7 @@ func (r *recorder) takeCalls() []string {
 	return c
 }
 
-func fmtReplicas(m adapters.Replicas) string {
+func fmtReplicas(m traffic.Replicas) string {
 	var parts []string
 	for k, v := range m {
 		parts = append(parts, fmt.Sprintf("%s:%d", k, v))
