@@ -54,8 +54,11 @@ type Backend interface {
 	// Observe returns the app's instances.
 	Observe(ctx context.Context, app string) ([]Instance, error)
 	// Apply makes the desired replicas per version true, eventually. rel is
-	// the release spec in force (command templates, images, hosts...).
-	Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error
+	// the release spec in force (command templates, images, hosts...);
+	// step says why (the canary step and the planner's reason, NoStep when
+	// none) and must not change what is done: two calls that differ only
+	// in step are the same desired state.
+	Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step Step) error
 }
 
 // TrafficRouter splits an app's traffic between versions.
@@ -91,26 +94,19 @@ type Forgetter interface {
 	Forget(ctx context.Context, app string) error
 }
 
-// Step describes why the engine calls an adapter: the rollout step in
-// force and a short reason. Adapters that report to an external system
-// (webhooks) pass it on; others may ignore it.
+// Step says why the engine calls Backend.Apply: the canary step in force
+// and a short reason. It is business data, passed as an argument (never
+// through ctx). Backends that report to an external system (webhook) pass
+// it on; the others ignore it.
 type Step struct {
-	// Index is the canary step (0-based); -1 when no step applies.
+	// Index is the canary step (0-based); -1 (NoStep) when no step
+	// applies.
 	Index int
 	// Reason is the planner's status message, e.g. "canary v2 step 2/5:
 	// weight 25%".
 	Reason string
 }
 
-type stepKey struct{}
-
-// WithStep returns ctx carrying step.
-func WithStep(ctx context.Context, step Step) context.Context {
-	return context.WithValue(ctx, stepKey{}, step)
-}
-
-// StepFrom returns the step ctx carries, if any.
-func StepFrom(ctx context.Context) (Step, bool) {
-	s, ok := ctx.Value(stepKey{}).(Step)
-	return s, ok
-}
+// NoStep is the Step of an Apply that no canary step explains (a rolling
+// update, a blue-green, a resync, a teardown, a test).
+var NoStep = Step{Index: -1}

@@ -40,7 +40,7 @@ func (b *instant) Observe(ctx context.Context, app string) ([]adapters.Instance,
 	return out, nil
 }
 
-func (b *instant) Apply(ctx context.Context, rel *spec.Release, r traffic.Replicas) error {
+func (b *instant) Apply(ctx context.Context, rel *spec.Release, r traffic.Replicas, _ adapters.Step) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.want[rel.App] = r

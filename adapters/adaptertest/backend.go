@@ -178,7 +178,7 @@ func backendCancelled(t *testing.T, h *BackendHarness) {
 	cancel()
 
 	start := time.Now()
-	err := h.Backend.Apply(ctx, rel, traffic.Replicas{"v1": 1})
+	err := h.Backend.Apply(ctx, rel, traffic.Replicas{"v1": 1}, adapters.NoStep)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Apply with a cancelled ctx = %v, want context.Canceled", err)
 	}
@@ -200,7 +200,7 @@ func apply(t *testing.T, h *BackendHarness, rel *spec.Release, want traffic.Repl
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), h.Eventually)
 	defer cancel()
-	if err := h.Backend.Apply(ctx, rel, want); err != nil {
+	if err := h.Backend.Apply(ctx, rel, want, adapters.NoStep); err != nil {
 		t.Fatalf("Apply(%s, %v): %v", rel.App, want, err)
 	}
 }

@@ -285,8 +285,8 @@ var (
 	_ adapters.Forgetter = (*tracked)(nil)
 )
 
-func (t *tracked) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
-	if err := t.Backend.Apply(ctx, rel, want); err != nil {
+func (t *tracked) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step adapters.Step) error {
+	if err := t.Backend.Apply(ctx, rel, want, step); err != nil {
 		return err
 	}
 	return t.r.Desired(ctx, rel, want)

@@ -32,7 +32,7 @@ gray:
 type recorder struct{ applied []traffic.Replicas }
 
 func (r *recorder) Observe(context.Context, string) ([]adapters.Instance, error) { return nil, nil }
-func (r *recorder) Apply(_ context.Context, _ *spec.Release, want traffic.Replicas) error {
+func (r *recorder) Apply(_ context.Context, _ *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	r.applied = append(r.applied, want)
 	return nil
 }
@@ -61,7 +61,7 @@ func TestPublishFollowsTheEngine(t *testing.T) {
 	b := router.Track(rec)
 
 	// before any split: Apply alone publishes nothing
-	sdktest.Must(t, "apply", b.Apply(ctx, rel, traffic.Replicas{"v1": 2}))
+	sdktest.Must(t, "apply", b.Apply(ctx, rel, traffic.Replicas{"v1": 2}, adapters.NoStep))
 	if _, err := store.Get(ctx, "shop"); !errors.Is(err, configsync.ErrNotFound) {
 		t.Fatalf("a document exists before any split: %v", err)
 	}
@@ -83,7 +83,7 @@ func TestPublishFollowsTheEngine(t *testing.T) {
 		{"abort: v2 wanted at 0: testers dropped", traffic.Replicas{"v1": 2, "v2": 0}, nil, "", 5},
 	}
 	for _, s := range steps {
-		sdktest.Must(t, s.name+": apply", b.Apply(ctx, rel, s.want))
+		sdktest.Must(t, s.name+": apply", b.Apply(ctx, rel, s.want, adapters.NoStep))
 		if s.split != nil {
 			sdktest.Must(t, s.name+": set weights", router.SetWeights(ctx, rel, *s.split))
 		}
@@ -102,7 +102,7 @@ func TestPublishFollowsTheEngine(t *testing.T) {
 	// a new router (graylane restarted) picks the document up from the
 	// centre and keeps the generation rising
 	router2, _ := newRouter(t, cli)
-	sdktest.Must(t, "apply after restart", router2.Track(rec).Apply(ctx, rel, traffic.Replicas{"v1": 2, "v2": 1}))
+	sdktest.Must(t, "apply after restart", router2.Track(rec).Apply(ctx, rel, traffic.Replicas{"v1": 2, "v2": 1}, adapters.NoStep))
 	d, err := router2.Document(ctx, "shop")
 	sdktest.Must(t, "document after restart", err)
 	if rules(d) != "testers=v2" || d.Generation != 6 || d.SplitOf().Map()["v1"] != 100 {

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/kubernetes"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
@@ -43,7 +44,7 @@ backend:
 		panic(err)
 	}
 	ctx := context.Background()
-	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 3, "v2": 1}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 3, "v2": 1}, adapters.NoStep); err != nil {
 		panic(err)
 	}
 	list, _ := cs.AppsV1().Deployments("shop").List(ctx, metav1.ListOptions{})

@@ -342,7 +342,7 @@ func (b *Backend) getApp(name string, create bool) (*app, error) {
 // tells when it is reached. It also opens or moves the app's proxy to
 // backend.process.proxy; an error doing so is returned after the replicas
 // were recorded.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

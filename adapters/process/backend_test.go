@@ -414,7 +414,7 @@ func helperMain(dir string) int {
 		Proxy:   addr,
 	}}, Health: spec.Health{Interval: spec.D(100 * time.Millisecond)}}
 	ctx := context.Background()
-	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 2}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 2}, adapters.NoStep); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -553,7 +553,7 @@ func TestApplyRejects(t *testing.T) {
 		{rel, traffic.Replicas{"v1": -1}, spec.ErrInvalid},
 		{&spec.Release{App: "rej", Version: "v1", Backend: spec.Backend{Type: spec.BackendSSH}}, traffic.Replicas{"v1": 1}, adapters.ErrUnsupported},
 	} {
-		if err := b.Apply(context.Background(), c.rel, c.want); !errors.Is(err, c.is) || !strings.Contains(err.Error(), "rej") {
+		if err := b.Apply(context.Background(), c.rel, c.want, adapters.NoStep); !errors.Is(err, c.is) || !strings.Contains(err.Error(), "rej") {
 			t.Errorf("Apply(%v) = %v, want %v naming the app", c.want, err, c.is)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"log"
 	"log/slog"
 
+	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/process"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
@@ -30,7 +31,7 @@ func ExampleNew() {
 		}},
 	}
 	ctx := context.Background()
-	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 2, "v2": 1}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 2, "v2": 1}, adapters.NoStep); err != nil {
 		log.Fatal(err)
 	}
 	split := traffic.Split{Weights: []traffic.VersionWeight{{Version: "v2", Weight: 10}, {Version: "v1", Weight: 90}}}

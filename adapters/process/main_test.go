@@ -133,7 +133,7 @@ func demoRelease(t testing.TB, app, version, proxyAddr string, extra ...string) 
 
 func apply(t testing.TB, b adapters.Backend, rel *spec.Release, want traffic.Replicas) {
 	t.Helper()
-	if err := b.Apply(context.Background(), rel, want); err != nil {
+	if err := b.Apply(context.Background(), rel, want, adapters.NoStep); err != nil {
 		t.Fatalf("Apply(%s, %v): %v", rel.App, want, err)
 	}
 }

@@ -184,7 +184,7 @@ func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance,
 
 // Apply records the desired instance count per version; it starts and
 // stops nothing, and fails only for a cancelled ctx.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

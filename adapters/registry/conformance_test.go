@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/adapters/registry"
 	"github.com/graylane/graylane/gray"
@@ -158,7 +159,7 @@ func TestObserveFollowsRegistrations(t *testing.T) {
 	})
 	// Apply records counts and starts nothing
 	rel := release("shop", "v2")
-	sdktest.Must(t, "apply", b.Apply(ctx, rel, traffic.Replicas{"v1": 3, "v2": 1}))
+	sdktest.Must(t, "apply", b.Apply(ctx, rel, traffic.Replicas{"v1": 3, "v2": 1}, adapters.NoStep))
 	if d, ok := b.Desired("shop"); !ok || d["v1"] != 3 || d["v2"] != 1 {
 		t.Fatalf("Desired = %v %v", d, ok)
 	}

@@ -427,7 +427,7 @@ func (e *HostError) Unwrap() error { return e.Err }
 // version equal want, switching hosts in batches. It blocks until every
 // host it moves is switched and healthy, or until the first batch with a
 // failure has finished (later batches do not start). See Deploy.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	_, err := b.Deploy(ctx, rel, want)
 	return err
 }

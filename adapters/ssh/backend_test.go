@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/ssh"
 	"github.com/graylane/graylane/traffic"
 )
@@ -319,7 +320,7 @@ func TestObserveHasNoSideEffectsAndHonoursCancel(t *testing.T) {
 	if _, err := f.backend.Observe(cctx, "demo"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Observe with a cancelled ctx: %v", err)
 	}
-	if err := f.backend.Apply(cctx, rel, traffic.Replicas{"v1": 1}); !errors.Is(err, context.Canceled) {
+	if err := f.backend.Apply(cctx, rel, traffic.Replicas{"v1": 1}, adapters.NoStep); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Apply with a cancelled ctx: %v", err)
 	}
 	if got := f.currents(); !reflect.DeepEqual(got, []string{"v1", "v1"}) {

@@ -53,7 +53,8 @@ type DesiredState struct {
 	Replicas map[string]int `json:"replicas"`
 	// ReleaseHash identifies the release spec in force.
 	ReleaseHash string `json:"releaseHash"`
-	// Step and Reason say why, when the caller said (WithStep).
+	// Step and Reason say why (the adapters.Step Apply was given; they do
+	// not change the idempotency key).
 	Step   *int   `json:"step,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	// IdempotencyKey equals the Idempotency-Key header.
@@ -64,13 +65,6 @@ type DesiredState struct {
 type Status struct {
 	App       string              `json:"app,omitempty"`
 	Instances []adapters.Instance `json:"instances"`
-}
-
-// WithStep annotates ctx with the rollout step and reason, which Apply puts
-// in the desired state it sends (they do not change its idempotency key).
-// It is adapters.WithStep, which graylane's engine sets on every Apply.
-func WithStep(ctx context.Context, step int, reason string) context.Context {
-	return adapters.WithStep(ctx, adapters.Step{Index: step, Reason: reason})
 }
 
 // Config configures a Backend.
@@ -206,7 +200,7 @@ func (b *Backend) secret(w *spec.WebhookBackend) ([]byte, error) {
 // Apply POSTs the desired state. It returns once the external system
 // acknowledged it with a 2xx, which says nothing of when instances run:
 // Observe tells.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step adapters.Step) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -227,13 +221,11 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 		}
 	}
 	ds.IdempotencyKey = IdempotencyKey(rel.App, rel.Version, want)
-	if si, ok := adapters.StepFrom(ctx); ok {
-		if si.Index >= 0 {
-			idx := si.Index
-			ds.Step = &idx
-		}
-		ds.Reason = si.Reason
+	if step.Index >= 0 {
+		idx := step.Index
+		ds.Step = &idx
 	}
+	ds.Reason = step.Reason
 	body, err := json.Marshal(ds)
 	if err != nil {
 		return err

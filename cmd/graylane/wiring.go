@@ -148,7 +148,7 @@ func (u unconfigured) Observe(context.Context, string) ([]adapters.Instance, err
 	return nil, fmt.Errorf("backend %s is not configured: %s: %w", u.typ, u.why, adapters.ErrUnsupported)
 }
 
-func (u unconfigured) Apply(context.Context, *spec.Release, traffic.Replicas) error {
+func (u unconfigured) Apply(context.Context, *spec.Release, traffic.Replicas, adapters.Step) error {
 	return fmt.Errorf("backend %s is not configured: %s: %w", u.typ, u.why, adapters.ErrUnsupported)
 }
 

@@ -486,14 +486,14 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	}
 
 	var applyErr error
-	actx := adapters.WithStep(ctx, adapters.Step{Index: -1, Reason: d.Status.Message})
+	step := adapters.Step{Index: -1, Reason: d.Status.Message}
 	if d.Status.CanaryVersion != "" && rel.Strategy.Type == spec.Canary {
-		actx = adapters.WithStep(ctx, adapters.Step{Index: d.Status.Step, Reason: d.Status.Message})
+		step.Index = d.Status.Step
 	}
-	if err := backend.Apply(actx, rel, d.Replicas); err != nil {
+	if err := backend.Apply(ctx, rel, d.Replicas, step); err != nil {
 		applyErr = fmt.Errorf("apply replicas %v for %s: %w", d.Replicas, app, err)
 	} else if d.Split != nil && router != nil && !d.Split.Equal(obs.Split) {
-		if err := router.SetWeights(actx, rel, *d.Split); err != nil {
+		if err := router.SetWeights(ctx, rel, *d.Split); err != nil {
 			applyErr = fmt.Errorf("set traffic split %v for %s: %w", d.Split.Weights, app, err)
 		}
 	}
@@ -540,7 +540,7 @@ func (e *Engine) teardown(ctx context.Context, app string, rel *spec.Release, ba
 		return 0, fmt.Errorf("observe %s for deletion: %w", app, err)
 	}
 	if len(insts) > 0 {
-		if err := backend.Apply(ctx, rel, traffic.Replicas{}); err != nil {
+		if err := backend.Apply(ctx, rel, traffic.Replicas{}, adapters.Step{Index: -1, Reason: "deleting: " + app + " was removed from " + e.cfg.Source.Name()}); err != nil {
 			return 0, fmt.Errorf("scale %s to zero: %w", app, err)
 		}
 		rec.Status.Phase, rec.Status.Message = rollout.Progressing, fmt.Sprintf("deleting: %d instances left", len(insts))

@@ -40,7 +40,8 @@ type recorder struct {
 	instances map[string][]adapters.Instance // app -> instances
 	split     map[string]traffic.Split
 	calls     []string
-	starts    map[string]int // instance id -> times started
+	steps     []adapters.Step // the step of every Apply that changed something
+	starts    map[string]int  // instance id -> times started
 	failApply error
 	hang      map[string]bool
 }
@@ -61,7 +62,7 @@ func (r *recorder) Observe(ctx context.Context, app string) ([]adapters.Instance
 	return append([]adapters.Instance(nil), r.instances[app]...), nil
 }
 
-func (r *recorder) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
+func (r *recorder) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step adapters.Step) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failApply != nil {
@@ -103,6 +104,7 @@ func (r *recorder) Apply(ctx context.Context, rel *spec.Release, want traffic.Re
 	r.instances[rel.App] = out
 	if changed {
 		r.calls = append(r.calls, "apply "+fmtReplicas(want))
+		r.steps = append(r.steps, step)
 	}
 	return nil
 }
@@ -266,6 +268,14 @@ func TestEngineCanaryWithInjectedClock(t *testing.T) {
 	}
 	if got := h.rec.takeCalls(); strings.Join(got, "; ") != "apply v1:2,v2:1; route v2:50,v1:50" {
 		t.Fatalf("canary calls = %q", got)
+	}
+	// the step is passed to Apply as an argument: the first release has
+	// none, the canary's scale-up is step 0 (setWeight 50)
+	h.rec.mu.Lock()
+	steps := append([]adapters.Step(nil), h.rec.steps...)
+	h.rec.mu.Unlock()
+	if len(steps) != 2 || steps[0].Index != -1 || steps[1].Index != 0 || !strings.Contains(steps[1].Reason, "canary v2 step 1/") {
+		t.Fatalf("steps given to Apply = %+v, want NoStep then index 0 with the planner's reason", steps)
 	}
 	// the 10s pause holds until the injected clock passes it
 	h.clock.Add(9 * time.Second)

@@ -62,7 +62,7 @@ func (s *Signalling) Observe(ctx context.Context, app string) ([]adapters.Instan
 }
 
 // Apply implements adapters.Backend.
-func (s *Signalling) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
+func (s *Signalling) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
