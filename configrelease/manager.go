@@ -338,7 +338,7 @@ func (m *Manager) layout(ctx context.Context, in Pass) (Layout, *Bundle, *Bundle
 	}
 	var lay Layout
 	var stableB, grayB *Bundle
-	if canary != "" && st.Fast {
+	if canary != "" && st.Rollback {
 		// a rollback: the target's config becomes stable; the version still
 		// serving keeps its own config on a version-bound copy until
 		// traffic has moved

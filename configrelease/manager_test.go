@@ -310,7 +310,7 @@ func TestCanaryPromoteRollback(t *testing.T) {
 	}
 
 	// rollback: v2 keeps its config on a pinned copy while v1's comes back
-	res = pass(v2, rollout.Status{StableVersion: "v2", CanaryVersion: "v1", PreviousVersion: "v1", Fast: true})
+	res = pass(v2, rollout.Status{StableVersion: "v2", CanaryVersion: "v1", PreviousVersion: "v1", Rollback: true})
 	expect("/config/demo/app.yaml", "greeting: one\n")
 	expect("/config/demo/app.yaml@v2", "greeting: two\n")
 	if g := res.Gate; !g.Placed["v1"] || !g.Placed["v2"] || g.StableDigest != d1 {

@@ -74,8 +74,12 @@ type Status struct {
 	Paused bool `json:"paused,omitempty"`
 	// PromoteFull skips the remaining steps of the current rollout.
 	PromoteFull bool `json:"promoteFull,omitempty"`
-	// Fast marks a rollout that skips its strategy: a rollback.
-	Fast bool `json:"fast,omitempty"`
+	// Rollback marks a rollout that skips its strategy: a rollback to a
+	// version that is still running (the rollback command after a
+	// promotion, or the desired version set back to the previous one
+	// within scaleDownDelay). Records written before it had this name
+	// carry it as "fast" (engine.Record reads both).
+	Rollback bool `json:"rollback,omitempty"`
 
 	// PreviousVersion is the stable version before the last promotion.
 	PreviousVersion string `json:"previousVersion,omitempty"`

@@ -15,6 +15,8 @@ func TestFromCounts(t *testing.T) {
 	}{
 		{"quarter", []VersionCount{vc("v2", 1), vc("v1", 3)}, []VersionWeight{vw("v2", 25), vw("v1", 75)}},
 		{"largest remainder", []VersionCount{vc("v2", 1), vc("v1", 2)}, []VersionWeight{vw("v2", 33), vw("v1", 67)}},
+		{"two to one", []VersionCount{vc("v2", 2), vc("v1", 1)}, []VersionWeight{vw("v2", 67), vw("v1", 33)}},
+		{"one version", []VersionCount{vc("v2", 5)}, []VersionWeight{vw("v2", 100)}},
 		{"ties to the earlier", []VersionCount{vc("v3", 1), vc("v2", 1), vc("v1", 1)}, []VersionWeight{vw("v3", 34), vw("v2", 33), vw("v1", 33)}},
 		{"zero dropped", []VersionCount{vc("v2", 0), vc("v1", 4)}, []VersionWeight{vw("v1", 100)}},
 		{"nothing", []VersionCount{vc("v2", 0)}, nil},

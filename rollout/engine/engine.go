@@ -478,7 +478,7 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	d := rollout.Plan(rollout.Input{Spec: rel, Status: st, Observed: obs, Command: cmd.Command, Now: now, Checks: checks, Config: cfgp.gate})
 	d.Events = append(cfgp.events, d.Events...)
 	if e.cfg.Analysis != nil {
-		if ds := d.Status; ds.CanaryVersion != "" && !ds.Fast && rel.Strategy.Analysis != nil {
+		if ds := d.Status; ds.CanaryVersion != "" && !ds.Rollback && rel.Strategy.Analysis != nil {
 			e.cfg.Analysis.Ensure(rel, ds.StableVersion, ds.CanaryVersion)
 		} else {
 			e.cfg.Analysis.Stop(app)
