@@ -312,8 +312,8 @@ func (a *app) release(id string) {
 	a.mu.Unlock()
 }
 
-// stop drains a surplus container (Config.Drain, or DrainDelay for the
-// routers to drop it), stops it (SIGTERM, SIGKILL after the release's
+// stop drains a surplus container (Config.Drainer, then DrainDelay for
+// the other routers to drop it), stops it (SIGTERM, SIGKILL after the release's
 // stopGracePeriod) and removes it. A failure leaves it for the next pass.
 func (a *app) stop(act action) {
 	_, eff, _ := a.snapshot()
@@ -339,18 +339,17 @@ func (a *app) stop(act action) {
 		a.mu.Unlock()
 	}
 	if addr != "" {
-		if a.b.cfg.Drain != nil {
-			if err := a.b.cfg.Drain(a.ctx, a.name, addr); err != nil && a.ctx.Err() == nil {
+		if d := a.b.cfg.Drainer; d != nil {
+			if err := d.Drain(a.ctx, a.name, addr); err != nil && a.ctx.Err() == nil {
 				a.b.log.Warn("drain", "app", a.name, "instance", id, "err", err)
 			}
-		} else {
-			t := time.NewTimer(a.b.cfg.DrainDelay)
-			select {
-			case <-t.C:
-			case <-a.ctx.Done():
-			}
-			t.Stop()
 		}
+		t := time.NewTimer(a.b.cfg.DrainDelay)
+		select {
+		case <-t.C:
+		case <-a.ctx.Done():
+		}
+		t.Stop()
 	}
 	if a.ctx.Err() != nil {
 		return // graylane is shutting down: the next one stops it

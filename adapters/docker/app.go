@@ -15,6 +15,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // app is one app's desired state and the loop that converges its
@@ -36,7 +37,7 @@ type app struct {
 	// desired state, from Apply; want is nil until the first Apply
 	rel      *spec.Release
 	eff      *effective
-	want     adapters.Replicas
+	want     traffic.Replicas
 	gen      int
 	oldHosts map[string]spec.DockerHost // engines of earlier releases, still scanned
 	// hosts found through Config.Releases before the first Apply
@@ -111,7 +112,7 @@ func (a *app) close() {
 }
 
 // setDesired records what Apply asked for and kicks the loop.
-func (a *app) setDesired(rel *spec.Release, eff *effective, want adapters.Replicas) {
+func (a *app) setDesired(rel *spec.Release, eff *effective, want traffic.Replicas) {
 	a.mu.Lock()
 	if a.eff != nil {
 		for _, h := range a.eff.hosts {
@@ -466,7 +467,7 @@ func (a *app) slot(k slotKey) *slotState {
 // stopAll wants zero of everything and waits until no container is left.
 func (a *app) stopAll(ctx context.Context) error {
 	a.mu.Lock()
-	a.want = adapters.Replicas{}
+	a.want = traffic.Replicas{}
 	a.gen++
 	a.mu.Unlock()
 	a.poke()

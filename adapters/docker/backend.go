@@ -12,6 +12,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // ErrClosed is returned by calls on a closed Backend.
@@ -113,10 +114,10 @@ func (b *Backend) getApp(name string, create bool) (*app, error) {
 // Running containers are otherwise left alone, even when the release's
 // other fields changed (they apply to containers created later). Apply
 // returns once the desired state is recorded; it does not wait for the
-// engines. A release this backend cannot run (no docker section, a compose
+// engines. The step is not used. A release this backend cannot run (no docker section, a compose
 // file that does not load, a template that does not render) is rejected
 // with an error wrapping spec.ErrInvalid and changes nothing.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -129,7 +130,7 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Re
 	if rel.Backend.Docker == nil {
 		return fmt.Errorf("apply app %s: backend.type is %q, not docker: %w", rel.App, rel.Backend.Type, adapters.ErrUnsupported)
 	}
-	wantCopy := adapters.Replicas{}
+	wantCopy := traffic.Replicas{}
 	for v, n := range want {
 		if err := spec.CheckVersion(v); err != nil {
 			return fmt.Errorf("apply app %s: version %q %v: %w", rel.App, v, err, spec.ErrInvalid)

@@ -17,6 +17,7 @@ import (
 	"github.com/graylane/graylane/adapters/docker"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/dockertest"
+	"github.com/graylane/graylane/traffic"
 )
 
 func byID(ins []adapters.Instance) map[string]adapters.Instance {
@@ -38,8 +39,8 @@ func TestAdoptsContainersAfterRestart(t *testing.T) {
 	evlog := e.WatchEvents(t, docker.LabelApp+"="+app)
 	rel := release(t, app, "v1", e.Host, "")
 	b1 := newBackend(t, e)
-	apply(t, b1, rel, adapters.Replicas{"v1": 2})
-	first := byID(waitReady(t, b1, app, adapters.Replicas{"v1": 2}))
+	apply(t, b1, rel, traffic.Replicas{"v1": 2})
+	first := byID(waitReady(t, b1, app, traffic.Replicas{"v1": 2}))
 	b1.Close() // containers keep running, as they outlive graylane
 
 	// what a graylane killed between create and start leaves behind
@@ -71,8 +72,8 @@ func TestAdoptsContainersAfterRestart(t *testing.T) {
 			t.Errorf("%s changed across the restart: %+v -> %+v", id, f, in)
 		}
 	}
-	apply(t, b2, rel, adapters.Replicas{"v1": 3})
-	all := byID(waitReady(t, b2, app, adapters.Replicas{"v1": 3}))
+	apply(t, b2, rel, traffic.Replicas{"v1": 3})
+	all := byID(waitReady(t, b2, app, traffic.Replicas{"v1": 3}))
 	if all[app+"-v1-2"].Meta[docker.MetaContainer] != made.ID[:12] {
 		t.Fatalf("slot v1/2 runs container %s, want the created one %s started", all[app+"-v1-2"].Meta[docker.MetaContainer], made.ID[:12])
 	}
@@ -119,11 +120,11 @@ pull: missing`, []string{"pull image 127.0.0.1:1/demo:v9", "connection refused"}
 			removeApp(t, e, app)
 			b := newBackend(t, e)
 			stable := release(t, app, "v1", e.Host, "")
-			apply(t, b, stable, adapters.Replicas{"v1": 1})
-			before := waitReady(t, b, app, adapters.Replicas{"v1": 1})[0]
+			apply(t, b, stable, traffic.Replicas{"v1": 1})
+			before := waitReady(t, b, app, traffic.Replicas{"v1": 1})[0]
 
 			bad := release(t, app, tc.version, e.Host, tc.extra)
-			apply(t, b, bad, adapters.Replicas{"v1": 1, tc.version: 1})
+			apply(t, b, bad, traffic.Replicas{"v1": 1, tc.version: 1})
 			got := waitFor(t, b, app, "the new version stalled", func(ins []adapters.Instance) bool {
 				for _, in := range ins {
 					if in.Version == tc.version && in.Meta[adapters.MetaStalled] != "" {
@@ -156,8 +157,8 @@ pull: missing`, []string{"pull image 127.0.0.1:1/demo:v9", "connection refused"}
 			}
 			resp.Body.Close()
 			// rolling back removes the failed version and keeps v1
-			apply(t, b, stable, adapters.Replicas{"v1": 1})
-			after := waitReady(t, b, app, adapters.Replicas{"v1": 1})[0]
+			apply(t, b, stable, traffic.Replicas{"v1": 1})
+			after := waitReady(t, b, app, traffic.Replicas{"v1": 1})[0]
 			if after.Meta[docker.MetaContainer] != before.Meta[docker.MetaContainer] {
 				t.Fatalf("rolling back replaced the stable container")
 			}
@@ -178,8 +179,8 @@ func TestEngineDownHoldsAndRecovers(t *testing.T) {
 	const app = "down"
 	b := newBackend(t, e)
 	rel := release(t, app, "v1", e.Host, "network: host\nport: 0\ncommand: [\"--version={{.Version}}\", \"--addr=127.0.0.1:{{.Port}}\"]")
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
-	before := waitReady(t, b, app, adapters.Replicas{"v1": 1})[0]
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
+	before := waitReady(t, b, app, traffic.Replicas{"v1": 1})[0]
 
 	if err := e.Stop(); err != nil {
 		t.Fatal(err)
@@ -197,7 +198,7 @@ func TestEngineDownHoldsAndRecovers(t *testing.T) {
 	}
 	t.Logf("engine down: %v", err)
 	// Apply still records the desired state; nothing happens meanwhile
-	apply(t, b, release(t, app, "v2", e.Host, "network: host\nport: 0\ncommand: [\"--version={{.Version}}\", \"--addr=127.0.0.1:{{.Port}}\"]"), adapters.Replicas{"v1": 1, "v2": 1})
+	apply(t, b, release(t, app, "v2", e.Host, "network: host\nport: 0\ncommand: [\"--version={{.Version}}\", \"--addr=127.0.0.1:{{.Port}}\"]"), traffic.Replicas{"v1": 1, "v2": 1})
 	resp, gerr := http.Get("http://" + before.Addr + "/")
 	if gerr != nil {
 		t.Fatalf("the container stopped serving while its engine was down: %v", gerr)
@@ -207,7 +208,7 @@ func TestEngineDownHoldsAndRecovers(t *testing.T) {
 	if err := e.StartAgain(); err != nil {
 		t.Fatal(err)
 	}
-	after := byID(waitReady(t, b, app, adapters.Replicas{"v1": 1, "v2": 1}))
+	after := byID(waitReady(t, b, app, traffic.Replicas{"v1": 1, "v2": 1}))
 	if in := after[app+"-v1-0"]; in.Meta[docker.MetaContainer] != before.Meta[docker.MetaContainer] || in.Addr != before.Addr {
 		t.Fatalf("v1's container was replaced across the engine outage: %+v -> %+v", before, in)
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -33,12 +34,14 @@ type Config struct {
 	// WorkDir resolves relative compose file paths (default: graylane's
 	// working directory).
 	WorkDir string
-	// Drain, if set, takes an instance out of its traffic router and
-	// waits for its in-flight requests before the container is stopped.
-	// Without it the backend reports the instance unready, notifies, and
-	// waits DrainDelay for routers to drop it.
-	Drain func(ctx context.Context, app, addr string) error
-	// DrainDelay is that wait (default 1s).
+	// Drainer, if set, takes an instance out of the built-in proxy and
+	// waits for its in-flight requests before the container is stopped
+	// (graylane wires the proxy's Router here; it returns at once for apps
+	// it does not route). The instance is reported unready first.
+	Drainer adapters.Drainer
+	// DrainDelay is a further wait after that, for routers that only learn
+	// from Observe (nginx reloads on the backend's notification) to drop
+	// the instance before it gets SIGTERM (default 1s).
 	DrainDelay time.Duration
 	// FailureThreshold is the number of consecutive failed graylane health
 	// probes that make a ready instance unready (default 3). One passing

@@ -19,6 +19,7 @@ import (
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/dockertest"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // One private engine serves the package's tests (each test uses its own
@@ -134,15 +135,15 @@ func indent(s, pre string) string {
 	return strings.Join(lines, "\n")
 }
 
-func apply(t *testing.T, b *docker.Backend, rel *spec.Release, want adapters.Replicas) {
+func apply(t *testing.T, b *docker.Backend, rel *spec.Release, want traffic.Replicas) {
 	t.Helper()
-	if err := b.Apply(context.Background(), rel, want); err != nil {
+	if err := b.Apply(context.Background(), rel, want, adapters.NoStep); err != nil {
 		t.Fatalf("Apply(%s, %v): %v", rel.App, want, err)
 	}
 }
 
 // waitReady waits until the app has exactly want, all ready.
-func waitReady(t *testing.T, b *docker.Backend, app string, want adapters.Replicas) []adapters.Instance {
+func waitReady(t *testing.T, b *docker.Backend, app string, want traffic.Replicas) []adapters.Instance {
 	t.Helper()
 	return adaptertest.WaitReplicas(t, &adaptertest.BackendHarness{Backend: b, Eventually: 90 * time.Second}, app, want)
 }

@@ -5,8 +5,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // slotKey names one instance position: version and slot number.
@@ -34,7 +34,7 @@ type cview struct {
 type planInput struct {
 	// Want is the desired replicas; nil means unknown (after a restart,
 	// before the first Apply): the planner then does nothing.
-	Want adapters.Replicas
+	Want traffic.Replicas
 	// Hosts are the engines in placement order: slot n goes on
 	// Hosts[n mod len(Hosts)].
 	Hosts []string

@@ -14,11 +14,11 @@ import (
 
 	"github.com/docker/docker/api/types/network"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/docker"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/dockertest"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // The container is created as the spec says: templated env passed as API
@@ -34,8 +34,8 @@ func TestContainerFollowsTheSpec(t *testing.T) {
 labels: {team: payments}
 resources: {cpus: 0.5, memory: 64Mi}
 volumes: ["`+vol+`:/data:ro"]`)
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
-	in := waitReady(t, b, app, adapters.Replicas{"v1": 1})[0]
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
+	in := waitReady(t, b, app, traffic.Replicas{"v1": 1})[0]
 
 	resp, err := http.Get("http://" + in.Addr + "/info")
 	if err != nil {
@@ -78,8 +78,8 @@ func TestNetworksAndHealthModes(t *testing.T) {
 		const app = "hostnet"
 		removeApp(t, e, app)
 		b := newBackend(t, e)
-		apply(t, b, release(t, app, "v1", e.Host, "network: host\nport: 0\ncommand: [\"--version={{.Version}}\", \"--addr=127.0.0.1:{{.Port}}\"]"), adapters.Replicas{"v1": 2})
-		ins := waitReady(t, b, app, adapters.Replicas{"v1": 2})
+		apply(t, b, release(t, app, "v1", e.Host, "network: host\nport: 0\ncommand: [\"--version={{.Version}}\", \"--addr=127.0.0.1:{{.Port}}\"]"), traffic.Replicas{"v1": 2})
+		ins := waitReady(t, b, app, traffic.Replicas{"v1": 2})
 		if ins[0].Addr == ins[1].Addr {
 			t.Fatalf("two instances share %s", ins[0].Addr)
 		}
@@ -100,8 +100,8 @@ func TestNetworksAndHealthModes(t *testing.T) {
 		}
 		t.Cleanup(func() { e.Client().NetworkRemove(context.Background(), "graylane-test-net") })
 		b := newBackend(t, e)
-		apply(t, b, release(t, app, "v1", e.Host, "healthcheck: image\nnetwork: graylane-test-net"), adapters.Replicas{"v1": 1})
-		in := waitReady(t, b, app, adapters.Replicas{"v1": 1})[0]
+		apply(t, b, release(t, app, "v1", e.Host, "healthcheck: image\nnetwork: graylane-test-net"), traffic.Replicas{"v1": 1})
+		in := waitReady(t, b, app, traffic.Replicas{"v1": 1})[0]
 		if in.Meta[docker.MetaHealth] != "image" {
 			t.Fatalf("health mode %q", in.Meta[docker.MetaHealth])
 		}
@@ -124,11 +124,11 @@ func TestUpdateOrder(t *testing.T) {
 			app := "order-" + strings.Split(order, "-")[0]
 			removeApp(t, e, app)
 			b := newBackend(t, e)
-			apply(t, b, release(t, app, "v1", e.Host, "order: "+order), adapters.Replicas{"v1": 1})
-			waitReady(t, b, app, adapters.Replicas{"v1": 1})
+			apply(t, b, release(t, app, "v1", e.Host, "order: "+order), traffic.Replicas{"v1": 1})
+			waitReady(t, b, app, traffic.Replicas{"v1": 1})
 			evlog := e.WatchEvents(t, docker.LabelApp+"="+app)
-			apply(t, b, release(t, app, "v2", e.Host, "order: "+order), adapters.Replicas{"v2": 1})
-			waitReady(t, b, app, adapters.Replicas{"v2": 1})
+			apply(t, b, release(t, app, "v2", e.Host, "order: "+order), traffic.Replicas{"v2": 1})
+			waitReady(t, b, app, traffic.Replicas{"v2": 1})
 			at := map[string]time.Time{}
 			for _, ev := range evlog.Events(t) {
 				if _, seen := at[ev.Action+" "+ev.Name]; !seen {
@@ -163,8 +163,8 @@ func TestInstancesSpreadOverEngines(t *testing.T) {
 	b := newBackend(t, e1)
 	rel := release(t, app, "v1", e1.Host, "")
 	rel.Backend.Docker.Hosts = []spec.DockerHost{{URL: e1.Host, Name: "one"}, {URL: e2.Host, Name: "two"}}
-	apply(t, b, rel, adapters.Replicas{"v1": 4})
-	for _, in := range waitReady(t, b, app, adapters.Replicas{"v1": 4}) {
+	apply(t, b, rel, traffic.Replicas{"v1": 4})
+	for _, in := range waitReady(t, b, app, traffic.Replicas{"v1": 4}) {
 		want := map[string]string{"0": "one", "1": "two", "2": "one", "3": "two"}[in.Meta[docker.MetaSlot]]
 		if in.Meta[docker.MetaHost] != want {
 			t.Errorf("%s runs on %s, want %s", in.ID, in.Meta[docker.MetaHost], want)
@@ -228,12 +228,12 @@ health: {interval: 200ms}
 		}
 		return rel
 	}
-	apply(t, b, doc("v1"), adapters.Replicas{"v1": 2})
-	waitReady(t, b, app, adapters.Replicas{"v1": 2})
-	apply(t, b, doc("v2"), adapters.Replicas{"v1": 2, "v2": 2})
-	waitReady(t, b, app, adapters.Replicas{"v1": 2, "v2": 2})
-	apply(t, b, doc("v2"), adapters.Replicas{"v2": 2})
-	ins := waitReady(t, b, app, adapters.Replicas{"v2": 2})
+	apply(t, b, doc("v1"), traffic.Replicas{"v1": 2})
+	waitReady(t, b, app, traffic.Replicas{"v1": 2})
+	apply(t, b, doc("v2"), traffic.Replicas{"v1": 2, "v2": 2})
+	waitReady(t, b, app, traffic.Replicas{"v1": 2, "v2": 2})
+	apply(t, b, doc("v2"), traffic.Replicas{"v2": 2})
+	ins := waitReady(t, b, app, traffic.Replicas{"v2": 2})
 	for _, in := range ins {
 		if in.Meta[docker.MetaImage] != "demoapp:v2" || in.Meta[docker.MetaHealth] != "image" {
 			t.Errorf("%s: image %s, health %s; want demoapp:v2 and the compose healthcheck", in.ID, in.Meta[docker.MetaImage], in.Meta[docker.MetaHealth])

@@ -111,7 +111,7 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 	}
 
 	// Docker Engines named by each release, or docker.host (wiring_docker.go).
-	if err := r.addDocker(v, releases, log); err != nil {
+	if err := r.addDocker(v, releases, proxyRouter, log); err != nil {
 		return nil, err
 	}
 

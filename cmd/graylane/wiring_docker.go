@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/docker"
 	"github.com/graylane/graylane/spec"
 )
@@ -24,7 +25,7 @@ var dockerDefaults = map[string]any{
 // addDocker registers the docker backend. It connects to no engine until
 // an app uses one, so it is always available; a release names its engines
 // in backend.docker.hosts, else docker.host is used.
-func (r *resolver) addDocker(v *viper.Viper, releases func(context.Context, string) (*spec.Release, error), log *slog.Logger) error {
+func (r *resolver) addDocker(v *viper.Viper, releases func(context.Context, string) (*spec.Release, error), drainer adapters.Drainer, log *slog.Logger) error {
 	for k, d := range dockerDefaults {
 		v.SetDefault(k, d)
 	}
@@ -39,6 +40,7 @@ func (r *resolver) addDocker(v *viper.Viper, releases func(context.Context, stri
 		DefaultHost: spec.DockerHost{URL: host},
 		Logger:      log.With("component", "docker"),
 		Releases:    releases,
+		Drainer:     drainer,
 		WorkDir:     v.GetString("docker.workDir"),
 		DrainDelay:  v.GetDuration("docker.drainDelay"),
 		StallAfter:  v.GetInt("docker.stallAfter"),
