@@ -148,6 +148,49 @@ func TestEndToEndDockerCanaryThenRollingThroughNginx(t *testing.T) {
 	t.Logf("rolling start-first: %d requests through nginx, 0 failed", len(samples))
 }
 
+// The same behind graylane's built-in proxy (traffic.type proxy with the
+// docker backend): a canary v1 -> v2 of 3 containers under load loses no
+// request and follows the weights; a rolling v2 -> v3 start-first loses
+// none. Stopped containers are drained through the proxy first.
+func TestEndToEndDockerCanaryThenRollingThroughProxy(t *testing.T) {
+	eng := dockertest.Start(t, dockertest.Options{})
+	eng.DemoImages(t, "demoapp:v1", "demoapp:v2", "demoapp:v3")
+	g := graylanetest.Start(t, graylanetest.Options{Config: map[string]any{"docker": map[string]any{"host": eng.Host, "drainDelay": "200ms"}}})
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	proxy := fmt.Sprintf("traffic:\n  type: proxy\n  proxy: {listen: \"%s\"}", listen)
+	canary := `  steps: [{setWeight: 20}, {pause: {duration: 4s}}, {setWeight: 50}, {pause: {duration: 4s}}, {setWeight: 80}, {pause: {duration: 4s}}, {setWeight: 100}]
+  scaleDownDelay: 1s
+  progressDeadline: 3m`
+	rolling := `  type: rolling
+  maxSurge: 1
+  maxUnavailable: 0
+  progressDeadline: 3m`
+	g.PutSpec("shop", dockerDoc("shop", "v1", eng.Host, 3, canary, proxy))
+	waitFor(t, g, "shop", 90*time.Second, "v1 healthy", onlyVersion("v1"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wl := watchWeights(ctx, g.Client(), "shop")
+	load := graylanetest.NewLoad("http://"+listen+"/", 6)
+	g.PutSpec("shop", dockerDoc("shop", "v2", eng.Host, 3, canary, proxy))
+	waitFor(t, g, "shop", 3*time.Minute, "v2 canary complete, v1 gone", onlyVersion("v2"))
+	canarySamples := load.Stop()
+	if f := graylanetest.Failures(canarySamples); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed during the canary; first %+v", len(f), len(canarySamples), f[0])
+	}
+	t.Logf("canary: %d requests through the proxy, 0 failed", len(canarySamples))
+	judgeSplit(t, wl, canarySamples, "v2", 0.05, 3)
+
+	load = graylanetest.NewLoad("http://"+listen+"/", 6)
+	g.PutSpec("shop", dockerDoc("shop", "v3", eng.Host, 3, rolling, proxy))
+	waitFor(t, g, "shop", 3*time.Minute, "v3 rolled out, v2 gone", onlyVersion("v3"))
+	samples := load.Stop()
+	if f := graylanetest.Failures(samples); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed during the rolling update; first %+v", len(f), len(samples), f[0])
+	}
+	t.Logf("rolling start-first: %d requests through the proxy, 0 failed", len(samples))
+}
+
 // kill -9 graylane in the middle of a canary step, restart it: the
 // containers are adopted, no slot's container is created or started twice,
 // and the rollout completes.
