@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,10 +44,11 @@ var (
 // "./cmd/demoapp") with CGO_ENABLED=0, so it runs in an empty (scratch)
 // image, once per test binary, and returns its path. Go's build cache
 // makes later builds cheap.
-func StaticBinary(pkg string) (string, error) {
+func StaticBinary(pkg string, tags ...string) (string, error) {
 	binMu.Lock()
 	defer binMu.Unlock()
-	if p, ok := binCache[pkg]; ok {
+	key := pkg + "|" + strings.Join(tags, ",")
+	if p, ok := binCache[key]; ok {
 		return p, nil
 	}
 	root, err := testenv.FindRepoRoot()
@@ -58,13 +60,17 @@ func StaticBinary(pkg string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
-	binCache[pkg] = out
+	binCache[key] = out
 	return out, nil
 }
 
