@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages graylane's tests use for real: nginx,
-# OpenSSH's server, and a JDK. Idempotent; does nothing when they are present.
+# OpenSSH's server, a JDK, Docker Engine and docker-compose. Idempotent; does nothing when they are present.
 set -euo pipefail
 need=()
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
@@ -8,6 +8,10 @@ need=()
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 # javac: docs/gray.md's Java bucketing class is compiled and checked against the test vectors
 command -v javac >/dev/null || need+=(default-jdk-headless)
+# the docker backend's tests start private dockerds (Docker Engine 20.10)
+# and bring graylane's compose stack up with docker-compose 1.29
+[ -x /usr/sbin/dockerd ] || need+=(docker.io)
+[ -x /usr/bin/docker-compose ] || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 
 // engine returns the shared private engine with the demo images v1..v3
 // and the crash image crash:v3.
-func engine(t *testing.T) *dockertest.Engine {
+func engine(t testing.TB) *dockertest.Engine {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a private dockerd")
@@ -63,7 +63,7 @@ func engine(t *testing.T) *dockertest.Engine {
 }
 
 // newBackend returns a Backend on the shared engine, closed at cleanup.
-func newBackend(t *testing.T, e *dockertest.Engine, mod ...func(*docker.Config)) *docker.Backend {
+func newBackend(t testing.TB, e *dockertest.Engine, mod ...func(*docker.Config)) *docker.Backend {
 	t.Helper()
 	cfg := docker.Config{
 		DefaultHost:  spec.DockerHost{URL: e.Host},
@@ -84,7 +84,7 @@ func newBackend(t *testing.T, e *dockertest.Engine, mod ...func(*docker.Config))
 
 // removeApp removes an app's containers at cleanup (containers outlive a
 // closed Backend, as they outlive graylane).
-func removeApp(t *testing.T, e *dockertest.Engine, app string) {
+func removeApp(t testing.TB, e *dockertest.Engine, app string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
