@@ -63,11 +63,6 @@ type Config struct {
 	// PullTimeout bounds an image pull (default 10m).
 	CallTimeout time.Duration
 	PullTimeout time.Duration
-	// SSH configures ssh:// engines: graylane connects with this key,
-	// verifies the host key against KnownHostsFiles, and runs `docker
-	// system dial-stdio` on the engine's host. Without it ssh:// engines
-	// are refused.
-	SSH *SSHConfig
 }
 
 func (c *Config) defaults() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -55,14 +56,7 @@ func (p *engines) get(h spec.DockerHost) (*engine, error) {
 				filepath.Join(h.TLSDir, "ca.pem"), filepath.Join(h.TLSDir, "cert.pem"), filepath.Join(h.TLSDir, "key.pem")))
 		}
 	case "ssh":
-		if p.cfg.SSH == nil {
-			return nil, fmt.Errorf("engine %s: ssh:// engines need graylane's docker.ssh settings (a key and known_hosts): %w", h.URL, errNoSSH)
-		}
-		d, err := newSSHDialer(p.cfg.SSH, u)
-		if err != nil {
-			return nil, fmt.Errorf("engine %s: %w", h.URL, err)
-		}
-		opts = append(opts, client.WithHost("http://docker.invalid"), client.WithDialContext(d.dial))
+		return nil, fmt.Errorf("engine %s: ssh:// engines are not supported by this graylane yet; use tcp:// with TLS (docs/backends.md): %w", h.URL, adapters.ErrUnsupported)
 	default:
 		return nil, fmt.Errorf("engine %s: scheme %q is not unix, tcp or ssh", h.URL, u.Scheme)
 	}
@@ -74,8 +68,6 @@ func (p *engines) get(h spec.DockerHost) (*engine, error) {
 	p.all[key] = e
 	return e, nil
 }
-
-var errNoSSH = errors.New("ssh is not configured")
 
 func (p *engines) close() {
 	p.mu.Lock()
