@@ -7,13 +7,14 @@ import (
 	"sync"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
 
 // RouterConfig configures a Router.
 type RouterConfig struct {
-	// Logger receives the proxies' logs (default slog.Default()).
+	// Logger receives the proxies' logs (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 	// ListenAddr picks the address an app's proxy listens on from its
 	// release. Default: ProcessProxyAddr (backend.process.proxy). An empty
@@ -51,9 +52,7 @@ var (
 
 // NewRouter returns a Router with no proxies.
 func NewRouter(cfg RouterConfig) *Router {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	if cfg.ListenAddr == nil {
 		cfg.ListenAddr = ProcessProxyAddr
 	}

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/clock"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -84,9 +86,9 @@ type Config struct {
 	// Releases, if set, gives Observe the spec of an app this process has
 	// not applied yet.
 	Releases func(ctx context.Context, app string) (*spec.Release, error)
-	// Now stamps requests (default time.Now).
-	Now func() time.Time
-	// Logger (default slog.Default()).
+	// Clock stamps requests (default the real clock).
+	Clock clock.Clock
+	// Logger (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 }
 
@@ -121,12 +123,8 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.MaxRetryAfter <= 0 {
 		cfg.MaxRetryAfter = 30 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	return &Backend{cfg: cfg, log: cfg.Logger.With("backend", "webhook"), releases: map[string]*spec.Release{}}, nil
 }
 
@@ -479,7 +477,7 @@ func (b *Backend) once(ctx context.Context, app string, w *spec.WebhookBackend, 
 	for k, v := range w.Headers {
 		req.Header.Set(k, v)
 	}
-	ts := strconv.FormatInt(b.cfg.Now().Unix(), 10)
+	ts := strconv.FormatInt(b.cfg.Clock.Now().Unix(), 10)
 	req.Header.Set(HeaderApp, app)
 	req.Header.Set(HeaderTimestamp, ts)
 	req.Header.Set(HeaderSignature, Sign(secret, ts, body))
@@ -504,7 +502,7 @@ func (b *Backend) once(ctx context.Context, app string, w *spec.WebhookBackend, 
 		if len(excerpt) > 512 {
 			excerpt = excerpt[:512] + "..."
 		}
-		return nil, retryAfter(resp.Header.Get("Retry-After"), b.cfg.Now()), &StatusError{Method: method, URL: url, Code: resp.StatusCode, Status: resp.Status, Body: excerpt}
+		return nil, retryAfter(resp.Header.Get("Retry-After"), b.cfg.Clock.Now()), &StatusError{Method: method, URL: url, Code: resp.StatusCode, Status: resp.Status, Body: excerpt}
 	}
 	return out, 0, nil
 }

@@ -252,8 +252,8 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	}
 	defer cfgw.close()
 	var eng *engine.Engine
-	checks := analysis.NewRunner(func(app string) { eng.Trigger(app) }, analysis.WithLogger(log.With("component", "analysis")),
-		analysis.WithJournal(etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))))
+	checks := analysis.New(analysis.Config{Notify: func(app string) { eng.Trigger(app) }, Logger: log.With("component", "analysis"),
+		Journal: etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))})
 	defer checks.Close()
 	eng = engine.New(engine.Config{
 		Config:   cfgw.manager,

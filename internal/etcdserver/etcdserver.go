@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/graylane/graylane/internal/logx"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -90,9 +91,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = DefaultStartTimeout
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	dynamic := isPortZero(cfg.ClientAddr) || isPortZero(cfg.PeerAddr)
 	attempts := 1
 	if dynamic {

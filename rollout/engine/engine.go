@@ -3,8 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +14,11 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/internal/logx"
+	"github.com/graylane/graylane/internal/randid"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/spec"
@@ -34,21 +35,14 @@ type Resolver interface {
 	Router(rel *spec.Release) (adapters.TrafficRouter, error)
 }
 
-// Clock tells the time. Tests inject a fake one.
-type Clock interface{ Now() time.Time }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // Config configures an Engine.
 type Config struct {
 	Source   configsync.Source
 	Store    Store
 	Resolver Resolver
 	// Clock defaults to the real clock.
-	Clock Clock
-	// Logger defaults to slog.Default().
+	Clock clock.Clock
+	// Logger defaults to discarding (logx.OrDiscard).
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
@@ -109,12 +103,8 @@ type live struct {
 
 // New builds an Engine.
 func New(cfg Config) *Engine {
-	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
@@ -657,7 +647,7 @@ func (e *Engine) Command(ctx context.Context, app string, cmd rollout.Command) (
 	if _, ok := rollout.ParseCommand(string(cmd)); !ok {
 		return CommandResult{}, fmt.Errorf("unknown command %q", cmd)
 	}
-	id := newID()
+	id := randid.Hex(8)
 	ch := make(chan CommandResult, 1)
 	e.mu.Lock()
 	e.waiters[id] = ch
@@ -717,12 +707,6 @@ func (e *Engine) resolveCommand(r CommandResult) {
 	if r.Error == "" {
 		e.log.Info("command applied", "command", r.Command, "id", r.ID)
 	}
-}
-
-func newID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // AppView is what the API shows for an app.
