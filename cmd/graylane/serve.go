@@ -27,7 +27,6 @@ import (
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
 	"github.com/graylane/graylane/server"
-	"github.com/graylane/graylane/spec"
 )
 
 // defaults lists every configuration key with its default value.
@@ -268,16 +267,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Resync:   v.GetDuration("engine.resync"),
 	})
 	adapters.Notify(eng.Trigger)
-	adapters.releases = func(ctx context.Context, app string) (*spec.Release, error) {
-		v, err := eng.App(ctx, app)
-		if err != nil {
-			return nil, err
-		}
-		if v.Spec == nil {
-			return nil, fmt.Errorf("app %s has no valid spec yet", app)
-		}
-		return v.Spec, nil
-	}
+	adapters.releases = eng.Release
 
 	if err := startNotifications(ctx, v, eng.Broker(), log.With("component", "notify")); err != nil {
 		return &exitError{code: 2, err: err}

@@ -163,3 +163,28 @@ func (e *Engine) Apps(ctx context.Context) ([]AppView, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
 	return out, nil
 }
+
+// Release returns the release in force for app, as adapters need it to
+// reach an app they have not been applied to in this process (a status
+// URL, hosts): the last good spec persisted, or, before the app's first
+// pass has persisted one, its newest valid document — that first pass is
+// the one asking, from Backend.Observe, so a new app is "not yet
+// persisted", not an error. The result must not be modified. An app with
+// neither yields an error wrapping ErrNotFound.
+func (e *Engine) Release(ctx context.Context, app string) (*spec.Release, error) {
+	rec, _, err := e.cfg.Store.Load(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Spec) > 0 {
+		var rel spec.Release
+		if err := json.Unmarshal(rec.Spec, &rel); err != nil {
+			return nil, fmt.Errorf("decode the spec of %s: %w", app, err)
+		}
+		return &rel, nil
+	}
+	if d := e.latest(app); d.present && d.err == nil && d.rel != nil {
+		return d.rel, nil
+	}
+	return nil, fmt.Errorf("app %s has no valid spec yet: %w", app, ErrNotFound)
+}
