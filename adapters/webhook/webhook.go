@@ -71,8 +71,9 @@ type Status struct {
 
 // Config configures a Backend.
 type Config struct {
-	// Client sends the requests (default: a client with no timeout of its
-	// own; each attempt is bounded by the spec's timeout).
+	// Client sends the requests (default: NewClient(), which keeps
+	// connections to the deploy system open for reuse; each attempt is
+	// bounded by the spec's timeout).
 	Client *http.Client
 	// Secret is the HMAC key for apps whose spec has no secretEnv.
 	Secret []byte
@@ -109,7 +110,7 @@ var (
 // New returns a Backend.
 func New(cfg Config) (*Backend, error) {
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{}
+		cfg.Client = NewClient()
 	}
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
@@ -127,6 +128,32 @@ func New(cfg Config) (*Backend, error) {
 	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	return &Backend{cfg: cfg, log: cfg.Logger.With("backend", "webhook"), releases: map[string]*spec.Release{}}, nil
 }
+
+// DefaultMaxIdleConnsPerHost is how many idle connections NewClient keeps
+// per deploy-system host: more than the engine's workers, so a busy
+// graylane reuses connections instead of opening (and leaving in
+// TIME_WAIT) one per request. net/http's default keeps 2.
+const DefaultMaxIdleConnsPerHost = 64
+
+// NewClient returns the webhook backend's default HTTP client: a
+// transport of its own (not http.DefaultTransport) keeping up to
+// DefaultMaxIdleConnsPerHost idle connections per host for 90 s. With the
+// answers always read to the end and closed (once does), every request
+// after the first few rides an open connection.
+func NewClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * DefaultMaxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	t.IdleConnTimeout = 90 * time.Second
+	return &http.Client{Transport: t}
+}
+
+// maxAnswer bounds the answer body read; maxDrain what is read past it so
+// the connection can be reused (a longer answer closes it).
+const (
+	maxAnswer = 4 << 20
+	maxDrain  = 64 << 10
+)
 
 // IdempotencyKey is the key of a desired state: a digest of app, version
 // and the non-zero replicas.
@@ -492,8 +519,13 @@ func (b *Backend) once(ctx context.Context, app string, w *spec.WebhookBackend, 
 		}
 		return nil, 0, err
 	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	defer func() {
+		// read to the end (bounded) so the connection goes back to the
+		// pool instead of being closed
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		resp.Body.Close()
+	}()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return nil, 0, fmt.Errorf("read answer: %w", err)
 	}
