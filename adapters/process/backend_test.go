@@ -51,7 +51,7 @@ func TestRouterConformance(t *testing.T) {
 		apply(t, b, rel("v2"), traffic.Replicas{"v1": 2, "v2": 2})
 		waitReady(t, b, "conf", traffic.Replicas{"v1": 2, "v2": 2})
 		return &adaptertest.RouterHarness{
-			Router:   b.Router(),
+			Router:   b.Router,
 			Release:  rel,
 			Versions: []string{"v1", "v2"},
 			Unready:  "v3",
@@ -112,7 +112,7 @@ func TestDrainSlowRequest(t *testing.T) {
 	apply(t, b, rel, traffic.Replicas{"v1": 1})
 	in := waitReady(t, b, "drain", traffic.Replicas{"v1": 1})[0]
 	pid := pidOf(t, in)
-	setWeights(t, b.Router(), rel, "v1", 100)
+	setWeights(t, b.Router, rel, "v1", 100)
 
 	type result struct {
 		body string
@@ -132,7 +132,7 @@ func TestDrainSlowRequest(t *testing.T) {
 		}
 		done <- result{string(body), err}
 	}()
-	px := b.Proxy("drain")
+	px := b.Local.Proxy("drain")
 	waitUntil(t, "the slow request to be in flight", func() bool { return px.InFlight(in.Addr) == 1 })
 
 	apply(t, b, rel, traffic.Replicas{})
@@ -240,7 +240,7 @@ func TestUnhealthyNeverRouted(t *testing.T) {
 		}
 		return false
 	})
-	setWeights(t, b.Router(), bad, "bad", 50, "good", 50)
+	setWeights(t, b.Router, bad, "bad", 50, "good", 50)
 	client := newClient()
 	for i := 0; i < 100; i++ {
 		hdr := http.Header{}
@@ -251,7 +251,7 @@ func TestUnhealthyNeverRouted(t *testing.T) {
 			t.Fatalf("request %d served by %q, want good", i, v)
 		}
 	}
-	if eps := b.Proxy("sick").Endpoints("bad"); len(eps) != 0 {
+	if eps := b.Local.Proxy("sick").Endpoints("bad"); len(eps) != 0 {
 		t.Fatalf("the unhealthy version has endpoints %v", eps)
 	}
 	ins, _ := b.Observe(context.Background(), "sick")
@@ -307,13 +307,13 @@ func TestAdoption(t *testing.T) {
 	addr := freeAddr(t)
 	rel := demoRelease(t, "adopt", "v1", addr)
 
-	b1, err := process.New(testConfig(t, dir))
+	b1, err := wire(testConfig(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b1.Close() })
 	apply(t, b1, rel, traffic.Replicas{"v1": 2})
-	setWeights(t, b1.Router(), rel, "v1", 100)
+	setWeights(t, b1.Router, rel, "v1", 100)
 	orig := pids(t, waitReady(t, b1, "adopt", traffic.Replicas{"v1": 2}))
 	killAtEnd(t, orig)
 	b1.Close()
@@ -340,7 +340,7 @@ func TestAdoption(t *testing.T) {
 	if got := pids(t, waitReady(t, b2, "adopt", traffic.Replicas{"v1": 2})); fmt.Sprint(got) != fmt.Sprint(orig) {
 		t.Fatalf("once ready: %v, want %v", got, orig)
 	}
-	s, err := b2.Router().Weights(context.Background(), "adopt")
+	s, err := b2.Router.Weights(context.Background(), "adopt")
 	if err != nil || len(s.Weights) != 1 || s.Weights[0] != (traffic.VersionWeight{Version: "v1", Weight: 100}) {
 		t.Fatalf("split after adoption = %+v, %v; want v1 100", s, err)
 	}
@@ -403,7 +403,7 @@ const helperEnv = "GRAYLANE_PROCESS_TEST_HELPER_STATE"
 // child process: it applies two instances, reports their pids and waits to
 // be killed.
 func helperMain(dir string) int {
-	b, err := process.New(process.Config{StateDir: dir, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	b, err := wire(process.Config{StateDir: dir, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -418,7 +418,7 @@ func helperMain(dir string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	b.Router().SetWeights(ctx, rel, traffic.Split{Weights: []traffic.VersionWeight{{Version: "v1", Weight: 100}}})
+	b.Router.SetWeights(ctx, rel, traffic.Split{Weights: []traffic.VersionWeight{{Version: "v1", Weight: 100}}})
 	for {
 		ins, _ := b.Observe(ctx, "killed")
 		ready := 0
@@ -501,7 +501,7 @@ func TestSetWeightsBeforeApplyOpensProxy(t *testing.T) {
 	b := newBackend(t, t.TempDir())
 	addr := freeAddr(t)
 	rel := demoRelease(t, "early", "v1", addr)
-	setWeights(t, b.Router(), rel, "v1", 100)
+	setWeights(t, b.Router, rel, "v1", 100)
 	resp, err := newClient().Get("http://" + addr + "/")
 	if err != nil {
 		t.Fatalf("the proxy does not listen after SetWeights: %v", err)
@@ -568,7 +568,7 @@ func TestApplyRejects(t *testing.T) {
 func TestLoadWhileScalingAndShifting(t *testing.T) {
 	b := newBackend(t, t.TempDir())
 	addr := freeAddr(t)
-	router := b.Router()
+	router := b.Router
 	v1, v2 := demoRelease(t, "load", "v1", addr), demoRelease(t, "load", "v2", addr)
 	apply(t, b, v1, traffic.Replicas{"v1": 2})
 	waitReady(t, b, "load", traffic.Replicas{"v1": 2})

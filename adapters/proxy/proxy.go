@@ -227,6 +227,51 @@ func (p *Proxy) SetEndpoints(version string, addrs []string) {
 	p.publishLocked()
 }
 
+// ReplaceEndpoints makes eps (version -> addresses) the proxy's ready
+// endpoints, all versions at once: addresses not listed any more are
+// removed (and drain, see RemoveEndpoint), new ones are added, kept ones
+// keep their in-flight counts. It reports whether anything changed.
+func (p *Proxy) ReplaceEndpoints(eps map[string][]string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	want := map[string]string{}
+	for v, addrs := range eps {
+		for _, a := range addrs {
+			want[a] = v
+		}
+	}
+	changed := false
+	for a, e := range p.live {
+		if v, ok := want[a]; !ok || v != e.version {
+			p.removeLocked(e)
+			changed = true
+		}
+	}
+	for a, v := range want {
+		if p.addLocked(v, a) {
+			changed = true
+		}
+	}
+	if changed {
+		p.publishLocked()
+	}
+	return changed
+}
+
+// AllEndpoints returns every ready endpoint: version -> sorted addresses.
+func (p *Proxy) AllEndpoints() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	for a, e := range p.live {
+		out[e.version] = append(out[e.version], a)
+	}
+	for _, l := range out {
+		sort.Strings(l)
+	}
+	return out
+}
+
 // AddEndpoint adds a ready endpoint of version. Adding an address already
 // known under the same version does nothing.
 func (p *Proxy) AddEndpoint(version, addr string) {

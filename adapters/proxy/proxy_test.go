@@ -221,10 +221,11 @@ func TestVersionWithoutEndpointFallsBack(t *testing.T) {
 			t.Fatalf("%s went to %s then %s", name, first, again)
 		}
 	}
-	// When no weighted version has endpoints, any version serves.
+	// When no weighted version has endpoints, no version outside the
+	// split serves: 503 (before the first split any version would).
 	mustSplit(t, p, splitOf("v3", 100))
-	if got := versionOf(t, p, nil); got != "v1" && got != "v2" {
-		t.Fatalf("with only v3 weighted, request went to %q", got)
+	if rec := do(t, p, "GET", "/", nil, ""); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("with only v3 (no endpoint) weighted: %d from %q, want 503", rec.Code, rec.Header().Get("X-Version"))
 	}
 }
 

@@ -27,7 +27,7 @@ func TestRouteAllocations(t *testing.T) {
 	} {
 		allocs := testing.AllocsPerRun(1000, func() {
 			t := p.table.Load()
-			if t.pick(t.route(h), nil) == nil {
+			if t.pick(t.route(h), nil, false) == nil {
 				panic("no endpoint")
 			}
 		})
@@ -45,7 +45,7 @@ func BenchmarkRoute(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			t := p.table.Load()
-			t.pick(t.route(h), nil)
+			t.pick(t.route(h), nil, false)
 		}
 	})
 }
