@@ -414,7 +414,7 @@ func testRestartMidCanary(t *testing.T, c *kubestack.Cluster) {
 	first := &rig{t: t, cs: cs, ns: ns, app: "rst"}
 	firstCtx, stopFirst := context.WithCancel(ctx)
 	first.be = newBackend(t, cs, ns)
-	src1 := etcdsource.New(cli, "")
+	src1 := etcdsource.New(etcdsource.Config{Client: cli, Prefix: ""})
 	first.eng = engine.New(engine.Config{Source: src1, Store: etcdstore.New(cli, ""), Resolver: resolver{first.be}, Logger: logger(t)})
 	first.be.Notify(first.eng.Trigger)
 	firstDone := make(chan struct{})
@@ -434,7 +434,7 @@ func testRestartMidCanary(t *testing.T, c *kubestack.Cluster) {
 
 	// second graylane: new backend (empty caches), new source, same etcd
 	second := &rig{t: t, cs: cs, ns: ns, app: "rst", be: newBackend(t, cs, ns)}
-	src2 := etcdsource.New(cli, "")
+	src2 := etcdsource.New(etcdsource.Config{Client: cli, Prefix: ""})
 	t.Cleanup(func() { src2.Close() })
 	second.start(src2, etcdstore.New(cli, ""))
 	second.wait("the new graylane to observe the adopted pods, still paused at step 2", 30*time.Second, func(v engine.AppView) bool {

@@ -20,7 +20,7 @@ import (
 func BenchmarkPutToEvent(b *testing.B) {
 	srv := startServer(b)
 	console := client(b, srv.addr())
-	src := etcd.New(client(b, srv.addr()), "")
+	src := etcd.New(etcd.Config{Client: client(b, srv.addr())})
 	defer src.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
