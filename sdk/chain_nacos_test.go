@@ -10,6 +10,7 @@ import (
 	"github.com/graylane/graylane/sdk/nacosreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"log/slog"
 )
 
@@ -17,6 +18,7 @@ import (
 // in Nacos naming and the documents published in Nacos config, against
 // Polaris (a real Nacos-protocol server), with async hops.
 func TestChainNacos(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := polaris.Start(t)
 	log := sdktest.Logger(t, slog.LevelWarn)
 	ctx := sdktest.Ctx(t, 5*time.Minute)

@@ -13,9 +13,11 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/ssh"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func TestFirstDeployUpgradeReuseAndPrune(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 2})
 	ctx := context.Background()
 	o := fixtureOpts{
@@ -105,6 +107,7 @@ func TestFirstDeployUpgradeReuseAndPrune(t *testing.T) {
 }
 
 func TestRollbackTimedPerHost(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 4})
 	ctx := context.Background()
 	f.artifact("v1", nil)
@@ -140,6 +143,7 @@ func TestRollbackTimedPerHost(t *testing.T) {
 }
 
 func TestUnhealthyHostStopsTheRollout(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 4})
 	ctx := context.Background()
 	f.artifact("v1", nil)
@@ -198,6 +202,7 @@ func TestUnhealthyHostStopsTheRollout(t *testing.T) {
 }
 
 func TestChangedOrUnknownHostKeyIsRefused(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 3})
 	ctx := context.Background()
 	f.artifact("v1", nil)
@@ -234,6 +239,7 @@ func TestChangedOrUnknownHostKeyIsRefused(t *testing.T) {
 }
 
 func TestDeployLock(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 2})
 	ctx := context.Background()
 	f.artifact("v1", nil)
@@ -246,21 +252,15 @@ func TestDeployLock(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, err := f.backend.Deploy(ctx, rel, adapters.Replicas{"v2": 2}); done <- err }()
 	waiting := filepath.Join(f.cluster.Hosts[0].Root, "waiting")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(waiting); err == nil {
-			break
-		}
+	testenv.Eventually(t, 20*time.Second, "first deploy at its before hook", func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("first deploy ended early: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("first deploy never reached its before hook")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		_, err := os.Stat(waiting)
+		return err
+	})
 	// Same process: the in-process lock refuses.
 	if _, err := f.backend.Deploy(ctx, rel, adapters.Replicas{"v1": 1, "v2": 1}); !errors.Is(err, ssh.ErrLocked) {
 		t.Fatalf("second deploy in the same process: %v, want ErrLocked", err)
@@ -288,6 +288,7 @@ func TestDeployLock(t *testing.T) {
 }
 
 func TestObserveHasNoSideEffectsAndHonoursCancel(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 2})
 	ctx := context.Background()
 	f.artifact("v1", nil)

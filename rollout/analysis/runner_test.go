@@ -15,6 +15,7 @@ import (
 
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func f(v float64) *float64 { return &v }
@@ -37,20 +38,18 @@ func startDemo(t *testing.T, args ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
+	testenv.Eventually(t, 10*time.Second, "demoapp listens on "+addr, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
 			c.Close()
-			return "http://" + addr
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("demoapp did not listen")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
+	return "http://" + addr
 }
 
 func TestHTTPCheckAgainstDemoApp(t *testing.T) {
+	testenv.IntegrationTest(t)
 	healthy := startDemo(t)
 	sick := startDemo(t, "--fail-health")
 	ctx := context.Background()
@@ -124,6 +123,7 @@ func TestJSONAndPrometheusChecks(t *testing.T) {
 }
 
 func TestRunnerKeepsResultsPerVersionAndNotifies(t *testing.T) {
+	testenv.IntegrationTest(t)
 	healthy := startDemo(t)
 	notified := make(chan string, 100)
 	r := NewRunner(func(app string) { notified <- app }, WithLogger(slog.New(slog.DiscardHandler)))
