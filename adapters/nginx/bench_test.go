@@ -8,6 +8,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/nginx"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // BenchmarkRender measures rendering one app's file (pure, no nginx).
@@ -35,7 +36,7 @@ func BenchmarkSetWeights(b *testing.B) {
 	testenv.IntegrationTest(b)
 	f := newFixture(b, true)
 	ctx := context.Background()
-	splits := []adapters.Split{weights("", "v2", 10, "v1", 90), weights("", "v2", 20, "v1", 80)}
+	splits := []traffic.Split{weights("", "v2", 10, "v1", 90), weights("", "v2", 20, "v1", 80)}
 	if err := f.router.SetWeights(ctx, f.rel, splits[1]); err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func BenchmarkSetWeightsUnderLoad(b *testing.B) {
 	testenv.IntegrationTest(b)
 	f := newFixture(b, true)
 	ctx := context.Background()
-	splits := []adapters.Split{weights("", "v2", 10, "v1", 90), weights("", "v2", 20, "v1", 80)}
+	splits := []traffic.Split{weights("", "v2", 10, "v1", 90), weights("", "v2", 20, "v1", 80)}
 	if err := f.router.SetWeights(ctx, f.rel, splits[1]); err != nil {
 		b.Fatal(err)
 	}

@@ -8,18 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/nginx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/nginxtest"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
-func split(vw ...any) adapters.Split {
-	var s adapters.Split
+func split(vw ...any) traffic.Split {
+	var s traffic.Split
 	for i := 0; i < len(vw); i += 2 {
-		s.Weights = append(s.Weights, adapters.VersionWeight{Version: vw[i].(string), Weight: vw[i+1].(int)})
+		s.Weights = append(s.Weights, traffic.VersionWeight{Version: vw[i].(string), Weight: vw[i+1].(int)})
 	}
 	return s
 }
@@ -73,14 +73,14 @@ func TestRollingReleaseBehindNginx(t *testing.T) {
 	f.artifact("v1", nil)
 	f.artifact("v2", nil)
 	rel1 := withTraffic(f.release("v1", fixtureOpts{}))
-	f.deploy(ctx, rel1, adapters.Replicas{"v1": 4})
+	f.deploy(ctx, rel1, traffic.Replicas{"v1": 4})
 	if err := router.SetWeights(ctx, rel1, split("v1", 100)); err != nil {
 		t.Fatal(err)
 	}
 	load := loadgen.Start(t, loadgen.Config{URL: "http://" + listen + "/", Workers: 3})
 
 	rel2 := withTraffic(f.release("v2", fixtureOpts{}))
-	rep := f.deploy(ctx, rel2, adapters.Replicas{"v1": 3, "v2": 1})
+	rep := f.deploy(ctx, rel2, traffic.Replicas{"v1": 3, "v2": 1})
 	if len(rep.Hosts) != 1 || rep.Hosts[0].Host != "host0" {
 		t.Fatalf("canary step moved %+v, want only the canary host0", rep.Hosts)
 	}
@@ -95,7 +95,7 @@ func TestRollingReleaseBehindNginx(t *testing.T) {
 		}
 		return nil
 	})
-	rep = f.deploy(ctx, rel2, adapters.Replicas{"v2": 4})
+	rep = f.deploy(ctx, rel2, traffic.Replicas{"v2": 4})
 	if len(rep.Hosts) != 3 {
 		t.Fatalf("rollout moved %d hosts, want 3", len(rep.Hosts))
 	}
