@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"net"
 	"net/http"
 	"strconv"
@@ -33,6 +34,7 @@ func byID(ins []adapters.Instance) map[string]adapters.Instance {
 // and starts a container an earlier graylane created but did not start,
 // instead of creating a second one for that slot.
 func TestAdoptsContainersAfterRestart(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := engine(t)
 	const app = "adopt"
 	removeApp(t, e, app)
@@ -96,6 +98,7 @@ func TestAdoptsContainersAfterRestart(t *testing.T) {
 // the planner fails the step at once, and leaves the stable version's
 // container alone.
 func TestFailuresCarryTheEnginesMessage(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := engine(t)
 	held, err := net.Listen("tcp", ":0") // a port someone else holds
 	if err != nil {
@@ -171,9 +174,7 @@ pull: missing`, []string{"pull image 127.0.0.1:1/demo:v9", "connection refused"}
 // serving (live-restore), and once the engine is back they are adopted
 // as they were.
 func TestEngineDownHoldsAndRecovers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a private dockerd")
-	}
+	testenv.IntegrationTest(t)
 	e := dockertest.Start(t, dockertest.Options{LiveRestore: true})
 	e.DemoImages(t, "demoapp:v1", "demoapp:v2")
 	const app = "down"

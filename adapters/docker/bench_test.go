@@ -8,6 +8,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/docker"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -18,6 +19,7 @@ import (
 //
 //	GRAYLANE_INTEGRATION=1 go test -run '^$' -bench ContainerStartToReady -benchtime 10x ./adapters/docker/
 func BenchmarkContainerStartToReady(b *testing.B) {
+	testenv.IntegrationTest(b)
 	e := engine(b)
 	const app = "bench"
 	removeApp(b, e, app)

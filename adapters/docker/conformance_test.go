@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"fmt"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 // TestConformance runs the shared Backend suite against containers on a
 // private Docker Engine.
 func TestConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := engine(t)
 	var n atomic.Int32
 	adaptertest.RunBackend(t, func(t *testing.T) *adaptertest.BackendHarness {

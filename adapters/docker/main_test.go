@@ -44,9 +44,6 @@ func TestMain(m *testing.M) {
 // and the crash image crash:v3.
 func engine(t testing.TB) *dockertest.Engine {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs a private dockerd")
-	}
 	testenv.LookPath(t, "dockerd")
 	engOnce.Do(func() {
 		eng, engErr = dockertest.StartEngine(dockertest.Options{})

@@ -25,6 +25,7 @@ import (
 // fields (shell metacharacters stay literal), labels, resources, volumes,
 // restart policy; graylane's labels are on it.
 func TestContainerFollowsTheSpec(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := engine(t)
 	const app = "shape"
 	removeApp(t, e, app)
@@ -73,6 +74,7 @@ volumes: ["`+vol+`:/data:ro"]`)
 // of its own through {{.Port}}; healthcheck image: the image's exec-form
 // HEALTHCHECK decides readiness; a named network works like the bridge.
 func TestNetworksAndHealthModes(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := engine(t)
 	t.Run("host network with picked ports", func(t *testing.T) {
 		const app = "hostnet"
@@ -118,6 +120,7 @@ func TestNetworksAndHealthModes(t *testing.T) {
 // start-first starts the new container before it stops the old one;
 // stop-first stops (and removes) the old one before it creates the new.
 func TestUpdateOrder(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := engine(t)
 	for _, order := range []string{spec.DockerStartFirst, spec.DockerStopFirst} {
 		t.Run(order, func(t *testing.T) {
@@ -155,6 +158,7 @@ func TestUpdateOrder(t *testing.T) {
 
 // With two engines, slot n runs on hosts[n mod 2].
 func TestInstancesSpreadOverEngines(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e1 := engine(t)
 	e2 := dockertest.Start(t, dockertest.Options{})
 	e2.DemoImages(t, "demoapp:v1")
@@ -177,6 +181,7 @@ func TestInstancesSpreadOverEngines(t *testing.T) {
 // containers carry the compose project and service labels, so
 // docker-compose ps lists them; a rollout v1 -> v2 works as for any spec.
 func TestComposeServiceAdopted(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := engine(t)
 	const app = "composeweb"
 	removeApp(t, e, app)

@@ -14,6 +14,7 @@ import (
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/testsupport/dockertest"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/nginxtest"
 	"github.com/graylane/graylane/testsupport/testenv"
 )
@@ -83,7 +84,7 @@ func onlyInstancesOf(version string) func(engine.AppView) bool {
 
 // judgeSplit checks the share of canary at each weight step with enough
 // samples, and that at least min steps were judged.
-func judgeSplit(t *testing.T, wl *weightLog, samples []graylanetest.Sample, canary string, tolerance float64, min int) {
+func judgeSplit(t *testing.T, wl *weightLog, samples []loadgen.Sample, canary string, tolerance float64, min int) {
 	t.Helper()
 	wl.mu.Lock()
 	changes := append([]weightChange(nil), wl.changes...)
@@ -94,7 +95,7 @@ func judgeSplit(t *testing.T, wl *weightLog, samples []graylanetest.Sample, cana
 		if w[canary] == 0 || w[canary] == 100 {
 			continue
 		}
-		share, n := graylanetest.Share(samples, canary, changes[i].at.Add(150*time.Millisecond), changes[i+1].at)
+		share, n := loadgen.Share(samples, canary, changes[i].at.Add(150*time.Millisecond), changes[i+1].at)
 		if n < 100 {
 			t.Logf("weights %v: only %d samples, not judged", w, n)
 			continue
@@ -114,6 +115,7 @@ func judgeSplit(t *testing.T, wl *weightLog, samples []graylanetest.Sample, cana
 // runs: no request fails and the split follows the weights; then a
 // rolling v2 -> v3 with order start-first: no request fails.
 func TestEndToEndDockerCanaryThenRollingThroughNginx(t *testing.T) {
+	testenv.IntegrationTest(t)
 	eng, g, listen := startDockerGraylane(t, "demoapp:v1", "demoapp:v2", "demoapp:v3")
 	canary := `  steps: [{setWeight: 20}, {pause: {duration: 4s}}, {setWeight: 50}, {pause: {duration: 4s}}, {setWeight: 80}, {pause: {duration: 4s}}, {setWeight: 100}]
   scaleDownDelay: 1s
@@ -128,21 +130,21 @@ func TestEndToEndDockerCanaryThenRollingThroughNginx(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wl := watchWeights(ctx, g.Client(), "shop")
-	load := graylanetest.NewLoad("http://"+listen+"/", 4)
+	load := loadgen.Start(t, loadgen.Config{URL: "http://" + listen + "/", Workers: 4})
 	g.PutSpec("shop", dockerDoc("shop", "v2", eng.Host, 3, canary, nginxTraffic(listen)))
 	waitFor(t, g, "shop", 3*time.Minute, "v2 canary complete, v1 gone", onlyVersion("v2"))
-	canarySamples := load.Stop()
-	if f := graylanetest.Failures(canarySamples); len(f) > 0 {
+	canarySamples := load.Stop().Samples
+	if f := loadgen.Failures(canarySamples); len(f) > 0 {
 		t.Fatalf("%d of %d requests failed during the canary; first %+v", len(f), len(canarySamples), f[0])
 	}
 	t.Logf("canary: %d requests through nginx, 0 failed", len(canarySamples))
 	judgeSplit(t, wl, canarySamples, "v2", 0.06, 2)
 
-	load = graylanetest.NewLoad("http://"+listen+"/", 4)
+	load = loadgen.Start(t, loadgen.Config{URL: "http://" + listen + "/", Workers: 4})
 	g.PutSpec("shop", dockerDoc("shop", "v3", eng.Host, 3, rolling, nginxTraffic(listen)))
 	waitFor(t, g, "shop", 3*time.Minute, "v3 rolled out, v2 gone", onlyVersion("v3"))
-	samples := load.Stop()
-	if f := graylanetest.Failures(samples); len(f) > 0 {
+	samples := load.Stop().Samples
+	if f := loadgen.Failures(samples); len(f) > 0 {
 		t.Fatalf("%d of %d requests failed during the rolling update; first %+v", len(f), len(samples), f[0])
 	}
 	t.Logf("rolling start-first: %d requests through nginx, 0 failed", len(samples))
@@ -153,6 +155,7 @@ func TestEndToEndDockerCanaryThenRollingThroughNginx(t *testing.T) {
 // request and follows the weights; a rolling v2 -> v3 start-first loses
 // none. Stopped containers are drained through the proxy first.
 func TestEndToEndDockerCanaryThenRollingThroughProxy(t *testing.T) {
+	testenv.IntegrationTest(t)
 	eng := dockertest.Start(t, dockertest.Options{})
 	eng.DemoImages(t, "demoapp:v1", "demoapp:v2", "demoapp:v3")
 	g := graylanetest.Start(t, graylanetest.Options{Config: map[string]any{"docker": map[string]any{"host": eng.Host, "drainDelay": "200ms"}}})
@@ -171,12 +174,12 @@ func TestEndToEndDockerCanaryThenRollingThroughProxy(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wl := watchWeights(ctx, g.Client(), "shop")
-	load := graylanetest.NewLoad("http://"+listen+"/", 6)
+	load := loadgen.Start(t, loadgen.Config{URL: "http://" + listen + "/", Workers: 6})
 	evlog := eng.WatchEvents(t, docker.LabelApp+"=shop")
 	edit := time.Now()
 	g.PutSpec("shop", dockerDoc("shop", "v2", eng.Host, 3, canary, proxy))
 	waitFor(t, g, "shop", 3*time.Minute, "v2 canary complete, v1 gone", onlyVersion("v2"))
-	canarySamples := load.Stop()
+	canarySamples := load.Stop().Samples
 	for _, ev := range evlog.Events(t) {
 		if ev.Action == "create" && strings.HasPrefix(ev.Name, "shop-v2-") {
 			// graylane's own part of a canary step on Docker (docs/benchmarks.md)
@@ -184,17 +187,17 @@ func TestEndToEndDockerCanaryThenRollingThroughProxy(t *testing.T) {
 			break
 		}
 	}
-	if f := graylanetest.Failures(canarySamples); len(f) > 0 {
+	if f := loadgen.Failures(canarySamples); len(f) > 0 {
 		t.Fatalf("%d of %d requests failed during the canary; first %+v", len(f), len(canarySamples), f[0])
 	}
 	t.Logf("canary: %d requests through the proxy, 0 failed", len(canarySamples))
 	judgeSplit(t, wl, canarySamples, "v2", 0.05, 3)
 
-	load = graylanetest.NewLoad("http://"+listen+"/", 6)
+	load = loadgen.Start(t, loadgen.Config{URL: "http://" + listen + "/", Workers: 6})
 	g.PutSpec("shop", dockerDoc("shop", "v3", eng.Host, 3, rolling, proxy))
 	waitFor(t, g, "shop", 3*time.Minute, "v3 rolled out, v2 gone", onlyVersion("v3"))
-	samples := load.Stop()
-	if f := graylanetest.Failures(samples); len(f) > 0 {
+	samples := load.Stop().Samples
+	if f := loadgen.Failures(samples); len(f) > 0 {
 		t.Fatalf("%d of %d requests failed during the rolling update; first %+v", len(f), len(samples), f[0])
 	}
 	t.Logf("rolling start-first: %d requests through the proxy, 0 failed", len(samples))
@@ -204,6 +207,7 @@ func TestEndToEndDockerCanaryThenRollingThroughProxy(t *testing.T) {
 // containers are adopted, no slot's container is created or started twice,
 // and the rollout completes.
 func TestEndToEndDockerKillNineMidCanary(t *testing.T) {
+	testenv.IntegrationTest(t)
 	eng, g, listen := startDockerGraylane(t, "demoapp:v1", "demoapp:v2")
 	steps := `  steps: [{setWeight: 34}, {pause: {duration: 1s}}, {setWeight: 67}, {pause: {}}, {setWeight: 100}]
   scaleDownDelay: 1s`
@@ -272,6 +276,7 @@ func TestEndToEndDockerKillNineMidCanary(t *testing.T) {
 // (and the app's) message at once, autoRollback returns all traffic to
 // v2, and v2 never stops serving.
 func TestEndToEndDockerExitAtStartRollsBack(t *testing.T) {
+	testenv.IntegrationTest(t)
 	eng, g, listen := startDockerGraylane(t, "demoapp:v2")
 	eng.CrashImages(t, "demoapp:v3") // the broken build
 	steps := `  steps: [{setWeight: 25}, {pause: {duration: 2s}}, {setWeight: 100}]
@@ -292,7 +297,7 @@ func TestEndToEndDockerExitAtStartRollsBack(t *testing.T) {
 		}
 		return true
 	})
-	load := graylanetest.NewLoad("http://"+listen+"/", 4)
+	load := loadgen.Start(t, loadgen.Config{URL: "http://" + listen + "/", Workers: 4})
 	start := time.Now()
 	g.PutSpec("pay", dockerDoc("pay", "v3", eng.Host, 2, steps, nginxTraffic(listen)))
 	v := waitFor(t, g, "pay", 2*time.Minute, "v3 rolled back", func(v engine.AppView) bool {
@@ -300,8 +305,8 @@ func TestEndToEndDockerExitAtStartRollsBack(t *testing.T) {
 	})
 	took := time.Since(start)
 	waitFor(t, g, "pay", 60*time.Second, "v3 containers removed", onlyInstancesOf("v2"))
-	samples := load.Stop()
-	if f := graylanetest.Failures(samples); len(f) > 0 {
+	samples := load.Stop().Samples
+	if f := loadgen.Failures(samples); len(f) > 0 {
 		t.Fatalf("%d of %d requests failed while v3 failed; first %+v", len(f), len(samples), f[0])
 	}
 	if n := len(samples); n == 0 || samples[n-1].Version != "v2" {

@@ -55,9 +55,7 @@ func compose(t *testing.T, env []string, args ...string) string {
 // from graylane's image, answers /readyz on the published port, and its
 // container health check (graylane probe, exec form) reports healthy.
 func TestSingleStackAnswersReadyz(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a private dockerd")
-	}
+	testenv.IntegrationTest(t)
 	e := dockertest.Start(t, dockertest.Options{})
 	graylaneImage(t, e, "graylane:test")
 	port := testenv.FreePort(t)
@@ -103,6 +101,7 @@ func TestSingleStackAnswersReadyz(t *testing.T) {
 // external etcd with leader election on. (Bringing it up needs an etcd
 // image, which cannot be pulled here.)
 func TestHAStackConfig(t *testing.T) {
+	testenv.IntegrationTest(t)
 	file, _ := filepath.Abs("docker-compose.ha.yml")
 	out := compose(t, []string{"GRAYLANE_IMAGE=graylane:test"}, "-f", file, "config")
 	for _, want := range []string{"graylane-a:", "graylane-b:", "GRAYLANE_ETCD_ENDPOINTS: http://etcd:2379", `GRAYLANE_HA_ENABLED: "true"`, "GRAYLANE_HA_ID: graylane-b"} {

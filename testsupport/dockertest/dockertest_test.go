@@ -3,6 +3,7 @@ package dockertest
 import (
 	"context"
 	"fmt"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"io"
 	"net/http"
 	"strings"
@@ -18,6 +19,7 @@ import (
 // exec-form HEALTHCHECK reports healthy, and two engines side by side have
 // separate bridges.
 func TestEngineRunsDemoImage(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := Start(t, Options{})
 	e.DemoImages(t, "demoapp:v1")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
