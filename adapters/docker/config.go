@@ -63,6 +63,9 @@ type Config struct {
 	// PullTimeout bounds an image pull (default 10m).
 	CallTimeout time.Duration
 	PullTimeout time.Duration
+	// SSH configures ssh:// engines (without it they are refused with
+	// adapters.ErrUnsupported).
+	SSH *SSHConfig
 }
 
 func (c *Config) defaults() {

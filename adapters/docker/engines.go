@@ -56,7 +56,14 @@ func (p *engines) get(h spec.DockerHost) (*engine, error) {
 				filepath.Join(h.TLSDir, "ca.pem"), filepath.Join(h.TLSDir, "cert.pem"), filepath.Join(h.TLSDir, "key.pem")))
 		}
 	case "ssh":
-		return nil, fmt.Errorf("engine %s: ssh:// engines are not supported by this graylane yet; use tcp:// with TLS (docs/backends.md): %w", h.URL, adapters.ErrUnsupported)
+		if p.cfg.SSH == nil {
+			return nil, fmt.Errorf("engine %s: ssh:// engines need graylane's ssh.keyFile and ssh.knownHosts: %w", h.URL, adapters.ErrUnsupported)
+		}
+		d, err := newSSHDialer(p.cfg.SSH, u)
+		if err != nil {
+			return nil, fmt.Errorf("engine %s: %w", h.URL, err)
+		}
+		opts = append(opts, client.WithHost("http://docker.invalid"), client.WithDialContext(d.dial))
 	default:
 		return nil, fmt.Errorf("engine %s: scheme %q is not unix, tcp or ssh", h.URL, u.Scheme)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/viper"
 
@@ -36,7 +37,19 @@ func (r *resolver) addDocker(v *viper.Viper, releases func(context.Context, stri
 	if host == "" {
 		host = spec.DockerDefaultHost
 	}
+	// ssh:// engines log in with the ssh backend's key and known_hosts
+	var sshCfg *docker.SSHConfig
+	home, _ := os.UserHomeDir()
+	keyFile := orDefault(v.GetString("ssh.keyFile"), filepath.Join(home, ".ssh", "id_ed25519"))
+	known := list(v, "ssh.knownHosts")
+	if len(known) == 0 {
+		known = []string{filepath.Join(home, ".ssh", "known_hosts")}
+	}
+	if fileExists(keyFile) && fileExists(known[0]) {
+		sshCfg = &docker.SSHConfig{KeyFile: keyFile, KnownHostsFiles: known}
+	}
 	b, err := docker.New(docker.Config{
+		SSH:         sshCfg,
 		DefaultHost: spec.DockerHost{URL: host},
 		Logger:      log.With("component", "docker"),
 		Releases:    releases,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -200,7 +201,9 @@ func (e *Engine) start() error {
 	}
 	cmd := exec.Command(e.bin, e.args()...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// its own process group (a Ctrl-C of the test does not hit it first), and
+	// SIGTERM when the test binary dies (go test -timeout) so no engine is left
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start dockerd: %w", err)
@@ -318,11 +321,28 @@ func (e *Engine) release() {
 	if e.lock != nil {
 		e.lock.Close()
 	}
-	// network namespaces under the exec root are unmounted by dockerd on
-	// shutdown; whatever is still mounted is left rather than forced
-	if err := os.RemoveAll(e.Dir); err != nil {
-		_ = exec.Command("umount", "-R", filepath.Join(e.Dir, "x")).Run()
-		_ = os.RemoveAll(e.Dir)
+	// dockerd leaves mounts under its directories (the data root's bind,
+	// the exec root's netns): detach them, deepest first, then remove
+	unmountUnder(e.Dir)
+	_ = os.RemoveAll(e.Dir)
+}
+
+// unmountUnder detaches every mount point at or below dir.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
 	}
 }
 
