@@ -97,16 +97,68 @@ func TestSingleStackAnswersReadyz(t *testing.T) {
 	}
 }
 
-// The HA file is a valid compose file whose two graylanes share the
-// external etcd with leader election on. (Bringing it up needs an etcd
-// image, which cannot be pulled here.)
-func TestHAStackConfig(t *testing.T) {
+// The HA stack (docker-compose.ha.yml): two graylanes on an external etcd
+// with leader election both come up and answer /readyz. No etcd image can
+// be pulled here, so the etcd service is replaced (a compose override) by
+// graylane's image serving its embedded etcd (the same etcd server code)
+// on 0.0.0.0:2379, with its own engine on other key prefixes. Both
+// graylanes campaign for leadership there and exactly one leads.
+func TestHAStackAnswersReadyz(t *testing.T) {
 	testenv.IntegrationTest(t)
+	e := dockertest.Start(t, dockertest.Options{})
+	graylaneImage(t, e, "graylane:test")
 	file, _ := filepath.Abs("docker-compose.ha.yml")
-	out := compose(t, []string{"GRAYLANE_IMAGE=graylane:test"}, "-f", file, "config")
-	for _, want := range []string{"graylane-a:", "graylane-b:", "GRAYLANE_ETCD_ENDPOINTS: http://etcd:2379", `GRAYLANE_HA_ENABLED: "true"`, "GRAYLANE_HA_ID: graylane-b"} {
+	override := filepath.Join(t.TempDir(), "etcd-standin.yml")
+	if err := os.WriteFile(override, []byte(`version: "3.8"
+services:
+  etcd:
+    image: graylane:test
+    command: ["serve", "--config", "/etc/graylane/graylane.yaml"]
+    environment:
+      GRAYLANE_ETCD_EMBEDDED_CLIENTADDR: "0.0.0.0:2379"
+      GRAYLANE_ETCD_PREFIX: /standin/apps/
+      GRAYLANE_ETCD_STATEPREFIX: /standin/state/
+      GRAYLANE_DATA_DIR: /etcd-data
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := testenv.FreePort(t), testenv.FreePort(t)
+	env := []string{"DOCKER_HOST=" + e.Host, "GRAYLANE_IMAGE=graylane:test", "GRAYLANE_PORT_A=" + strconv.Itoa(pa), "GRAYLANE_PORT_B=" + strconv.Itoa(pb),
+		"DOCKER_SOCKET=" + strings.TrimPrefix(e.Host, "unix://"), "COMPOSE_PROJECT_NAME=glha" + strconv.Itoa(pa)}
+	out := compose(t, env, "-f", file, "-f", override, "config")
+	for _, want := range []string{"GRAYLANE_ETCD_ENDPOINTS: http://etcd:2379", `GRAYLANE_HA_ENABLED: "true"`, "GRAYLANE_HA_ID: graylane-b"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("docker-compose config lacks %q:\n%s", want, out)
+		}
+	}
+	compose(t, env, "-f", file, "-f", override, "up", "-d", "--no-build")
+	t.Cleanup(func() { compose(t, env, "-f", file, "-f", override, "down", "-v") })
+	for _, port := range []int{pa, pb} {
+		url := "http://127.0.0.1:" + strconv.Itoa(port) + "/readyz"
+		deadline := time.Now().Add(120 * time.Second)
+		for {
+			resp, err := http.Get(url)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not 200 after 120s (%v)\n%s", url, err, compose(t, env, "-f", file, "-f", override, "logs", "--tail", "30"))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	// both campaign on the shared etcd; exactly one leads
+	var logs string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		logs = compose(t, env, "-f", file, "-f", override, "logs", "graylane-a", "graylane-b")
+		if strings.Count(logs, "campaigning for leadership") >= 2 && strings.Count(logs, "leading: reconciling releases") == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want both graylanes campaigning and exactly one leading:\n%s", logs)
 		}
 	}
 }
