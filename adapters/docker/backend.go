@@ -35,8 +35,7 @@ type Backend struct {
 	apps   map[string]*app
 	closed bool
 
-	nmu       sync.Mutex
-	notifiers []func(app string)
+	listeners adapters.Listeners
 }
 
 var (
@@ -75,20 +74,9 @@ func New(cfg Config) (*Backend, error) {
 // Notify registers fn, called with the app's name whenever its observed
 // instances change (a container appears, becomes ready or unready, fails,
 // is stopped or removed). fn must not block.
-func (b *Backend) Notify(fn func(app string)) {
-	b.nmu.Lock()
-	defer b.nmu.Unlock()
-	b.notifiers = append(b.notifiers, fn)
-}
+func (b *Backend) Notify(fn func(app string)) { b.listeners.Add(fn) }
 
-func (b *Backend) notify(app string) {
-	b.nmu.Lock()
-	fns := b.notifiers
-	b.nmu.Unlock()
-	for _, fn := range fns {
-		fn(app)
-	}
-}
+func (b *Backend) notify(app string) { b.listeners.Fire(app) }
 
 // getApp returns the app's tracker, starting it when create is set.
 func (b *Backend) getApp(name string, create bool) (*app, error) {

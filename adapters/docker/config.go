@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -25,7 +26,7 @@ type Config struct {
 	// DefaultHost is the engine of releases whose backend.docker.hosts is
 	// empty (default unix:///var/run/docker.sock).
 	DefaultHost spec.DockerHost
-	// Logger receives the backend's logs (default slog.Default()).
+	// Logger receives the backend's logs (nil discards them).
 	Logger *slog.Logger
 	// Releases, if set, looks up an app's release in force. The backend
 	// uses it to find an app's engines (and so its running containers)
@@ -72,9 +73,7 @@ func (c *Config) defaults() {
 	if c.DefaultHost.URL == "" {
 		c.DefaultHost = spec.DockerHost{URL: spec.DockerDefaultHost}
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Logger = logx.OrDiscard(c.Logger)
 	if c.DrainDelay <= 0 {
 		c.DrainDelay = DefaultDrainDelay
 	}
