@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -201,6 +202,51 @@ func TestEndToEndDockerCanaryThenRollingThroughProxy(t *testing.T) {
 		t.Fatalf("%d of %d requests failed during the rolling update; first %+v", len(f), len(samples), f[0])
 	}
 	t.Logf("rolling start-first: %d requests through the proxy, 0 failed", len(samples))
+}
+
+// Blue-green on Docker behind the built-in proxy: v2 comes up at full
+// size beside v1, is reachable by preview header before the switch, takes
+// all traffic at once, and v1 goes after scaleDownDelay; no request fails.
+func TestEndToEndDockerBlueGreenThroughProxy(t *testing.T) {
+	testenv.IntegrationTest(t)
+	eng := dockertest.Start(t, dockertest.Options{})
+	eng.DemoImages(t, "demoapp:v1", "demoapp:v2")
+	g := graylanetest.Start(t, graylanetest.Options{Config: map[string]any{"docker": map[string]any{"host": eng.Host, "drainDelay": "200ms"}}})
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	proxy := fmt.Sprintf("traffic:\n  type: proxy\n  proxy: {listen: \"%s\"}", listen)
+	bg := `  type: bluegreen
+  autoPromotionDelay: 3s
+  scaleDownDelay: 1s
+  progressDeadline: 3m`
+	g.PutSpec("bg", dockerDoc("bg", "v1", eng.Host, 2, bg, proxy))
+	waitFor(t, g, "bg", 90*time.Second, "v1 healthy", onlyVersion("v1"))
+	load := loadgen.Start(t, loadgen.Config{URL: "http://" + listen + "/", Workers: 4})
+	g.PutSpec("bg", dockerDoc("bg", "v2", eng.Host, 2, bg, proxy))
+	waitFor(t, g, "bg", 90*time.Second, "v2 previewed at full size", func(v engine.AppView) bool {
+		ready := 0
+		for _, in := range v.Status.Instances {
+			if in.Version == "v2" && in.Ready {
+				ready++
+			}
+		}
+		return ready == 2 && v.Status.Weights["v1"] == 100
+	})
+	req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/", nil)
+	req.Header.Set("X-Graylane-Version", "v2")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Version") != "v2" {
+		t.Fatalf("preview request served by %q, want v2", resp.Header.Get("X-Version"))
+	}
+	waitFor(t, g, "bg", 90*time.Second, "switched to v2, v1 gone", onlyVersion("v2"))
+	samples := load.Stop().Samples
+	if f := loadgen.Failures(samples); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed during the blue-green switch; first %+v", len(f), len(samples), f[0])
+	}
+	t.Logf("blue-green: %d requests through the proxy, 0 failed", len(samples))
 }
 
 // kill -9 graylane in the middle of a canary step, restart it: the
