@@ -91,6 +91,8 @@ type Engine struct {
 	waiters   map[string]chan CommandResult
 
 	broker *Broker
+	// index holds every app's list row (index.go, list.go).
+	index *index
 }
 
 type parsedDoc struct {
@@ -130,6 +132,7 @@ func New(cfg Config) *Engine {
 		live:      map[string]*live{},
 		waiters:   map[string]chan CommandResult{},
 		broker:    NewBroker(),
+		index:     newIndex(),
 	}
 }
 
@@ -169,10 +172,14 @@ func (e *Engine) SourceError() error {
 // Config.Elect it reconciles only during its terms as leader.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		e.watch(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		e.feedIndex(ctx) // list.go
 	}()
 	defer wg.Wait()
 	select {
@@ -275,6 +282,7 @@ func (e *Engine) watch(ctx context.Context) {
 			for _, ch := range changes {
 				e.received[ch.Entry.App] = now
 				delete(e.parsed, ch.Entry.App)
+				e.index.doc(ch.Entry.App, e.cfg.Source.Name(), ch.Type != configsync.Delete)
 			}
 			first := resp.Reset && !e.isSynced
 			if first {
@@ -565,6 +573,7 @@ func (e *Engine) teardown(ctx context.Context, app string, rel *spec.Release, ba
 	delete(e.live, app)
 	delete(e.parsed, app)
 	e.mu.Unlock()
+	e.index.remove(app)
 	if e.cfg.Analysis != nil {
 		e.cfg.Analysis.Stop(app)
 	}
@@ -642,10 +651,15 @@ func (e *Engine) firstAction(app, version string, want adapters.Replicas) {
 }
 
 func (e *Engine) publish(ctx context.Context, app string) {
-	v, err := e.App(ctx, app)
+	rec, rev, err := e.cfg.Store.Load(ctx, app)
 	if err != nil {
 		return
 	}
+	v, err := e.view(app, rec, rev)
+	if err != nil {
+		return
+	}
+	e.index.put(SummaryOf(v), rev, true)
 	e.broker.Publish(app, Message{Kind: "status", App: &v})
 }
 
@@ -775,6 +789,12 @@ func (e *Engine) App(ctx context.Context, app string) (AppView, error) {
 	if err != nil {
 		return AppView{}, err
 	}
+	return e.view(app, rec, rev)
+}
+
+// view builds app's view from its record (at store revision rev; 0: none)
+// and what the engine holds in memory.
+func (e *Engine) view(app string, rec Record, rev int64) (AppView, error) {
 	e.mu.Lock()
 	doc, haveDoc := e.docs.Get(app)
 	pd := e.parsed[app]
