@@ -32,9 +32,9 @@ type index struct {
 	// (that is applied when read).
 	attention int
 
-	seq      uint64
-	log      []logEntry // changes, oldest first
-	subs     map[chan struct{}]struct{}
+	seq     uint64
+	log     []logEntry // changes, oldest first
+	subs    map[chan struct{}]struct{}
 	ready   chan struct{}
 	isReady bool
 	maxLog  int
