@@ -168,13 +168,21 @@ func TestAllAppsEventStream(t *testing.T) {
 		t.Fatal("set version")
 	}
 	seen := map[string]engine.Summary{}
-	deadline := time.Now().Add(10 * time.Second)
-	for !(seen["shop"].Phase == "Healthy" && seen["cart"].Phase == "Paused") {
-		if time.Now().After(deadline) {
-			t.Fatalf("changes never showed shop Healthy and cart Paused: %+v", seen)
+	sawEvent := false
+	timeout := time.After(10 * time.Second)
+	for !(seen["shop"].Phase == "Healthy" && seen["cart"].Phase == "Paused" && sawEvent) {
+		var m msg
+		select {
+		case m = <-got:
+		case <-timeout:
+			t.Fatalf("the stream never showed shop Healthy, cart Paused and a rollout event of cart: %+v, event %v", seen, sawEvent)
+		}
+		if m.kind == "event" {
+			sawEvent = sawEvent || strings.Contains(m.data, `"app":"cart"`)
+			continue
 		}
 		var ch engine.Changes
-		if err := json.Unmarshal([]byte(next("apps")), &ch); err != nil {
+		if err := json.Unmarshal([]byte(m.data), &ch); err != nil {
 			t.Fatal(err)
 		}
 		if ch.Seq <= first.Seq {
@@ -183,9 +191,6 @@ func TestAllAppsEventStream(t *testing.T) {
 		for _, s := range ch.Changed {
 			seen[s.App] = s
 		}
-	}
-	if ev := next("event"); !strings.Contains(ev, `"app":"cart"`) {
-		t.Fatalf("rollout event: %s", ev)
 	}
 }
 
