@@ -184,3 +184,7 @@ func (s Summary) equal(o Summary) bool {
 		s.SourceReady == o.SourceReady && s.Message == o.Message && s.SpecError == o.SpecError &&
 		s.LastError == o.LastError && s.Drift == o.Drift && s.UpdatedAt.Equal(o.UpdatedAt)
 }
+
+// viewRuns is how many recent runs of each analysis check an app's view
+// carries (enough for the console's chart).
+const viewRuns = 20
