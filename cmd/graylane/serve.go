@@ -22,8 +22,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/graylane/graylane/configsync"
-	"github.com/graylane/graylane/console"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
+	"github.com/graylane/graylane/console"
 	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/rollout/engine"
