@@ -176,11 +176,19 @@ func (b *Browser) Screenshot(path string, w, h int64, full bool) {
 		b.t.Fatalf("screenshot %s: %v", path, err)
 	}
 	time.Sleep(500 * time.Millisecond) // layout and the weights bars' transitions settle
-	shot := chromedp.CaptureScreenshot()
 	if full {
-		shot = chromedp.FullScreenshot(100)
+		// grow the viewport to the whole page, so that everything is laid
+		// out (and the editor draws every line) as on a tall screen
+		ph, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`document.documentElement.scrollHeight`))
+		if err == nil && ph > h {
+			err = metrics(w, ph)
+			time.Sleep(500 * time.Millisecond)
+		}
+		if err != nil {
+			b.t.Fatalf("screenshot %s: %v", path, err)
+		}
 	}
-	png, err := chromedp.Run(ctx, shot)
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err == nil {
 		err = metrics(1280, 800)
 	}

@@ -171,6 +171,7 @@ export function AppPage({ app, session }: { app: string; session: SessionInfo })
         <Card title="Rollout" id="rollout">
           <Steps d={d} now={now} />
         </Card>
+        <div class="stack">
         <Card title="Traffic" id="traffic">
           {spec?.traffic?.type === 'none' ? (
             <p class="muted">Traffic follows instance counts (traffic.type: none).</p>
@@ -193,6 +194,43 @@ export function AppPage({ app, session }: { app: string; session: SessionInfo })
           )}
         </Card>
 
+        <Card title="Release history" id="history">
+          {st.history?.length ? (
+            <table class="mini">
+              <thead>
+                <tr>
+                  <th scope="col">version</th>
+                  <th scope="col">outcome</th>
+                  <th scope="col">when</th>
+                </tr>
+              </thead>
+              <tbody>
+                {st.history.map((h, i) => (
+                  <tr key={i}>
+                    <td>
+                      <span class="ver">{h.version}</span>
+                    </td>
+                    <td class={`outcome outcome-${h.outcome}`}>{h.outcome}</td>
+                    <td class="muted" title={h.at}>
+                      {ago(h.at, now)}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <p class="muted">No release finished yet.</p>
+          )}
+          {st.previousVersion && (
+            <p class="muted small">
+              previous version: <span class="ver">{st.previousVersion}</span>
+            </p>
+          )}
+        </Card>
+
+        </div>
+      </div>
+      <div class="sections">
         <Card title={`Instances (${(st.instances ?? []).filter((i) => i.ready).length}/${(st.instances ?? []).length} ready)`} id="instances">
           <Instances d={d} />
         </Card>
@@ -230,40 +268,6 @@ export function AppPage({ app, session }: { app: string; session: SessionInfo })
                 </li>
               ))}
             </ol>
-          )}
-        </Card>
-
-        <Card title="Release history" id="history">
-          {st.history?.length ? (
-            <table class="mini">
-              <thead>
-                <tr>
-                  <th scope="col">version</th>
-                  <th scope="col">outcome</th>
-                  <th scope="col">when</th>
-                </tr>
-              </thead>
-              <tbody>
-                {st.history.map((h, i) => (
-                  <tr key={i}>
-                    <td>
-                      <span class="ver">{h.version}</span>
-                    </td>
-                    <td class={`outcome outcome-${h.outcome}`}>{h.outcome}</td>
-                    <td class="muted" title={h.at}>
-                      {ago(h.at, now)}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          ) : (
-            <p class="muted">No release finished yet.</p>
-          )}
-          {st.previousVersion && (
-            <p class="muted small">
-              previous version: <span class="ver">{st.previousVersion}</span>
-            </p>
           )}
         </Card>
 

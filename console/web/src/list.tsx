@@ -297,7 +297,7 @@ function Row({ s, now }: { s: Summary; now: number }) {
       </td>
       <td class="col-phase">
         <PhaseBadge phase={s.phase} />
-        <AttentionTags reasons={s.attention} />
+        <AttentionTags reasons={s.attention?.filter((r) => r !== 'degraded' && r !== 'rolledBack')} />
       </td>
       <td class="col-release">
         {s.canaryVersion ? (

@@ -37,7 +37,7 @@ function Header({ session, onLogout }: { session: SessionInfo; onLogout: () => v
             {health ? `${health.source} ${ok ? 'ready' : 'unavailable'}` : 'checking…'}
           </span>
           {health && <span class="pill pill-plain" title="this graylane reconciles (leader) or only serves the API (standby)">{health.role}</span>}
-          <span class="muted version" title="graylane version">v{session.version}</span>
+          <span class="muted version" title="graylane version">{/^\d/.test(session.version) ? `v${session.version}` : session.version}</span>
         </div>
         <div class="top-user">
           {session.authRequired ? (
