@@ -42,6 +42,7 @@ type index struct {
 
 type row struct {
 	sum Summary
+	low string // the name, lower-cased, for search
 	rev int64
 	// placeholder: only a document is known so far (no record yet).
 	placeholder bool
@@ -134,6 +135,7 @@ func (x *index) set(app string, r *row) {
 		x.names[i] = app
 	}
 	if r != nil {
+		r.low = strings.ToLower(app)
 		x.rows[app] = r
 		x.phases[r.sum.Phase]++
 		if len(r.sum.Attention) > 0 {
@@ -192,6 +194,11 @@ type Counts struct {
 
 // Match reports whether s passes q's filters (not its position).
 func (q Query) Match(s Summary) bool {
+	return q.match(s, strings.ToLower(s.App), strings.ToLower(q.Search))
+}
+
+// match is Match with the lower-cased name and search given.
+func (q Query) match(s Summary, lowName, lowSearch string) bool {
 	if len(q.Phases) > 0 {
 		ok := false
 		for _, p := range q.Phases {
@@ -204,7 +211,7 @@ func (q Query) Match(s Summary) bool {
 			return false
 		}
 	}
-	if q.Search != "" && !strings.Contains(strings.ToLower(s.App), strings.ToLower(q.Search)) {
+	if lowSearch != "" && !strings.Contains(lowName, lowSearch) {
 		return false
 	}
 	switch q.Attention {
@@ -230,11 +237,13 @@ func (q Query) Match(s Summary) bool {
 
 func (q Query) filtered() bool { return len(q.Phases) > 0 || q.Search != "" || q.Attention != "" }
 
-// page answers q; sourceReady is the config centre's health now.
+// page answers q; sourceReady is the config centre's health now. Without
+// filters it walks only the page; with them it scans every row once to
+// count the matches (20,000 rows: a few milliseconds).
 func (x *index) page(q Query, sourceReady bool) Page {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	p := Page{Seq: x.seq, Counts: x.counts(sourceReady), Apps: []Summary{}}
+	p := Page{Seq: x.seq, Counts: x.counts(sourceReady), Apps: make([]Summary, 0, min(q.Limit, len(x.names)))}
 	start := 0
 	if q.After != "" {
 		start = sort.SearchStrings(x.names, q.After)
@@ -244,29 +253,33 @@ func (x *index) page(q Query, sourceReady bool) Page {
 	}
 	if !q.filtered() {
 		p.Total = len(x.names)
+		end := min(len(x.names), start+q.Limit)
+		for _, name := range x.names[start:end] {
+			p.Apps = append(p.Apps, x.rows[name].sum.withSource(sourceReady))
+		}
+		p.More = end < len(x.names)
+		return p
 	}
+	lowSearch := strings.ToLower(q.Search)
 	for i, name := range x.names {
-		if !q.filtered() && i < start {
+		r := x.rows[name]
+		s := &r.sum
+		if !sourceReady && q.Attention != "" {
+			ws := r.sum.withSource(false)
+			s = &ws
+		}
+		if !q.match(*s, r.low, lowSearch) {
 			continue
 		}
-		s := x.rows[name].sum.withSource(sourceReady)
-		if q.filtered() {
-			if !q.Match(s) {
-				continue
-			}
-			p.Total++
-		}
+		p.Total++
 		if i < start {
 			continue
 		}
 		if len(p.Apps) == q.Limit {
 			p.More = true
-			if !q.filtered() {
-				break
-			}
 			continue
 		}
-		p.Apps = append(p.Apps, s)
+		p.Apps = append(p.Apps, s.withSource(sourceReady))
 	}
 	return p
 }

@@ -33,7 +33,7 @@ export function LoginPage({ notice, onSignedIn }: { notice: string; onSignedIn: 
         <button class="btn btn-primary" type="submit" disabled={busy || !token.trim()}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
-        <p class="muted small">The console keeps a session cookie (HttpOnly, SameSite=Strict) for 12 hours, or until you sign out.</p>
+        <p class="muted small">The console keeps a session cookie (HttpOnly, SameSite=Strict) until it expires (<code>http.sessionTTL</code>, 12 hours by default) or you sign out.</p>
       </form>
     </main>
   );
