@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/traffic"
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/rollout/engine"
 )
@@ -30,7 +30,7 @@ type sesEnv struct {
 func newSesEnv(t *testing.T, tls bool, ttl time.Duration, tokens ...Token) *sesEnv {
 	t.Helper()
 	src := memory.New()
-	eng := engine.New(engine.Config{Source: src, Store: engine.NewMemoryStore(), Resolver: &instant{want: map[string]adapters.Replicas{}},
+	eng := engine.New(engine.Config{Source: src, Store: engine.NewMemoryStore(), Resolver: &instant{want: map[string]traffic.Replicas{}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
