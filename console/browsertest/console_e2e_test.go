@@ -109,7 +109,7 @@ func seedApps(t *testing.T, g *graylanetest.Graylane, sys *DeploySystem) {
 	}
 	g.PutSpec("payments", sys.Spec("payments", "v8", 3, steps))
 	g.PutSpec("inventory", sys.Spec("inventory", "v4", 3, steps))
-	g.PutSpec("search", sys.Spec("search", "v3", 4, slow))
+	g.PutSpec("search", sys.WithAnalysis(sys.Spec("search", "v3", 4, slow)))
 	waitApp(t, c, "inventory", 30*time.Second, "paused", phaseIs(rollout.Paused))
 	if _, err := c.Command(context.Background(), "inventory", rollout.CmdAbort); err != nil {
 		t.Fatal(err)
@@ -246,6 +246,13 @@ func TestConsoleListLiveActionsAndEditor(t *testing.T) {
 	if err != nil || len(after.Kvs) != 1 || string(after.Kvs[0].Value) != string(before.Kvs[0].Value) || after.Kvs[0].ModRevision != before.Kvs[0].ModRevision {
 		t.Fatalf("etcd changed after an invalid save: %v", err)
 	}
+
+	// an app with an analysis check: its measured values as a chart
+	b.Do("back to the list", chromedp.Click(chromedp.CSS(`.crumbs a`)))
+	b.Eventually(10*time.Second, "the list", `document.querySelector('#search')`)
+	b.Do("clear the search", chromedp.Navigate(g.APIURL+"/apps/search"))
+	b.Eventually(30*time.Second, "the analysis chart", `document.querySelector('#analysis .chart canvas') && document.querySelector('#analysis .ok-text')?.textContent.includes('passing')`)
+	b.Screenshot(filepath.Join(dir, "app-analysis.png"), 1280, 800, true)
 	b.NoConsoleErrors()
 }
 

@@ -22,6 +22,7 @@ type DeploySystem struct {
 
 	mu       sync.Mutex
 	replicas map[string]map[string]int // app -> version -> instances
+	checks   int
 }
 
 // NewDeploySystem starts one on a free loopback port.
@@ -73,9 +74,28 @@ func (d *DeploySystem) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		d.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(st)
+	case r.Method == http.MethodGet && r.URL.Path == "/metrics":
+		// an analysis check's source: an error rate that wanders below 5 %
+		d.mu.Lock()
+		d.checks++
+		n := d.checks
+		d.mu.Unlock()
+		_, _ = fmt.Fprintf(w, `{"errorRate": %.4f}`, 0.012+0.004*float64(n%7)+0.002*float64(n%3))
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// WithAnalysis adds an HTTP analysis check on the deploy system's
+// /metrics (error rate at most 5 %, every second) to a Spec.
+func (d *DeploySystem) WithAnalysis(spec string) string {
+	return strings.Replace(spec, "  scaleDownDelay: 0s\n", fmt.Sprintf(`  scaleDownDelay: 0s
+  analysis:
+    interval: 1s
+    checks:
+      - name: error-rate
+        http: {url: "%s/metrics", jsonPath: errorRate, max: 0.05}
+`, d.URL), 1)
 }
 
 // Spec is a release spec of app on the webhook backend against d.

@@ -173,19 +173,17 @@ export function AppPage({ app, session }: { app: string; session: SessionInfo })
         </Card>
         <div class="stack">
         <Card title="Traffic" id="traffic">
+          <div class="kv">
+            <span class="k">desired</span>
+            <WeightsBar weights={st.weights} canary={st.canaryVersion} stable={st.stableVersion} label="desired" />
+          </div>
           {spec?.traffic?.type === 'none' ? (
-            <p class="muted">Traffic follows instance counts (traffic.type: none).</p>
+            <p class="muted small">No router: traffic follows the ready instances of each version (traffic.type: none).</p>
           ) : (
-            <>
-              <div class="kv">
-                <span class="k">desired</span>
-                <WeightsBar weights={st.weights} canary={st.canaryVersion} stable={st.stableVersion} label="desired" />
-              </div>
-              <div class="kv" data-testid="observed">
-                <span class="k">observed</span>
-                {st.observedWeights ? <WeightsBar weights={st.observedWeights} canary={st.canaryVersion} stable={st.stableVersion} label="observed" /> : <span class="muted">not reported yet (shown by the leader)</span>}
-              </div>
-            </>
+            <div class="kv" data-testid="observed">
+              <span class="k">observed</span>
+              {st.observedWeights ? <WeightsBar weights={st.observedWeights} canary={st.canaryVersion} stable={st.stableVersion} label="observed" /> : <span class="muted">not reported yet (shown by the leader)</span>}
+            </div>
           )}
           {st.preview && (
             <p class="muted small">

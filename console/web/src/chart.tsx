@@ -28,7 +28,7 @@ export function CheckChart({ runs, min, max, label }: { runs: CheckRun[]; min?: 
         scales: { x: { time: true } },
         axes: [
           { stroke: '#64748b', grid: { stroke: '#eef2f6' }, ticks: { stroke: '#e2e8f0' }, font: '11px system-ui, sans-serif' },
-          { stroke: '#64748b', grid: { stroke: '#eef2f6' }, ticks: { stroke: '#e2e8f0' }, size: 44, font: '11px system-ui, sans-serif' },
+          { stroke: '#64748b', grid: { stroke: '#eef2f6' }, ticks: { stroke: '#e2e8f0' }, size: 56, font: '11px system-ui, sans-serif' },
         ],
         series: [
           {},
