@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/traffic"
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/traffic"
 )
 
 var (
@@ -90,6 +90,7 @@ func (e *sesEnv) login(tok Token) (*http.Cookie, string) {
 }
 
 func TestConsoleSessions(t *testing.T) {
+	t.Parallel()
 	e := newSesEnv(t, false, time.Hour, opsToken, viewerToken)
 	resp, body := e.call("GET", "/api/v1/session", "", nil, "", "")
 	if resp.StatusCode != 200 || body["authRequired"] != true || body["authenticated"] != false || body["version"] != "test-1" {
@@ -177,6 +178,7 @@ func TestConsoleSessions(t *testing.T) {
 }
 
 func TestSessionsExpire(t *testing.T) {
+	t.Parallel()
 	e := newSesEnv(t, false, time.Second, opsToken)
 	c, _ := e.login(opsToken)
 	deadline := time.Now().Add(5 * time.Second)
@@ -193,6 +195,7 @@ func TestSessionsExpire(t *testing.T) {
 }
 
 func TestSessionCookieIsSecureOverTLS(t *testing.T) {
+	t.Parallel()
 	e := newSesEnv(t, true, time.Hour, opsToken)
 	c, _ := e.login(opsToken)
 	if !c.Secure {
@@ -203,6 +206,7 @@ func TestSessionCookieIsSecureOverTLS(t *testing.T) {
 // Without tokens the API is open (as on loopback today), but a browser
 // request from another site changes nothing.
 func TestNoTokensRefusesCrossSiteChanges(t *testing.T) {
+	t.Parallel()
 	e := newSesEnv(t, false, time.Hour)
 	_, info := e.call("GET", "/api/v1/session", "", nil, "", "")
 	if info["authRequired"] != false || info["user"] != "anonymous" || info["role"] != "write" {
