@@ -501,6 +501,11 @@ func (s *Server) events(c *gin.Context) {
 	if !send(engine.Message{Kind: "status", App: &v}) {
 		return
 	}
+	// Only the leader's passes publish statuses; a standby follows the
+	// state records instead (the apps index), so its stream is live too.
+	changed, stop := s.cfg.Engine.SubscribeChanges()
+	defer stop()
+	seq := s.cfg.Engine.Changes(^uint64(0)).Seq
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	for {
@@ -511,6 +516,16 @@ func (s *Server) events(c *gin.Context) {
 			if !send(m) {
 				return
 			}
+		case <-changed:
+			chg := s.cfg.Engine.Changes(seq)
+			seq = chg.Seq
+			if s.cfg.Engine.Leader() || !touches(chg, app) {
+				continue
+			}
+			v, err := s.cfg.Engine.App(c.Request.Context(), app)
+			if err == nil && !send(engine.Message{Kind: "status", App: &v}) {
+				return
+			}
 		case <-keepalive.C:
 			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
 				return
@@ -518,4 +533,17 @@ func (s *Server) events(c *gin.Context) {
 			w.Flush()
 		}
 	}
+}
+
+// touches reports whether chg may concern app.
+func touches(chg engine.Changes, app string) bool {
+	if chg.Reset {
+		return true
+	}
+	for _, sm := range chg.Changed {
+		if sm.App == app {
+			return true
+		}
+	}
+	return false
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/client"
 	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
@@ -118,6 +119,24 @@ traffic: {type: none}
 		t.Fatal(err)
 	}
 	waitFor(t, a, "billing", 60*time.Second, "v1 healthy", healthyAt("v1"))
+	// the standby's event stream follows the leader's progress
+	opened, sawCanary := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go b.Client().Watch(wctx, "billing", func(m engine.Message) bool {
+		once.Do(func() { close(opened) }) // the stream's first status: it is open
+		if m.App != nil && m.App.Status.CanaryVersion == "v2" {
+			close(sawCanary)
+			return false
+		}
+		return true
+	})
+	select {
+	case <-opened:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the standby's event stream never opened")
+	}
 	if _, err := cli.Put(ctx, "/graylane/apps/billing", doc("v2")); err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +145,26 @@ traffic: {type: none}
 		return v.Status.Phase == rollout.Paused && v.Status.Step == 1
 	})
 
-	a.Kill() // the leader dies; its lease expires after ha.ttl
+	select {
+	case <-sawCanary:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the standby's event stream never showed the canary v2")
+	}
+	// and lists it from the state records, paused, without a pass of its own
 	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l, err := b.Client().Apps(ctx, client.ListOptions{Phase: "Paused"})
+		if err == nil && len(l) == 1 && l[0].App == "billing" && l[0].CanaryVersion == "v2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby's list never showed billing paused: %+v %v", l, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	a.Kill() // the leader dies; its lease expires after ha.ttl
+	deadline = time.Now().Add(30 * time.Second)
 	for readyz(t, b) != "ok (leader)" {
 		if time.Now().After(deadline) {
 			t.Fatalf("standby never took over: %q", readyz(t, b))
