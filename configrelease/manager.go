@@ -2,8 +2,6 @@ package configrelease
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,8 +12,11 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configwire"
+	"github.com/graylane/graylane/internal/logx"
+	"github.com/graylane/graylane/internal/randid"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
 )
@@ -53,10 +54,10 @@ type Config struct {
 	// centre ("etcd", "nacos", "apollo"). A target on a centre that is not
 	// configured waits at the config gate with an error saying so.
 	Centres []configsync.Documents
-	// Logger defaults to slog.Default().
+	// Logger defaults to discarding (logx.OrDiscard).
 	Logger *slog.Logger
-	// Now defaults to time.Now.
-	Now func() time.Time
+	// Clock stamps history, retries and drift (default the real clock).
+	Clock clock.Clock
 	// DriftInterval is how often stable and gray copies are read back to
 	// detect edits made behind graylane's back (DefaultDriftInterval).
 	DriftInterval time.Duration
@@ -122,12 +123,8 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("configrelease: a Store is required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
+	cfg.Clock = clock.Or(cfg.Clock)
 	if cfg.DriftInterval <= 0 {
 		cfg.DriftInterval = DefaultDriftInterval
 	}
@@ -208,7 +205,7 @@ func (m *Manager) Prepare(ctx context.Context, rel *spec.Release) (string, error
 			return id, err
 		}
 	}
-	e := HistoryEntry{App: rel.App, Identity: id, Version: rel.Version, Bundle: b, BoundAt: m.cfg.Now()}
+	e := HistoryEntry{App: rel.App, Identity: id, Version: rel.Version, Bundle: b, BoundAt: m.cfg.Clock.Now()}
 	if err := m.cfg.Store.PutEntry(ctx, e, rel.Version); err != nil {
 		return "", err
 	}
@@ -451,7 +448,7 @@ func (m *Manager) Reconcile(ctx context.Context, in Pass) (Result, error) {
 			a.view = &View{Identity: in.Identity}
 		}
 		a.view.Error = err.Error()
-		a.view.UpdatedAt = m.cfg.Now()
+		a.view.UpdatedAt = m.cfg.Clock.Now()
 		m.mu.Unlock()
 	}
 	return res, err
@@ -460,7 +457,7 @@ func (m *Manager) Reconcile(ctx context.Context, in Pass) (Result, error) {
 func (m *Manager) reconcile(ctx context.Context, in Pass) (Result, error) {
 	cfg := in.Spec.Config
 	a := m.mem(in.App)
-	now := m.cfg.Now()
+	now := m.cfg.Clock.Now()
 	log := m.log.With("app", in.App)
 	var res Result
 
@@ -544,7 +541,7 @@ func (m *Manager) reconcile(ctx context.Context, in Pass) (Result, error) {
 	for id, d := range g.Digests {
 		g.Placed[id] = (id == lay.GrayIdentity && grayOK) || (stableOK && d == stableB.Digest)
 	}
-	g.Waiting = m.waiting(want, state.Applied, a, m.cfg.Now())
+	g.Waiting = m.waiting(want, state.Applied, a, m.cfg.Clock.Now())
 
 	// which config did the instances load?
 	reports, perrs := m.probe.probe(ctx, cfg.EffectiveReportPath(), in.Instances)
@@ -613,7 +610,7 @@ func allVerified(want map[string]wanted, applied map[string]AppliedPlacement, ro
 func (m *Manager) writeAhead(ctx context.Context, app string, state *State, ops []op, lay Layout, a *appMem) error {
 	txn := state.Txn
 	if txn == nil || txn.To != lay {
-		txn = &Txn{ID: newID(), StartedAt: m.cfg.Now(), From: state.Layout, To: lay}
+		txn = &Txn{ID: randid.Hex(6), StartedAt: m.cfg.Clock.Now(), From: state.Layout, To: lay}
 	}
 	known := map[string]bool{}
 	for _, o := range txn.Ops {
@@ -648,7 +645,7 @@ func (m *Manager) writeAhead(ctx context.Context, app string, state *State, ops 
 // does not fully succeed. It returns whether it waits on something.
 func (m *Manager) execute(ctx context.Context, app string, state *State, ops []op, a *appMem, log *slog.Logger) (bool, []rollout.Event) {
 	var events []rollout.Event
-	now := m.cfg.Now()
+	now := m.cfg.Clock.Now()
 	for phase := 1; phase <= 3; phase++ {
 		var batch []op
 		for _, o := range ops {
@@ -695,7 +692,7 @@ func (m *Manager) execute(ctx context.Context, app string, state *State, ops []o
 				}
 				rs.attempts++
 				rs.err = r.err.Error()
-				rs.next = m.cfg.Now().Add(backoff(rs.attempts))
+				rs.next = m.cfg.Clock.Now().Add(backoff(rs.attempts))
 				log.Warn("config write failed; retrying with back-off", "placement", r.o.w.p.String(), "file", r.o.w.p.File, "attempt", rs.attempts, "retryIn", backoff(rs.attempts), "err", r.err)
 				if rs.attempts == 1 || rs.attempts%10 == 0 {
 					events = append(events, rollout.Event{Type: rollout.Warning, Reason: "ConfigWriteFailed",
@@ -707,7 +704,7 @@ func (m *Manager) execute(ctx context.Context, app string, state *State, ops []o
 			if r.o.w.file == nil {
 				delete(state.Applied, r.o.key)
 			} else {
-				state.Applied[r.o.key] = AppliedPlacement{Placement: r.o.w.p, Identity: r.o.w.identity, SHA256: r.sha, Verified: true, At: m.cfg.Now()}
+				state.Applied[r.o.key] = AppliedPlacement{Placement: r.o.w.p, Identity: r.o.w.identity, SHA256: r.sha, Verified: true, At: m.cfg.Clock.Now()}
 			}
 			delete(a.drift, r.o.key)
 			if state.Txn != nil {
@@ -787,8 +784,9 @@ func (m *Manager) applyOne(ctx context.Context, w wanted) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", verb(w), err)
 	}
-	// read back until the centre serves it
-	deadline := time.Now().Add(m.cfg.ReadBackTimeout)
+	// read back until the centre serves it, for at most ReadBackTimeout
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.ReadBackTimeout)
+	defer cancel()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -796,7 +794,7 @@ func (m *Manager) applyOne(ctx context.Context, w wanted) (string, error) {
 		if sha, ok := m.matches(w, cur, rerr); ok {
 			return sha, nil
 		}
-		if time.Now().After(deadline) {
+		if rctx.Err() != nil && ctx.Err() == nil {
 			got := "an error: " + fmt.Sprint(rerr)
 			if rerr == nil {
 				d, _ := configwire.FileDigest(w.p.Format, cur.Data)
@@ -807,6 +805,7 @@ func (m *Manager) applyOne(ctx context.Context, w wanted) (string, error) {
 		select {
 		case <-ctx.Done():
 			return "", fmt.Errorf("read back: %w", ctx.Err())
+		case <-rctx.Done():
 		case <-t.C:
 		}
 	}
@@ -886,7 +885,7 @@ func (m *Manager) checkDrift(ctx context.Context, app string, cfg *spec.Config, 
 	wg.Wait()
 	sort.Slice(fs, func(i, j int) bool { return fs[i].key < fs[j].key })
 	repair := cfg.DriftPolicy() == spec.DriftRepair
-	now := m.cfg.Now()
+	now := m.cfg.Clock.Now()
 	for _, f := range fs {
 		if f.err == nil {
 			delete(a.missing, f.key)
@@ -910,7 +909,7 @@ func (m *Manager) checkDrift(ctx context.Context, app string, cfg *spec.Config, 
 			}
 			continue
 		}
-		d := Drift{Placement: f.w.p, Identity: f.w.identity, Want: f.w.sha(), Got: f.got, Since: m.cfg.Now()}
+		d := Drift{Placement: f.w.p, Identity: f.w.identity, Want: f.w.sha(), Got: f.got, Since: m.cfg.Clock.Now()}
 		gotText := ""
 		if f.err == nil {
 			gotText = string(f.doc.Data)
@@ -954,7 +953,7 @@ func (m *Manager) settled(ctx context.Context, app string, from, to Layout, bund
 		if err != nil || !ok {
 			return
 		}
-		e.Events = append(e.Events, HistoryEvent{At: m.cfg.Now(), Kind: kind, Detail: detail})
+		e.Events = append(e.Events, HistoryEvent{At: m.cfg.Clock.Now(), Kind: kind, Detail: detail})
 		if len(e.Events) > maxHistoryEvents {
 			e.Events = e.Events[len(e.Events)-maxHistoryEvents:]
 		}
@@ -1056,10 +1055,4 @@ func (m *Manager) setView(in Pass, a *appMem, lay Layout, g *rollout.ConfigGate,
 	m.mu.Lock()
 	a.view = v
 	m.mu.Unlock()
-}
-
-func newID() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

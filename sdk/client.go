@@ -14,6 +14,7 @@ import (
 
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -153,9 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.ID == "" {
 		cfg.ID = cfg.Addr
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	log := cfg.Logger.With("app", cfg.App, "version", cfg.Version)
 	opts := []RouterOption{WithRouterLogger(log)}
 	if cfg.Edge {

@@ -46,7 +46,6 @@ func appNames(l AppList) string {
 }
 
 func TestListPagesAndFilters(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t)
 	for _, a := range []string{"cart", "shop", "billing", "search", "shop-api"} {
 		e.src.Set(a, []byte(appSpec(a, "v1")))
@@ -121,7 +120,6 @@ func TestListPagesAndFilters(t *testing.T) {
 // GET /api/v1/events sends the list's counts, then each change as a
 // coalesced batch of summaries.
 func TestAllAppsEventStream(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t)
 	e.src.Set("cart", []byte(appSpec("cart", "v1")))
 	e.waitPhase("cart", "Healthy")
@@ -197,7 +195,6 @@ func TestAllAppsEventStream(t *testing.T) {
 }
 
 func TestSpecValidateAndActions(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t)
 	e.src.Set("demo", []byte(goodSpec))
 	e.waitPhase("demo", "Healthy")
@@ -248,7 +245,6 @@ func TestSpecValidateAndActions(t *testing.T) {
 }
 
 func TestHealthAndConsoleFallback(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t)
 	code, body := e.do("GET", "/api/v1/health", "")
 	if code != 200 || body["source"] != "memory" {

@@ -90,7 +90,6 @@ func (e *sesEnv) login(tok Token) (*http.Cookie, string) {
 }
 
 func TestConsoleSessions(t *testing.T) {
-	t.Parallel()
 	e := newSesEnv(t, false, time.Hour, opsToken, viewerToken)
 	resp, body := e.call("GET", "/api/v1/session", "", nil, "", "")
 	if resp.StatusCode != 200 || body["authRequired"] != true || body["authenticated"] != false || body["version"] != "test-1" {
@@ -178,7 +177,6 @@ func TestConsoleSessions(t *testing.T) {
 }
 
 func TestSessionsExpire(t *testing.T) {
-	t.Parallel()
 	e := newSesEnv(t, false, time.Second, opsToken)
 	c, _ := e.login(opsToken)
 	deadline := time.Now().Add(5 * time.Second)
@@ -195,7 +193,6 @@ func TestSessionsExpire(t *testing.T) {
 }
 
 func TestSessionCookieIsSecureOverTLS(t *testing.T) {
-	t.Parallel()
 	e := newSesEnv(t, true, time.Hour, opsToken)
 	c, _ := e.login(opsToken)
 	if !c.Secure {
@@ -206,7 +203,6 @@ func TestSessionCookieIsSecureOverTLS(t *testing.T) {
 // Without tokens the API is open (as on loopback today), but a browser
 // request from another site changes nothing.
 func TestNoTokensRefusesCrossSiteChanges(t *testing.T) {
-	t.Parallel()
 	e := newSesEnv(t, false, time.Hour)
 	_, info := e.call("GET", "/api/v1/session", "", nil, "", "")
 	if info["authRequired"] != false || info["user"] != "anonymous" || info["role"] != "write" {

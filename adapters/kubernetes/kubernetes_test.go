@@ -172,8 +172,10 @@ func testRolling(t *testing.T, c *kubestack.Cluster) {
 
 // testCanary: weight steps scale one Deployment per version (no router:
 // the stable version shrinks as the canary grows, one Service selects
-// both), a pause waits for promote, promotion scales the old version away
-// after scaleDownDelay.
+// both), a pause waits for promote, and promotion scales the old version
+// away without ever growing it back: with traffic following pod counts,
+// scaleDownDelay does not apply (issue 13: v1 went back to 4 pods, taking
+// half of the users, for scaleDownDelay).
 func testCanary(t *testing.T, c *kubestack.Cluster) {
 	r := newRig(t, c, "cany")
 	rel := func(v string) *spec.Release {
@@ -209,10 +211,15 @@ func testCanary(t *testing.T, c *kubestack.Cluster) {
 		return errors.Join(err1, err2, err3) == nil && len(v1) == 2 && len(v2) == 2 && sameSet(eps, all), "endpoints " + strings.Join(slices.Sorted(maps.Keys(eps)), ",")
 	})
 
+	old := watchAvailability(t, r.cs, r.ns, "cany")
 	r.command(rollout.CmdPromote)
-	r.healthy("v2", 4, 60*time.Second) // 4 v2 pods and nothing else: v1 was scaled away after scaleDownDelay
+	r.healthy("v2", 4, 60*time.Second) // 4 v2 pods and nothing else: v1 was scaled away
+	_, oldPods, events := old.result()
+	if wanted := old.wanted(); oldPods > 2 || wanted > 2 {
+		t.Errorf("after promote the old deployment cany grew to %d pods (spec.replicas up to %d; %d watch events), want at most the 2 it had", oldPods, wanted, events)
+	}
 	if d := getDeployment(t, r.cs, r.ns, "cany"); ptrVal(d.Spec.Replicas) != 0 {
-		t.Errorf("old deployment cany has %d replicas after scaleDownDelay, want 0", ptrVal(d.Spec.Replicas))
+		t.Errorf("old deployment cany has %d replicas after promotion, want 0", ptrVal(d.Spec.Replicas))
 	}
 	if d := getDeployment(t, r.cs, r.ns, "cany-v2"); ptrVal(d.Spec.Replicas) != 4 {
 		t.Errorf("deployment cany-v2 has %d replicas, want 4", ptrVal(d.Spec.Replicas))

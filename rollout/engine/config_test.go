@@ -52,7 +52,7 @@ func TestEngineConfigInStep(t *testing.T) {
 	}
 	t.Cleanup(func() { cli.Close() })
 	h := newHarness(t)
-	m, err := configrelease.New(configrelease.Config{Store: configrelease.NewEtcdStore(cli, ""), Centres: []configsync.Documents{etcdsrc.NewDocuments(cli)}, Now: h.clock.Now})
+	m, err := configrelease.New(configrelease.Config{Store: configrelease.NewEtcdStore(cli, ""), Centres: []configsync.Documents{etcdsrc.NewDocuments(cli)}, Clock: h.clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func (e *Engine) feedIndex(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		rev, err := rw.ListRecords(ctx, func(app string, rec Record, rev int64) {
-			if v, err := e.view(app, rec, rev); err == nil {
+			if v, ok := e.view(app, rec, rev); ok {
 				e.index.put(SummaryOf(v), rev, false)
 			}
 		})
@@ -94,7 +94,7 @@ func (e *Engine) feedIndex(ctx context.Context) {
 				e.index.remove(ch.App)
 				continue
 			}
-			if v, err := e.view(ch.App, ch.Record, ch.Rev); err == nil {
+			if v, ok := e.view(ch.App, ch.Record, ch.Rev); ok {
 				e.index.put(SummaryOf(v), ch.Rev, false)
 			}
 		}
@@ -113,7 +113,7 @@ func (e *Engine) fillIndex(ctx context.Context) {
 					err = lerr
 					break
 				}
-				if v, verr := e.view(a, rec, rev); verr == nil {
+				if v, ok := e.view(a, rec, rev); ok {
 					e.index.put(SummaryOf(v), rev, false)
 				}
 			}

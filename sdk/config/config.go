@@ -13,6 +13,7 @@ import (
 
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configwire"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -118,9 +119,7 @@ func New(ctx context.Context, opts Options) (*Loader, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = logx.OrDiscard(opts.Logger)
 	rctx, cancel := context.WithCancel(context.Background())
 	l := &Loader{opts: opts, log: opts.Logger, loaded: make(chan struct{}), stop: cancel, done: make(chan struct{})}
 	go l.run(rctx)

@@ -17,6 +17,7 @@ import (
 	"github.com/graylane/graylane/configsync"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/sdk"
 )
 
@@ -67,9 +68,7 @@ func New(cfg Config) *Registry {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	return &Registry{cli: cfg.Client, prefix: cfg.Prefix, ttl: max(cfg.TTL, MinTTL), log: cfg.Logger.With("registry", "etcd")}
 }
 
