@@ -63,6 +63,7 @@ func selfSigned(t *testing.T, dir string) (cert, key string, pool *x509.CertPool
 // With http.tls.certFile and keyFile, graylane serves the API and the
 // console over HTTPS only, and console session cookies are Secure.
 func TestEndToEndTLS(t *testing.T) {
+	testenv.IntegrationTest(t)
 	bin := graylanetest.Binaries(t)
 	dir := t.TempDir()
 	cert, key, pool := selfSigned(t, dir)

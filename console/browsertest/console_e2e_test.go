@@ -132,6 +132,7 @@ func rowText(app, cell string) string {
 // field path and changes nothing in etcd; the keyboard reaches search and
 // the dialogs; and no page logs an error.
 func TestConsoleListLiveActionsAndEditor(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := StartBrowser(t)
 	g := startGraylane(t, nil)
 	sys := NewDeploySystem(t)
@@ -260,6 +261,7 @@ func TestConsoleListLiveActionsAndEditor(t *testing.T) {
 // apps with every action disabled (and says why); a write token's action
 // succeeds and lands in the audit trail under the token's name.
 func TestConsoleSignInRolesAndAudit(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := StartBrowser(t)
 	g := startGraylane(t, map[string]any{"http": map[string]any{"tokens": []map[string]any{
 		{"name": "ops", "token": "ops-token-123", "role": "write"},
@@ -320,6 +322,7 @@ func TestConsoleSignInRolesAndAudit(t *testing.T) {
 // it takes (navigation → first page of rows with the counts) and the list
 // API's latency, as figures for docs/benchmarks.md — not asserted.
 func TestConsoleFirstScreenWith2000Apps(t *testing.T) {
+	testenv.IntegrationTest(t)
 	const apps = 2000
 	b := StartBrowser(t)
 	g := startGraylane(t, map[string]any{"engine": map[string]any{"resync": "60s", "workers": 8}})

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // ListRecords reads every record across several pages at one revision,
@@ -16,18 +17,10 @@ import (
 // parent prefix), and WatchRecords then reports saves and deletes after
 // that revision, with the record's mod revision.
 func TestListThenWatchRecords(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := etcdtest.Start(t).Client()
 	st := etcdstore.New(cli, "/gl/state/")
 	const n = 1234 // more than two pages
 	revs := map[string]int64{}
