@@ -33,7 +33,7 @@ test: test-deps tools build
 
 ## test-unit: the fast inner loop (pure logic, no external servers)
 test-unit:
-	$(GO) test -count=1 -short ./spec/... ./gray/... ./rollout/... ./adapters ./configsync ./server/... ./client/... ./traffic ./clock ./internal/randid
+	$(GO) test -count=1 -short ./spec/... ./gray/... ./rollout/... ./adapters ./configsync ./server/... ./client/... ./traffic ./clock ./internal/randid ./configwire
 
 ## bench: the benchmarks behind docs/benchmarks.md
 bench: build
