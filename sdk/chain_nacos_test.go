@@ -1,10 +1,9 @@
 package sdk_test
 
 import (
+	"log/slog"
 	"testing"
 	"time"
-
-	"log/slog"
 
 	"github.com/graylane/graylane/adapters/grayrouter"
 	"github.com/graylane/graylane/configsync/nacos"
@@ -12,12 +11,14 @@ import (
 	"github.com/graylane/graylane/sdk/nacosreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // TestChainNacos is TestChainEtcd's scenario with every service registered
 // in Nacos naming and the documents published in Nacos config, against
 // Polaris (a real Nacos-protocol server), with async hops.
 func TestChainNacos(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := polaris.Start(t)
 	log := sdktest.Logger(t, slog.LevelWarn)
 	ctx := sdktest.Ctx(t, 5*time.Minute)

@@ -14,6 +14,8 @@ import (
 	"github.com/graylane/graylane/sdk/etcdreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -131,7 +133,8 @@ func checkSplit(t testing.TB, got map[int]string, w int) {
 }
 
 func TestChainEtcd(t *testing.T) {
-	cli := sdktest.Etcd(t)
+	testenv.IntegrationTest(t)
+	cli := etcdtest.Start(t).Client()
 	log := sdktest.Logger(t, slog.LevelWarn)
 	reg := etcdreg.New(etcdreg.Config{Client: cli, Logger: log})
 	rules := etcdreg.Rules(cli, "")

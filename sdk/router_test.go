@@ -20,6 +20,7 @@ import (
 	"github.com/graylane/graylane/sdk/gingray"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -215,7 +216,9 @@ func TestTransport(t *testing.T) {
 	rules := memory.New()
 	publish(t, rules, doc("shop", nil, vw("v2", 50), vw("v1", 50)))
 	c := startClient(t, rules, disc)
-	sdktest.Eventually(t, 5*time.Second, "rules followed", func() (bool, string) { return c.Router().Generation("shop") == 1, "" })
+	testenv.Eventually(t, 5*time.Second, "rules followed", func() error {
+		return testenv.Check(c.Router().Generation("shop") == 1, "generation %d", c.Router().Generation("shop"))
+	})
 	hc := c.HTTPClient()
 	ctx := context.Background()
 	canary, stable := userIn(0, 5000), userIn(5000, 10000)
@@ -244,7 +247,7 @@ func TestTransport(t *testing.T) {
 	}
 	// a version with no ready instance falls back (v3's instance is not ready)
 	publish(t, rules, doc("shop", nil, vw("v3", 100)))
-	sdktest.Eventually(t, 5*time.Second, "rules followed", func() (bool, string) { return c.Router().Table("shop").Routes("v3"), "" })
+	testenv.Eventually(t, 5*time.Second, "rules followed", func() error { return testenv.Check(c.Router().Table("shop").Routes("v3"), "v3 not routed yet") })
 	body, err = get(t, hc, ctx, "http://shop/", nil)
 	sdktest.Must(t, "fallback call", err)
 	if !strings.HasPrefix(body, "v1 ") && !strings.HasPrefix(body, "v2 ") {
@@ -266,7 +269,7 @@ func TestTransport(t *testing.T) {
 		ch <- nil
 	}
 	disc.mu.Unlock()
-	sdktest.Eventually(t, 5*time.Second, "instances gone", func() (bool, string) { return len(c.Instances("shop")) == 0, "" })
+	testenv.Eventually(t, 5*time.Second, "instances gone", func() error { return testenv.Check(len(c.Instances("shop")) == 0, "instances %v", c.Instances("shop")) })
 	if _, err := get(t, hc, ctx, "http://shop/", nil); err == nil || !strings.Contains(err.Error(), "no ready instance") {
 		t.Fatalf("call with no instance: %v", err)
 	}
@@ -276,18 +279,22 @@ func TestClientKeepsLastGoodDocument(t *testing.T) {
 	rules := memory.New()
 	publish(t, rules, doc("shop", nil, vw("v2", 100)))
 	c := startClient(t, rules, &fakeDiscovery{lists: map[string][]gray.Instance{}})
-	sdktest.Eventually(t, 5*time.Second, "rules followed", func() (bool, string) { return c.Router().Generation("shop") == 1, "" })
+	testenv.Eventually(t, 5*time.Second, "rules followed", func() error {
+		return testenv.Check(c.Router().Generation("shop") == 1, "generation %d", c.Router().Generation("shop"))
+	})
 	changed := c.Router().Changed()
 	_, err := rules.Put(context.Background(), "shop", []byte(`{"schema":"graylane.gray/v1","app":"shop","split":"x"}`), "")
 	sdktest.Must(t, "put bad", err)
 	publish(t, rules, doc("other", nil, vw("v1", 100)))
 	<-changed
-	sdktest.Eventually(t, 5*time.Second, "other app followed", func() (bool, string) { return c.Router().Generation("other") == 1, "" })
+	testenv.Eventually(t, 5*time.Second, "other app followed", func() error {
+		return testenv.Check(c.Router().Generation("other") == 1, "generation %d", c.Router().Generation("other"))
+	})
 	if c.Router().Table("shop") == nil || c.Router().Table("shop").Fallback()[0] != "v2" {
 		t.Fatal("a malformed document replaced the last good one")
 	}
 	sdktest.Must(t, "delete", rules.Delete(context.Background(), "shop", ""))
-	sdktest.Eventually(t, 5*time.Second, "deleted document dropped", func() (bool, string) { return c.Router().Table("shop") == nil, "" })
+	testenv.Eventually(t, 5*time.Second, "deleted document dropped", func() error { return testenv.Check(c.Router().Table("shop") == nil, "shop still has a table") })
 }
 
 func TestStartValidates(t *testing.T) {

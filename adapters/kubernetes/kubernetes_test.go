@@ -27,11 +27,11 @@ import (
 	"github.com/graylane/graylane/adapters/kubernetes"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/configsync/memory"
-	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
 	"github.com/graylane/graylane/testsupport/kubestack"
 	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
@@ -41,6 +41,7 @@ import (
 // kube-controller-manager, kube-scheduler, kwok) and runs every scenario
 // against it in parallel, each in its own namespace.
 func TestKubernetes(t *testing.T) {
+	testenv.IntegrationTest(t)
 	began := time.Now()
 	c := startCluster(t)
 	t.Cleanup(func() {
@@ -387,16 +388,7 @@ func testProgressDeadlineReported(t *testing.T, c *kubestack.Cluster) {
 // the canary from the same step.
 func testRestartMidCanary(t *testing.T, c *kubestack.Cluster) {
 	ctx := context.Background()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatalf("embedded etcd: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := etcdtest.Start(t).Client()
 	ns := c.NewNamespace(t)
 	cs := c.Clientset()
 	put := func(rel *spec.Release) {

@@ -10,6 +10,7 @@ import (
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/testsupport/graylanetest"
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // TestEndToEndRegistryCanaryNacos is TestEndToEndRegistryCanary with Nacos
@@ -17,6 +18,7 @@ import (
 // (gray.centre nacos) and observes instances in Nacos naming
 // (registry.sources nacos), where every instance registers through the SDK.
 func TestEndToEndRegistryCanaryNacos(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := polaris.Start(t)
 	g := graylanetest.Start(t, graylanetest.Options{Config: map[string]any{
 		"gray":     map[string]any{"centre": "nacos"},

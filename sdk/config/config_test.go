@@ -10,10 +10,11 @@ import (
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo"
 	"github.com/graylane/graylane/configwire"
-	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/sdk/config"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func digest(t *testing.T, files ...configwire.File) string {
@@ -45,18 +46,11 @@ func waitFor(t *testing.T, ch <-chan config.Snapshot, what string, ok func(confi
 }
 
 func TestLoaderFollowsVersionBoundCopyInEtcd(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	srv := etcdtest.Start(t)
+	cli := srv.Client()
 	put := func(k, v string) {
 		if _, err := cli.Put(ctx, k, v); err != nil {
 			t.Fatal(err)
@@ -104,6 +98,7 @@ func TestLoaderFollowsVersionBoundCopyInEtcd(t *testing.T) {
 }
 
 func TestLoaderApolloLabel(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := apolloserver.New(apolloserver.Options{})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
