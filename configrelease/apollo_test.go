@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo"
@@ -57,7 +58,7 @@ func TestApolloAndEtcdInStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := configrelease.New(configrelease.Config{Store: f.store, Centres: []configsync.Documents{f.centre, ad}, Now: f.clock, ReadBackTimeout: 2 * time.Second})
+	m, err := configrelease.New(configrelease.Config{Store: f.store, Centres: []configsync.Documents{f.centre, ad}, Clock: clock.Func(f.clock), ReadBackTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
 	etcdsrc "github.com/graylane/graylane/configsync/etcd"
@@ -65,7 +66,7 @@ func (f *fixture) advance(d time.Duration) {
 }
 
 func (f *fixture) manager() *configrelease.Manager {
-	m, err := configrelease.New(configrelease.Config{Store: f.store, Centres: []configsync.Documents{f.centre}, Now: f.clock,
+	m, err := configrelease.New(configrelease.Config{Store: f.store, Centres: []configsync.Documents{f.centre}, Clock: clock.Func(f.clock),
 		ReadBackTimeout: 2 * time.Second, OpTimeout: 3 * time.Second})
 	if err != nil {
 		f.t.Fatal(err)

@@ -98,7 +98,7 @@ func BenchmarkDecide(b *testing.B) {
 }
 
 func benchDecide(b *testing.B, rules []spec.GrayRule) {
-	r := sdk.NewRouter(gray.Self{})
+	r := sdk.NewRouter(sdk.RouterConfig{})
 	r.Set(doc("shop", rules, vw("v2", 20), vw("v1", 80)))
 	req := benchRequest()
 	b.ReportAllocs()
@@ -116,7 +116,7 @@ func benchDecide(b *testing.B, rules []spec.GrayRule) {
 func BenchmarkMiddleware(b *testing.B) {
 	for _, apps := range []int{1, 10} {
 		b.Run(fmt.Sprintf("apps=%d", apps), func(b *testing.B) {
-			r := sdk.NewRouter(gray.Self{})
+			r := sdk.NewRouter(sdk.RouterConfig{})
 			var docs []*gray.Document
 			for a := 0; a < apps; a++ {
 				docs = append(docs, doc(fmt.Sprintf("app-%d", a), benchRules(10), vw("v2", 20), vw("v1", 80)))

@@ -37,10 +37,10 @@ func apolloGray(t testing.TB, log *slog.Logger) (*apollo.Source, grayrouter.Stor
 	_, err = srv.Publish(apollo.DefaultAppID, apollo.DefaultCluster, gray.DefaultApolloNamespace, "init")
 	sdktest.Must(t, "first release", err)
 
-	rules, err := apollorules.Rules(apollo.Config{ConfigService: srv.URL(), ProbeInterval: 500 * time.Millisecond}, apollo.WithLogger(log))
+	rules, err := apollorules.Rules(apollo.Config{ConfigService: srv.URL(), ProbeInterval: 500 * time.Millisecond, Logger: log})
 	sdktest.Must(t, "apollo rules", err)
 	t.Cleanup(func() { _ = rules.Close() })
-	docs, err := apollo.NewDocuments(apollo.DocumentsConfig{Portal: srv.PortalURL(), Token: apolloToken, ConfigService: srv.URL()}, apollo.WithLogger(log))
+	docs, err := apollo.NewDocuments(apollo.DocumentsConfig{Portal: srv.PortalURL(), Token: apolloToken, ConfigService: srv.URL(), Logger: log})
 	sdktest.Must(t, "apollo documents", err)
 	store := grayrouter.DocumentsStore(docs, func(app string) configsync.Location {
 		return configsync.Location{AppID: apollo.DefaultAppID, Cluster: apollo.DefaultCluster, Namespace: gray.DefaultApolloNamespace, Key: app}

@@ -1,6 +1,7 @@
 package sdk_test
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -11,7 +12,6 @@ import (
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/testsupport/polaris"
 	"github.com/graylane/graylane/testsupport/testenv"
-	"log/slog"
 )
 
 // TestChainNacos is TestChainEtcd's scenario with every service registered
@@ -23,16 +23,18 @@ func TestChainNacos(t *testing.T) {
 	log := sdktest.Logger(t, slog.LevelWarn)
 	ctx := sdktest.Ctx(t, 5*time.Minute)
 	cfg := nacos.Config{Servers: []string{srv.NacosAddr()}, Timeout: 5 * time.Second, ProbeInterval: 500 * time.Millisecond}
-	nr, err := nacos.NewRegistry(ctx, cfg, nacos.WithRegistryLogger(log))
+	cfg.Logger = log
+	nr, err := nacos.NewRegistry(ctx, cfg)
 	sdktest.Must(t, "nacos registry", err)
 	t.Cleanup(func() { _ = nr.Close() })
 	reg := nacosreg.New(nr)
-	rules, err := nacosreg.Rules(ctx, cfg, nacos.WithLogger(log))
+	rules, err := nacosreg.Rules(ctx, cfg)
 	sdktest.Must(t, "nacos rules", err)
 	t.Cleanup(func() { _ = rules.Close() })
 	pub := cfg
 	pub.Group = gray.DefaultNacosGroup
-	store, err := nacos.New(ctx, pub, nacos.WithLogger(log))
+	pub.Logger = log
+	store, err := nacos.New(ctx, pub)
 	sdktest.Must(t, "nacos store", err)
 	t.Cleanup(func() { _ = store.Close() })
 	router, err := grayrouter.New(grayrouter.Config{Store: store, Centre: "nacos", Logger: log})

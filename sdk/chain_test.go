@@ -139,7 +139,7 @@ func TestChainEtcd(t *testing.T) {
 	reg := etcdreg.New(etcdreg.Config{Client: cli, Logger: log})
 	rules := etcdreg.Rules(cli, "")
 	t.Cleanup(func() { _ = rules.Close() })
-	store := etcdsource.New(cli, gray.DefaultRulesPrefix)
+	store := etcdsource.New(etcdsource.Config{Client: cli, Prefix: gray.DefaultRulesPrefix})
 	t.Cleanup(func() { _ = store.Close() })
 	router, err := grayrouter.New(grayrouter.Config{Store: store, Centre: "etcd", Logger: log})
 	sdktest.Must(t, "gray router", err)

@@ -50,8 +50,8 @@ func userIn(lo, hi int) string {
 func TestRouterDecide(t *testing.T) {
 	testers := []spec.GrayRule{{Name: "t", Match: spec.GrayMatch{Headers: []spec.StringMatch{{Name: "X-Tester", Equals: str("yes")}}}, Version: "v2"}}
 	canary, stable := userIn(0, 1000), userIn(5000, 10000)
-	newRouter := func(opts ...sdk.RouterOption) *sdk.Router {
-		r := sdk.NewRouter(gray.Self{}, opts...)
+	newRouter := func(edge bool) *sdk.Router {
+		r := sdk.NewRouter(sdk.RouterConfig{Edge: edge})
 		r.Replace([]*gray.Document{
 			doc("a", testers, vw("v2", 10), vw("v1", 90)),
 			doc("b", nil, vw("v2", 10), vw("v1", 90)),
@@ -77,11 +77,7 @@ func TestRouterDecide(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var opts []sdk.RouterOption
-			if c.edge {
-				opts = append(opts, sdk.WithEdge())
-			}
-			r := newRouter(opts...)
+			r := newRouter(c.edge)
 			req := httptest.NewRequest(http.MethodGet, "http://a/", nil)
 			for k, v := range c.header {
 				req.Header.Set(k, v)
@@ -92,7 +88,7 @@ func TestRouterDecide(t *testing.T) {
 			}
 		})
 	}
-	r := newRouter()
+	r := newRouter(false)
 	if got := r.Apps(); strings.Join(got, ",") != "a,b,c" {
 		t.Fatalf("Apps = %v", got)
 	}
@@ -103,7 +99,7 @@ func TestRouterDecide(t *testing.T) {
 }
 
 func TestDecisionTravelsInContext(t *testing.T) {
-	r := sdk.NewRouter(gray.Self{})
+	r := sdk.NewRouter(sdk.RouterConfig{})
 	r.Set(doc("a", nil, vw("v2", 100)))
 	var got string
 	var wg sync.WaitGroup
@@ -131,7 +127,7 @@ func TestDecisionTravelsInContext(t *testing.T) {
 
 func TestGinMiddleware(t *testing.T) {
 	gin.SetMode(gin.TestMode)
-	r := sdk.NewRouter(gray.Self{})
+	r := sdk.NewRouter(sdk.RouterConfig{})
 	r.Set(doc("a", nil, vw("v2", 100)))
 	e := gin.New()
 	e.Use(gingray.Middleware(r))
@@ -241,7 +237,7 @@ func TestTransport(t *testing.T) {
 		t.Fatalf("stable call answered %q", body)
 	}
 	// inside a request: the context's decision wins over the outbound headers
-	d := sdk.NewRouter(gray.Self{})
+	d := sdk.NewRouter(sdk.RouterConfig{})
 	d.Set(doc("shop", nil, vw("v1", 100)))
 	dctx := sdk.NewContext(ctx, d.Decide(httptest.NewRequest(http.MethodGet, "/", nil)))
 	body, err = get(t, hc, dctx, "http://shop/", map[string]string{"X-Gray-User": canary})

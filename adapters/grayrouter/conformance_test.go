@@ -54,7 +54,7 @@ func serve(t *testing.T, reg *etcdreg.Registry, app, version string) {
 }
 
 func newRouter(t testing.TB, cli *clientv3.Client) (*grayrouter.Router, *etcdsource.Source) {
-	store := etcdsource.New(cli, gray.DefaultRulesPrefix)
+	store := etcdsource.New(etcdsource.Config{Client: cli, Prefix: gray.DefaultRulesPrefix})
 	t.Cleanup(func() { _ = store.Close() })
 	r, err := grayrouter.New(grayrouter.Config{Store: store, Centre: "etcd", Logger: sdktest.Logger(t, slog.LevelWarn)})
 	sdktest.Must(t, "router", err)

@@ -278,6 +278,7 @@ type availability struct {
 	mu             sync.Mutex
 	minAvailable   int32
 	maxReplicas    int32
+	maxWanted      int32 // highest spec.replicas seen
 	events         int
 	sawDeadline    bool
 	stop           func()
@@ -318,6 +319,9 @@ func watchAvailability(t *testing.T, cs k8s.Interface, ns, name string) *availab
 			a.events++
 			a.minAvailable = min(a.minAvailable, d.Status.AvailableReplicas)
 			a.maxReplicas = max(a.maxReplicas, d.Status.Replicas)
+			if d.Spec.Replicas != nil {
+				a.maxWanted = max(a.maxWanted, *d.Spec.Replicas)
+			}
 			for _, c := range d.Status.Conditions {
 				if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
 					a.sawDeadline = true
@@ -328,6 +332,14 @@ func watchAvailability(t *testing.T, cs k8s.Interface, ns, name string) *availab
 		}
 	}()
 	return a
+}
+
+// wanted stops the watch and returns the highest spec.replicas seen.
+func (a *availability) wanted() int32 {
+	a.stop()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.maxWanted
 }
 
 func (a *availability) result() (minAvailable, maxReplicas int32, events int) {

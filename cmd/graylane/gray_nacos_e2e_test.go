@@ -28,11 +28,12 @@ func TestEndToEndRegistryCanaryNacos(t *testing.T) {
 	ctx := sdktest.Ctx(t, 5*time.Minute)
 	log := sdktest.Logger(t, slog.LevelWarn)
 	cfg := nacos.Config{Servers: []string{srv.NacosAddr()}, Timeout: 5 * time.Second, ProbeInterval: 500 * time.Millisecond}
-	nr, err := nacos.NewRegistry(ctx, cfg, nacos.WithRegistryLogger(log))
+	cfg.Logger = log
+	nr, err := nacos.NewRegistry(ctx, cfg)
 	sdktest.Must(t, "nacos registry", err)
 	t.Cleanup(func() { _ = nr.Close() })
 	reg := nacosreg.New(nr)
-	rules, err := nacosreg.Rules(ctx, cfg, nacos.WithLogger(log))
+	rules, err := nacosreg.Rules(ctx, cfg)
 	sdktest.Must(t, "nacos rules", err)
 	t.Cleanup(func() { _ = rules.Close() })
 	registryCanary(t, ctx, g, reg, reg, reg, rules, log)

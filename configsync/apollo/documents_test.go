@@ -29,7 +29,7 @@ func docsServer(t *testing.T) (*apolloserver.Server, *Documents) {
 	must(t, srv.CreateApp(docsApp, ""))
 	must(t, srv.CreateToken(testToken))
 	must(t, srv.GrantApp(testToken, docsApp))
-	d, err := NewDocuments(DocumentsConfig{Portal: srv.PortalURL(), Token: testToken, ConfigService: srv.URL()}, WithLogger(testLogger(t)))
+	d, err := NewDocuments(DocumentsConfig{Portal: srv.PortalURL(), Token: testToken, ConfigService: srv.URL(), Logger: testLogger(t)})
 	must(t, err)
 	return srv, d
 }

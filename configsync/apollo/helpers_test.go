@@ -126,7 +126,8 @@ func testConfig(t testing.TB, srv *apolloserver.Server) Config {
 
 func newSource(t testing.TB, cfg Config) *Source {
 	t.Helper()
-	s, err := New(cfg, WithLogger(testLogger(t)))
+	cfg.Logger = testLogger(t)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("apollo.New: %v", err)
 	}

@@ -22,7 +22,7 @@ func BenchmarkPutToEvent(b *testing.B) {
 	testenv.IntegrationTest(b)
 	srv := startServer(b)
 	console := client(b, srv.addr())
-	src := etcd.New(client(b, srv.addr()), "")
+	src := etcd.New(etcd.Config{Client: client(b, srv.addr())})
 	defer src.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -87,15 +87,14 @@ type fixture struct {
 	source  *etcd.Source
 }
 
-func newFixture(t testing.TB, srv *server, opts ...etcd.Option) *fixture {
+func newFixture(t testing.TB, srv *server) *fixture {
 	t.Helper()
 	f := &fixture{srv: srv}
 	f.proxy = sourcetest.NewProxy(t, srv.addr())
 	f.console = client(t, srv.addr())
 	f.client = client(t, f.proxy.Addr())
-	opts = append([]etcd.Option{etcd.WithProbeInterval(200 * time.Millisecond), etcd.WithRequestTimeout(time.Second),
-		etcd.WithRetryBackoff(20*time.Millisecond, 500*time.Millisecond)}, opts...)
-	f.source = etcd.New(f.client, "", opts...)
+	f.source = etcd.New(etcd.Config{Client: f.client, ProbeInterval: 200 * time.Millisecond, RequestTimeout: time.Second,
+		RetryMin: 20 * time.Millisecond, RetryMax: 500 * time.Millisecond})
 	t.Cleanup(func() { f.source.Close() })
 	return f
 }
@@ -216,7 +215,7 @@ func TestPrefixes(t *testing.T) {
 	testenv.IntegrationTest(t)
 	srv := startServer(t)
 	f := newFixture(t, srv)
-	other := etcd.New(f.client, "/team-b/apps") // trailing slash added
+	other := etcd.New(etcd.Config{Client: f.client, Prefix: "/team-b/apps"}) // trailing slash added
 	defer other.Close()
 	if other.Prefix() != "/team-b/apps/" {
 		t.Fatalf("prefix %q", other.Prefix())

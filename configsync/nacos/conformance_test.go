@@ -37,7 +37,8 @@ func TestConformance(t *testing.T) {
 		cfg.GRPCPort, _ = strconv.Atoi(grpcPort)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s, err := nacos.New(ctx, cfg, nacos.WithLogger(testLogger(t)))
+		cfg.Logger = testLogger(t)
+		s, err := nacos.New(ctx, cfg)
 		if err != nil {
 			t.Fatalf("nacos.New: %v", err)
 		}

@@ -18,7 +18,7 @@ import (
 
 func newDocuments(t *testing.T, srv *polaris.Server) *nacos.Documents {
 	t.Helper()
-	d, err := nacos.NewDocuments(nacos.Config{Servers: []string{srv.NacosAddr()}, Timeout: 5 * time.Second}, nacos.WithLogger(testLogger(t)))
+	d, err := nacos.NewDocuments(nacos.Config{Servers: []string{srv.NacosAddr()}, Timeout: 5 * time.Second, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

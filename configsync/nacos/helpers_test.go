@@ -55,14 +55,16 @@ func testConfig(srv *polaris.Server, group string) nacos.Config {
 
 func newSource(t testing.TB, srv *polaris.Server, group string) *nacos.Source {
 	t.Helper()
-	return newSourceWith(t, srv, group)
+	return newSourceWith(t, srv, group, nil)
 }
 
-func newSourceWith(t testing.TB, srv *polaris.Server, group string, opts ...nacos.Option) *nacos.Source {
+func newSourceWith(t testing.TB, srv *polaris.Server, group string, lock nacos.IndexLocker) *nacos.Source {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := nacos.New(ctx, testConfig(srv, group), append([]nacos.Option{nacos.WithLogger(testLogger(t))}, opts...)...)
+	cfg := testConfig(srv, group)
+	cfg.Logger, cfg.IndexLock = testLogger(t), lock
+	s, err := nacos.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("nacos.New: %v", err)
 	}

@@ -17,7 +17,9 @@ func newRegistry(t testing.TB, srv *polaris.Server) *nacos.Registry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := nacos.NewRegistry(ctx, testConfig(srv, group), nacos.WithRegistryLogger(testLogger(t)))
+	cfg := testConfig(srv, group)
+	cfg.Logger = testLogger(t)
+	r, err := nacos.NewRegistry(ctx, cfg)
 	if err != nil {
 		t.Fatalf("nacos.NewRegistry: %v", err)
 	}

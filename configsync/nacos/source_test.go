@@ -253,8 +253,8 @@ func TestConcurrentWritersShareTheIndex(t *testing.T) {
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	lock := make(chanLock, 1)
-	s1 := newSourceWith(t, srv, group, nacos.WithIndexLock(lock))
-	s2 := newSourceWith(t, srv, group, nacos.WithIndexLock(lock))
+	s1 := newSourceWith(t, srv, group, lock)
+	s2 := newSourceWith(t, srv, group, lock)
 	ctx := ctxT(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -505,7 +505,8 @@ func TestNewWithServerDown(t *testing.T) {
 	srv.Kill()
 	ctx := ctxT(t)
 	start := time.Now()
-	s, err := nacos.New(ctx, cfg, nacos.WithLogger(testLogger(t)))
+	cfg.Logger = testLogger(t)
+	s, err := nacos.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("New with the server down: %v (want a source that reports unavailability)", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -126,7 +125,7 @@ func TestRunnerKeepsResultsPerVersionAndNotifies(t *testing.T) {
 	testenv.IntegrationTest(t)
 	healthy := startDemo(t)
 	notified := make(chan string, 100)
-	r := NewRunner(func(app string) { notified <- app }, WithLogger(slog.New(slog.DiscardHandler)))
+	r := New(Config{Notify: func(app string) { notified <- app }})
 	defer r.Close()
 	rel := &spec.Release{App: "demo", Strategy: spec.Strategy{Analysis: &spec.Analysis{
 		Interval: spec.D(time.Second),

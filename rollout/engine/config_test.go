@@ -46,7 +46,7 @@ func TestEngineConfigInStep(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client()
 	h := newHarness(t)
-	m, err := configrelease.New(configrelease.Config{Store: configrelease.NewEtcdStore(cli, ""), Centres: []configsync.Documents{etcdsrc.NewDocuments(cli)}, Now: h.clock.Now})
+	m, err := configrelease.New(configrelease.Config{Store: configrelease.NewEtcdStore(cli, ""), Centres: []configsync.Documents{etcdsrc.NewDocuments(cli)}, Clock: h.clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestLoaderFollowsVersionBoundCopyInEtcd(t *testing.T) {
 	}
 	put("/config/shop/app.yaml", "greeting: stable\n")
 	put("/config/shop/flags.properties", "b = 2\na=1\n")
-	l, err := config.New(ctx, config.Options{App: "shop", Identity: "v2", Interval: 50 * time.Millisecond,
+	l, err := config.New(ctx, config.Config{App: "shop", Identity: "v2", Interval: 50 * time.Millisecond,
 		Files:   []config.File{{Name: "app.yaml"}, {Name: "flags.properties"}},
 		Sources: []config.Source{config.Etcd(cli, "/config/{{.App}}/{{.File}}")}})
 	if err != nil {
@@ -122,12 +122,12 @@ func TestLoaderApolloLabel(t *testing.T) {
 	if _, err := docs.Write(ctx, loc, []byte("greeting: stable\n"), ""); err != nil {
 		t.Fatal(err)
 	}
-	src, err := config.Apollo(config.ApolloOptions{ConfigService: srv.URL()}, spec.ApolloConfigTarget{Namespace: "{{.File}}"})
+	src, err := config.Apollo(config.ApolloConfig{ConfigService: srv.URL()}, spec.ApolloConfigTarget{Namespace: "{{.File}}"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	load := func(id string) (*config.Loader, chan config.Snapshot) {
-		l, err := config.New(ctx, config.Options{App: "shop", Identity: id, Interval: 50 * time.Millisecond,
+		l, err := config.New(ctx, config.Config{App: "shop", Identity: id, Interval: 50 * time.Millisecond,
 			Files: []config.File{{Name: "app.yaml"}}, Sources: []config.Source{src}})
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/sdk"
 	"github.com/graylane/graylane/testsupport/testenv"
 )
@@ -64,9 +65,7 @@ type Service struct {
 // client and every service see all instances they call.
 func StartChain(t testing.TB, cfg ChainConfig) *Chain {
 	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	ch := &Chain{cfg: cfg}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

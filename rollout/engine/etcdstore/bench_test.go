@@ -37,7 +37,7 @@ func benchPutToAction(b *testing.B, noFsync bool) {
 		opts = append(opts, etcdtest.WithFsync())
 	}
 	cli := etcdtest.Start(b, opts...).Client()
-	src := etcdsource.New(cli, "")
+	src := etcdsource.New(etcdsource.Config{Client: cli, Prefix: ""})
 	defer src.Close()
 	be := enginetest.NewSignalling(16)
 	eng := engine.New(engine.Config{Source: src, Store: etcdstore.New(cli, ""), Resolver: be,

@@ -60,7 +60,7 @@ func TestJournalKeepsAnalysisAcrossRestart(t *testing.T) {
 	}}}
 
 	notified := make(chan string, 16)
-	first := analysis.NewRunner(func(app string) { notified <- app }, analysis.WithLogger(log), analysis.WithJournal(journal))
+	first := analysis.New(analysis.Config{Notify: func(app string) { notified <- app }, Logger: log, Journal: journal})
 	first.Ensure(rel, "v1", "v2")
 	wait(t, notified, "round 1")
 	wait(t, notified, "round 2")
@@ -74,7 +74,7 @@ func TestJournalKeepsAnalysisAcrossRestart(t *testing.T) {
 	}
 
 	notified = make(chan string, 16)
-	second := analysis.NewRunner(func(app string) { notified <- app }, analysis.WithLogger(log), analysis.WithJournal(journal))
+	second := analysis.New(analysis.Config{Notify: func(app string) { notified <- app }, Logger: log, Journal: journal})
 	defer second.Close()
 	second.Ensure(rel, "v1", "v2")
 	wait(t, notified, "restore")
