@@ -19,6 +19,7 @@ for p in $(go list "${pkgs[@]}"); do
     grep -E '"Action":"(pass|fail|skip)","Package":"[^"]*","Elapsed"' | tail -1 || true)
   [ -n "$line" ] || continue # no test files
   action=$(sed -E 's/.*"Action":"([a-z]+)".*/\1/' <<<"$line")
+  [ "$action" != skip ] || continue # no test files
   elapsed=$(sed -E 's/.*"Elapsed":([0-9.]+).*/\1/' <<<"$line")
   total=$(awk -v a="$total" -v b="$elapsed" 'BEGIN { print a + b }')
   echo "| \`${p#github.com/graylane/graylane/}\` | $action | $elapsed | $load |"
