@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages graylane's tests use for real: nginx,
-# OpenSSH's server, and a JDK. Idempotent; does nothing when they are present.
+# OpenSSH's server, a JDK, systemd-analyze and
+# ansible-core. Idempotent; does nothing when they are present.
 set -euo pipefail
 need=()
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
@@ -8,6 +9,10 @@ need=()
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 # javac: docs/gray.md's Java bucketing class is compiled and checked against the test vectors
 command -v javac >/dev/null || need+=(default-jdk-headless)
+# systemd-analyze verifies deployments/systemd/graylane.service
+command -v systemd-analyze >/dev/null || need+=(systemd)
+# ansible-playbook runs deployments/ansible against the sshd test hosts
+command -v ansible-playbook >/dev/null || need+=(ansible-core)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
