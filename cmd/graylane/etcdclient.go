@@ -17,21 +17,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// etcdTLSDefaults are the etcd.tls.* keys (merged into defaults by init).
-var etcdTLSDefaults = map[string]any{
-	"etcd.tls.certFile":   "", // client certificate (PEM); with keyFile
-	"etcd.tls.keyFile":    "", // its private key (PEM)
-	"etcd.tls.caFile":     "", // CA bundle that signed etcd's serving certificate (empty: the system roots)
-	"etcd.tls.serverName": "", // name to verify in etcd's certificate (default: the endpoint's host)
-}
-
-func init() {
-	for k, d := range etcdTLSDefaults {
-		defaults[k] = d
-	}
-}
-
-// etcdTLS holds the etcd.tls.* settings.
+// etcdTLS holds the etcd.tls.* settings (all empty by default): certFile
+// and keyFile are the client certificate and its key (PEM), caFile the CA
+// bundle that signed etcd's serving certificate (empty: the system roots),
+// serverName the name to verify in it (default: the endpoint's host).
 type etcdTLS struct {
 	CertFile, KeyFile, CAFile, ServerName string
 }

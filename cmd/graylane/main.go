@@ -49,6 +49,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().String("token", os.Getenv("GRAYLANE_TOKEN"), "API bearer token (env GRAYLANE_TOKEN)")
 	root.AddCommand(newServe())
 	root.AddCommand(cliCommands()...)
+	root.AddCommand(backupCommands()...)
 	return root
 }
 
