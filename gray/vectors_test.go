@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // vectorsFile is the published test vectors other implementations (a Java
@@ -26,9 +26,9 @@ type vectors struct {
 		Comment string `json:"comment"`
 	} `json:"bucketVectors"`
 	SplitVectors []struct {
-		Split   []adapters.VersionWeight `json:"split"`
-		Bucket  int                      `json:"bucket"`
-		Version string                   `json:"version"`
+		Split   []traffic.VersionWeight `json:"split"`
+		Bucket  int                     `json:"bucket"`
+		Version string                  `json:"version"`
 	} `json:"splitVectors"`
 	PercentVectors []struct {
 		Percent   float64 `json:"percent"`

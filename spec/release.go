@@ -125,7 +125,8 @@ type CanaryScale struct {
 // Traffic configures the traffic router.
 type Traffic struct {
 	// Type is the router: "proxy" (graylane's built-in proxy, the default for
-	// the process backend) or another router's name.
+	// the process backend, usable with any backend whose instances have
+	// addresses) or another router's name.
 	Type string `json:"type,omitempty"`
 	// StickyHeader names a request header whose value keeps a user on one
 	// version for the whole release (default X-Gray-User).
@@ -134,6 +135,8 @@ type Traffic struct {
 	StickyCookie string `json:"stickyCookie,omitempty"`
 	// Nginx configures the nginx router (type nginx).
 	Nginx *NginxTraffic `json:"nginx,omitempty"`
+	// Proxy configures graylane's built-in proxy (type proxy).
+	Proxy *ProxyTraffic `json:"proxy,omitempty"`
 }
 
 // Health says how an instance is judged ready.

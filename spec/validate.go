@@ -71,6 +71,7 @@ func (r *Release) Validate() error {
 		if r.Traffic.Nginx != nil {
 			r.Traffic.Nginx.validate("traffic.nginx", &e)
 		}
+		r.validateProxy(&e)
 		for _, h := range []struct{ p, v string }{{"traffic.stickyHeader", r.Traffic.StickyHeader}, {"traffic.stickyCookie", r.Traffic.StickyCookie}} {
 			if strings.ContainsAny(h.v, " \t\r\n:;,=\"") {
 				e.add(h.p, "%q is not a valid header or cookie name", h.v)

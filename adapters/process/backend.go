@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
-	"github.com/graylane/graylane/adapters/proxy"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Defaults of Config.
@@ -52,18 +52,22 @@ type Config struct {
 	// that make a ready instance unready (default 3). One passing check
 	// makes an instance ready.
 	FailureThreshold int
-	// Proxy is the template of every app's proxy configuration.
-	Proxy proxy.Config
+	// Drainer, if set, takes an instance out of traffic and waits for its
+	// requests before the instance is stopped (graylane wires the built-in
+	// proxy's Router here). The Drainer must see the instance as not ready
+	// in Observe from then on; the backend reports it so.
+	Drainer adapters.Drainer
 }
 
 // Backend is the process backend: it runs each app's instances as local
-// processes and routes their traffic through the app's built-in proxy.
+// processes. Their traffic goes through whatever router the release names
+// (the built-in proxy by default), which reads the ready instances from
+// Observe.
 type Backend struct {
-	cfg    Config
-	log    *slog.Logger
-	dirs   layout
-	router *proxy.Router
-	probe  *http.Client
+	cfg   Config
+	log   *slog.Logger
+	dirs  layout
+	probe *http.Client
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -92,9 +96,8 @@ type app struct {
 	name string
 
 	mu    sync.Mutex
-	rel   *spec.Release // release in force (from Apply, else SetWeights)
-	want  adapters.Replicas
-	split *adapters.Split
+	rel   *spec.Release // release in force (from Apply)
+	want  traffic.Replicas
 	saved string // digest of the last app file written
 	slots map[slotKey]*slot
 }
@@ -107,9 +110,10 @@ type slotKey struct {
 // New returns a Backend keeping its state in cfg.StateDir. It adopts every
 // instance an earlier Backend (an earlier graylane process) recorded there
 // whose process still runs the recorded command, cleans up the records of
-// dead ones, reopens the apps' proxies with their last split, and resumes
-// converging each app to its last desired replicas: dead wanted instances
-// are restarted, live unwanted ones stopped.
+// dead ones, health-checks the adopted ones once (so that Observe reports
+// them ready at once and a router syncing from it keeps them in traffic),
+// and resumes converging each app to its last desired replicas: dead
+// wanted instances are restarted, live unwanted ones stopped.
 func New(cfg Config) (*Backend, error) {
 	if !procfsSupported {
 		return nil, fmt.Errorf("process backend: %w", errors.New("needs /proc (Linux)"))
@@ -151,7 +155,6 @@ func New(cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	b.lock = lock
-	b.router = proxy.NewRouter(proxy.RouterConfig{Logger: cfg.Logger, Proxy: cfg.Proxy})
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	entries, err := os.ReadDir(b.dirs.appsDir())
 	if err != nil {
@@ -167,12 +170,12 @@ func New(cfg Config) (*Backend, error) {
 		if err != nil {
 			b.cancel()
 			b.wg.Wait()
-			b.router.Close()
 			lock.Close()
 			return nil, err
 		}
 		start = append(start, slots...)
 	}
+	b.checkAdopted(start)
 	for _, s := range start {
 		b.wg.Add(1)
 		go s.run()
@@ -189,19 +192,8 @@ func (b *Backend) load(name string) ([]*slot, error) {
 	if err := readJSON(b.dirs.appFile(name), &f); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("process backend: load app %s: %w", name, err)
 	}
-	a.rel, a.want, a.split = f.Release, f.Replicas, f.Split
+	a.rel, a.want = f.Release, f.Replicas
 	a.saved = digest(f)
-	if a.rel != nil {
-		p, err := b.router.Ensure(a.rel)
-		if err != nil {
-			log.Error("reopen proxy", "err", err)
-		}
-		if a.split != nil && p != nil {
-			if err := p.SetSplit(*a.split); err != nil {
-				log.Error("restore split", "err", err)
-			}
-		}
-	}
 
 	recs, bad := b.dirs.readRecords(name)
 	for _, msg := range bad {
@@ -273,6 +265,32 @@ func (b *Backend) load(name string) ([]*slot, error) {
 	return out, nil
 }
 
+// checkAdopted health-checks every adopted instance that is still wanted
+// once, all at once, before the slots start: a router that syncs its
+// endpoints from Observe right after a graylane restart then keeps them
+// in traffic instead of dropping them until the first periodic check.
+func (b *Backend) checkAdopted(slots []*slot) {
+	var wg sync.WaitGroup
+	for _, s := range slots {
+		s.a.mu.Lock()
+		p, want := s.proc, s.want
+		s.a.mu.Unlock()
+		if p == nil || !s.adopted || !want {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.check(p.rec.Addr, s.health()); err == nil {
+				s.a.mu.Lock()
+				s.ready, s.msg = true, ""
+				s.a.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // killStray stops a duplicate adopted process without draining.
 func (b *Backend) killStray(p *proc, file string) {
 	p.signal(syscall.SIGTERM)
@@ -334,14 +352,12 @@ func (b *Backend) getApp(name string, create bool) (*app, error) {
 
 // Apply records the desired replicas of rel.App and starts converging:
 // missing slots 0..n-1 of each version are started, surplus ones (and every
-// instance of a version absent from want) are taken out of the proxy,
-// drained and stopped. Running instances are otherwise left alone, even when
-// rel's command changed (the new command applies to instances started
-// later). Apply returns once the desired state is recorded durably; Observe
-// tells when it is reached. It also opens or moves the app's proxy to
-// backend.process.proxy; an error doing so is returned after the replicas
-// were recorded.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+// instance of a version absent from want) are reported not ready, drained
+// (Config.Drainer) and stopped. Running instances are otherwise left alone,
+// even when rel's command changed (the new command applies to instances
+// started later). Apply returns once the desired state is recorded
+// durably; Observe tells when it is reached.
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -360,17 +376,16 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Re
 	if err != nil {
 		return fmt.Errorf("apply app %s: %w", rel.App, err)
 	}
-	_, proxyErr := b.router.Ensure(rel)
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	wantCopy := adapters.Replicas{}
+	wantCopy := traffic.Replicas{}
 	for v, n := range want {
 		if n > 0 {
 			wantCopy[v] = n
 		}
 	}
-	next := appFile{Release: rel.Clone(), Replicas: wantCopy, Split: a.split}
+	next := appFile{Release: rel.Clone(), Replicas: wantCopy}
 	if err := b.saveLocked(a, next); err != nil {
 		return fmt.Errorf("apply app %s: record desired state: %w", rel.App, err)
 	}
@@ -406,9 +421,6 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Re
 	}
 	for _, s := range started {
 		go s.run()
-	}
-	if proxyErr != nil {
-		return fmt.Errorf("apply app %s: %w", rel.App, proxyErr)
 	}
 	return nil
 }
@@ -455,9 +467,6 @@ func digest(f appFile) string {
 	for _, k := range keys {
 		h += "|" + k + "=" + strconv.Itoa(f.Replicas[k])
 	}
-	if f.Split != nil {
-		h += fmt.Sprintf("|%+v", *f.Split)
-	}
 	return h
 }
 
@@ -496,8 +505,8 @@ func (b *Backend) Observe(ctx context.Context, appName string) ([]adapters.Insta
 }
 
 // Forget stops whatever instances of the app remain (draining them), waits
-// for them to exit or for ctx to end, closes the app's proxy and removes the
-// app's state (its instance logs stay under StateDir).
+// for them to exit or for ctx to end, and removes the app's state (its
+// instance logs stay under StateDir).
 func (b *Backend) Forget(ctx context.Context, appName string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -510,9 +519,6 @@ func (b *Backend) Forget(ctx context.Context, appName string) error {
 		if err := b.stopApp(ctx, a); err != nil {
 			return fmt.Errorf("forget app %s: %w", appName, err)
 		}
-	}
-	if err := b.router.Forget(ctx, appName); err != nil {
-		return fmt.Errorf("forget app %s: close proxy: %w", appName, err)
 	}
 	b.mu.Lock()
 	if b.apps[appName] == a {
@@ -529,7 +535,7 @@ func (b *Backend) Forget(ctx context.Context, appName string) error {
 // stopApp wants every slot of a at zero and waits until they are gone.
 func (b *Backend) stopApp(ctx context.Context, a *app) error {
 	a.mu.Lock()
-	next := appFile{Release: a.rel, Split: a.split}
+	next := appFile{Release: a.rel}
 	if err := b.saveLocked(a, next); err != nil {
 		a.mu.Unlock()
 		return fmt.Errorf("record desired state: %w", err)
@@ -558,7 +564,7 @@ func (b *Backend) stopApp(ctx context.Context, a *app) error {
 
 // StopAll stops every instance of every app (draining them) and waits for
 // them to exit or for ctx to end. The desired replicas become zero, also for
-// a later Backend on the same StateDir. Proxies stay open (Close closes them).
+// a later Backend on the same StateDir.
 func (b *Backend) StopAll(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
@@ -579,10 +585,10 @@ func (b *Backend) StopAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close is graylane's shutdown: it closes every app's proxy and stops
-// supervising, but leaves the instances running and recorded, so a new
-// Backend on the same StateDir adopts them. It waits for the supervisors to
-// return (at most one health-check timeout).
+// Close is graylane's shutdown: it stops supervising, but leaves the
+// instances running and recorded, so a new Backend on the same StateDir
+// adopts them. It waits for the supervisors to return (at most one
+// health-check timeout).
 func (b *Backend) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
@@ -590,7 +596,6 @@ func (b *Backend) Close() error {
 		b.mu.Unlock()
 		b.cancel()
 		b.wg.Wait()
-		b.router.Close()
 		b.lock.Close() // releases the flock
 	})
 	return nil
@@ -622,12 +627,6 @@ func lockStateDir(dir string) (*os.File, error) {
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
 }
-
-// Router returns the app proxies as an adapters.TrafficRouter.
-func (b *Backend) Router() *Router { return &Router{b: b} }
-
-// Proxy returns app's proxy, or nil before the first Apply or SetWeights.
-func (b *Backend) Proxy(app string) *proxy.Proxy { return b.router.Proxy(app) }
 
 func (b *Backend) reservePort(port int, on bool) {
 	b.mu.Lock()

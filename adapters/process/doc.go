@@ -1,10 +1,11 @@
 // Package process is graylane's embedded default backend: it runs an app's
-// instances as local processes and routes their traffic through the app's
-// built-in proxy (adapters/proxy).
+// instances as local processes. Their traffic goes through the app's router,
+// by default the built-in proxy (adapters/proxy), which follows the ready
+// instances Observe reports.
 //
 // Entry point: New(Config) returns a *Backend (an adapters.Backend,
-// adapters.Notifier and adapters.Forgetter); Backend.Router returns the
-// matching adapters.TrafficRouter.
+// adapters.Notifier and adapters.Forgetter). Config.Drainer (graylane wires
+// the proxy's Router) drains an instance before it is stopped.
 //
 // # Instances
 //
@@ -17,11 +18,12 @@
 // group, with stdout and stderr appended to StateDir/apps/{app}/logs/{id}.log
 // (files, not pipes, so instances survive graylane). It probes health.path
 // every health.interval (timeout health.timeout): one pass makes the
-// instance ready and adds it to the proxy, FailureThreshold failures in a row
-// take it out. An instance that exits is restarted with exponential back-off.
-// A surplus instance is first taken out of the proxy, then its in-flight
-// requests drain (at most DrainTimeout), then its process group gets SIGTERM
-// and, after backend.process.stopGracePeriod, SIGKILL.
+// instance ready (notified, so the proxy adds it), FailureThreshold failures
+// in a row make it unready. An instance that exits is restarted with
+// exponential back-off. A surplus instance is first reported not ready and
+// drained through Config.Drainer (out of the proxy, then at most
+// DrainTimeout for its in-flight requests), then its process group gets
+// SIGTERM and, after backend.process.stopGracePeriod, SIGKILL.
 //
 // Instances inherit graylane's environment plus backend.process.env and
 // GRAYLANE_INSTANCE={id}.{nonce}, which identifies them.
@@ -31,7 +33,7 @@
 // Every instance has a record, StateDir/apps/{app}/instances/{id}.json
 // (pid, port, version, slot, argv, start time), written before it counts as
 // started: once with no pid before the fork and again with the pid. The
-// desired replicas and split are kept in StateDir/apps/{app}/app.json. A new
+// desired replicas are kept in StateDir/apps/{app}/app.json. A new
 // Backend on the same StateDir adopts every recorded process that is alive
 // and whose /proc/{pid}/cmdline (and start time) match the record, instead of
 // starting the slot again; a record without a pid is matched by the
@@ -40,9 +42,10 @@
 // restarted no slot is ever started twice. A Backend holds an exclusive
 // flock on StateDir/lock for its life (the kernel drops it if graylane dies),
 // so a second Backend on the same StateDir is refused (ErrStateDirInUse).
-// Close is graylane's shutdown: it
-// closes the proxies and leaves the instances running for the next Backend;
-// StopAll stops them.
+// Adopted instances are health-checked once before New returns, so Observe
+// (and the proxy following it) sees them ready at once. Close is graylane's
+// shutdown: it leaves the instances running for the next Backend; StopAll
+// stops them.
 //
 // The backend reads /proc and so runs on Linux only.
 package process

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,8 +20,10 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/adapters/process"
+	"github.com/graylane/graylane/adapters/proxy"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // demoBin is cmd/demoapp, built once per test binary into a temp dir.
@@ -83,16 +86,67 @@ func testConfig(t testing.TB, dir string) process.Config {
 	}
 }
 
-// newBackend returns a Backend on dir that is stopped (StopAll) and closed
-// when the test ends.
-func newBackend(t testing.TB, dir string) *process.Backend {
+// routed is a Backend with graylane's built-in proxy in front, wired as
+// graylane wires them: the proxy's endpoints follow Observe (kicked by the
+// backend's notifications), and the backend drains through the proxy.
+type routed struct {
+	*process.Backend
+	Router *proxy.Router
+	Local  *proxy.Local
+}
+
+// wire starts a Backend on cfg with a proxy whose routes are kept in
+// cfg.StateDir/routes.json (so a restart serves them again).
+func wire(cfg process.Config) (*routed, error) {
+	local, err := proxy.NewLocal(proxy.LocalConfig{Logger: cfg.Logger, StateFile: filepath.Join(cfg.StateDir, "routes.json")})
+	if err != nil {
+		return nil, err
+	}
+	var b *process.Backend
+	router, err := proxy.NewRouter(proxy.RouterConfig{DataPlane: local, Logger: cfg.Logger, Resync: time.Second,
+		Instances: proxy.InstancesFunc(func(ctx context.Context, app string) ([]adapters.Instance, error) { return b.Observe(ctx, app) })})
+	if err != nil {
+		local.Close()
+		return nil, err
+	}
+	cfg.Drainer = router
+	b, err = process.New(cfg)
+	if err != nil {
+		router.Close()
+		local.Close()
+		return nil, err
+	}
+	b.Notify(router.Kick)
+	return &routed{Backend: b, Router: router, Local: local}, nil
+}
+
+// Forget forgets app in the backend, then in the proxy, as the engine does
+// when an app is deleted.
+func (r *routed) Forget(ctx context.Context, app string) error {
+	if err := r.Backend.Forget(ctx, app); err != nil {
+		return err
+	}
+	return r.Router.Forget(ctx, app)
+}
+
+// Close closes the backend, then its proxy (graylane's shutdown).
+func (r *routed) Close() error {
+	err := r.Backend.Close()
+	r.Router.Close()
+	r.Local.Close()
+	return err
+}
+
+// newBackend returns a routed Backend on dir that is stopped (StopAll) and
+// closed when the test ends.
+func newBackend(t testing.TB, dir string) *routed {
 	t.Helper()
 	return startBackend(t, testConfig(t, dir))
 }
 
-func startBackend(t testing.TB, cfg process.Config) *process.Backend {
+func startBackend(t testing.TB, cfg process.Config) *routed {
 	t.Helper()
-	b, err := process.New(cfg)
+	b, err := wire(cfg)
 	if err != nil {
 		t.Fatalf("process.New: %v", err)
 	}
@@ -130,18 +184,25 @@ func demoRelease(t testing.TB, app, version, proxyAddr string, extra ...string) 
 	return rel
 }
 
-func apply(t testing.TB, b adapters.Backend, rel *spec.Release, want adapters.Replicas) {
+// apply applies want; on a routed backend it first brings the app's proxy in
+// line with rel, as graylane does on every pass (resolving the router).
+func apply(t testing.TB, b adapters.Backend, rel *spec.Release, want traffic.Replicas) {
 	t.Helper()
-	if err := b.Apply(context.Background(), rel, want); err != nil {
+	if r, ok := b.(*routed); ok && rel.ProxyListen() != "" {
+		if err := r.Router.Ensure(context.Background(), rel); err != nil {
+			t.Fatalf("Ensure proxy of %s: %v", rel.App, err)
+		}
+	}
+	if err := b.Apply(context.Background(), rel, want, adapters.NoStep); err != nil {
 		t.Fatalf("Apply(%s, %v): %v", rel.App, want, err)
 	}
 }
 
 func setWeights(t testing.TB, r adapters.TrafficRouter, rel *spec.Release, ws ...any) {
 	t.Helper()
-	var s adapters.Split
+	var s traffic.Split
 	for i := 0; i+1 < len(ws); i += 2 {
-		s.Weights = append(s.Weights, adapters.VersionWeight{Version: ws[i].(string), Weight: ws[i+1].(int)})
+		s.Weights = append(s.Weights, traffic.VersionWeight{Version: ws[i].(string), Weight: ws[i+1].(int)})
 	}
 	if err := r.SetWeights(context.Background(), rel, s); err != nil {
 		t.Fatalf("SetWeights(%+v): %v", s, err)
@@ -165,7 +226,7 @@ func waitInstances(t testing.TB, b adapters.Backend, app, what string, ok func([
 }
 
 // waitReady waits until app has exactly want, all ready.
-func waitReady(t testing.TB, b adapters.Backend, app string, want adapters.Replicas) []adapters.Instance {
+func waitReady(t testing.TB, b adapters.Backend, app string, want traffic.Replicas) []adapters.Instance {
 	t.Helper()
 	return waitInstances(t, b, app, fmt.Sprintf("%v ready", want), func(ins []adapters.Instance) bool {
 		n := map[string]int{}

@@ -18,8 +18,8 @@ import (
 )
 
 // slot is one instance position (version, n) of an app, supervised by one
-// goroutine (run) that owns its process: it starts it, health-checks it,
-// adds it to the proxy once healthy, restarts it when it exits, and drains
+// goroutine (run) that owns its process: it starts it, health-checks it
+// (reporting it ready once healthy), restarts it when it exits, and drains
 // and stops it once it is no longer wanted.
 type slot struct {
 	b    *Backend
@@ -238,11 +238,8 @@ func (s *slot) start() (*proc, error) {
 	return p, nil
 }
 
-// forget clears a process that is gone: out of the proxy, record removed.
+// forget clears a process that is gone: record removed, port freed.
 func (s *slot) forget(p *proc) {
-	if px := s.b.router.Proxy(s.a.name); px != nil {
-		px.RemoveEndpoint(p.rec.Addr)
-	}
 	if err := removeFile(s.b.dirs.recordFile(s.a.name, s.id)); err != nil {
 		s.b.log.Error("remove instance record", "app", s.a.name, "instance", s.id, "err", err)
 	}
@@ -280,9 +277,9 @@ func (s *slot) health() healthSpec {
 }
 
 // monitor health-checks p until it exits, stops being wanted, or the
-// Backend closes. One passing check makes the instance ready (and adds it to
-// the proxy); FailureThreshold failing ones in a row make it unready (and
-// take it out). Until it is first ready it is checked more often: 50ms,
+// Backend closes. One passing check makes the instance ready;
+// FailureThreshold failing ones in a row make it unready. Either change is
+// notified, so routers following Observe add or remove the instance. Until it is first ready it is checked more often: 50ms,
 // doubling up to the interval. It reports whether p was ever ready.
 func (s *slot) monitor(p *proc, log *slog.Logger) (monitorOutcome, bool) {
 	everReady := false
@@ -327,16 +324,9 @@ func (s *slot) monitor(p *proc, log *slog.Logger) (monitorOutcome, bool) {
 		s.a.mu.Unlock()
 
 		if nowReady != wasReady {
-			px := s.b.router.Proxy(s.a.name)
 			if nowReady {
-				if px != nil {
-					px.AddEndpoint(s.key.version, p.rec.Addr)
-				}
 				log.Info("instance ready", "addr", p.rec.Addr)
 			} else {
-				if px != nil {
-					px.RemoveEndpoint(p.rec.Addr)
-				}
 				log.Warn("instance unready", "addr", p.rec.Addr, "err", err)
 			}
 			s.b.notify(s.a.name)
@@ -374,9 +364,10 @@ func (b *Backend) check(addr string, h healthSpec) error {
 	return nil
 }
 
-// stop takes the instance out of the proxy, waits (at most DrainTimeout) for
-// its in-flight requests, sends SIGTERM to its process group, and SIGKILL
-// after the release's stopGracePeriod.
+// stop reports the instance not ready, drains it (Config.Drainer: out of
+// traffic, then at most DrainTimeout for its in-flight requests), sends
+// SIGTERM to its process group, and SIGKILL after the release's
+// stopGracePeriod.
 func (s *slot) stop(p *proc, log *slog.Logger) stopOutcome {
 	s.a.mu.Lock()
 	s.ready, s.stopping, s.msg = false, true, "stopping: draining in-flight requests"
@@ -385,36 +376,38 @@ func (s *slot) stop(p *proc, log *slog.Logger) stopOutcome {
 		grace = s.a.rel.Backend.Process.StopGracePeriod.Duration
 	}
 	s.a.mu.Unlock()
-	px := s.b.router.Proxy(s.a.name)
-	if px != nil {
-		px.RemoveEndpoint(p.rec.Addr)
-	}
 	s.b.notify(s.a.name)
 
-	deadline := time.Now().Add(s.b.cfg.DrainTimeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-drain:
-	for px != nil && px.InFlight(p.rec.Addr) > 0 {
-		if time.Now().After(deadline) {
-			log.Warn("drain timed out; stopping anyway", "inFlight", px.InFlight(p.rec.Addr))
-			break
-		}
-		select {
-		case <-s.b.ctx.Done():
-			return stopClosed
-		case <-p.exited:
-			break drain
-		case <-s.kick:
-			if s.wanted() {
-				s.a.mu.Lock()
-				s.stopping, s.msg = false, "starting"
-				s.a.mu.Unlock()
-				log.Info("wanted again while draining; keeping it")
-				return stopAborted
+	if d := s.b.cfg.Drainer; d != nil {
+		ctx, cancel := context.WithTimeout(s.b.ctx, s.b.cfg.DrainTimeout)
+		drained := make(chan error, 1)
+		go func() { drained <- d.Drain(ctx, s.a.name, p.rec.Addr) }()
+	drain:
+		for {
+			select {
+			case err := <-drained:
+				if err != nil && s.b.ctx.Err() == nil {
+					log.Warn("drain did not finish; stopping anyway", "err", err)
+				}
+				break drain
+			case <-s.b.ctx.Done():
+				cancel()
+				return stopClosed
+			case <-p.exited:
+				break drain
+			case <-s.kick:
+				if s.wanted() {
+					cancel()
+					<-drained
+					s.a.mu.Lock()
+					s.stopping, s.msg = false, "starting"
+					s.a.mu.Unlock()
+					log.Info("wanted again while draining; keeping it")
+					return stopAborted
+				}
 			}
-		case <-tick.C:
 		}
+		cancel()
 	}
 
 	s.setMsg("stopping: SIGTERM sent")

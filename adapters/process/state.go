@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // record is one instance's state file, written before the instance counts
@@ -43,13 +43,14 @@ const markerVar = "GRAYLANE_INSTANCE"
 
 func (r *record) marker() string { return markerVar + "=" + r.ID + "." + r.Nonce }
 
-// appFile is an app's desired state: what Apply and SetWeights were last
-// given, so a restarted graylane resumes (restarting dead instances,
-// stopping unwanted ones, serving the split) before the engine calls again.
+// appFile is an app's desired state: what Apply was last given, so a
+// restarted graylane resumes (restarting dead instances, stopping unwanted
+// ones) before the engine calls again. (Files of graylane before the
+// built-in proxy served every backend also hold a "split", which is
+// ignored: the proxy keeps its own routes.)
 type appFile struct {
-	Release  *spec.Release     `json:"release,omitempty"`
-	Replicas adapters.Replicas `json:"replicas,omitempty"`
-	Split    *adapters.Split   `json:"split,omitempty"`
+	Release  *spec.Release    `json:"release,omitempty"`
+	Replicas traffic.Replicas `json:"replicas,omitempty"`
 }
 
 type layout struct{ root string }

@@ -3,7 +3,9 @@ package proxy_test
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,15 +16,15 @@ import (
 	"github.com/graylane/graylane/testsupport/testenv"
 )
 
+// release is a valid release of app on a backend that is not process (a
+// webhook), routed by the built-in proxy on proxyAddr.
 func release(t testing.TB, app, version, proxyAddr string) *spec.Release {
 	t.Helper()
 	rel := &spec.Release{
 		App:     app,
 		Version: version,
-		Backend: spec.Backend{Type: spec.BackendProcess, Process: &spec.ProcessBackend{
-			Command: []string{"demoapp", "--version", "{{.Version}}", "--addr", "{{.Addr}}"},
-			Proxy:   proxyAddr,
-		}},
+		Backend: spec.Backend{Type: spec.BackendWebhook, Webhook: &spec.WebhookBackend{URL: "http://127.0.0.1:1/deploy", StatusURL: "http://127.0.0.1:1/status"}},
+		Traffic: &spec.Traffic{Type: "proxy", Proxy: &spec.ProxyTraffic{Listen: proxyAddr}},
 	}
 	if err := rel.Validate(); err != nil {
 		t.Fatalf("test release: %v", err)
@@ -30,24 +32,58 @@ func release(t testing.TB, app, version, proxyAddr string) *spec.Release {
 	return rel
 }
 
+// instances is an InstanceSource the test edits: a backend's Observe.
+type instances struct {
+	mu   sync.Mutex
+	list map[string][]adapters.Instance
+	err  error
+}
+
+func (s *instances) Observe(_ context.Context, app string) ([]adapters.Instance, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]adapters.Instance(nil), s.list[app]...), s.err
+}
+
+func (s *instances) set(app string, list ...adapters.Instance) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.list == nil {
+		s.list = map[string][]adapters.Instance{}
+	}
+	s.list[app] = list
+}
+
+func ready(version, addr string) adapters.Instance {
+	return adapters.Instance{ID: version + "-" + addr, Version: version, Addr: addr, Ready: true}
+}
+
+func newRouter(t testing.TB, cfg proxy.RouterConfig) *proxy.Router {
+	t.Helper()
+	r, err := proxy.NewRouter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func freeAddr(t testing.TB) string { return "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) }
+
 // TestRouterConformance runs the shared TrafficRouter suite against the
-// Router, with in-process upstreams behind a real listening proxy.
+// Router serving a webhook backend's instances (in-process upstreams)
+// behind a real listening proxy.
 func TestRouterConformance(t *testing.T) {
 	adaptertest.RunRouter(t, func(t *testing.T) *adaptertest.RouterHarness {
-		r := proxy.NewRouter(proxy.RouterConfig{})
-		t.Cleanup(func() { r.Close() })
-		addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-		rel := func(v string) *spec.Release { return release(t, "conf", v, addr) }
-		p, err := r.Ensure(rel("v1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range []string{"v1", "v2"} {
-			p.SetEndpoints(v, []string{newUpstream(t, v).addr(), newUpstream(t, v).addr()})
-		}
+		src := &instances{}
+		src.set("conf", ready("v1", newUpstream(t, "v1").addr()), ready("v1", newUpstream(t, "v1").addr()),
+			ready("v2", newUpstream(t, "v2").addr()), ready("v2", newUpstream(t, "v2").addr()),
+			adapters.Instance{ID: "v3-0", Version: "v3", Addr: newUpstream(t, "v3").addr(), Ready: false})
+		r := newRouter(t, proxy.RouterConfig{Instances: src})
+		addr := freeAddr(t)
 		return &adaptertest.RouterHarness{
 			Router:   r,
-			Release:  rel,
+			Release:  func(v string) *spec.Release { return release(t, "conf", v, addr) },
 			Versions: []string{"v1", "v2"},
 			Unready:  "v3",
 			Probe:    adaptertest.HTTPProbe("http://" + addr + "/"),
@@ -55,37 +91,148 @@ func TestRouterConformance(t *testing.T) {
 	})
 }
 
-// TestRouterWithoutAddress: a release without a proxy address gets a proxy
-// that keeps its split without listening.
-func TestRouterWithoutAddress(t *testing.T) {
-	r := proxy.NewRouter(proxy.RouterConfig{})
-	defer r.Close()
-	rel := release(t, "quiet", "v1", "")
-	s := adapters.Split{Weights: []adapters.VersionWeight{{Version: "v1", Weight: 100}}}
-	if err := r.SetWeights(context.Background(), rel, s); err != nil {
+// TestRouterFollowsInstances: the proxy's endpoints follow the backend's
+// ready instances on Kick and on the periodic resync; an Observe error
+// keeps the last endpoints.
+func TestRouterFollowsInstances(t *testing.T) {
+	src := &instances{}
+	a1, b1 := newUpstream(t, "v1"), newUpstream(t, "v1")
+	src.set("follow", ready("v1", a1.addr()))
+	local, err := proxy.NewLocal(proxy.LocalConfig{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := r.Weights(context.Background(), "quiet")
-	if err != nil || !got.Equal(s) {
-		t.Fatalf("Weights = %+v, %v; want %+v", got, err, s)
-	}
-	if a := r.Proxy("quiet").Addr(); a != "" {
-		t.Fatalf("proxy without an address listens on %s", a)
-	}
-	if err := r.Forget(context.Background(), "quiet"); err != nil {
+	t.Cleanup(func() { local.Close() })
+	r := newRouter(t, proxy.RouterConfig{Instances: src, DataPlane: local, Resync: -1})
+	addr := freeAddr(t)
+	rel := release(t, "follow", "v1", addr)
+	ctx := context.Background()
+	if err := r.SetWeights(ctx, rel, splitOf("v1", 100)); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := r.Weights(context.Background(), "quiet"); len(got.Weights) != 0 {
-		t.Fatalf("Weights after Forget = %+v, want empty", got)
+	if got := local.Proxy("follow").Endpoints("v1"); len(got) != 1 || got[0] != a1.addr() {
+		t.Fatalf("after SetWeights endpoints are %v, want [%s]", got, a1.addr())
+	}
+	src.set("follow", ready("v1", a1.addr()), ready("v1", b1.addr()))
+	r.Kick("follow")
+	waitFor(t, "the second instance to be routed", func() bool { return len(local.Proxy("follow").Endpoints("v1")) == 2 })
+
+	src.mu.Lock()
+	src.err = context.DeadlineExceeded
+	src.mu.Unlock()
+	if err := r.Sync(ctx, "follow"); err == nil {
+		t.Fatal("Sync with a failing Observe returned no error")
+	}
+	if got := local.Proxy("follow").Endpoints("v1"); len(got) != 2 {
+		t.Fatalf("a failed Observe changed the endpoints to %v", got)
+	}
+
+	// The periodic resync, without any kick.
+	src.mu.Lock()
+	src.err = nil
+	src.mu.Unlock()
+	src.set("follow", ready("v1", b1.addr()))
+	r2 := newRouter(t, proxy.RouterConfig{Instances: src, DataPlane: local, Resync: 20 * time.Millisecond})
+	_ = r2
+	waitFor(t, "the resync to drop the first instance", func() bool {
+		got := local.Proxy("follow").Endpoints("v1")
+		return len(got) == 1 && got[0] == b1.addr()
+	})
+	if v := versionAt(t, addr); v != "v1" {
+		t.Fatalf("proxy serves %q", v)
+	}
+}
+
+// TestRouterDrain: Drain takes the address out at once and returns when
+// its last request finished.
+func TestRouterDrain(t *testing.T) {
+	src := &instances{}
+	slow, other := newUpstream(t, "v1"), newUpstream(t, "v1")
+	src.set("drain", ready("v1", slow.addr()))
+	local, err := proxy.NewLocal(proxy.LocalConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { local.Close() })
+	r := newRouter(t, proxy.RouterConfig{Instances: src, DataPlane: local, Resync: -1})
+	addr := freeAddr(t)
+	if err := r.SetWeights(context.Background(), release(t, "drain", "v1", addr), splitOf("v1", 100)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/?block=1")
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	<-slow.entered
+	src.set("drain", ready("v1", other.addr())) // the backend reports it not ready, then drains
+	drained := make(chan error, 1)
+	go func() { drained <- r.Drain(context.Background(), "drain", slow.addr()) }()
+	waitFor(t, "the drained address to leave routing", func() bool { return len(local.Proxy("drain").Endpoints("v1")) == 0 })
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned %v with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(slow.release)
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if code := <-done; code != 200 {
+		t.Fatalf("the request in flight got %d, want 200", code)
+	}
+	// Unknown apps and addresses drain at once.
+	if err := r.Drain(context.Background(), "nobody", slow.addr()); err != nil {
+		t.Fatalf("Drain of an unknown app: %v", err)
+	}
+}
+
+// TestLocalRestoresRoutes: a Local on the routes file of an earlier one
+// serves the same split and endpoints before any router talks to it.
+func TestLocalRestoresRoutes(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "routes.json")
+	v1, v2 := newUpstream(t, "v1"), newUpstream(t, "v2")
+	src := &instances{}
+	src.set("keep", ready("v1", v1.addr()), ready("v2", v2.addr()))
+	l1, err := proxy.NewLocal(proxy.LocalConfig{StateFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRouter(t, proxy.RouterConfig{Instances: src, DataPlane: l1, Resync: -1})
+	addr := freeAddr(t)
+	if err := r.SetWeights(context.Background(), release(t, "keep", "v2", addr), splitOf("v2", 100, "v1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	l1.Close()
+	waitFor(t, "the first proxy to stop listening", func() bool { return versionAt(t, addr) == "" })
+
+	l2, err := proxy.NewLocal(proxy.LocalConfig{StateFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	for i := 0; i < 20; i++ {
+		if v := versionAt(t, addr); v != "v2" {
+			t.Fatalf("restored proxy served %q, want v2 (the split in force)", v)
+		}
+	}
+	rt, err := l2.Routes(context.Background(), "keep")
+	if err != nil || rt.Split.Map()["v2"] != 100 || len(rt.Endpoints["v1"]) != 1 {
+		t.Fatalf("restored routes = %+v, %v", rt, err)
 	}
 }
 
 // TestRouterForgetClosesListener: Forget stops the app's listener.
 func TestRouterForgetClosesListener(t *testing.T) {
-	r := proxy.NewRouter(proxy.RouterConfig{})
-	defer r.Close()
-	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	if _, err := r.Ensure(release(t, "gone", "v1", addr)); err != nil {
+	r := newRouter(t, proxy.RouterConfig{Instances: &instances{}})
+	addr := freeAddr(t)
+	if err := r.Ensure(context.Background(), release(t, "gone", "v1", addr)); err != nil {
 		t.Fatal(err)
 	}
 	if resp, err := http.Get("http://" + addr + "/"); err != nil {
@@ -96,9 +243,37 @@ func TestRouterForgetClosesListener(t *testing.T) {
 	if err := r.Forget(context.Background(), "gone"); err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	if resp, err := client.Get("http://" + addr + "/"); err == nil {
-		resp.Body.Close()
-		t.Fatalf("proxy still answers after Forget: %s", resp.Status)
+	if v := versionAt(t, addr); v != "" {
+		t.Fatalf("proxy still answers after Forget: %s", v)
+	}
+	if s, err := r.Weights(context.Background(), "gone"); err != nil || len(s.Weights) != 0 {
+		t.Fatalf("Weights after Forget = %+v, %v; want empty", s, err)
+	}
+}
+
+// versionAt sends one GET to addr and returns X-Version ("" when nothing
+// answers with 200).
+func versionAt(t testing.TB, addr string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		return ""
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return ""
+	}
+	return resp.Header.Get("X-Version")
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -1,11 +1,20 @@
-// Package proxy is graylane's built-in traffic router: one HTTP reverse proxy
-// per app, listening on the app's backend.process.proxy address, that splits
-// requests between code versions.
+// Package proxy is graylane's built-in traffic router: one HTTP reverse
+// proxy per app that splits requests between code versions, in front of
+// any backend whose instances have addresses (process, ssh, webhook,
+// docker...).
 //
-// Entry points: Router, the adapters.TrafficRouter over every app's proxy
-// (NewRouter, Router.Ensure), and Proxy, one app's proxy, whose endpoints a
-// backend manages (SetEndpoints, AddEndpoint, RemoveEndpoint, InFlight,
-// Drain).
+// Entry points:
+//
+//   - Router, the adapters.TrafficRouter (and adapters.Drainer) graylane
+//     uses for traffic.type proxy: NewRouter with the backends' instances
+//     (RouterConfig.Instances); Kick it from their adapters.Notifier. The
+//     endpoints of an app's proxy are the ready instances its backend
+//     reports, re-read on Kick, on SetWeights and every Resync.
+//   - DataPlane, where the proxies run: Local runs them in this process
+//     and keeps their routes in a file (LocalConfig.StateFile) so a new
+//     Local serves the last routes at once.
+//   - Proxy, one app's proxy (an http.Handler): SetSplit, ReplaceEndpoints,
+//     InFlight, Drain, Listen.
 //
 // # Routing
 //
@@ -28,10 +37,11 @@
 // A version with weight > 0 but no ready endpoint never fails a request: its
 // share goes to the weighted versions that have endpoints, in proportion to
 // their weights (a sticky user by a second function of the same hash, so the
-// user keeps landing on one version), and when none of them has one, to any
-// version that has; before the first split, requests go to any version
-// with endpoints. Only when no endpoint exists at all does the proxy answer
-// 503.
+// user keeps landing on one version). A version outside the split (weight 0
+// or absent, e.g. the previous version during scaleDownDelay) never serves
+// a request, except as a failover after an attempt on the weighted versions
+// failed; when no weighted version has an endpoint the proxy answers 503.
+// Before the first split, requests go to any version with endpoints.
 //
 // Within a version endpoints take turns (round robin).
 //

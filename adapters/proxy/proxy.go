@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Header and cookie names the proxy understands or sets.
@@ -80,7 +80,7 @@ type Proxy struct {
 	table       atomic.Pointer[table]
 
 	mu       sync.Mutex // serialises writers of the table below
-	split    adapters.Split
+	split    traffic.Split
 	header   string // canonical sticky header
 	cookie   string
 	live     map[string]*endpoint // by addr
@@ -176,16 +176,16 @@ func (p *Proxy) App() string { return p.app }
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.rp.ServeHTTP(w, r) }
 
 // Split returns the split in force (a copy).
-func (p *Proxy) Split() adapters.Split {
+func (p *Proxy) Split() traffic.Split {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return copySplit(p.split)
 }
 
 // SetSplit puts a split in force; it is used by the next request routed. A
-// split rejected by adapters.ValidateSplit changes nothing.
-func (p *Proxy) SetSplit(s adapters.Split) error {
-	if err := adapters.ValidateSplit(s); err != nil {
+// split rejected by traffic.ValidateSplit changes nothing.
+func (p *Proxy) SetSplit(s traffic.Split) error {
+	if err := traffic.ValidateSplit(s); err != nil {
 		return fmt.Errorf("set split of app %s: %w", p.app, err)
 	}
 	p.mu.Lock()
@@ -227,6 +227,51 @@ func (p *Proxy) SetEndpoints(version string, addrs []string) {
 		p.addLocked(version, a)
 	}
 	p.publishLocked()
+}
+
+// ReplaceEndpoints makes eps (version -> addresses) the proxy's ready
+// endpoints, all versions at once: addresses not listed any more are
+// removed (and drain, see RemoveEndpoint), new ones are added, kept ones
+// keep their in-flight counts. It reports whether anything changed.
+func (p *Proxy) ReplaceEndpoints(eps map[string][]string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	want := map[string]string{}
+	for v, addrs := range eps {
+		for _, a := range addrs {
+			want[a] = v
+		}
+	}
+	changed := false
+	for a, e := range p.live {
+		if v, ok := want[a]; !ok || v != e.version {
+			p.removeLocked(e)
+			changed = true
+		}
+	}
+	for a, v := range want {
+		if p.addLocked(v, a) {
+			changed = true
+		}
+	}
+	if changed {
+		p.publishLocked()
+	}
+	return changed
+}
+
+// AllEndpoints returns every ready endpoint: version -> sorted addresses.
+func (p *Proxy) AllEndpoints() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	for a, e := range p.live {
+		out[e.version] = append(out[e.version], a)
+	}
+	for _, l := range out {
+		sort.Strings(l)
+	}
+	return out
 }
 
 // AddEndpoint adds a ready endpoint of version. Adding an address already
@@ -447,8 +492,8 @@ func (p *Proxy) serveError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-func copySplit(s adapters.Split) adapters.Split {
-	return adapters.Split{Weights: slices.Clone(s.Weights), Preview: s.Preview}
+func copySplit(s traffic.Split) traffic.Split {
+	return traffic.Split{Weights: slices.Clone(s.Weights), Preview: s.Preview}
 }
 
 // bufferPool lends 32 KiB copy buffers without allocating per request.

@@ -202,10 +202,10 @@ func (t *table) route(h http.Header) choice {
 // pick chooses the endpoint for bucket b: the pinned version when it has
 // endpoints, else the version owning b, else (when the owner has no usable
 // endpoint) b's position within the owner's share rescaled over the weighted
-// versions with endpoints, else any version with endpoints. Endpoints in
-// tried are skipped; endpoints marked down are used only when nothing else
-// is left.
-func (t *table) pick(c choice, tried []*endpoint) *endpoint {
+// versions with endpoints, else (before the first split, or after a failed
+// attempt) any version with endpoints. Endpoints in tried are skipped;
+// endpoints marked down are used only when nothing else is left.
+func (t *table) pick(c choice, tried []*endpoint, failover bool) *endpoint {
 	now := time.Now().UnixNano()
 	pinned := c.pinned
 	owner, ok := lookup(t.weighted, c.bucket)
@@ -239,9 +239,15 @@ func (t *table) pick(c choice, tried []*endpoint) *endpoint {
 				}
 			}
 		}
-		for _, g := range t.any {
-			if e := g.next(tried, now, allowDown); e != nil {
-				return e
+		// A version outside the split serves only before the first split,
+		// or as a failover once an attempt of this request failed:
+		// endpoints merely missing from the weighted versions (a restart
+		// still adding them, a sync in flight) never send a request there.
+		if len(t.weighted) == 0 || failover {
+			for _, g := range t.any {
+				if e := g.next(tried, now, allowDown); e != nil {
+					return e
+				}
 			}
 		}
 	}
@@ -304,7 +310,7 @@ func (u *upstreams) RoundTrip(req *http.Request) (*http.Response, error) {
 	n := 0
 	var lastErr error
 	for attempts := 0; attempts < p.maxAttempts && n < len(tried); {
-		e := t.pick(c, tried[:n])
+		e := t.pick(c, tried[:n], attempts > 0)
 		if e == nil {
 			break
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/graylane/graylane/adapters/ssh"
 	"github.com/graylane/graylane/adapters/webhook"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // resolver maps a release's backend and traffic sections to adapters. The
@@ -46,11 +47,18 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 		return r.releases(ctx, app)
 	}
 
+	// The built-in proxy (traffic.type proxy) serves every backend: its
+	// endpoints are the ready instances of the app's backend (wiring_proxy.go).
+	proxyRouter, err := r.addProxy(v, dataDir, log)
+	if err != nil {
+		return nil, err
+	}
+
 	stateDir := v.GetString("process.stateDir")
 	if stateDir == "" {
 		stateDir = filepath.Join(dataDir, "process")
 	}
-	proc, err := process.New(process.Config{StateDir: stateDir, Logger: log})
+	proc, err := process.New(process.Config{StateDir: stateDir, Logger: log, Drainer: proxyRouter})
 	if err != nil {
 		return nil, fmt.Errorf("process backend in %s: %w", stateDir, err)
 	}
@@ -68,16 +76,6 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 				log.Info("process instances stopped (process.stopOnExit); the next start brings them back")
 			}
 		})
-	}
-	procRouter := proc.Router()
-	r.routers["proxy"] = func(rel *spec.Release) (adapters.TrafficRouter, error) {
-		if rel.Backend.Type != spec.BackendProcess {
-			return nil, fmt.Errorf("traffic.type proxy needs backend.type process (got %s): %w", rel.Backend.Type, adapters.ErrUnsupported)
-		}
-		if rel.Backend.Process.Proxy == "" {
-			return nil, nil
-		}
-		return procRouter, nil
 	}
 
 	// SSH hosts: needs a client key and known_hosts (host keys are verified).
@@ -133,6 +131,9 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 			return nil, fmt.Errorf("traffic.type nginx needs nginx.includeDir in graylane's configuration: %w", adapters.ErrUnsupported)
 		}
 	}
+	for _, n := range r.notifiers {
+		n.Notify(proxyRouter.Kick) // the proxy's endpoints follow every backend
+	}
 	return r, nil
 }
 
@@ -147,7 +148,7 @@ func (u unconfigured) Observe(context.Context, string) ([]adapters.Instance, err
 	return nil, fmt.Errorf("backend %s is not configured: %s: %w", u.typ, u.why, adapters.ErrUnsupported)
 }
 
-func (u unconfigured) Apply(context.Context, *spec.Release, adapters.Replicas) error {
+func (u unconfigured) Apply(context.Context, *spec.Release, traffic.Replicas, adapters.Step) error {
 	return fmt.Errorf("backend %s is not configured: %s: %w", u.typ, u.why, adapters.ErrUnsupported)
 }
 

@@ -1,0 +1,17 @@
+package adapters
+
+import "context"
+
+// Drainer is optional: a TrafficRouter that can take one instance out of
+// traffic on its own and tell when it no longer serves any request.
+// Backends that stop instances themselves (process) call it before they
+// stop one, so that no request in flight is cut.
+//
+// Contract: Drain takes addr out of app's traffic (no new request reaches
+// it once Drain has taken it out) and blocks until no request is in flight
+// on it, or until ctx ends (returning ctx's error). An app or address the
+// router does not route returns nil at once. Idempotent. The address comes
+// back into traffic only when the backend reports it ready again.
+type Drainer interface {
+	Drain(ctx context.Context, app, addr string) error
+}
