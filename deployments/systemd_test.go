@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -148,5 +149,39 @@ func TestSystemdEnvFile(t *testing.T) {
 	}
 	if !strings.Contains(string(cfg), "dir: /var/lib/graylane") {
 		t.Errorf("graylane.yaml's data.dir is not the unit's StateDirectory /var/lib/graylane")
+	}
+}
+
+// TestSystemdSysusers creates the unit's user from graylane.sysusers with
+// Debian's systemd-sysusers in a scratch root.
+func TestSystemdSysusers(t *testing.T) {
+	bin := testenv.LookPath(t, "systemd-sysusers")
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file, err := filepath.Abs("systemd/graylane.sysusers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "--root="+root, file).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-sysusers: %v\n%s", err, out)
+	}
+	passwd, err := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := ""
+	for _, l := range strings.Split(string(passwd), "\n") {
+		if strings.HasPrefix(l, "graylane:") {
+			line = l
+		}
+	}
+	f := strings.Split(line, ":")
+	if len(f) != 7 || f[5] != "/var/lib/graylane" || f[6] != "/usr/sbin/nologin" {
+		t.Fatalf("passwd entry %q, want user graylane with home /var/lib/graylane and no login shell", line)
+	}
+	if uid, _ := strconv.Atoi(f[2]); uid == 0 || uid >= 1000 {
+		t.Fatalf("uid %s, want a system uid", f[2])
 	}
 }
