@@ -260,7 +260,6 @@ func tailLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-
 // TestAnsibleSystemdPath runs the role's systemd path on this machine
 // (ansible_connection local) into a staging root (graylane_root, with
 // graylane_systemd_activate false: systemd is not the init here, so nothing
