@@ -4,7 +4,7 @@ PKGS    ?= ./...
 # Where heavy test servers (Polaris, Kubernetes, kwok) are built once and kept.
 export GRAYLANE_CACHE ?= $(HOME)/.cache/graylane
 
-.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean
+.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean chart-lint
 
 all: build
 
@@ -38,6 +38,11 @@ test-unit:
 ## bench: the benchmarks behind docs/benchmarks.md
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./rollout/... ./adapters/proxy/... ./configsync/etcd/...
+
+## chart-lint: `helm lint --strict` of deployments/helm/graylane through Helm's Go SDK (bin/graylane-helm from tools/helm)
+chart-lint:
+	cd tools/helm && GOWORK=off $(GO) build -o ../../bin/graylane-helm .
+	./bin/graylane-helm lint deployments/helm/graylane --strict
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -17,56 +17,70 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// etcdTLS holds the etcd.tls.* settings (all empty by default): certFile
-// and keyFile are the client certificate and its key (PEM), caFile the CA
-// bundle that signed etcd's serving certificate (empty: the system roots),
-// serverName the name to verify in it (default: the endpoint's host).
-type etcdTLS struct {
+// tlsFiles holds the <key>.* TLS settings of one connection (etcd.tls,
+// apollo.tls), all empty by default: certFile and keyFile are a client
+// certificate and its key (PEM), caFile the CA bundle that signed the
+// server's certificate (empty: the system roots), serverName the name to
+// verify in it (default: the host connected to).
+type tlsFiles struct {
+	key                                   string
 	CertFile, KeyFile, CAFile, ServerName string
 }
 
-func (t etcdTLS) enabled() bool {
-	return t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" || t.ServerName != ""
-}
-
-func readEtcdTLS(v *viper.Viper) etcdTLS {
-	return etcdTLS{
-		CertFile:   v.GetString("etcd.tls.certFile"),
-		KeyFile:    v.GetString("etcd.tls.keyFile"),
-		CAFile:     v.GetString("etcd.tls.caFile"),
-		ServerName: v.GetString("etcd.tls.serverName"),
+func readTLS(v *viper.Viper, key string) tlsFiles {
+	return tlsFiles{
+		key:        key,
+		CertFile:   v.GetString(key + ".certFile"),
+		KeyFile:    v.GetString(key + ".keyFile"),
+		CAFile:     v.GetString(key + ".caFile"),
+		ServerName: v.GetString(key + ".serverName"),
 	}
 }
 
+func readEtcdTLS(v *viper.Viper) tlsFiles { return readTLS(v, "etcd.tls") }
+
+func (t tlsFiles) enabled() bool {
+	return t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" || t.ServerName != ""
+}
+
 // config builds the client TLS configuration: the client certificate if
-// one is set (etcd's --client-cert-auth), and etcd's CA. Errors name the
-// key at fault.
-func (t etcdTLS) config() (*tls.Config, error) {
+// one is set, and the CA. Errors name the key at fault.
+func (t tlsFiles) config() (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
 	switch {
 	case t.CertFile != "" && t.KeyFile == "":
-		return nil, errors.New("etcd.tls.keyFile: required with etcd.tls.certFile")
+		return nil, fmt.Errorf("%s.keyFile: required with %s.certFile", t.key, t.key)
 	case t.KeyFile != "" && t.CertFile == "":
-		return nil, errors.New("etcd.tls.certFile: required with etcd.tls.keyFile")
+		return nil, fmt.Errorf("%s.certFile: required with %s.keyFile", t.key, t.key)
 	case t.CertFile != "":
 		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("etcd.tls.certFile/keyFile (%s, %s): %w", t.CertFile, t.KeyFile, err)
+			return nil, fmt.Errorf("%s.certFile/keyFile (%s, %s): %w", t.key, t.CertFile, t.KeyFile, err)
 		}
 		c.Certificates = []tls.Certificate{pair}
 	}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("etcd.tls.caFile: %w", err)
+			return nil, fmt.Errorf("%s.caFile: %w", t.key, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("etcd.tls.caFile: %s holds no PEM certificate", t.CAFile)
+			return nil, fmt.Errorf("%s.caFile: %s holds no PEM certificate", t.key, t.CAFile)
 		}
 		c.RootCAs = pool
 	}
 	return c, nil
+}
+
+// optionalTLS is config() when any <key>.* is set, else nil (the
+// defaults of the client using it).
+func optionalTLS(v *viper.Viper, key string) (*tls.Config, error) {
+	t := readTLS(v, key)
+	if !t.enabled() {
+		return nil, nil
+	}
+	return t.config()
 }
 
 // etcdClientConfig is the client configuration for an external etcd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -47,6 +48,9 @@ type DocumentsConfig struct {
 	Secrets map[string]string
 	// RequestTimeout bounds one request (DefaultRequestTimeout).
 	RequestTimeout time.Duration
+	// TLS configures HTTPS to the portal and config service (the CA to
+	// trust, a client certificate); nil uses the system roots.
+	TLS *tls.Config
 }
 
 // Documents reads and writes documents at arbitrary Apollo locations
@@ -110,11 +114,12 @@ func NewDocuments(cfg DocumentsConfig, opts ...Option) (*Documents, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
-	api, err := openapi.New(openapi.Config{PortalURL: cfg.Portal, Token: cfg.Token, Env: cfg.Env, Operator: cfg.Operator, Timeout: cfg.RequestTimeout})
+	hc := httpClient(cfg.TLS)
+	api, err := openapi.New(openapi.Config{PortalURL: cfg.Portal, Token: cfg.Token, Env: cfg.Env, Operator: cfg.Operator, Timeout: cfg.RequestTimeout, HTTPClient: hc})
 	if err != nil {
 		return nil, err
 	}
-	return &Documents{cfg: cfg, api: api, http: &http.Client{}, log: o.log.With("centre", "apollo"), base: u.String(), locks: map[string]*sync.Mutex{}}, nil
+	return &Documents{cfg: cfg, api: api, http: hc, log: o.log.With("centre", "apollo"), base: u.String(), locks: map[string]*sync.Mutex{}}, nil
 }
 
 // Centre returns "apollo".
@@ -511,4 +516,15 @@ func trimTitle(s string) string {
 		return s[:maxTitle]
 	}
 	return s
+}
+
+// httpClient is the client for graylane's own requests to Apollo: the
+// default transport with tc (nil: the system roots).
+func httpClient(tc *tls.Config) *http.Client {
+	if tc == nil {
+		return &http.Client{}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc.Clone()
+	return &http.Client{Transport: tr}
 }
