@@ -357,11 +357,24 @@ func TestHelmRenderNamespaced(t *testing.T) {
 	if get(cfg, "source", "type") != "nacos" || get(cfg, "nacos", "group") != "GRAYLANE_RELEASES" {
 		t.Errorf("nacos settings %v %v", get(cfg, "source"), get(cfg, "nacos"))
 	}
+	if get(cfg, "nacos", "tls", "caFile") != "/etc/graylane/nacos-tls/ca.crt" || get(cfg, "nacos", "tls", "enabled") != true {
+		t.Errorf("nacos.tls %v, want TLS with the CA from the mounted Secret", get(cfg, "nacos", "tls"))
+	}
 	if strings.Contains(strings.ToLower(string(mustJSON(t, cfg))), "password") {
 		t.Errorf("a password in the ConfigMap: %v", cfg)
 	}
 	d := typed[appsv1.Deployment](t, m, "Deployment", v.namespace, name)
 	c := d.Spec.Template.Spec.Containers[0]
+	caMounted := false
+	for _, vol := range d.Spec.Template.Spec.Volumes {
+		caMounted = caMounted || (vol.Name == "nacos-tls" && vol.Secret != nil && vol.Secret.SecretName == "graylane-nacos-ca")
+	}
+	for _, vm := range c.VolumeMounts {
+		caMounted = caMounted && (vm.Name != "nacos-tls" || vm.MountPath == "/etc/graylane/nacos-tls")
+	}
+	if !caMounted {
+		t.Errorf("the Nacos CA Secret is not mounted: %+v", d.Spec.Template.Spec.Volumes)
+	}
 	for _, e := range []string{"GRAYLANE_NACOS_USERNAME", "GRAYLANE_NACOS_PASSWORD", "GRAYLANE_NACOS_ACCESSKEY", "GRAYLANE_NACOS_SECRETKEY"} {
 		ev := envVar(c, e)
 		if ev == nil || ev.ValueFrom.SecretKeyRef.Name != "graylane-nacos" {

@@ -94,12 +94,31 @@ over it. Secrets never land here: they come in as GRAYLANE_* variables.
 {{- $_ := set $c "ha" (dict "enabled" true "ttl" .Values.ha.ttl) -}}
 {{- end -}}
 {{- if eq .Values.source.type "nacos" -}}
-{{- $_ := set $c "nacos" (dict "servers" .Values.nacos.servers "namespace" .Values.nacos.namespace "group" .Values.nacos.group "indexDataId" .Values.nacos.indexDataId) -}}
+{{- $nacos := dict "servers" .Values.nacos.servers "namespace" .Values.nacos.namespace "group" .Values.nacos.group "indexDataId" .Values.nacos.indexDataId -}}
+{{- if or .Values.nacos.tls.enabled .Values.nacos.tls.existingSecret -}}
+{{- $tls := dict "enabled" true -}}
+{{- if .Values.nacos.tls.existingSecret -}}{{- $_ := set $tls "caFile" "/etc/graylane/nacos-tls/ca.crt" -}}{{- end -}}
+{{- $_ := set $nacos "tls" $tls -}}
+{{- end -}}
+{{- $_ := set $c "nacos" $nacos -}}
 {{- end -}}
 {{- if eq .Values.source.type "apollo" -}}
-{{- $_ := set $c "apollo" (dict "meta" .Values.apollo.meta "configService" .Values.apollo.configService "appId" .Values.apollo.appId "cluster" .Values.apollo.cluster "namespace" .Values.apollo.namespace "portal" .Values.apollo.portal "env" .Values.apollo.env "operator" .Values.apollo.operator) -}}
+{{- $apollo := dict "meta" .Values.apollo.meta "configService" .Values.apollo.configService "appId" .Values.apollo.appId "cluster" .Values.apollo.cluster "namespace" .Values.apollo.namespace "portal" .Values.apollo.portal "env" .Values.apollo.env "operator" .Values.apollo.operator -}}
+{{- if .Values.apollo.tls.existingSecret -}}
+{{- $_ := set $apollo "tls" (dict "caFile" "/etc/graylane/apollo-tls/ca.crt") -}}
+{{- end -}}
+{{- $_ := set $c "apollo" $apollo -}}
 {{- end -}}
 {{- toYaml (mergeOverwrite $c .Values.config) -}}
+{{- end -}}
+
+{{/* tlsMounts lists the TLS Secrets to mount (JSON): name, secret, path. */}}
+{{- define "graylane.tlsMounts" -}}
+{{- $m := list -}}
+{{- if .Values.etcd.tls.existingSecret -}}{{- $m = append $m (dict "name" "etcd-tls" "secret" .Values.etcd.tls.existingSecret "path" "/etc/graylane/etcd-tls") -}}{{- end -}}
+{{- if and (eq .Values.source.type "nacos") .Values.nacos.tls.existingSecret -}}{{- $m = append $m (dict "name" "nacos-tls" "secret" .Values.nacos.tls.existingSecret "path" "/etc/graylane/nacos-tls") -}}{{- end -}}
+{{- if and (eq .Values.source.type "apollo") .Values.apollo.tls.existingSecret -}}{{- $m = append $m (dict "name" "apollo-tls" "secret" .Values.apollo.tls.existingSecret "path" "/etc/graylane/apollo-tls") -}}{{- end -}}
+{{- toJson $m -}}
 {{- end -}}
 
 {{/* secretEnv renders one env var from an optional Secret key. */}}
