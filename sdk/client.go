@@ -14,6 +14,7 @@ import (
 
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -71,10 +72,10 @@ type Config struct {
 	// http://{app}/path. Calls to other hosts pass through untouched.
 	Services []string
 
-	// Edge ignores incoming n-d-version headers (see WithEdge).
+	// Edge ignores incoming n-d-version headers (see RouterConfig.Edge).
 	Edge bool
 	// ClientIPHeader names a trusted header carrying the client IP (see
-	// WithClientIPHeader).
+	// RouterConfig.ClientIPHeader).
 	ClientIPHeader string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
@@ -153,20 +154,12 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.ID == "" {
 		cfg.ID = cfg.Addr
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	log := cfg.Logger.With("app", cfg.App, "version", cfg.Version)
-	opts := []RouterOption{WithRouterLogger(log)}
-	if cfg.Edge {
-		opts = append(opts, WithEdge())
-	}
-	if cfg.ClientIPHeader != "" {
-		opts = append(opts, WithClientIPHeader(cfg.ClientIPHeader))
-	}
 	c := &Client{
 		cfg: cfg, log: log,
-		router:      NewRouter(gray.Self{Region: cfg.Region, Zone: cfg.Zone, Labels: self(cfg).Labels()}, opts...),
+		router: NewRouter(RouterConfig{Self: gray.Self{Region: cfg.Region, Zone: cfg.Zone, Labels: self(cfg).Labels()},
+			Edge: cfg.Edge, ClientIPHeader: cfg.ClientIPHeader, Logger: log}),
 		rulesSynced: make(chan struct{}),
 		services:    map[string]*service{},
 	}

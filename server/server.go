@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/spec"
@@ -67,9 +68,7 @@ type Server struct {
 
 // New returns a Server.
 func New(cfg Config) *Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = 15 * time.Second
 	}

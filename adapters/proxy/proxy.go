@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -52,7 +53,7 @@ type Config struct {
 	// (defaults DefaultStickyHeader, DefaultStickyCookie).
 	StickyHeader string
 	StickyCookie string
-	// Logger receives proxy errors (default slog.Default()).
+	// Logger receives proxy errors (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 	// DownFor is how long an endpoint whose connection failed is skipped
 	// while others are available (default 2s).
@@ -100,15 +101,12 @@ var _ http.Handler = (*Proxy)(nil)
 func New(cfg Config) *Proxy {
 	p := &Proxy{
 		app:         cfg.App,
-		log:         cfg.Logger,
+		log:         logx.OrDiscard(cfg.Logger),
 		downFor:     cfg.DownFor,
 		maxAttempts: cfg.MaxAttempts,
 		tr:          cfg.Transport,
 		live:        map[string]*endpoint{},
 		draining:    map[string][]*endpoint{},
-	}
-	if p.log == nil {
-		p.log = slog.Default()
 	}
 	p.log = p.log.With("app", cfg.App, "component", "proxy")
 	if p.downFor <= 0 {

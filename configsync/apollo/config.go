@@ -94,6 +94,8 @@ type Config struct {
 	// certificate over https (it sets InsecureSkipVerify itself), so a
 	// tampered answer there is caught only by graylane's read-backs.
 	TLS *tls.Config
+	// Logger defaults to discarding (logx.OrDiscard).
+	Logger *slog.Logger
 }
 
 // withDefaults validates c and fills in defaults.
@@ -157,20 +159,4 @@ func (c Config) configServiceURL() string {
 		return c.ConfigService
 	}
 	return c.Meta
-}
-
-// Option sets an optional knob of New.
-type Option func(*options)
-
-type options struct {
-	log *slog.Logger
-}
-
-// WithLogger sets the logger (default: discarded).
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
-		if l != nil {
-			o.log = l
-		}
-	}
 }

@@ -70,7 +70,7 @@ type Config struct {
 	CacheDir string
 	// LogDir, if set, makes the SDK log to LogDir/nacos-sdk.log with its
 	// own logger. "" (the default) routes the SDK's log lines to the
-	// injected slog.Logger instead (see WithLogger). The SDK's logger is
+	// injected slog.Logger instead (Config.Logger). The SDK's logger is
 	// process-wide: with several clients, the last one created wins.
 	LogDir string
 
@@ -94,6 +94,16 @@ type Config struct {
 	// files are checked when the client is built, so a bad path is an error
 	// naming it rather than the SDK's process exit.
 	TLS *TLSFiles
+
+	// Logger receives the client's own messages (and, unless LogDir is
+	// set, the SDK's). Default: discarded (logx.OrDiscard).
+	Logger *slog.Logger
+	// IndexLock, if set, is held around every index update (see
+	// IndexLocker).
+	IndexLock IndexLocker
+	// ServiceGroup is the Nacos group of a Registry's services
+	// (DefaultServiceGroup); Sources do not use it.
+	ServiceGroup string
 }
 
 // TLSFiles are PEM files for TLS to Nacos (nacos-sdk-go reads files).
@@ -151,14 +161,6 @@ func (c Config) transportCredentials() (credentials.TransportCredentials, error)
 	return credentials.NewTLS(tc), nil
 }
 
-// Option sets an optional knob of New and NewRegistry.
-type Option func(*options)
-
-type options struct {
-	log       *slog.Logger
-	indexLock IndexLocker
-}
-
 // IndexLocker serialises index updates between graylane processes. Nacos
 // servers that honour casMd5 do not need it; on one that ignores it (the
 // source then falls back to read, compare, write), two writers can lose
@@ -167,27 +169,6 @@ type options struct {
 type IndexLocker interface {
 	Lock(ctx context.Context) error
 	Unlock(ctx context.Context) error
-}
-
-// WithIndexLock sets the lock held around every index update.
-func WithIndexLock(l IndexLocker) Option { return func(o *options) { o.indexLock = l } }
-
-// WithLogger sets the logger for the source's own messages (and, unless
-// Config.LogDir is set, the SDK's). The default discards everything.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
-		if l != nil {
-			o.log = l
-		}
-	}
-}
-
-func buildOptions(opts []Option) options {
-	o := options{log: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
 }
 
 // server is one parsed entry of Config.Servers.
