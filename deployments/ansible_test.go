@@ -126,6 +126,7 @@ func indexOf(res []taskResult, taskSuffix, host string) int {
 //  3. A new binary is rolled out host by host: host0 is restarted and
 //     answers /readyz before host1's binary is touched.
 func TestAnsibleRoleOnSSHHosts(t *testing.T) {
+	testenv.IntegrationTest(t)
 	c := sshdtest.Start(t, 2)
 	bin := filepath.Join(graylanetest.Binaries(t), "graylane")
 	token := "ansible-test-token-0123"
@@ -267,6 +268,7 @@ func tailLines(s string, n int) string {
 // systemd-analyze: the unit verifies cleanly against the installed binary,
 // and it is byte for byte deployments/systemd/graylane.service.
 func TestAnsibleSystemdPath(t *testing.T) {
+	testenv.IntegrationTest(t)
 	bin := filepath.Join(graylanetest.Binaries(t), "graylane")
 	root := t.TempDir()
 	inventory := filepath.Join(t.TempDir(), "inventory.yml")
@@ -332,6 +334,7 @@ func TestAnsibleSystemdPath(t *testing.T) {
 // in group graylane with that environment's settings, and site.yml passes
 // ansible-playbook --syntax-check with it.
 func TestAnsibleInventories(t *testing.T) {
+	testenv.IntegrationTest(t)
 	inv := testenv.LookPath(t, "ansible-inventory")
 	for _, env := range []string{"dev", "test", "prod"} {
 		cmd := exec.Command(inv, "-i", "inventories/"+env, "--list")

@@ -26,6 +26,7 @@ import (
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/testsupport/graylanetest"
 	"github.com/graylane/graylane/testsupport/kubestack"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 const fieldManager = "graylane-chart-test"
@@ -85,24 +86,11 @@ func installServiceMonitorCRD(t *testing.T, ctx context.Context, a *applier) {
 	if err := a.apply(ctx, parseManifest(t, string(data)), false); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 30*time.Second, "the ServiceMonitor kind to be served", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the ServiceMonitor kind to be served", func() error {
 		a.mapper.Reset()
 		_, err := a.mapper.RESTMapping(schemaGK("monitoring.coreos.com", "ServiceMonitor"), "v1")
-		return err == nil
+		return err
 	})
-}
-
-// poll is this package's one wait loop: cond every 100ms until it holds or
-// d passes (then the test fails naming what).
-func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // saKubeconfig writes a kubeconfig that authenticates as a ServiceAccount
@@ -146,9 +134,9 @@ func createNamespace(t *testing.T, ctx context.Context, cs kubernetes.Interface,
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}
-	poll(t, 30*time.Second, "ServiceAccount "+name+"/default", func() bool {
+	testenv.Eventually(t, 30*time.Second, "ServiceAccount "+name+"/default", func() error {
 		_, err := cs.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil
+		return err
 	})
 }
 
@@ -177,17 +165,21 @@ func runGraylaneAs(t *testing.T, ctx context.Context, c *kubestack.Cluster, kube
 		Env:    []string{"KUBERNETES_SERVICE_HOST="},
 	})
 	g.PutSpec(app, appDoc(app, ns, "v1"))
-	healthy := func(version string) func() bool {
-		return func() bool {
+	healthy := func(version string) func() error {
+		return func() error {
 			v, err := g.Client().App(ctx, app)
-			return err == nil && v.Status.Phase == rollout.Healthy && v.Status.StableVersion == version && len(v.Status.Instances) == 2
+			if err != nil {
+				return err
+			}
+			return testenv.Check(v.Status.Phase == rollout.Healthy && v.Status.StableVersion == version && len(v.Status.Instances) == 2,
+				"phase %s stable %s, %d instances (last error %q)", v.Status.Phase, v.Status.StableVersion, len(v.Status.Instances), v.Status.LastError)
 		}
 	}
-	poll(t, 60*time.Second, app+" v1 healthy (graylane as the chart's ServiceAccount)", healthy("v1"))
+	testenv.Eventually(t, 60*time.Second, app+" v1 healthy (graylane as the chart's ServiceAccount)", healthy("v1"))
 	if err := g.Client().SetVersion(ctx, app, "v2"); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 60*time.Second, app+" v2 healthy", healthy("v2"))
+	testenv.Eventually(t, 60*time.Second, app+" v2 healthy", healthy("v2"))
 	d, err := c.Clientset().AppsV1().Deployments(ns).Get(ctx, app, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the Deployment graylane created: %v", err)
@@ -210,6 +202,7 @@ func runGraylaneAs(t *testing.T, ctx context.Context, c *kubestack.Cluster, kube
 // elsewhere. The HA Deployment's two replicas come up (kwok plays the
 // kubelet).
 func TestHelmChartOnKubeAPIServer(t *testing.T) {
+	testenv.IntegrationTest(t)
 	c := kubestack.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -251,9 +244,12 @@ func TestHelmChartOnKubeAPIServer(t *testing.T) {
 	}
 
 	t.Run("ha replicas available", func(t *testing.T) {
-		poll(t, 60*time.Second, "Deployment gl-ha-graylane with 2 available replicas", func() bool {
+		testenv.Eventually(t, 60*time.Second, "Deployment gl-ha-graylane with 2 available replicas", func() error {
 			d, err := cs.AppsV1().Deployments("graylane-ha").Get(ctx, "gl-ha-graylane", metav1.GetOptions{})
-			return err == nil && d.Status.AvailableReplicas == 2 && deploymentAvailable(d)
+			if err != nil {
+				return err
+			}
+			return testenv.Check(d.Status.AvailableReplicas == 2 && deploymentAvailable(d), "%d available", d.Status.AvailableReplicas)
 		})
 		pdb, err := cs.PolicyV1().PodDisruptionBudgets("graylane-ha").Get(ctx, "gl-ha-graylane", metav1.GetOptions{})
 		if err != nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {

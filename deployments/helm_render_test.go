@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/graylane/graylane/testsupport/helmtool"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 const chartDir = "helm/graylane"
@@ -173,6 +174,7 @@ func envVar(c corev1.Container, name string) *corev1.EnvVar {
 // TestHelmLint runs Helm's linter (the SDK's action.Lint, what `helm lint`
 // runs) in strict mode over the chart with each value set.
 func TestHelmLint(t *testing.T) {
+	testenv.IntegrationTest(t)
 	for _, v := range valueSets {
 		t.Run(v.name, func(t *testing.T) {
 			out, err := helmtool.Lint(t, chartDir, helmtool.Options{Namespace: v.namespace, ValueFiles: v.files, Strict: true})
@@ -189,6 +191,7 @@ func TestHelmLint(t *testing.T) {
 // TestHelmRejectsBadValues: bad values stop rendering with a message
 // naming the value at fault (values.schema.json or the chart's checks).
 func TestHelmRejectsBadValues(t *testing.T) {
+	testenv.IntegrationTest(t)
 	cases := []struct {
 		set  []string
 		want string
@@ -215,6 +218,7 @@ func TestHelmRejectsBadValues(t *testing.T) {
 // cluster-wide RBAC with the rules of deployments/kubernetes/rbac.yaml,
 // probes on /healthz and /readyz, the API and console on one Service.
 func TestHelmRenderDefault(t *testing.T) {
+	testenv.IntegrationTest(t)
 	v := valueSets[0]
 	m := render(t, v)
 	want := []string{"ClusterRole/graylane", "ClusterRoleBinding/graylane", "ConfigMap/graylane", "Deployment/graylane",
@@ -272,6 +276,7 @@ func TestHelmRenderDefault(t *testing.T) {
 // over TLS, a PodDisruptionBudget, a rolling update that keeps one replica
 // serving, the token from a Secret, a ServiceMonitor and an Ingress.
 func TestHelmRenderHA(t *testing.T) {
+	testenv.IntegrationTest(t)
 	v := valueSets[1]
 	m := render(t, v)
 	name := "gl-ha-graylane"
@@ -333,6 +338,7 @@ func TestHelmRenderHA(t *testing.T) {
 // no ClusterRole, graylane limited to those namespaces, and Nacos with its
 // credentials from a Secret.
 func TestHelmRenderNamespaced(t *testing.T) {
+	testenv.IntegrationTest(t)
 	v := valueSets[2]
 	m := render(t, v)
 	name := "gl-ns-graylane"

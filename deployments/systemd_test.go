@@ -60,6 +60,7 @@ func analyze(t *testing.T, args ...string) (error, string) {
 // silence is the real check). A broken copy of the unit must be caught,
 // which shows the check can fail.
 func TestSystemdUnitVerifies(t *testing.T) {
+	testenv.IntegrationTest(t)
 	unit, err := os.ReadFile("systemd/graylane.service")
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +82,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 // below 2.0 ("OK"; 10 is an unhardened service), and the settings the
 // install guide promises must be in force.
 func TestSystemdUnitHardened(t *testing.T) {
+	testenv.IntegrationTest(t)
 	unit, err := os.ReadFile("systemd/graylane.service")
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +157,7 @@ func TestSystemdEnvFile(t *testing.T) {
 // TestSystemdSysusers creates the unit's user from graylane.sysusers with
 // Debian's systemd-sysusers in a scratch root.
 func TestSystemdSysusers(t *testing.T) {
+	testenv.IntegrationTest(t)
 	bin := testenv.LookPath(t, "systemd-sysusers")
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {

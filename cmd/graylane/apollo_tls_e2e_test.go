@@ -48,6 +48,7 @@ func httpsFront(t *testing.T, ca *tlstest.CA, name, target string) string {
 // graylane trusting another CA is refused by the TLS handshake and says so
 // on /readyz.
 func TestEndToEndApolloOverHTTPS(t *testing.T) {
+	testenv.IntegrationTest(t)
 	a := newApollo(t)
 	ca := tlstest.NewCA(t)
 	cfgSvc := httpsFront(t, ca, "apollo-config", a.srv.URL())
@@ -106,28 +107,23 @@ func notReady(t *testing.T, bin string, config map[string]any, want string) {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); _ = cmd.Wait() }()
-	var last string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("/readyz answering 503 with %q", want), func() error {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
-			if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), want) {
-				t.Logf("/readyz: %s", last)
-				return
-			}
-			if resp.StatusCode == 200 {
-				t.Fatalf("graylane is ready: %s", last)
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			return testenv.Stop(fmt.Errorf("graylane is ready: %s", body))
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), want) {
 			log, _ := os.ReadFile(filepath.Join(dir, "graylane.log"))
-			t.Fatalf("/readyz never answered 503 with %q; last answer %q\n%s", want, last, tailLines(string(log), 40))
+			return fmt.Errorf("answer %d %s\n%s", resp.StatusCode, body, tailLines(string(log), 20))
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		t.Logf("/readyz: %d %s", resp.StatusCode, body)
+		return nil
+	})
 }
 
 func tailLines(s string, n int) string {

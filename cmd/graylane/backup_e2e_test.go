@@ -22,6 +22,7 @@ import (
 // canary is still paused at the same step with the same weights and the
 // same instances (adopted, none started twice), and a promote finishes it.
 func TestEndToEndBackupRestoreResumes(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{})
 	bin := filepath.Join(g.Bin, "graylane")
 	proxy := testenv.FreePort(t)
@@ -103,6 +104,7 @@ func TestEndToEndBackupRestoreResumes(t *testing.T) {
 
 // TestRestoreRefusesCorruptArchive: a damaged archive changes nothing.
 func TestRestoreRefusesCorruptArchive(t *testing.T) {
+	testenv.IntegrationTest(t)
 	bin := filepath.Join(graylanetest.Binaries(t), "graylane")
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "bad.json")

@@ -23,6 +23,9 @@ import (
 
 // tlsEtcd is an etcd member that serves clients over TLS only and demands a
 // client certificate signed by ca (etcd's --client-cert-auth).
+// It is started with etcd's embed package directly, not etcdtest.Start:
+// graylane's embedded etcd (internal/etcdserver) listens on loopback
+// without TLS by design, and this stands in for an external cluster.
 type tlsEtcd struct {
 	ca       *tlstest.CA
 	endpoint string // https://127.0.0.1:PORT
@@ -88,6 +91,7 @@ func (e *tlsEtcd) config() map[string]any {
 // release written straight into that etcd rolls out on the process backend,
 // an API write goes back through it, and graylane's state lands in it.
 func TestEndToEndEtcdTLS(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := startTLSEtcd(t)
 	cli := e.kv(t)
 	g := graylanetest.Start(t, graylanetest.Options{Config: e.config()})
@@ -115,6 +119,7 @@ func TestEndToEndEtcdTLS(t *testing.T) {
 // TestEtcdTLSRefusals starts `graylane serve` with broken etcd.tls settings:
 // each must fail fast with the key at fault named, and never serve.
 func TestEtcdTLSRefusals(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := startTLSEtcd(t)
 	bin := filepath.Join(graylanetest.Binaries(t), "graylane")
 	other := tlstest.NewCA(t)

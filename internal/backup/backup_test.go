@@ -11,24 +11,14 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
+// startEtcd starts an embedded etcd for the test and returns its client.
 func startEtcd(t *testing.T) *clientv3.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return etcdtest.Start(t).Client()
 }
 
 func put(t *testing.T, cli *clientv3.Client, kv ...string) {
@@ -57,6 +47,7 @@ func dump(t *testing.T, cli *clientv3.Client, prefix string) map[string]string {
 // prefixes, as of one revision; restored into a fresh etcd they read back
 // identical; a second restore is refused; overwrite replaces.
 func TestTakeAndRestore(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx := context.Background()
 	src := startEtcd(t)
 	put(t, src,
@@ -160,6 +151,7 @@ func TestReadRejectsCorruptArchives(t *testing.T) {
 // TestRestoreBatches: more keys than one transaction may hold are written
 // in several.
 func TestRestoreBatches(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx := context.Background()
 	src := startEtcd(t)
 	for i := range 250 {
