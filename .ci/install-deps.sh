@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages graylane's tests use for real: nginx,
-# OpenSSH's server, a JDK, systemd-analyze and
-# ansible-core. Idempotent; does nothing when they are present.
+# OpenSSH's server, a JDK, Chromium (the console's browser tests),
+# systemd-analyze and ansible-core (the install files' tests). Idempotent;
+# does nothing when they are present.
 set -euo pipefail
 need=()
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
@@ -9,6 +10,8 @@ need=()
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 # javac: docs/gray.md's Java bucketing class is compiled and checked against the test vectors
 command -v javac >/dev/null || need+=(default-jdk-headless)
+# chromium: the web console's browser tests drive Debian's Chromium headless
+[ -x /usr/bin/chromium ] || need+=(chromium)
 # systemd-analyze verifies deployments/systemd/graylane.service
 command -v systemd-analyze >/dev/null || need+=(systemd)
 # ansible-playbook runs deployments/ansible against the sshd test hosts
@@ -21,3 +24,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 mkdir -p /run/sshd 2>/dev/null || true
+# the console is built with Node.js (Vite 8 needs Node 20.19 or newer)
+if ! command -v npm >/dev/null; then
+  echo "npm not found: the web console's build check (make console-check) needs Node.js 20.19+ and npm" >&2
+  exit 1
+fi
