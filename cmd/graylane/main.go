@@ -51,6 +51,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newServe())
 	root.AddCommand(newProbe())
 	root.AddCommand(cliCommands()...)
+	root.AddCommand(backupCommands()...)
 	return root
 }
 
