@@ -78,7 +78,7 @@ type Status struct {
 	// version that is still running (the rollback command after a
 	// promotion, or the desired version set back to the previous one
 	// within scaleDownDelay). Records written before it had this name
-	// carry it as "fast" (engine.Record reads both).
+	// carry it as "fast" (version 0 → 1 of engine.RecordKind renames it).
 	Rollback bool `json:"rollback,omitempty"`
 
 	// PreviousVersion is the stable version before the last promotion.
