@@ -73,9 +73,9 @@ func TestDecide(t *testing.T) {
 			waiting: []string{"recs stay at schema 0 (migration to 1 held: upgrade.migration is hold)"},
 		},
 		{
-			name:   "storage newer than this graylane reads: refuse",
-			view:   View{Members: []Member{self}, Storage: Storage{Kinds: map[string]int{"rec": 2}, RaisedBy: "n (v9)"}},
-			raise:  map[string]int{"born": 2}, migrate: map[string]int{"born": 2},
+			name:  "storage newer than this graylane reads: refuse",
+			view:  View{Members: []Member{self}, Storage: Storage{Kinds: map[string]int{"rec": 2}, RaisedBy: "n (v9)"}},
+			raise: map[string]int{"born": 2}, migrate: map[string]int{"born": 2},
 			refuse: true,
 		},
 	} {
