@@ -187,13 +187,16 @@ func (b *Backend) load(name string) ([]*slot, error) {
 	log := b.log.With("app", name)
 	a := &app{name: name, slots: map[slotKey]*slot{}}
 	var f appFile
-	if err := readJSON(b.dirs.appFile(name), &f); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := readJSON(b.dirs.appFile(name), AppFileKind(), &f); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("process backend: load app %s: %w", name, err)
 	}
 	a.rel, a.want = f.Release, f.Replicas
 	a.saved = digest(f)
 
-	recs, bad := b.dirs.readRecords(name)
+	recs, bad, err := b.dirs.readRecords(name)
+	if err != nil {
+		return nil, fmt.Errorf("process backend: load app %s: %w", name, err)
+	}
 	for _, msg := range bad {
 		log.Error("unreadable instance record left in place", "err", msg)
 	}
@@ -233,7 +236,7 @@ func (b *Backend) load(name string) ([]*slot, error) {
 			}()
 			continue
 		}
-		if err := writeJSON(file, rec); err != nil {
+		if err := writeJSON(file, InstanceKind(), rec); err != nil {
 			return nil, fmt.Errorf("process backend: app %s: instance %s: %w", name, rec.ID, err)
 		}
 		s := a.newSlot(b, rec.Version, rec.Slot)
@@ -434,7 +437,7 @@ func (b *Backend) saveLocked(a *app, f appFile) error {
 	if d == a.saved {
 		return nil
 	}
-	if err := writeJSON(b.dirs.appFile(a.name), f); err != nil {
+	if err := writeJSON(b.dirs.appFile(a.name), AppFileKind(), f); err != nil {
 		return err
 	}
 	a.saved = d

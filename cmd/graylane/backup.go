@@ -17,6 +17,7 @@ import (
 	"github.com/graylane/graylane/configrelease"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/upgrade"
 	"github.com/graylane/graylane/internal/backup"
 	"github.com/graylane/graylane/internal/etcdserver"
 )
@@ -104,6 +105,7 @@ func statePrefixes(v *viper.Viper) []string {
 		v.GetString("etcd.analysisPrefix"),
 		getOr(v, "config.prefix", configrelease.DefaultPrefix),
 		getOr(v, "gray.etcd.prefix", gray.DefaultRulesPrefix),
+		getOr(v, "upgrade.prefix", upgrade.DefaultPrefix), // the storage schema versions (member records are lease-bound: left out)
 	}
 	var out []string
 	for _, p := range cand {

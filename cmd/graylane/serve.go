@@ -246,6 +246,14 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		}
 	}
 
+	// advertise this graylane and learn the schema versions to write at
+	// before any record is read or written (wiring_upgrade.go)
+	gate, err := startUpgradeGate(ctx, v, cli, log)
+	if err != nil {
+		return err
+	}
+	defer gate.Close()
+
 	parts, err := buildSource(ctx, v, cli, dataDir, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -286,27 +294,25 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	}
 	var elect engine.Elect
 	if v.GetBool("ha.enabled") {
-		id := v.GetString("ha.id")
-		if id == "" {
-			id = defaultID()
-		}
-		elect = etcdElect(cli, v.GetString("ha.key"), id, v.GetDuration("ha.ttl"), log.With("component", "election"))
+		// the election key's value is the member id the upgrade gate
+		// advertises under (graylanes before it are known by this key alone)
+		elect = etcdElect(cli, v.GetString("ha.key"), memberID(v), v.GetDuration("ha.ttl"), log.With("component", "election"))
 	}
-	cfgw, err := buildConfigReleaser(ctx, v, cli, log) // wiring_config.go
+	cfgw, err := buildConfigReleaser(ctx, v, cli, gate, log) // wiring_config.go
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	defer cfgw.close()
 	var eng *engine.Engine
 	checks := analysis.New(analysis.Config{Notify: func(app string) { eng.Trigger(app) }, Logger: log.With("component", "analysis"),
-		Journal: etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))})
+		Journal: etcdstore.OpenJournal(etcdstore.Config{Client: cli, Prefix: v.GetString("etcd.analysisPrefix"), Gate: gate})})
 	defer checks.Close()
 	eng = engine.New(engine.Config{
 		Config:   cfgw.manager,
 		Analysis: checks,
 		Elect:    elect,
 		Source:   src,
-		Store:    etcdstore.New(cli, v.GetString("etcd.statePrefix")),
+		Store:    etcdstore.Open(etcdstore.Config{Client: cli, Prefix: v.GetString("etcd.statePrefix"), Gate: gate}),
 		Resolver: adapters,
 		Logger:   log.With("component", "engine"),
 		Metrics:  engine.NewMetrics(reg),
@@ -363,6 +369,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return eng.Run(gctx) })
+	g.Go(func() error { return gate.Run(gctx) })
 	g.Go(func() error {
 		var err error
 		if tlsCert != "" {

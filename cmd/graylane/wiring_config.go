@@ -12,6 +12,7 @@ import (
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
+	"github.com/graylane/graylane/internal/upgrade"
 )
 
 // configDefaults are the configuration keys of config-in-step (README:
@@ -60,7 +61,7 @@ func fallback(v *viper.Viper, keys ...string) string {
 // (graylane's own cluster) always; Apollo when a portal, token and config
 // service are configured; Nacos when servers are. A target on a centre
 // that is not configured waits at the config gate and says so.
-func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Client, log *slog.Logger) (*configWiring, error) {
+func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Client, gate *upgrade.Gate, log *slog.Logger) (*configWiring, error) {
 	for k, d := range configDefaults {
 		v.SetDefault(k, d)
 	}
@@ -99,7 +100,7 @@ func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Clie
 		w.closers = append(w.closers, closeNacos)
 	}
 	m, err := configrelease.New(configrelease.Config{
-		Store:           configrelease.NewEtcdStore(cli, v.GetString("config.prefix")),
+		Store:           configrelease.OpenEtcdStore(configrelease.EtcdStoreConfig{Client: cli, Prefix: v.GetString("config.prefix"), Gate: gate}),
 		Centres:         centres,
 		Logger:          log,
 		DriftInterval:   v.GetDuration("config.driftInterval"),
