@@ -62,6 +62,10 @@ type Options struct {
 	Config map[string]any
 	// Env is extra environment for the graylane process.
 	Env []string
+	// Bin is the directory holding the graylane and demoapp to run
+	// (default: this tree's, from Binaries; ReleaseBinaries for an earlier
+	// release).
+	Bin string
 }
 
 // Graylane is a running graylane process.
@@ -85,7 +89,10 @@ type Graylane struct {
 func Start(t testing.TB, opts Options) *Graylane {
 	t.Helper()
 	testenv.AssertIntegrationTest(t, "the graylane binary")
-	bin := Binaries(t)
+	bin := opts.Bin
+	if bin == "" {
+		bin = Binaries(t)
+	}
 	dir := t.TempDir()
 	if err := os.Symlink(bin, filepath.Join(dir, "bin")); err != nil {
 		t.Fatal(err)
@@ -205,6 +212,23 @@ func (g *Graylane) Stop() {
 // Restart starts graylane again on the same data directory and ports.
 func (g *Graylane) Restart() {
 	g.t.Helper()
+	g.start()
+}
+
+// Upgrade stops graylane gracefully (SIGTERM) and starts the graylane in
+// bin (a directory as Options.Bin) on the same data directory, config and
+// ports: a one-replica upgrade (or downgrade) as an operator does it.
+func (g *Graylane) Upgrade(bin string) {
+	g.t.Helper()
+	g.Stop()
+	link := filepath.Join(g.Dir, "bin")
+	if err := os.Remove(link); err != nil {
+		g.t.Fatal(err)
+	}
+	if err := os.Symlink(bin, link); err != nil {
+		g.t.Fatal(err)
+	}
+	g.Bin = bin
 	g.start()
 }
 

@@ -1,0 +1,79 @@
+package graylanetest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/graylane/graylane/testsupport/testenv"
+)
+
+// PreviousRelease is the commit upgrade tests run as "the release before
+// this one": the newest commit of main before graylane's records carried
+// schema versions (docs/upgrades.md). Its records are version 0 of every
+// kind, and it neither advertises itself nor checks versions.
+const PreviousRelease = "48638c5eece6f656b3dc9484fb1af495be02fbbf"
+
+// ReleaseBinaries builds graylane and demoapp as they were at commit (a
+// commit of this repository: git archive of it, built with the module
+// cache) into $GRAYLANE_CACHE/release/<commit>/, once per commit, and
+// returns that directory. A commit missing from the clone (a shallow CI
+// checkout) fails the test naming it.
+func ReleaseBinaries(t testing.TB, commit string) string {
+	t.Helper()
+	testenv.AssertIntegrationTest(t, "graylane of an earlier release")
+	dir, err := releaseBinaries(testenv.RepoRoot(t), commit)
+	if err != nil {
+		t.Fatalf("build graylane at %s: %v", commit, err)
+	}
+	return dir
+}
+
+func releaseBinaries(root, commit string) (string, error) {
+	out := filepath.Join(testenv.CacheDir(), "release", commit)
+	done := filepath.Join(out, ".built")
+	if _, err := os.Stat(done); err == nil {
+		return out, nil
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(out, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock %s: %w", out, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(done); err == nil {
+		return out, nil // built by another test binary while we waited
+	}
+	if b, err := exec.Command("git", "-C", root, "cat-file", "-e", commit+"^{commit}").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("commit %s is not in the clone at %s (a shallow checkout? fetch the history): %v %s", commit, root, err, b)
+	}
+	src, err := os.MkdirTemp("", "graylane-release-src-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(src)
+	archive := exec.Command("sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", root, commit, src)
+	if b, err := archive.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("git archive %s: %v %s", commit, err, b)
+	}
+	for _, p := range []string{"graylane", "demoapp"} {
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=release-"+commit[:min(12, len(commit))],
+			"-o", filepath.Join(out, p), "./cmd/"+p)
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build ./cmd/%s at %s: %v\n%s", p, commit, err, strings.TrimSpace(string(b)))
+		}
+	}
+	return out, os.WriteFile(done, []byte(commit+"\n"), 0o644)
+}
