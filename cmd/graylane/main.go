@@ -52,6 +52,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newProbe())
 	root.AddCommand(cliCommands()...)
 	root.AddCommand(backupCommands()...)
+	root.AddCommand(newUpgradeStatus())
 	return root
 }
 

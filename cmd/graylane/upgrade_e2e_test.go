@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -87,6 +89,17 @@ func recordSchema(t *testing.T, cli *clientv3.Client, key string) int {
 		t.Fatalf("%s: %v", key, err)
 	}
 	return m.Schema
+}
+
+// upgradeStatus runs `graylane upgrade-status` of bin against etcd.
+func upgradeStatus(t *testing.T, bin string, endpoints []string) string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(bin, "graylane"), "upgrade-status", "--etcd.endpoints", strings.Join(endpoints, ",")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("graylane upgrade-status: %v\n%s", err, out)
+	}
+	t.Logf("graylane upgrade-status:\n%s", out)
+	return string(out)
 }
 
 var stepCompleted = regexp.MustCompile(`step (\d+)/(\d+) of v2 done`)
@@ -178,6 +191,12 @@ traffic: {type: none}
 	if rep.Storage.Kinds["rollout-record"] != 0 || len(rep.Older) != 1 || rep.Older[0] != "a" || len(rep.Members) != 1 || rep.Members[0].ID != "b" {
 		t.Fatalf("mid-upgrade: %+v", rep)
 	}
+	status := upgradeStatus(t, newBin, etcd.Endpoints())
+	for _, want := range []string{"(released before schema versions)", "rollout-record: written at schema 0 until every graylane reads 1: a (a graylane released before schema versions) reads 0"} {
+		if !strings.Contains(status, want) {
+			t.Fatalf("upgrade-status mid-upgrade lacks %q:\n%s", want, status)
+		}
+	}
 
 	// 2. the next step runs into a timed pause, and a (the old leader) is
 	// replaced while it counts down: b takes over and finishes the pause
@@ -206,6 +225,9 @@ traffic: {type: none}
 	})
 	if s := recordSchema(t, cli, "/graylane/state/billing"); s != 1 {
 		t.Fatalf("record at schema %d after the migration", s)
+	}
+	if status := upgradeStatus(t, newBin, etcd.Endpoints()); !strings.Contains(status, "the upgrade is complete") {
+		t.Fatalf("upgrade-status after the upgrade:\n%s", status)
 	}
 	waitFor(t, a, "billing", 60*time.Second, "paused at step 8 after the timed pause", pausedAt(7))
 

@@ -59,7 +59,7 @@ func Decide(v View) Decision {
 			if v.Storage.RaisedBy != "" {
 				by = " (raised by " + v.Storage.RaisedBy + ")"
 			}
-			refuse = append(refuse, fmt.Errorf("etcd holds %ss at schema version %d%s: %w", k.What, stored, by,
+			refuse = append(refuse, fmt.Errorf("etcd keeps %s records at schema version %d%s: %w", k.Name, stored, by,
 				&schema.NewerError{Kind: k.What, Version: stored, Reads: k.Current}))
 			continue
 		}
@@ -84,12 +84,12 @@ func Decide(v View) Decision {
 		slices.Sort(behind)
 		switch {
 		case target > stored && v.Hold:
-			d.Waiting = append(d.Waiting, fmt.Sprintf("%ss stay at schema %d (migration to %d held: upgrade.migration is hold)", k.What, stored, target))
+			d.Waiting = append(d.Waiting, fmt.Sprintf("%s: written at schema %d (migration to %d held: upgrade.migration is hold)", k.Name, stored, target))
 		case target > stored:
 			d.Raise[k.Name] = target
 			stored = target
 		case stored < k.Current:
-			d.Waiting = append(d.Waiting, fmt.Sprintf("%ss stay at schema %d until every graylane reads %d: %s", k.What, stored, k.Current, strings.Join(behind, ", ")))
+			d.Waiting = append(d.Waiting, fmt.Sprintf("%s: written at schema %d until every graylane reads %d: %s", k.Name, stored, k.Current, strings.Join(behind, ", ")))
 		}
 		if stored > v.Storage.migrated(k) {
 			d.Migrate[k.Name] = stored

@@ -41,14 +41,14 @@ func TestDecide(t *testing.T) {
 			view:    View{Members: []Member{self}, Older: []string{"old-a"}},
 			raise:   map[string]int{"born": 2},
 			migrate: map[string]int{"born": 2},
-			waiting: []string{"recs stay at schema 0 until every graylane reads 1: old-a (a graylane released before schema versions) reads 0"},
+			waiting: []string{"rec: written at schema 0 until every graylane reads 1: old-a (a graylane released before schema versions) reads 0"},
 		},
 		{
 			name:    "a member reading an older version holds back that kind",
 			view:    View{Members: []Member{self, member("b", map[string]int{"rec": 1, "born": 1})}},
 			raise:   map[string]int{"rec": 1},
 			migrate: map[string]int{"rec": 1},
-			waiting: []string{"borns stay at schema 1 until every graylane reads 2: b (r-b) reads up to 1"},
+			waiting: []string{"born: written at schema 1 until every graylane reads 2: b (r-b) reads up to 1"},
 		},
 		{
 			name:  "a member that does not know a kind does not hold it back",
@@ -70,7 +70,7 @@ func TestDecide(t *testing.T) {
 			name:  "held: nothing raised",
 			view:  View{Members: []Member{self}, Hold: true, Storage: Storage{Kinds: map[string]int{"born": 2}, Migrated: map[string]int{"born": 2}}},
 			raise: map[string]int{}, migrate: map[string]int{},
-			waiting: []string{"recs stay at schema 0 (migration to 1 held: upgrade.migration is hold)"},
+			waiting: []string{"rec: written at schema 0 (migration to 1 held: upgrade.migration is hold)"},
 		},
 		{
 			name:  "storage newer than this graylane reads: refuse",

@@ -271,7 +271,7 @@ func TestRefusesNewerStorage(t *testing.T) {
 	if !errors.Is(err, schema.ErrNewer) {
 		t.Fatalf("Start = %v", err)
 	}
-	for _, s := range []string{"this graylane (test-a) cannot run on this etcd", "test records at schema version 2", "raised by x (v2.0.0)", "reads up to 1"} {
+	for _, s := range []string{"this graylane (test-a) cannot run on this etcd", "rec records at schema version 2", "raised by x (v2.0.0)", "reads up to 1"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Fatalf("%q lacks %q", err, s)
 		}
