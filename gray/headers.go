@@ -15,6 +15,16 @@ const (
 	// (Nepxion's n-d-version). Emitted on every outbound call; honoured on
 	// inbound requests for the versions the app's document routes to.
 	HeaderVersion = "n-d-version"
+	// HeaderVersionWeight carries per-request version weights, Nepxion's
+	// n-d-version-weight: {"stock":"v1=90;v2=10"} (or one list for every
+	// app: "v1=90;v2=10").
+	HeaderVersionWeight = "n-d-version-weight"
+	// HeaderRegion asks for instances of a region, Nepxion's n-d-region:
+	// {"stock":"eu-west"} (or one region for every app: "eu-west").
+	HeaderRegion = "n-d-region"
+	// HeaderAddress asks for given instances, Nepxion's n-d-address:
+	// {"stock":"10.0.0.7:8080;10.0.0.8:8080"} (or one list for every app).
+	HeaderAddress = "n-d-address"
 	// HeaderPreview reaches a document's preview version.
 	HeaderPreview = "X-Graylane-Version"
 	// HeaderLabels carries request labels: "tenant=acme,plan=gold".

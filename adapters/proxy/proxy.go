@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/gray"
 )
 
 // Header and cookie names the proxy understands or sets.
@@ -26,8 +27,9 @@ const (
 	// DefaultStickyCookie is the sticky-user cookie when traffic.stickyCookie
 	// is not set.
 	DefaultStickyCookie = "gray_user"
-	// VersionHeader pins a request to a version that has ready endpoints.
-	VersionHeader = "X-Graylane-Version"
+	// VersionHeader reaches the split's preview version, from trusted
+	// callers only (Settings.Trust); it is removed from other requests.
+	VersionHeader = gray.HeaderPreview
 	// UpstreamHeader is added to every proxied response: the address of the
 	// endpoint that served it.
 	UpstreamHeader = "X-Graylane-Upstream"
@@ -46,12 +48,12 @@ var ErrNoEndpoint = errors.New("no ready endpoint")
 
 // Config configures one app's proxy.
 type Config struct {
-	// App names the app, for logs and errors.
+	// App names the app, for logs and errors, and in the n-d-version
+	// header the proxy adds.
 	App string
-	// StickyHeader and StickyCookie name the sticky-user header and cookie
-	// (defaults DefaultStickyHeader, DefaultStickyCookie).
-	StickyHeader string
-	StickyCookie string
+	// Settings are the initial routing settings (sticky names, salt,
+	// trusted callers; Listen is ignored: call Listen).
+	Settings Settings
 	// Logger receives proxy errors (default slog.Default()).
 	Logger *slog.Logger
 	// DownFor is how long an endpoint whose connection failed is skipped
@@ -81,8 +83,7 @@ type Proxy struct {
 
 	mu       sync.Mutex // serialises writers of the table below
 	split    adapters.Split
-	header   string // canonical sticky header
-	cookie   string
+	routing  routing
 	live     map[string]*endpoint // by addr
 	draining map[string][]*endpoint
 
@@ -123,7 +124,10 @@ func New(cfg Config) *Proxy {
 	if p.tr == nil {
 		p.tr = newTransport()
 	}
-	p.header, p.cookie = stickyNames(cfg.StickyHeader, cfg.StickyCookie)
+	if err := p.configureLocked(cfg.Settings); err != nil {
+		p.log.Error("invalid proxy settings; using the defaults", "err", err)
+		p.configureLocked(Settings{})
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
@@ -159,16 +163,6 @@ func newTransport() *http.Transport {
 	}
 }
 
-func stickyNames(header, cookie string) (string, string) {
-	if header == "" {
-		header = DefaultStickyHeader
-	}
-	if cookie == "" {
-		cookie = DefaultStickyCookie
-	}
-	return http.CanonicalHeaderKey(header), cookie
-}
-
 // App returns the app the proxy serves.
 func (p *Proxy) App() string { return p.app }
 
@@ -195,16 +189,26 @@ func (p *Proxy) SetSplit(s adapters.Split) error {
 	return nil
 }
 
-// SetSticky changes the sticky header and cookie names ("" = default).
-func (p *Proxy) SetSticky(header, cookie string) {
-	h, c := stickyNames(header, cookie)
+func (p *Proxy) configureLocked(s Settings) error {
+	r, err := compileRouting(s)
+	if err != nil {
+		return err
+	}
+	p.routing = r
+	return nil
+}
+
+// Configure puts routing settings in force (sticky names, salt, trusted
+// callers; s.Listen is ignored). Settings that do not validate change
+// nothing.
+func (p *Proxy) Configure(s Settings) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if h == p.header && c == p.cookie {
-		return
+	if err := p.configureLocked(s); err != nil {
+		return fmt.Errorf("proxy of app %s: %w", p.app, err)
 	}
-	p.header, p.cookie = h, c
 	p.publishLocked()
+	return nil
 }
 
 // SetEndpoints makes addrs the ready endpoints of version: addresses not

@@ -129,11 +129,14 @@ func (r *Router) Ensure(ctx context.Context, rel *spec.Release) error {
 	if rel == nil {
 		return fmt.Errorf("proxy router: nil release: %w", spec.ErrInvalid)
 	}
-	want := SettingsOf(rel)
+	want, err := SettingsOf(rel)
+	if err != nil {
+		return fmt.Errorf("proxy of app %s: %w", rel.App, err)
+	}
 	r.mu.Lock()
 	have, known := r.settings[rel.App]
 	r.mu.Unlock()
-	if known && have == want {
+	if known && have.Equal(want) {
 		return nil
 	}
 	al := r.appLock(rel.App)
@@ -158,7 +161,7 @@ func (r *Router) ensureLocked(ctx context.Context, app string, want Settings) er
 			return fmt.Errorf("proxy of app %s: %w", app, err)
 		}
 	}
-	if known && have == want {
+	if known && have.Equal(want) {
 		r.remember(app, want)
 		return nil
 	}
@@ -233,7 +236,10 @@ func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.S
 	al := r.appLock(rel.App)
 	al.Lock()
 	defer al.Unlock()
-	want := SettingsOf(rel)
+	want, err := SettingsOf(rel)
+	if err != nil {
+		return fmt.Errorf("set weights of app %s: %w", rel.App, err)
+	}
 	u := Update{Settings: &want, Split: &s}
 	if eps, err := r.endpoints(ctx, rel.App); err == nil {
 		u.Endpoints = &eps
