@@ -71,8 +71,12 @@ type Config struct {
 	// http://{app}/path. Calls to other hosts pass through untouched.
 	Services []string
 
-	// Edge ignores incoming n-d-version headers (see WithEdge).
+	// Edge ignores incoming steering headers (see WithEdge), except from
+	// callers Trusted accepts.
 	Edge bool
+	// Trusted, at the edge, accepts the callers whose steering headers
+	// count (see WithTrusted); nil trusts nobody.
+	Trusted func(*http.Request) bool
 	// ClientIPHeader names a trusted header carrying the client IP (see
 	// WithClientIPHeader).
 	ClientIPHeader string
@@ -160,6 +164,9 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 	opts := []RouterOption{WithRouterLogger(log)}
 	if cfg.Edge {
 		opts = append(opts, WithEdge())
+	}
+	if cfg.Trusted != nil {
+		opts = append(opts, WithTrusted(cfg.Trusted))
 	}
 	if cfg.ClientIPHeader != "" {
 		opts = append(opts, WithClientIPHeader(cfg.ClientIPHeader))
@@ -362,13 +369,21 @@ func (c *Client) Instances(app string) []gray.Instance {
 // instance at all.
 var errNoInstance = errors.New("no ready instance")
 
+// preference is the Nepxion instance steering of one call: n-d-address
+// (instances by address, whatever their version) and n-d-region.
+type preference struct {
+	addrs  []string
+	region string
+}
+
 // pick chooses an instance of app for version (round robin), falling back
-// to the document's fallback versions and then to any ready instance. At
-// each of these levels an instance in the caller's zone is preferred (zone
-// affinity, as Spring Cloud's zone-preference load balancer does); the
-// version decided always wins over the zone. skip excludes an address that
-// just failed.
-func (s *service) pick(version string, t *gray.Table, skip string) (gray.Instance, error) {
+// to the document's fallback versions and then to any ready instance. A
+// ready instance whose address n-d-address names wins over all of that.
+// At each level an instance in the region n-d-region names is preferred,
+// then one in the caller's zone (zone affinity, as Spring Cloud's
+// zone-preference load balancer does); the version decided always wins
+// over region and zone. skip excludes an address that just failed.
+func (s *service) pick(version string, t *gray.Table, skip string, pref preference) (gray.Instance, error) {
 	set := s.list.Load()
 	if set == nil || len(set.all) == 0 {
 		return gray.Instance{}, fmt.Errorf("%s: %w", s.app, errNoInstance)
@@ -387,8 +402,35 @@ func (s *service) pick(version string, t *gray.Table, skip string) (gray.Instanc
 		}
 		return gray.Instance{}, false
 	}
-	// tryVersion picks among v's instances ("" = all), local ones first
+	if len(pref.addrs) > 0 {
+		var named []gray.Instance
+		for _, in := range set.all {
+			if slices.Contains(pref.addrs, in.Addr) {
+				named = append(named, in)
+			}
+		}
+		if in, ok := try(named); ok {
+			return in, nil
+		}
+	}
+	// tryVersion picks among v's instances ("" = all): in the asked
+	// region first, then local ones
 	tryVersion := func(v string) (gray.Instance, bool) {
+		if pref.region != "" {
+			l := set.byVersion[v]
+			if v == "" {
+				l = set.all
+			}
+			var inRegion []gray.Instance
+			for _, in := range l {
+				if in.Meta[gray.MetaRegion] == pref.region {
+					inRegion = append(inRegion, in)
+				}
+			}
+			if in, ok := try(inRegion); ok {
+				return in, true
+			}
+		}
 		if in, ok := try(set.local[v]); ok {
 			return in, true
 		}
@@ -469,9 +511,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	version, _ := d.Version(app)
 	table := t.c.router.Table(app)
+	pref := preference{addrs: d.Addresses(app), region: d.Region(app)}
 	skip := ""
 	for attempt := 0; ; attempt++ {
-		in, err := s.pick(version, table, skip)
+		in, err := s.pick(version, table, skip, pref)
 		if err != nil {
 			closeBody(req)
 			return nil, fmt.Errorf("sdk: call %s: %w", app, err)
@@ -482,6 +525,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.Host = app
 		}
 		out.Header.Set(gray.HeaderVersion, d.Header())
+		for k, v := range map[string]string{gray.HeaderVersionWeight: d.fwdWeight, gray.HeaderRegion: d.fwdRegion, gray.HeaderAddress: d.fwdAddress} {
+			if v != "" {
+				out.Header.Set(k, v)
+			}
+		}
 		if key := d.UserKey(); key != "" {
 			h := gray.DefaultUserHeader
 			if table != nil && table.UserHeader() != "" {
