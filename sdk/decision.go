@@ -20,7 +20,7 @@ type Decision struct {
 	header  string
 	// Nepxion's instance steering, honoured behind the edge: n-d-region
 	// and n-d-address per app, and the raw headers to pass on.
-	regions, addrs                  []gray.AppValue
+	regions, addrs                   []gray.AppValue
 	fwdWeight, fwdRegion, fwdAddress string
 }
 
