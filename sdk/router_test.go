@@ -21,6 +21,7 @@ import (
 	"github.com/graylane/graylane/sdk/gingray"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/grayvectors"
 )
 
 func str(s string) *string { return &s }
@@ -392,5 +393,28 @@ func TestTransportPassesNepxionHeadersOn(t *testing.T) {
 	sdktest.Must(t, "call", err)
 	if want := `v2|{"other":"x=1"}|eu|{"shop":"` + v2 + `"}`; body != want {
 		t.Fatalf("call answered %q, want %q (n-d-address names the v2 instance; the headers travel on)", body, want)
+	}
+}
+
+// TestRouteVectors: the SDK decides every route vector of
+// docs/gray-vectors.json like the proxy, nginx's Lua and the Java class.
+func TestRouteVectors(t *testing.T) {
+	v := grayvectors.Load(t)
+	for i, vec := range v.RouteVectors {
+		r := sdk.NewRouter(gray.Self{}, sdk.WithEdge())
+		d := doc("vec", nil, vec.Split...)
+		d.Bucketing.Salt = vec.Salt
+		r.Set(d)
+		req := httptest.NewRequest(http.MethodGet, "http://vec/", nil)
+		if vec.Header != nil {
+			req.Header["X-Gray-User"] = []string{*vec.Header}
+		}
+		if vec.Cookie != nil {
+			req.Header["Cookie"] = []string{*vec.Cookie}
+		}
+		dec := r.Decide(req)
+		if got, _ := dec.Version("vec"); got != vec.Version || dec.UserKey() != vec.Key {
+			t.Errorf("route vector %d: %s for key %q, want %s for key %q", i, got, dec.UserKey(), vec.Version, vec.Key)
+		}
 	}
 }
