@@ -3,9 +3,9 @@ package adapters
 import (
 	"context"
 	"errors"
-	"sort"
 
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // ErrUnsupported is returned (wrapped) when an adapter cannot do what was
@@ -37,10 +37,6 @@ type Instance struct {
 // once instead of waiting for its own clock.
 const MetaStalled = "stalled"
 
-// Replicas is the desired number of instances per version. A version absent
-// from the map is wanted at zero.
-type Replicas map[string]int
-
 // Backend runs an app's instances.
 //
 // Contract (checked by adapters/adaptertest):
@@ -58,83 +54,11 @@ type Backend interface {
 	// Observe returns the app's instances.
 	Observe(ctx context.Context, app string) ([]Instance, error)
 	// Apply makes the desired replicas per version true, eventually. rel is
-	// the release spec in force (command templates, images, hosts...).
-	Apply(ctx context.Context, rel *spec.Release, want Replicas) error
-}
-
-// VersionWeight is one version's share of traffic, in percent.
-type VersionWeight struct {
-	Version string `json:"version"`
-	Weight  int    `json:"weight"`
-}
-
-// Split is how an app's traffic is divided between versions.
-type Split struct {
-	// Weights sum to 100 (or are empty: no traffic routed yet). Order
-	// matters for stickiness: the first entry is the newest version, and a
-	// sticky user's bucket b (0..99) goes to the first entry whose
-	// cumulative weight exceeds b, so users who reached a canary at 10%
-	// stay on it at 20%.
-	Weights []VersionWeight `json:"weights"`
-	// Preview, if set, is a version requests can reach by header
-	// (X-Graylane-Version) whatever the weights: a blue-green preview or a
-	// canary under test.
-	Preview string `json:"preview,omitempty"`
-}
-
-// Map returns the weights keyed by version.
-func (s Split) Map() map[string]int {
-	m := make(map[string]int, len(s.Weights))
-	for _, w := range s.Weights {
-		m[w.Version] += w.Weight
-	}
-	return m
-}
-
-// Total is the sum of the weights.
-func (s Split) Total() int {
-	t := 0
-	for _, w := range s.Weights {
-		t += w.Weight
-	}
-	return t
-}
-
-// Equal reports whether two splits route identically.
-func (s Split) Equal(o Split) bool {
-	if s.Preview != o.Preview {
-		return false
-	}
-	a, b := s.nonZero(), o.nonZero()
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func (s Split) nonZero() []VersionWeight {
-	var out []VersionWeight
-	for _, w := range s.Weights {
-		if w.Weight != 0 {
-			out = append(out, w)
-		}
-	}
-	return out
-}
-
-// Versions returns the versions with a non-zero weight, sorted.
-func (s Split) Versions() []string {
-	var v []string
-	for _, w := range s.nonZero() {
-		v = append(v, w.Version)
-	}
-	sort.Strings(v)
-	return v
+	// the release spec in force (command templates, images, hosts...);
+	// step says why (the canary step and the planner's reason, NoStep when
+	// none) and must not change what is done: two calls that differ only
+	// in step are the same desired state.
+	Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step Step) error
 }
 
 // TrafficRouter splits an app's traffic between versions.
@@ -149,9 +73,9 @@ func (s Split) Versions() []string {
 //     requests: the router sends them to the other versions.
 type TrafficRouter interface {
 	// Weights returns the split in force.
-	Weights(ctx context.Context, app string) (Split, error)
+	Weights(ctx context.Context, app string) (traffic.Split, error)
 	// SetWeights puts a new split in force.
-	SetWeights(ctx context.Context, rel *spec.Release, s Split) error
+	SetWeights(ctx context.Context, rel *spec.Release, s traffic.Split) error
 }
 
 // Notifier is optional: a Backend or TrafficRouter that can tell when an
@@ -170,48 +94,19 @@ type Forgetter interface {
 	Forget(ctx context.Context, app string) error
 }
 
-// ValidateSplit checks that a split's weights are each 0..100 and sum to 100
-// (or that it is empty).
-func ValidateSplit(s Split) error {
-	if len(s.Weights) == 0 {
-		return nil
-	}
-	seen := map[string]bool{}
-	for _, w := range s.Weights {
-		if w.Weight < 0 || w.Weight > 100 {
-			return errors.New("weight of " + w.Version + " is outside 0..100")
-		}
-		if seen[w.Version] {
-			return errors.New("version " + w.Version + " appears twice in the split")
-		}
-		seen[w.Version] = true
-	}
-	if s.Total() != 100 {
-		return errors.New("weights do not sum to 100")
-	}
-	return nil
-}
-
-// Step describes why the engine calls an adapter: the rollout step in
-// force and a short reason. Adapters that report to an external system
-// (webhooks) pass it on; others may ignore it.
+// Step says why the engine calls Backend.Apply: the canary step in force
+// and a short reason. It is business data, passed as an argument (never
+// through ctx). Backends that report to an external system (webhook) pass
+// it on; the others ignore it.
 type Step struct {
-	// Index is the canary step (0-based); -1 when no step applies.
+	// Index is the canary step (0-based); -1 (NoStep) when no step
+	// applies.
 	Index int
 	// Reason is the planner's status message, e.g. "canary v2 step 2/5:
 	// weight 25%".
 	Reason string
 }
 
-type stepKey struct{}
-
-// WithStep returns ctx carrying step.
-func WithStep(ctx context.Context, step Step) context.Context {
-	return context.WithValue(ctx, stepKey{}, step)
-}
-
-// StepFrom returns the step ctx carries, if any.
-func StepFrom(ctx context.Context) (Step, bool) {
-	s, ok := ctx.Value(stepKey{}).(Step)
-	return s, ok
-}
+// NoStep is the Step of an Apply that no canary step explains (a rolling
+// update, a blue-green, a resync, a teardown, a test).
+var NoStep = Step{Index: -1}

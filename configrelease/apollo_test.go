@@ -98,7 +98,7 @@ func TestApolloAndEtcdInStep(t *testing.T) {
 		t.Fatal("the gray branch outlived the promotion")
 	}
 	// rollback: v2 pinned on the branch, v1's config back on master
-	g = pass(v2, rollout.Status{StableVersion: "v2", CanaryVersion: "v1", Fast: true})
+	g = pass(v2, rollout.Status{StableVersion: "v2", CanaryVersion: "v1", Rollback: true})
 	if !g.Placed["v1"] || !g.Placed["v2"] {
 		t.Fatalf("rollback gate %v (%s)", g, g.Waiting)
 	}

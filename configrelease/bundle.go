@@ -2,13 +2,12 @@ package configrelease
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -20,27 +19,18 @@ const IdentitySeparator = "_cfg"
 
 // identityDigestLen is how many hex digits of the digest an identity
 // carries.
-const identityDigestLen = 8
-
-// File is one config file of a release, with its content resolved.
-type File struct {
-	Name    string `json:"name"`
-	Format  string `json:"format"`
-	Content string `json:"content"`
-	// SHA256 is the hex SHA-256 of the canonical content (FileDigest).
-	SHA256 string `json:"sha256"`
-}
+const identityDigestLen = configwire.ShortLen
 
 // Bundle is the set of config files bound to one release identity.
 type Bundle struct {
 	// Files, sorted by name.
-	Files []File `json:"files"`
+	Files []configwire.File `json:"files"`
 	// Digest identifies the set (BundleDigest): what instances report.
 	Digest string `json:"digest"`
 }
 
 // File returns the named file, or nil.
-func (b *Bundle) File(name string) *File {
+func (b *Bundle) File(name string) *configwire.File {
 	if b == nil {
 		return nil
 	}
@@ -52,57 +42,11 @@ func (b *Bundle) File(name string) *File {
 	return nil
 }
 
-// Short is the digest abbreviated for messages.
-func Short(digest string) string {
-	if len(digest) > identityDigestLen {
-		return digest[:identityDigestLen]
-	}
-	return digest
-}
-
-// Canonical returns the bytes a file's checksum is taken over: yaml and
-// json files as they are, properties files as sorted key=value lines
-// (spec.CanonicalProperties), because Apollo stores a properties file as
-// items and hands clients a key/value map, not the original text.
-func Canonical(format string, data []byte) ([]byte, error) {
-	if format != spec.FormatProperties {
-		return data, nil
-	}
-	p, err := spec.ParseProperties(data)
-	if err != nil {
-		return nil, err
-	}
-	return spec.CanonicalProperties(p.Values), nil
-}
-
-// FileDigest is the hex SHA-256 of a file's canonical content.
-func FileDigest(format string, data []byte) (string, error) {
-	c, err := Canonical(format, data)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(c)
-	return hex.EncodeToString(sum[:]), nil
-}
-
-// BundleDigest is the digest of a set of files: the hex SHA-256 of one
-// line "name<TAB>format<TAB>sha256\n" per file, sorted by name. An
-// instance that loaded the files computes the same value (sdk/config).
-func BundleDigest(files []File) string {
-	fs := append([]File(nil), files...)
-	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
-	h := sha256.New()
-	for _, f := range fs {
-		fmt.Fprintf(h, "%s\t%s\t%s\n", f.Name, f.Format, f.SHA256)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // NewBundle builds a bundle from files whose SHA256 is set.
-func NewBundle(files []File) Bundle {
-	fs := append([]File(nil), files...)
+func NewBundle(files []configwire.File) Bundle {
+	fs := append([]configwire.File(nil), files...)
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
-	return Bundle{Files: fs, Digest: BundleDigest(fs)}
+	return Bundle{Files: fs, Digest: configwire.BundleDigest(fs)}
 }
 
 // Identity is the release identity of code version with config digest,
@@ -152,17 +96,17 @@ func Resolve(ctx context.Context, app string, cfg *spec.Config, r ContentReader)
 	if err := cfg.ValidateFor(app, resolved); err != nil {
 		return Bundle{}, err
 	}
-	files := make([]File, 0, len(cfg.Files))
+	files := make([]configwire.File, 0, len(cfg.Files))
 	for i, f := range cfg.Files {
 		data := resolved[i]
 		if f.Content != nil {
 			data = []byte(*f.Content)
 		}
-		sum, err := FileDigest(f.FileFormat(), data)
+		sum, err := configwire.FileDigest(f.FileFormat(), data)
 		if err != nil {
 			return Bundle{}, &spec.ValidationError{Errors: []spec.FieldError{{Path: fmt.Sprintf("config.files[%d]", i), Msg: err.Error()}}}
 		}
-		files = append(files, File{Name: f.Name, Format: f.FileFormat(), Content: string(data), SHA256: sum})
+		files = append(files, configwire.File{Name: f.Name, Format: f.FileFormat(), Content: string(data), SHA256: sum})
 	}
 	return NewBundle(files), nil
 }

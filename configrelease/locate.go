@@ -2,10 +2,9 @@ package configrelease
 
 import (
 	"fmt"
-	"path"
-	"strings"
 
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -65,63 +64,9 @@ func (p Placement) String() string {
 	return s
 }
 
-// StableLocation renders a target's location of one file of app.
-func StableLocation(app string, t *spec.ConfigTarget, file string) (configsync.Location, error) {
-	switch {
-	case t.Etcd != nil:
-		k, err := t.RenderEtcd(app, file)
-		if err != nil {
-			return configsync.Location{}, fmt.Errorf("etcd key of %s: %w", file, err)
-		}
-		return configsync.Location{Key: k}, nil
-	case t.Nacos != nil:
-		n, err := t.RenderNacos(app, file)
-		if err != nil {
-			return configsync.Location{}, fmt.Errorf("nacos location of %s: %w", file, err)
-		}
-		return configsync.Location{Namespace: n.Namespace, Group: n.Group, DataID: n.DataID}, nil
-	case t.Apollo != nil:
-		a, err := t.RenderApollo(app, file)
-		if err != nil {
-			return configsync.Location{}, fmt.Errorf("apollo location of %s: %w", file, err)
-		}
-		return configsync.Location{AppID: a.AppID, Cluster: a.Cluster, Namespace: a.Namespace, Key: a.Key}, nil
-	}
-	return configsync.Location{}, fmt.Errorf("target has no centre")
-}
-
-// GrayLocation returns where the copy of a file bound to identity lives,
-// given the file's stable location: its own location (etcd, nacos) or the
-// stable location with a client label (apollo).
-func GrayLocation(centre string, stable configsync.Location, identity string) (configsync.Location, string) {
-	switch centre {
-	case "etcd":
-		stable.Key += "@" + identity
-		return stable, ""
-	case "nacos":
-		stable.DataID = NacosGrayDataID(stable.DataID, identity)
-		return stable, ""
-	default:
-		return stable, identity
-	}
-}
-
-// NacosGrayDataID is the dataId of the copy bound to identity: the
-// identity inserted before the extension, Spring Cloud Alibaba's profile
-// convention (shop.yaml -> shop-v2.yaml). Nacos does not accept '+' in a
-// dataId, so it becomes '_'.
-func NacosGrayDataID(dataID, identity string) string {
-	id := strings.ReplaceAll(identity, "+", "_")
-	ext := path.Ext(dataID)
-	if ext == "" || ext == dataID {
-		return dataID + "-" + id
-	}
-	return strings.TrimSuffix(dataID, ext) + "-" + id + ext
-}
-
 // Placements lists every placement of the files named (for every target
 // that carries them) in one role; identity names the gray copy.
-func Placements(app string, cfg *spec.Config, files []File, role, identity string) ([]Placement, error) {
+func Placements(app string, cfg *spec.Config, files []configwire.File, role, identity string) ([]Placement, error) {
 	var out []Placement
 	for ti := range cfg.Targets {
 		t := &cfg.Targets[ti]
@@ -129,14 +74,14 @@ func Placements(app string, cfg *spec.Config, files []File, role, identity strin
 			if !t.Applies(f.Name) {
 				continue
 			}
-			loc, err := StableLocation(app, t, f.Name)
+			loc, err := configwire.StableLocation(app, t, f.Name)
 			if err != nil {
 				return nil, fmt.Errorf("config.targets[%d]: %w", ti, err)
 			}
 			p := Placement{Target: ti, Centre: t.Centre(), File: f.Name, Format: f.Format, Role: role, Loc: loc}
 			if role == RoleGray {
 				p.Identity = identity
-				p.Loc, p.Label = GrayLocation(p.Centre, loc, identity)
+				p.Loc, p.Label = configwire.GrayLocation(p.Centre, loc, identity)
 			}
 			out = append(out, p)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
 )
@@ -33,13 +34,6 @@ type GrayDocuments interface {
 	// DeleteGray removes the copy bound to label; a missing copy (or one
 	// bound to another label) is left alone and is not an error.
 	DeleteGray(ctx context.Context, loc configsync.Location, label string) error
-}
-
-// ReadBacker is implemented by Documents whose Read may answer from a
-// client-side cache (read-your-writes): ReadBack asks the centre, as its
-// clients would, so that a write is only trusted once the centre serves it.
-type ReadBacker interface {
-	ReadBack(ctx context.Context, loc configsync.Location) (configsync.Doc, error)
 }
 
 // Defaults of Config.
@@ -218,7 +212,7 @@ func (m *Manager) Prepare(ctx context.Context, rel *spec.Release) (string, error
 	if err := m.cfg.Store.PutEntry(ctx, e, rel.Version); err != nil {
 		return "", err
 	}
-	m.log.Info("config bound to release identity", "app", rel.App, "identity", id, "version", rel.Version, "digest", Short(b.Digest), "files", len(b.Files))
+	m.log.Info("config bound to release identity", "app", rel.App, "identity", id, "version", rel.Version, "digest", configwire.Short(b.Digest), "files", len(b.Files))
 	return id, nil
 }
 
@@ -305,7 +299,7 @@ func (m *Manager) Entry(ctx context.Context, app, identity string) (HistoryEntry
 // wanted is a placement with the file it should hold (nil: absent).
 type wanted struct {
 	p        Placement
-	file     *File
+	file     *configwire.File
 	identity string
 }
 
@@ -344,7 +338,7 @@ func (m *Manager) layout(ctx context.Context, in Pass) (Layout, *Bundle, *Bundle
 	}
 	var lay Layout
 	var stableB, grayB *Bundle
-	if canary != "" && st.Fast {
+	if canary != "" && st.Rollback {
 		// a rollback: the target's config becomes stable; the version still
 		// serving keeps its own config on a version-bound copy until
 		// traffic has moved
@@ -421,7 +415,7 @@ func inScope(app string, cfg *spec.Config, p Placement) bool {
 	if t.Centre() != p.Centre || !t.Applies(p.File) {
 		return false
 	}
-	loc, err := StableLocation(app, t, p.File)
+	loc, err := configwire.StableLocation(app, t, p.File)
 	return err == nil && loc == p.Loc
 }
 
@@ -805,8 +799,8 @@ func (m *Manager) applyOne(ctx context.Context, w wanted) (string, error) {
 		if time.Now().After(deadline) {
 			got := "an error: " + fmt.Sprint(rerr)
 			if rerr == nil {
-				d, _ := FileDigest(w.p.Format, cur.Data)
-				got = "digest " + Short(d)
+				d, _ := configwire.FileDigest(w.p.Format, cur.Data)
+				got = "digest " + configwire.Short(d)
 			}
 			return "", fmt.Errorf("%s done, but reading it back after %s still shows %s", verb(w), m.cfg.ReadBackTimeout, got)
 		}
@@ -827,7 +821,7 @@ func (m *Manager) read(ctx context.Context, docs configsync.Documents, p Placeme
 		}
 		return gd.ReadGray(ctx, p.Loc, p.Label)
 	}
-	if rb, ok := docs.(ReadBacker); ok {
+	if rb, ok := docs.(configsync.ReadBacker); ok {
 		return rb.ReadBack(ctx, p.Loc)
 	}
 	return docs.Read(ctx, p.Loc)
@@ -841,7 +835,7 @@ func (m *Manager) matches(w wanted, doc configsync.Doc, err error) (string, bool
 	if err != nil {
 		return "", false
 	}
-	sha, derr := FileDigest(w.p.Format, doc.Data)
+	sha, derr := configwire.FileDigest(w.p.Format, doc.Data)
 	return sha, derr == nil && sha == w.file.SHA256
 }
 
@@ -882,7 +876,7 @@ func (m *Manager) checkDrift(ctx context.Context, app string, cfg *spec.Config, 
 			}
 			got := ""
 			if err == nil {
-				got, _ = FileDigest(w.p.Format, doc.Data)
+				got, _ = configwire.FileDigest(w.p.Format, doc.Data)
 			}
 			mu.Lock()
 			fs = append(fs, found{key: k, w: w, got: got, doc: doc, err: err})
@@ -932,12 +926,12 @@ func (m *Manager) checkDrift(ctx context.Context, app string, cfg *spec.Config, 
 			if f.err != nil {
 				what = "deleted"
 			}
-			msg := fmt.Sprintf("%s (%s config of %s) was %s behind graylane's back: want %s, found %s", f.w.p, f.w.p.Role, f.w.identity, what, Short(d.Want), orNone(Short(d.Got)))
+			msg := fmt.Sprintf("%s (%s config of %s) was %s behind graylane's back: want %s, found %s", f.w.p, f.w.p.Role, f.w.identity, what, configwire.Short(d.Want), orNone(configwire.Short(d.Got)))
 			if repair {
 				msg += "; repairing"
 			}
 			events = append(events, rollout.Event{Type: rollout.Warning, Reason: "ConfigDrift", Message: msg + "\n" + d.Diff})
-			m.log.Warn("config drift", "app", app, "placement", f.w.p.String(), "want", Short(d.Want), "got", Short(d.Got), "repair", repair)
+			m.log.Warn("config drift", "app", app, "placement", f.w.p.String(), "want", configwire.Short(d.Want), "got", configwire.Short(d.Got), "repair", repair)
 		}
 		if repair {
 			ap := applied[f.key]
@@ -985,17 +979,17 @@ func (m *Manager) settled(ctx context.Context, app string, from, to Layout, bund
 	case to.GrayIdentity == from.StableIdentity:
 		mark(to.GrayIdentity, "pinned", "kept on a version-bound copy for its instances while the release rolls back to "+to.StableIdentity)
 		events = append(events, rollout.Event{Type: rollout.Normal, Reason: "ConfigPinned",
-			Message: fmt.Sprintf("config %s of %s is pinned for %s's instances while %s's config %s comes back on every target", Short(to.GrayDigest), to.GrayIdentity, to.GrayIdentity, to.StableIdentity, Short(to.StableDigest))})
+			Message: fmt.Sprintf("config %s of %s is pinned for %s's instances while %s's config %s comes back on every target", configwire.Short(to.GrayDigest), to.GrayIdentity, to.GrayIdentity, to.StableIdentity, configwire.Short(to.StableDigest))})
 	default:
 		mark(to.GrayIdentity, "gray", "on a version-bound copy for "+to.GrayIdentity+"'s instances on every target")
 		events = append(events, rollout.Event{Type: rollout.Normal, Reason: "ConfigPlaced",
-			Message: fmt.Sprintf("config %s of %s is on every target for %s's instances only (stable stays %s)", Short(to.GrayDigest), to.GrayIdentity, to.GrayIdentity, orNone(to.StableIdentity))})
+			Message: fmt.Sprintf("config %s of %s is on every target for %s's instances only (stable stays %s)", configwire.Short(to.GrayDigest), to.GrayIdentity, to.GrayIdentity, orNone(to.StableIdentity))})
 	}
 	if to.StableIdentity != from.StableIdentity && to.StableDigest != "" {
 		mark(to.StableIdentity, "stable", "the stable config on every target, replacing "+orNone(from.StableIdentity))
 		mark(from.StableIdentity, "replaced", "by "+to.StableIdentity)
 		events = append(events, rollout.Event{Type: rollout.Normal, Reason: "ConfigPromoted",
-			Message: fmt.Sprintf("config %s of %s is the stable config on every target (was %s)", Short(to.StableDigest), to.StableIdentity, orNone(from.StableIdentity))})
+			Message: fmt.Sprintf("config %s of %s is the stable config on every target (was %s)", configwire.Short(to.StableDigest), to.StableIdentity, orNone(from.StableIdentity))})
 	}
 	if from.GrayIdentity != "" && from.GrayIdentity != to.GrayIdentity && from.GrayIdentity != to.StableIdentity && !wasStable(from.GrayIdentity) {
 		mark(from.GrayIdentity, "withdrawn", "its version-bound copies were removed")

@@ -19,6 +19,7 @@ import (
 	"github.com/graylane/graylane/configsync"
 	etcdsrc "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/configsync/sourcetest"
+	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
@@ -149,7 +150,7 @@ func newInstance(t *testing.T) *instance {
 		}
 		in.mu.Lock()
 		defer in.mu.Unlock()
-		_ = json.NewEncoder(w).Encode(configrelease.Report{Checksum: in.checksum})
+		_ = json.NewEncoder(w).Encode(configwire.Report{Checksum: in.checksum})
 	}))
 	t.Cleanup(in.srv.Close)
 	return in
@@ -194,7 +195,7 @@ func TestPrepareBindsIdentities(t *testing.T) {
 	}
 	changed := release(t, "v1", "changed", "")
 	id, err := m.Prepare(ctx(t), changed)
-	want := "v1" + configrelease.IdentitySeparator + configrelease.Short(digestOf(t, changed))
+	want := "v1" + configrelease.IdentitySeparator + configwire.Short(digestOf(t, changed))
 	if err != nil || id != want || configrelease.CodeVersion(id) != "v1" {
 		t.Fatalf("config-only change: %q %v, want %q", id, err, want)
 	}
@@ -309,7 +310,7 @@ func TestCanaryPromoteRollback(t *testing.T) {
 	}
 
 	// rollback: v2 keeps its config on a pinned copy while v1's comes back
-	res = pass(v2, rollout.Status{StableVersion: "v2", CanaryVersion: "v1", PreviousVersion: "v1", Fast: true})
+	res = pass(v2, rollout.Status{StableVersion: "v2", CanaryVersion: "v1", PreviousVersion: "v1", Rollback: true})
 	expect("/config/demo/app.yaml", "greeting: one\n")
 	expect("/config/demo/app.yaml@v2", "greeting: two\n")
 	if g := res.Gate; !g.Placed["v1"] || !g.Placed["v2"] || g.StableDigest != d1 {

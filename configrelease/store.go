@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/configwire"
 )
 
 // DefaultPrefix is where the etcd store keeps its records:
@@ -73,9 +74,9 @@ type Layout struct {
 }
 
 func (l Layout) String() string {
-	s := "stable " + orNone(l.StableIdentity) + " (" + Short(l.StableDigest) + ")"
+	s := "stable " + orNone(l.StableIdentity) + " (" + configwire.Short(l.StableDigest) + ")"
 	if l.GrayIdentity != "" {
-		s += ", gray " + l.GrayIdentity + " (" + Short(l.GrayDigest) + ")"
+		s += ", gray " + l.GrayIdentity + " (" + configwire.Short(l.GrayDigest) + ")"
 	}
 	return s
 }

@@ -81,3 +81,10 @@ func CheckLocation(centre string, l Location) error {
 	}
 	return nil
 }
+
+// ReadBacker is implemented by Documents whose Read may answer from a
+// client-side cache (read-your-writes): ReadBack asks the centre, as its
+// clients would, so that a write is only trusted once the centre serves it.
+type ReadBacker interface {
+	ReadBack(ctx context.Context, loc Location) (Doc, error)
+}

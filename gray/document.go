@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Schema identifies version 1 of the published document format. A reader
@@ -46,7 +46,7 @@ type Document struct {
 	// Rules in order; first match wins. Every rule names a version.
 	Rules []spec.GrayRule `json:"rules"`
 	// Split is the canary weight in force: newest version first.
-	Split []adapters.VersionWeight `json:"split"`
+	Split []traffic.VersionWeight `json:"split"`
 	// Preview, if set, is reachable with the header X-Graylane-Version.
 	Preview string `json:"preview,omitempty"`
 	// Canary and Stable are informative: the versions the symbolic rule
@@ -178,9 +178,9 @@ func (d *Document) Versions() []string {
 	return out
 }
 
-// SplitOf returns the document's split as an adapters.Split.
-func (d *Document) SplitOf() adapters.Split {
-	return adapters.Split{Weights: slices.Clone(d.Split), Preview: d.Preview}
+// SplitOf returns the document's split as an traffic.Split.
+func (d *Document) SplitOf() traffic.Split {
+	return traffic.Split{Weights: slices.Clone(d.Split), Preview: d.Preview}
 }
 
 // SameRouting reports whether two documents route every request the same
@@ -202,11 +202,11 @@ type BuildInput struct {
 	// Release is the release in force (rules, salt, user key names).
 	Release *spec.Release
 	// Split is the traffic split to publish.
-	Split adapters.Split
+	Split traffic.Split
 	// Desired is the instance count per version the engine last asked the
 	// backend for; nil when unknown. A version wanted at more than zero
 	// keeps its rules even at weight 0 (testers before the first step).
-	Desired adapters.Replicas
+	Desired traffic.Replicas
 }
 
 // Build resolves a release's gray rules against the split in force into
@@ -224,7 +224,7 @@ func Build(in BuildInput) Document {
 		UserKey:   UserKey{Header: DefaultUserHeader, Cookie: DefaultUserCookie},
 		Bucketing: Bucketing{Hash: HashName, Salt: rel.Gray.EffectiveSalt(), Buckets: Buckets},
 		Rules:     []spec.GrayRule{},
-		Split:     []adapters.VersionWeight{},
+		Split:     []traffic.VersionWeight{},
 		Preview:   in.Split.Preview,
 	}
 	if tr := rel.Traffic; tr != nil {

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 const releaseYAML = `
@@ -53,31 +53,31 @@ func ruleNames(d Document) []string {
 
 func TestBuild(t *testing.T) {
 	rel := release(t)
-	split := func(ws ...adapters.VersionWeight) adapters.Split { return adapters.Split{Weights: ws} }
+	split := func(ws ...traffic.VersionWeight) traffic.Split { return traffic.Split{Weights: ws} }
 	cases := []struct {
 		name           string
-		split          adapters.Split
-		desired        adapters.Replicas
+		split          traffic.Split
+		desired        traffic.Replicas
 		rules          string
 		canary, stable string
 	}{
 		{"before the first step: testers reach the canary at weight 0",
-			split(vw("v1", 100)), adapters.Replicas{"v1": 2, "v2": 1},
+			split(vw("v1", 100)), traffic.Replicas{"v1": 2, "v2": 1},
 			"testers=v2 vip=v1 pinned-v1=v1", "v2", "v1"},
-		{"at 20%", split(vw("v2", 20), vw("v1", 80)), adapters.Replicas{"v1": 2, "v2": 1},
+		{"at 20%", split(vw("v2", 20), vw("v1", 80)), traffic.Replicas{"v1": 2, "v2": 1},
 			"testers=v2 vip=v1 pinned-v1=v1", "v2", "v1"},
 		{"abort: canary at 0 and no instance wanted: every rule to it goes",
-			split(vw("v1", 100)), adapters.Replicas{"v1": 2, "v2": 0},
+			split(vw("v1", 100)), traffic.Replicas{"v1": 2, "v2": 0},
 			"vip=v1 pinned-v1=v1", "", "v1"},
 		{"desired unknown: rules follow the split alone",
 			split(vw("v1", 100)), nil,
 			"vip=v1 pinned-v1=v1", "", "v1"},
 		{"promoted: stable is the new version; v1 rules live while v1 is kept",
-			split(vw("v2", 100)), adapters.Replicas{"v2": 2, "v1": 2},
+			split(vw("v2", 100)), traffic.Replicas{"v2": 2, "v1": 2},
 			"testers=v2 vip=v2 pinned-v1=v1", "v2", "v2"},
-		{"after scale-down", split(vw("v2", 100)), adapters.Replicas{"v2": 2},
+		{"after scale-down", split(vw("v2", 100)), traffic.Replicas{"v2": 2},
 			"testers=v2 vip=v2", "v2", "v2"},
-		{"a preview version is routed", adapters.Split{Weights: split(vw("v1", 100)).Weights, Preview: "v3"}, adapters.Replicas{"v1": 2},
+		{"a preview version is routed", traffic.Split{Weights: split(vw("v1", 100)).Weights, Preview: "v3"}, traffic.Replicas{"v1": 2},
 			"vip=v1 pinned-v1=v1 v3-preview=v3", "", "v1"},
 	}
 	for _, c := range cases {
@@ -115,7 +115,7 @@ func TestBuild(t *testing.T) {
 
 func TestBuildAbortSendsEveryoneToStable(t *testing.T) {
 	rel := release(t)
-	d := Build(BuildInput{Release: rel, Split: adapters.Split{Weights: []adapters.VersionWeight{vw("v1", 100)}}, Desired: adapters.Replicas{"v1": 2, "v2": 0}})
+	d := Build(BuildInput{Release: rel, Split: traffic.Split{Weights: []traffic.VersionWeight{vw("v1", 100)}}, Desired: traffic.Replicas{"v1": 2, "v2": 0}})
 	tab := Compile(&d, Self{})
 	for _, h := range []map[string]string{{"X-Tester": "yes"}, {"X-User": "anyone"}, {}} {
 		r := newReq(h)

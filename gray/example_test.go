@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"net/http/httptest"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // A user's bucket is fixed by the salt and the user key: the same in every
@@ -33,7 +33,7 @@ gray:
       match: {headers: [{name: X-Tester, equals: "yes"}]}
       target: canary
 `))
-	doc := gray.Build(gray.BuildInput{Release: rel, Split: adapters.Split{Weights: []adapters.VersionWeight{
+	doc := gray.Build(gray.BuildInput{Release: rel, Split: traffic.Split{Weights: []traffic.VersionWeight{
 		{Version: "v2", Weight: 20}, {Version: "v1", Weight: 80},
 	}}})
 	table := gray.Compile(&doc, gray.Self{})

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/testsupport/grayvectors"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // TestJavaSnippetMatchesVectors compiles the Java class of docs/gray.md
@@ -47,7 +47,7 @@ func TestJavaSnippetMatchesVectors(t *testing.T) {
 		fmt.Fprintf(&b, "check(GrayBucket.bucket(%s, %s), %d, \"bucket vector %d\");\n", javaString(vec.Salt), javaString(vec.Key), want, i)
 		n++
 	}
-	pick := func(split []adapters.VersionWeight, bucket string) string {
+	pick := func(split []traffic.VersionWeight, bucket string) string {
 		var vs, ws []string
 		for _, w := range split {
 			vs = append(vs, javaString(w.Version))

@@ -9,14 +9,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 func str(s string) *string   { return &s }
 func pct(p float64) *float64 { return &p }
 
-func doc(rules []spec.GrayRule, split ...adapters.VersionWeight) *Document {
+func doc(rules []spec.GrayRule, split ...traffic.VersionWeight) *Document {
 	return &Document{
 		Schema: Schema, App: "shop", Generation: 1,
 		UserKey:   UserKey{Header: DefaultUserHeader, Cookie: DefaultUserCookie},
@@ -25,7 +25,7 @@ func doc(rules []spec.GrayRule, split ...adapters.VersionWeight) *Document {
 	}
 }
 
-func vw(v string, w int) adapters.VersionWeight { return adapters.VersionWeight{Version: v, Weight: w} }
+func vw(v string, w int) traffic.VersionWeight { return traffic.VersionWeight{Version: v, Weight: w} }
 
 // userIn returns a user key whose bucket (default salt) is inside [lo, hi).
 func userIn(t *testing.T, lo, hi int) string {

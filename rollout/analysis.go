@@ -30,9 +30,9 @@ func tail(r CheckResult, ok bool, since int64) (n int, last CheckRun) {
 // in the background, otherwise only during an analysis step that lists it
 // (counting runs since the step began).
 func (p *planner) analysisVerdict() string {
-	a := p.str.Analysis
-	st := &p.st
-	if a == nil || st.CanaryVersion == "" || st.Fast || st.Paused {
+	a := p.strategy.Analysis
+	next := &p.next
+	if a == nil || next.CanaryVersion == "" || next.Rollback || next.Paused {
 		return ""
 	}
 	var inStep map[string]bool
@@ -47,14 +47,14 @@ func (p *planner) analysisVerdict() string {
 	sort.Strings(names)
 	for _, name := range names {
 		r, ok := p.in.Checks[name]
-		if !ok || r.Version != st.CanaryVersion {
+		if !ok || r.Version != next.CanaryVersion {
 			continue
 		}
 		var since int64
 		switch {
 		case a.InBackground():
 		case inStep[name]:
-			since = st.StepStartedAt.UnixNano()
+			since = next.StepStartedAt.UnixNano()
 		default:
 			continue
 		}
@@ -66,16 +66,16 @@ func (p *planner) analysisVerdict() string {
 }
 
 func (p *planner) currentStep() *spec.Step {
-	if p.str.Type != spec.Canary || p.st.Step >= len(p.str.Steps) {
+	if p.strategy.Type != spec.Canary || p.next.Step >= len(p.strategy.Steps) {
 		return nil
 	}
-	return &p.str.Steps[p.st.Step]
+	return &p.strategy.Steps[p.next.Step]
 }
 
 func (p *planner) stepChecks(sa *spec.StepAnalysis) map[string]bool {
 	m := map[string]bool{}
-	if len(sa.Checks) == 0 && p.str.Analysis != nil {
-		for _, c := range p.str.Analysis.Checks {
+	if len(sa.Checks) == 0 && p.strategy.Analysis != nil {
+		for _, c := range p.strategy.Analysis.Checks {
 			m[c.Name] = true
 		}
 	}
@@ -102,8 +102,8 @@ func (p *planner) analysisStep(sa *spec.StepAnalysis) (bool, string) {
 	for _, name := range names {
 		r := p.in.Checks[name]
 		n := 0
-		if r.Version == p.st.CanaryVersion {
-			n, _ = tail(r, true, p.st.StepStartedAt.UnixNano())
+		if r.Version == p.next.CanaryVersion {
+			n, _ = tail(r, true, p.next.StepStartedAt.UnixNano())
 		}
 		if n < count {
 			done = false

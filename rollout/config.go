@@ -66,7 +66,7 @@ func (g *ConfigGate) placed(v string) bool {
 // its config.
 func (p *planner) configGated(v string, c Count) Count {
 	g := p.in.Config
-	if g == nil || v == "" || v != p.st.CanaryVersion || g.Digests[v] == "" {
+	if g == nil || v == "" || v != p.next.CanaryVersion || g.Digests[v] == "" {
 		return c
 	}
 	if !g.placed(v) {
@@ -85,8 +85,8 @@ func (p *planner) configGate() {
 	if g == nil {
 		return
 	}
-	st := &p.st
-	for _, v := range []string{st.CanaryVersion, st.StableVersion} {
+	next := &p.next
+	for _, v := range []string{next.CanaryVersion, next.StableVersion} {
 		if v == "" || g.placed(v) {
 			continue
 		}
@@ -95,7 +95,7 @@ func (p *planner) configGate() {
 		}
 	}
 	why := ""
-	d := st.CanaryVersion
+	d := next.CanaryVersion
 	switch {
 	case d != "" && g.Digests[d] == "":
 	case d != "" && !g.placed(d):
@@ -103,7 +103,7 @@ func (p *planner) configGate() {
 	case d != "" && g.Verify && g.Loaded[d] < p.in.Observed.Versions[d].Ready:
 		why = fmt.Sprintf("%d/%d ready %s instances report config %s", g.Loaded[d], p.in.Observed.Versions[d].Ready, d, short(g.Digests[d]))
 	case d == "" && !p.configSettled():
-		why = fmt.Sprintf("config %s of %s is not yet settled on every target", short(g.Digests[st.StableVersion]), st.StableVersion)
+		why = fmt.Sprintf("config %s of %s is not yet settled on every target", short(g.Digests[next.StableVersion]), next.StableVersion)
 	}
 	if why == "" {
 		return
@@ -126,7 +126,7 @@ func (p *planner) configSettled() bool {
 	if g == nil {
 		return true
 	}
-	want := g.Digests[p.st.StableVersion]
+	want := g.Digests[p.next.StableVersion]
 	return want == "" || want == g.StableDigest
 }
 

@@ -88,7 +88,7 @@ func (c *configSim) gate(w *world) *ConfigGate {
 	}
 	if !c.down {
 		c.placed = map[string]bool{}
-		if canary != "" && st.Fast {
+		if canary != "" && st.Rollback {
 			c.stable = c.digest(canary)
 			c.placed[canary] = true
 			c.placed[stable] = true // pinned at its version-bound copy

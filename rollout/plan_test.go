@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 func TestScaleFor(t *testing.T) {
@@ -20,29 +20,12 @@ func TestScaleFor(t *testing.T) {
 	}
 }
 
-func TestProportional(t *testing.T) {
-	for _, c := range []struct {
-		in   []adapters.VersionWeight
-		want string
-	}{
-		{[]adapters.VersionWeight{vw("v2", 1), vw("v1", 3)}, "v2:25,v1:75"},
-		{[]adapters.VersionWeight{vw("v2", 1), vw("v1", 2)}, "v2:33,v1:67"},
-		{[]adapters.VersionWeight{vw("v2", 2), vw("v1", 1)}, "v2:67,v1:33"},
-		{[]adapters.VersionWeight{vw("v3", 1), vw("v2", 1), vw("v1", 1)}, "v3:34,v2:33,v1:33"},
-		{[]adapters.VersionWeight{vw("v2", 5)}, "v2:100"},
-	} {
-		if got := fmtSplit(proportional(c.in)); got != c.want {
-			t.Errorf("proportional(%v) = %s, want %s", c.in, got, c.want)
-		}
-	}
-}
-
 func TestWeightAndCanaryReplicasAtEachStep(t *testing.T) {
 	rel, err := spec.Parse([]byte(canaryScaleYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &planner{R: rel.ReplicaCount(), str: &rel.Strategy}
+	p := &planner{replicas: rel.ReplicaCount(), strategy: &rel.Strategy}
 	// steps: setCanaryScale{replicas 2}, pause{}, setWeight 10,
 	// setCanaryScale{matchTrafficWeight}, setWeight 30; then promotion
 	want := []struct{ weight, replicas int }{{0, 2}, {0, 2}, {10, 2}, {10, 1}, {30, 3}, {100, 10}}
@@ -64,7 +47,7 @@ func TestCommandErrors(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	healthy := Status{Phase: Healthy, StableVersion: "v1"}
 	obs := Observed{Versions: map[string]Count{"v1": {4, 4}}, Router: true,
-		Split: adapters.Split{Weights: []adapters.VersionWeight{vw("v1", 100)}}}
+		Split: traffic.Split{Weights: []traffic.VersionWeight{weight("v1", 100)}}}
 	for _, c := range []struct {
 		cmd  Command
 		want string
@@ -135,7 +118,7 @@ func BenchmarkPlan(b *testing.B) {
 		Status: Status{Phase: Progressing, StableVersion: "v1", CanaryVersion: "v2", Step: 2,
 			StepStartedAt: now, LastProgressAt: now, Weights: map[string]int{"v1": 75, "v2": 25}},
 		Observed: Observed{Versions: map[string]Count{"v1": {4, 4}, "v2": {2, 1}}, Router: true,
-			Split: adapters.Split{Weights: []adapters.VersionWeight{vw("v2", 25), vw("v1", 75)}}},
+			Split: traffic.Split{Weights: []traffic.VersionWeight{weight("v2", 25), weight("v1", 75)}}},
 		Now: now.Add(time.Second),
 	}
 	b.ReportAllocs()
@@ -158,7 +141,7 @@ backend: {type: process, process: {command: [demoapp]}}
 		Spec:   rel,
 		Status: Status{Phase: Healthy, StableVersion: "v1"},
 		Observed: Observed{Versions: map[string]Count{"v1": {4, 4}}, Router: true,
-			Split: adapters.Split{Weights: []adapters.VersionWeight{{Version: "v1", Weight: 100}}}},
+			Split: traffic.Split{Weights: []traffic.VersionWeight{{Version: "v1", Weight: 100}}}},
 		Now: now,
 	})
 	fmt.Println(d.Status.Phase, d.Status.CanaryVersion, "step", d.Status.Step)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 var update = flag.Bool("update", false, "rewrite golden decision traces in testdata/")
@@ -27,7 +27,7 @@ type world struct {
 	router         bool
 	now            time.Time
 	counts         map[string]Count
-	split          adapters.Split
+	split          traffic.Split
 	hang           map[string]bool
 	stalled        map[string]string
 	checks         map[string]CheckResult
@@ -128,7 +128,7 @@ func sortedCounts(m map[string]Count) []string {
 	return out
 }
 
-func fmtSplit(s *adapters.Split) string {
+func fmtSplit(s *traffic.Split) string {
 	if s == nil {
 		return "-"
 	}
@@ -143,7 +143,7 @@ func fmtSplit(s *adapters.Split) string {
 	return out
 }
 
-func fmtReplicas(r adapters.Replicas) string {
+func fmtReplicas(r traffic.Replicas) string {
 	var parts []string
 	for k, v := range r {
 		parts = append(parts, fmt.Sprintf("%s:%d", k, v))
@@ -175,7 +175,7 @@ func (w *world) checkInvariants(in Input, d Decision) {
 	t := w.t
 	t.Helper()
 	if d.Split != nil {
-		if err := adapters.ValidateSplit(*d.Split); err != nil && len(d.Split.Weights) > 0 {
+		if err := traffic.ValidateSplit(*d.Split); err != nil && len(d.Split.Weights) > 0 {
 			t.Fatalf("invalid split %s: %v", fmtSplit(d.Split), err)
 		}
 		for _, x := range d.Split.Weights {
@@ -290,7 +290,7 @@ func (w *world) expect(line string, kv []string) {
 		case "step":
 			got = fmt.Sprint(st.Step)
 		case "split":
-			got = fmtSplit(&adapters.Split{Weights: w.split.Weights})
+			got = fmtSplit(&traffic.Split{Weights: w.split.Weights})
 		case "preview":
 			got = w.split.Preview
 		case "want":

@@ -3,8 +3,8 @@ package rollout
 import (
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Phase is the coarse state of an app's release, as shown to users.
@@ -74,8 +74,12 @@ type Status struct {
 	Paused bool `json:"paused,omitempty"`
 	// PromoteFull skips the remaining steps of the current rollout.
 	PromoteFull bool `json:"promoteFull,omitempty"`
-	// Fast marks a rollout that skips its strategy: a rollback.
-	Fast bool `json:"fast,omitempty"`
+	// Rollback marks a rollout that skips its strategy: a rollback to a
+	// version that is still running (the rollback command after a
+	// promotion, or the desired version set back to the previous one
+	// within scaleDownDelay). Records written before it had this name
+	// carry it as "fast" (engine.Record reads both).
+	Rollback bool `json:"rollback,omitempty"`
 
 	// PreviousVersion is the stable version before the last promotion.
 	PreviousVersion string `json:"previousVersion,omitempty"`
@@ -126,7 +130,7 @@ type Observed struct {
 	// traffic follows the instance counts and Split is ignored.
 	Router bool
 	// Split is the router's current split.
-	Split adapters.Split
+	Split traffic.Split
 	// Stalled maps versions whose backend reports they cannot progress
 	// (adapters.MetaStalled) to the reason. The version being rolled out
 	// is then past its progress deadline at once.
@@ -184,10 +188,10 @@ type Decision struct {
 	Status Status
 	// Replicas is the complete desired instance count per version; the
 	// engine passes it to Backend.Apply first.
-	Replicas adapters.Replicas
+	Replicas traffic.Replicas
 	// Split is the desired traffic split, applied after Replicas; nil when
 	// the app has no router or no version is ready to take traffic.
-	Split *adapters.Split
+	Split *traffic.Split
 	// RequeueAfter asks for another pass after this long even if nothing is
 	// observed to change (pause timers, scale-down delays, deadlines).
 	// Zero means no timer is pending.

@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/grayrouter"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/sdk/etcdreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 var chainApps = []string{"svc-a", "svc-b", "svc-c"}
@@ -42,13 +42,13 @@ gray:
 
 // publishAll publishes split (v2 at w%) for every app with the desired
 // counts, and returns the generation each app's document reached.
-func publishAll(t testing.TB, r *grayrouter.Router, w int, desired adapters.Replicas) map[string]int64 {
+func publishAll(t testing.TB, r *grayrouter.Router, w int, desired traffic.Replicas) map[string]int64 {
 	t.Helper()
 	ctx := sdktest.Ctx(t, 30*time.Second)
 	gens := map[string]int64{}
 	for _, app := range chainApps {
 		rel := releaseOf(t, app)
-		split := adapters.Split{Weights: []adapters.VersionWeight{{Version: "v2", Weight: w}, {Version: "v1", Weight: 100 - w}}}
+		split := traffic.Split{Weights: []traffic.VersionWeight{{Version: "v2", Weight: w}, {Version: "v1", Weight: 100 - w}}}
 		if desired != nil {
 			sdktest.Must(t, "desired "+app, r.Desired(ctx, rel, desired))
 		}
@@ -163,7 +163,7 @@ func TestChainEtcd(t *testing.T) {
 // first ones; an abort (v2 at 0, wanted at 0) sends everyone, testers
 // too, back to v1.
 func chainScenario(t *testing.T, ch *sdktest.Chain, router *grayrouter.Router, within time.Duration, users int, testersToo bool) {
-	want := adapters.Replicas{"v1": 1, "v2": 1}
+	want := traffic.Replicas{"v1": 1, "v2": 1}
 	gens := publishAll(t, router, 20, want)
 	for app, g := range gens {
 		ch.WaitGenerations(t, within, app, g)
@@ -194,7 +194,7 @@ func chainScenario(t *testing.T, ch *sdktest.Chain, router *grayrouter.Router, w
 		}
 	}
 
-	gens = publishAll(t, router, 0, adapters.Replicas{"v1": 1, "v2": 0})
+	gens = publishAll(t, router, 0, traffic.Replicas{"v1": 1, "v2": 0})
 	for app, g := range gens {
 		ch.WaitGenerations(t, within, app, g)
 	}

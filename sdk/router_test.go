@@ -14,7 +14,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/sdk"
@@ -22,11 +21,12 @@ import (
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/grayvectors"
+	"github.com/graylane/graylane/traffic"
 )
 
 func str(s string) *string { return &s }
 
-func doc(app string, rules []spec.GrayRule, split ...adapters.VersionWeight) *gray.Document {
+func doc(app string, rules []spec.GrayRule, split ...traffic.VersionWeight) *gray.Document {
 	return &gray.Document{
 		Schema: gray.Schema, App: app, Generation: 1,
 		UserKey:   gray.UserKey{Header: gray.DefaultUserHeader, Cookie: gray.DefaultUserCookie},
@@ -35,7 +35,7 @@ func doc(app string, rules []spec.GrayRule, split ...adapters.VersionWeight) *gr
 	}
 }
 
-func vw(v string, w int) adapters.VersionWeight { return adapters.VersionWeight{Version: v, Weight: w} }
+func vw(v string, w int) traffic.VersionWeight { return traffic.VersionWeight{Version: v, Weight: w} }
 
 // userIn finds a user whose bucket is in [lo, hi).
 func userIn(lo, hi int) string {

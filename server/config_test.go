@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
 	etcdsrc "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/traffic"
 )
 
 const configSpec = `
@@ -51,7 +51,7 @@ func TestConfigRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := memory.New()
-	eng := engine.New(engine.Config{Source: src, Store: engine.NewMemoryStore(), Resolver: &instant{want: map[string]adapters.Replicas{}},
+	eng := engine.New(engine.Config{Source: src, Store: engine.NewMemoryStore(), Resolver: &instant{want: map[string]traffic.Replicas{}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: m})
 	ectx, ecancel := context.WithCancel(context.Background())
 	t.Cleanup(ecancel)

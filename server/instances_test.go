@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/traffic"
 )
 
 // fakeGray is an in-memory GrayService recording TTLs.
@@ -74,7 +74,7 @@ func (f *fakeGray) Instances(_ context.Context, app string) ([]gray.Instance, er
 func newGrayEnv(t *testing.T, g GrayService, tokens ...Token) *env {
 	t.Helper()
 	src := memory.New()
-	eng := engine.New(engine.Config{Source: src, Store: engine.NewMemoryStore(), Resolver: &instant{want: map[string]adapters.Replicas{}},
+	eng := engine.New(engine.Config{Source: src, Store: engine.NewMemoryStore(), Resolver: &instant{want: map[string]traffic.Replicas{}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	s := New(Config{Engine: eng, Source: src, Writer: src, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Gray: g, Tokens: tokens})
 	ts := httptest.NewServer(s.Handler())
@@ -133,7 +133,7 @@ func TestInstanceRoutes(t *testing.T) {
 	if code, _ := e.do("GET", "/api/v1/apps/shop/gray", ""); code != 404 {
 		t.Fatalf("gray document before any: %d", code)
 	}
-	f.doc = &gray.Document{Schema: gray.Schema, App: "shop", Generation: 7, Split: []adapters.VersionWeight{{Version: "v1", Weight: 100}}}
+	f.doc = &gray.Document{Schema: gray.Schema, App: "shop", Generation: 7, Split: []traffic.VersionWeight{{Version: "v1", Weight: 100}}}
 	if code, body := e.do("GET", "/api/v1/apps/shop/gray", ""); code != 200 || body["generation"] != float64(7) || body["schema"] != gray.Schema {
 		t.Fatalf("gray document: %d %v", code, body)
 	}

@@ -18,13 +18,14 @@ import (
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // instant is a backend whose instances are ready as soon as they are
 // wanted: enough to drive the API; the real backends have their own tests.
 type instant struct {
 	mu   sync.Mutex
-	want map[string]adapters.Replicas
+	want map[string]traffic.Replicas
 }
 
 func (b *instant) Observe(ctx context.Context, app string) ([]adapters.Instance, error) {
@@ -39,7 +40,7 @@ func (b *instant) Observe(ctx context.Context, app string) ([]adapters.Instance,
 	return out, nil
 }
 
-func (b *instant) Apply(ctx context.Context, rel *spec.Release, r adapters.Replicas) error {
+func (b *instant) Apply(ctx context.Context, rel *spec.Release, r traffic.Replicas, _ adapters.Step) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.want[rel.App] = r
@@ -68,7 +69,7 @@ type env struct {
 func newEnv(t *testing.T, tokens ...Token) *env {
 	t.Helper()
 	src := memory.New()
-	eng := engine.New(engine.Config{Source: src, Store: engine.NewMemoryStore(), Resolver: &instant{want: map[string]adapters.Replicas{}},
+	eng := engine.New(engine.Config{Source: src, Store: engine.NewMemoryStore(), Resolver: &instant{want: map[string]traffic.Replicas{}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Defaults of the harnesses' timing fields.
@@ -82,11 +83,11 @@ func RunBackend(t *testing.T, newHarness func(t *testing.T) *BackendHarness) {
 func backendApplyIdempotent(t *testing.T, h *BackendHarness) {
 	ctx := context.Background()
 	rel := h.Release("v1")
-	want := adapters.Replicas{"v1": 2}
+	want := traffic.Replicas{"v1": 2}
 	apply(t, h, rel, want)
 	before := WaitReplicas(t, h, rel.App, want)
 
-	apply(t, h, rel.Clone(), adapters.Replicas{"v1": 2})
+	apply(t, h, rel.Clone(), traffic.Replicas{"v1": 2})
 	h.stayUnchanged(t, ctx, rel.App, identities(before), "after applying the same replicas twice")
 	after := WaitReplicas(t, h, rel.App, want)
 	if !reflect.DeepEqual(identities(before), identities(after)) {
@@ -108,7 +109,7 @@ func backendObserveNoSideEffects(t *testing.T, h *BackendHarness) {
 			t.Fatalf("Observe(%s) before any Apply = %v, want no instance", rel.App, got)
 		}
 	}
-	want := adapters.Replicas{"v1": 1}
+	want := traffic.Replicas{"v1": 1}
 	apply(t, h, rel, want)
 	first := sortInstances(WaitReplicas(t, h, rel.App, want))
 	for i := 0; i < 20; i++ {
@@ -131,42 +132,42 @@ func backendScale(t *testing.T, h *BackendHarness) {
 	v1 := h.Release("v1")
 	app := v1.App
 
-	apply(t, h, v1, adapters.Replicas{"v1": 1})
-	one := byVersion(WaitReplicas(t, h, app, adapters.Replicas{"v1": 1}))
+	apply(t, h, v1, traffic.Replicas{"v1": 1})
+	one := byVersion(WaitReplicas(t, h, app, traffic.Replicas{"v1": 1}))
 
-	apply(t, h, v1, adapters.Replicas{"v1": 3})
-	three := byVersion(WaitReplicas(t, h, app, adapters.Replicas{"v1": 3}))
+	apply(t, h, v1, traffic.Replicas{"v1": 3})
+	three := byVersion(WaitReplicas(t, h, app, traffic.Replicas{"v1": 3}))
 	requireSubset(t, one["v1"], three["v1"], "scaling v1 from 1 to 3 replaced its instance")
 
 	v2 := h.Release("v2")
-	apply(t, h, v2, adapters.Replicas{"v1": 3, "v2": 2})
-	both := byVersion(WaitReplicas(t, h, app, adapters.Replicas{"v1": 3, "v2": 2}))
+	apply(t, h, v2, traffic.Replicas{"v1": 3, "v2": 2})
+	both := byVersion(WaitReplicas(t, h, app, traffic.Replicas{"v1": 3, "v2": 2}))
 	requireSubset(t, three["v1"], both["v1"], "starting v2 disturbed v1")
 
-	apply(t, h, v2, adapters.Replicas{"v1": 1, "v2": 2})
-	down := byVersion(WaitReplicas(t, h, app, adapters.Replicas{"v1": 1, "v2": 2}))
+	apply(t, h, v2, traffic.Replicas{"v1": 1, "v2": 2})
+	down := byVersion(WaitReplicas(t, h, app, traffic.Replicas{"v1": 1, "v2": 2}))
 	requireSubset(t, down["v1"], both["v1"], "scaling v1 down started a new v1 instance")
 	requireSubset(t, both["v2"], down["v2"], "scaling v1 down disturbed v2")
 
-	apply(t, h, v2, adapters.Replicas{"v1": 0, "v2": 0})
-	WaitReplicas(t, h, app, adapters.Replicas{})
+	apply(t, h, v2, traffic.Replicas{"v1": 0, "v2": 0})
+	WaitReplicas(t, h, app, traffic.Replicas{})
 }
 
 // backendAbsentVersion: a version absent from Replicas is wanted at zero.
 func backendAbsentVersion(t *testing.T, h *BackendHarness) {
 	v2 := h.Release("v2")
-	apply(t, h, h.Release("v1"), adapters.Replicas{"v1": 2})
-	WaitReplicas(t, h, v2.App, adapters.Replicas{"v1": 2})
-	apply(t, h, v2, adapters.Replicas{"v1": 2, "v2": 1})
-	before := byVersion(WaitReplicas(t, h, v2.App, adapters.Replicas{"v1": 2, "v2": 1}))
+	apply(t, h, h.Release("v1"), traffic.Replicas{"v1": 2})
+	WaitReplicas(t, h, v2.App, traffic.Replicas{"v1": 2})
+	apply(t, h, v2, traffic.Replicas{"v1": 2, "v2": 1})
+	before := byVersion(WaitReplicas(t, h, v2.App, traffic.Replicas{"v1": 2, "v2": 1}))
 
-	apply(t, h, v2, adapters.Replicas{"v2": 1})
-	after := byVersion(WaitReplicas(t, h, v2.App, adapters.Replicas{"v2": 1}))
+	apply(t, h, v2, traffic.Replicas{"v2": 1})
+	after := byVersion(WaitReplicas(t, h, v2.App, traffic.Replicas{"v2": 1}))
 	if !reflect.DeepEqual(before["v2"], after["v2"]) {
 		t.Fatalf("dropping v1 from Replicas disturbed v2: before %v, after %v", before["v2"], after["v2"])
 	}
-	apply(t, h, v2, adapters.Replicas{})
-	WaitReplicas(t, h, v2.App, adapters.Replicas{})
+	apply(t, h, v2, traffic.Replicas{})
+	WaitReplicas(t, h, v2.App, traffic.Replicas{})
 }
 
 // backendCancelled: an already-cancelled ctx makes Apply and Observe return
@@ -177,7 +178,7 @@ func backendCancelled(t *testing.T, h *BackendHarness) {
 	cancel()
 
 	start := time.Now()
-	err := h.Backend.Apply(ctx, rel, adapters.Replicas{"v1": 1})
+	err := h.Backend.Apply(ctx, rel, traffic.Replicas{"v1": 1}, adapters.NoStep)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Apply with a cancelled ctx = %v, want context.Canceled", err)
 	}
@@ -191,15 +192,15 @@ func backendCancelled(t *testing.T, h *BackendHarness) {
 	h.stayUnchanged(t, context.Background(), rel.App, nil, "after an Apply with a cancelled ctx")
 
 	// A later live Apply works normally.
-	apply(t, h, rel, adapters.Replicas{"v1": 1})
-	WaitReplicas(t, h, rel.App, adapters.Replicas{"v1": 1})
+	apply(t, h, rel, traffic.Replicas{"v1": 1})
+	WaitReplicas(t, h, rel.App, traffic.Replicas{"v1": 1})
 }
 
-func apply(t *testing.T, h *BackendHarness, rel *spec.Release, want adapters.Replicas) {
+func apply(t *testing.T, h *BackendHarness, rel *spec.Release, want traffic.Replicas) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), h.Eventually)
 	defer cancel()
-	if err := h.Backend.Apply(ctx, rel, want); err != nil {
+	if err := h.Backend.Apply(ctx, rel, want, adapters.NoStep); err != nil {
 		t.Fatalf("Apply(%s, %v): %v", rel.App, want, err)
 	}
 }
@@ -207,7 +208,7 @@ func apply(t *testing.T, h *BackendHarness, rel *spec.Release, want adapters.Rep
 // WaitReplicas polls Observe until app has exactly want[v] instances of each
 // version v, all ready, and none of other versions, and returns them. It
 // fails the test at h.Eventually.
-func WaitReplicas(t *testing.T, h *BackendHarness, app string, want adapters.Replicas) []adapters.Instance {
+func WaitReplicas(t *testing.T, h *BackendHarness, app string, want traffic.Replicas) []adapters.Instance {
 	t.Helper()
 	h.defaults()
 	deadline := time.Now().Add(h.Eventually)
@@ -246,7 +247,7 @@ func (h *BackendHarness) stayUnchanged(t *testing.T, ctx context.Context, app st
 	}
 }
 
-func matches(got []adapters.Instance, want adapters.Replicas) bool {
+func matches(got []adapters.Instance, want traffic.Replicas) bool {
 	n := map[string]int{}
 	for _, in := range got {
 		if !in.Ready {

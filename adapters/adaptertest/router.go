@@ -13,11 +13,12 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Names of the routing headers and cookie the Split contract defines.
 const (
-	// PreviewHeader reaches adapters.Split.Preview, for callers the release
+	// PreviewHeader reaches traffic.Split.Preview, for callers the release
 	// trusts (traffic.trust; a harness's Release trusts its probes).
 	PreviewHeader = "X-Graylane-Version"
 	// DefaultStickyHeader and DefaultStickyCookie apply when the release's
@@ -51,7 +52,7 @@ type RouterHarness struct {
 }
 
 // RunRouter runs the TrafficRouter contract's cases (see
-// adapters.TrafficRouter and adapters.Split), each as a subtest with its own
+// adapters.TrafficRouter and traffic.Split), each as a subtest with its own
 // harness from newHarness.
 func RunRouter(t *testing.T, newHarness func(t *testing.T) *RouterHarness) {
 	cases := []struct {
@@ -88,15 +89,15 @@ func RunRouter(t *testing.T, newHarness func(t *testing.T) *RouterHarness) {
 	}
 }
 
-func split(ws ...any) adapters.Split {
-	var s adapters.Split
+func split(ws ...any) traffic.Split {
+	var s traffic.Split
 	for i := 0; i+1 < len(ws); i += 2 {
-		s.Weights = append(s.Weights, adapters.VersionWeight{Version: ws[i].(string), Weight: ws[i+1].(int)})
+		s.Weights = append(s.Weights, traffic.VersionWeight{Version: ws[i].(string), Weight: ws[i+1].(int)})
 	}
 	return s
 }
 
-func (h *RouterHarness) set(t *testing.T, s adapters.Split) {
+func (h *RouterHarness) set(t *testing.T, s traffic.Split) {
 	t.Helper()
 	rel := h.Release(h.version(0))
 	if err := h.Router.SetWeights(context.Background(), rel, s); err != nil {
@@ -104,7 +105,7 @@ func (h *RouterHarness) set(t *testing.T, s adapters.Split) {
 	}
 }
 
-func (h *RouterHarness) weights(t *testing.T) adapters.Split {
+func (h *RouterHarness) weights(t *testing.T) traffic.Split {
 	t.Helper()
 	app := h.Release(h.version(0)).App
 	s, err := h.Router.Weights(context.Background(), app)
@@ -131,14 +132,14 @@ func routerEmpty(t *testing.T, h *RouterHarness) {
 
 func routerInvalid(t *testing.T, h *RouterHarness) {
 	a, b := h.version(0), h.version(1)
-	invalid := []adapters.Split{
+	invalid := []traffic.Split{
 		split(a, 50, b, 40),
 		split(a, 60, b, 50),
 		split(a, 110, b, -10),
 		split(a, 50, a, 50),
 		split(a, 99),
 	}
-	check := func(want adapters.Split) {
+	check := func(want traffic.Split) {
 		t.Helper()
 		for _, s := range invalid {
 			if err := h.Router.SetWeights(context.Background(), h.Release(a), s); err == nil {
@@ -149,7 +150,7 @@ func routerInvalid(t *testing.T, h *RouterHarness) {
 			}
 		}
 	}
-	check(adapters.Split{})
+	check(traffic.Split{})
 	valid := split(b, 25, a, 75)
 	h.set(t, valid)
 	check(h.weights(t))
@@ -160,7 +161,7 @@ func routerInvalid(t *testing.T, h *RouterHarness) {
 
 func routerReadBack(t *testing.T, h *RouterHarness) {
 	a, b := h.version(0), h.version(1)
-	for _, s := range []adapters.Split{
+	for _, s := range []traffic.Split{
 		split(b, 20, a, 80),
 		split(b, 20, a, 80), // again: idempotent
 		{Weights: split(a, 100).Weights, Preview: b},
@@ -181,7 +182,7 @@ func routerReadBack(t *testing.T, h *RouterHarness) {
 }
 
 // nonZero lists the versions with a weight, in the split's order.
-func nonZero(s adapters.Split) []string {
+func nonZero(s traffic.Split) []string {
 	var out []string
 	for _, w := range s.Weights {
 		if w.Weight > 0 {
@@ -315,7 +316,7 @@ func routerSticky(t *testing.T, h *RouterHarness) {
 
 func routerPreview(t *testing.T, h *RouterHarness) {
 	a, b := h.version(0), h.version(1)
-	h.set(t, adapters.Split{Weights: split(a, 100).Weights, Preview: b})
+	h.set(t, traffic.Split{Weights: split(a, 100).Weights, Preview: b})
 	n := h.Requests / 8
 	if got := h.measure(t, n, http.Header{PreviewHeader: {b}}); got[b] != n {
 		t.Fatalf("with %s: %s, %d probes were served by %v", PreviewHeader, b, n, got)

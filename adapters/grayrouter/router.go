@@ -13,6 +13,7 @@ import (
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Store is where documents are published, one per app. Every configsync
@@ -61,10 +62,10 @@ type Router struct {
 type appState struct {
 	mu      sync.Mutex
 	rel     *spec.Release
-	split   *adapters.Split   // last split set, nil: unknown (read from the store)
-	desired adapters.Replicas // last Apply seen, nil: unknown
-	last    *gray.Document    // what the store holds, as last read or written
-	version string            // its store version ("" unknown, Absent none)
+	split   *traffic.Split   // last split set, nil: unknown (read from the store)
+	desired traffic.Replicas // last Apply seen, nil: unknown
+	last    *gray.Document   // what the store holds, as last read or written
+	version string           // its store version ("" unknown, Absent none)
 }
 
 var (
@@ -99,16 +100,16 @@ func (r *Router) state(app string) *appState {
 
 // Weights returns the split of the document in the centre (empty when
 // there is none).
-func (r *Router) Weights(ctx context.Context, app string) (adapters.Split, error) {
+func (r *Router) Weights(ctx context.Context, app string) (traffic.Split, error) {
 	if err := ctx.Err(); err != nil {
-		return adapters.Split{}, err
+		return traffic.Split{}, err
 	}
 	d, _, err := r.read(ctx, app)
 	if err != nil {
-		return adapters.Split{}, err
+		return traffic.Split{}, err
 	}
 	if d == nil {
-		return adapters.Split{}, nil
+		return traffic.Split{}, nil
 	}
 	return d.SplitOf(), nil
 }
@@ -145,11 +146,11 @@ func (r *Router) read(ctx context.Context, app string) (*gray.Document, string, 
 
 // SetWeights publishes rel's rules resolved against s, and s. It returns
 // once the centre holds the document (read back).
-func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.Split) error {
+func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s traffic.Split) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := adapters.ValidateSplit(s); err != nil {
+	if err := traffic.ValidateSplit(s); err != nil {
 		return fmt.Errorf("gray router: split for %s: %w", rel.App, err)
 	}
 	st := r.state(rel.App)
@@ -157,7 +158,7 @@ func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.S
 	defer st.mu.Unlock()
 	prevRel, prevSplit := st.rel, st.split
 	st.rel = rel
-	cp := adapters.Split{Weights: append([]adapters.VersionWeight(nil), s.Weights...), Preview: s.Preview}
+	cp := traffic.Split{Weights: append([]traffic.VersionWeight(nil), s.Weights...), Preview: s.Preview}
 	st.split = &cp
 	if err := r.publish(ctx, st); err != nil {
 		st.rel, st.split = prevRel, prevSplit
@@ -171,7 +172,7 @@ func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.S
 // version wanted at zero is dropped). Before the first SetWeights of this
 // process it works from the split in the centre; with no document there,
 // it publishes nothing.
-func (r *Router) Desired(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (r *Router) Desired(ctx context.Context, rel *spec.Release, want traffic.Replicas) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -181,7 +182,7 @@ func (r *Router) Desired(ctx context.Context, rel *spec.Release, want adapters.R
 	st.rel = rel
 	st.desired = maps.Clone(want)
 	if st.desired == nil {
-		st.desired = adapters.Replicas{}
+		st.desired = traffic.Replicas{}
 	}
 	if st.split == nil {
 		d, v, err := r.read(ctx, rel.App)
@@ -284,8 +285,8 @@ var (
 	_ adapters.Forgetter = (*tracked)(nil)
 )
 
-func (t *tracked) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
-	if err := t.Backend.Apply(ctx, rel, want); err != nil {
+func (t *tracked) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step adapters.Step) error {
+	if err := t.Backend.Apply(ctx, rel, want, step); err != nil {
 		return err
 	}
 	return t.r.Desired(ctx, rel, want)

@@ -14,6 +14,7 @@ import (
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 const withRules = `app: shop
@@ -28,16 +29,16 @@ gray:
 `
 
 // recorder is a Backend that records Apply calls.
-type recorder struct{ applied []adapters.Replicas }
+type recorder struct{ applied []traffic.Replicas }
 
 func (r *recorder) Observe(context.Context, string) ([]adapters.Instance, error) { return nil, nil }
-func (r *recorder) Apply(_ context.Context, _ *spec.Release, want adapters.Replicas) error {
+func (r *recorder) Apply(_ context.Context, _ *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	r.applied = append(r.applied, want)
 	return nil
 }
 
-func split(ws ...adapters.VersionWeight) adapters.Split { return adapters.Split{Weights: ws} }
-func vw(v string, w int) adapters.VersionWeight         { return adapters.VersionWeight{Version: v, Weight: w} }
+func split(ws ...traffic.VersionWeight) traffic.Split { return traffic.Split{Weights: ws} }
+func vw(v string, w int) traffic.VersionWeight        { return traffic.VersionWeight{Version: v, Weight: w} }
 
 func rules(d *gray.Document) string {
 	var s []string
@@ -60,7 +61,7 @@ func TestPublishFollowsTheEngine(t *testing.T) {
 	b := router.Track(rec)
 
 	// before any split: Apply alone publishes nothing
-	sdktest.Must(t, "apply", b.Apply(ctx, rel, adapters.Replicas{"v1": 2}))
+	sdktest.Must(t, "apply", b.Apply(ctx, rel, traffic.Replicas{"v1": 2}, adapters.NoStep))
 	if _, err := store.Get(ctx, "shop"); !errors.Is(err, configsync.ErrNotFound) {
 		t.Fatalf("a document exists before any split: %v", err)
 	}
@@ -69,20 +70,20 @@ func TestPublishFollowsTheEngine(t *testing.T) {
 	}
 	steps := []struct {
 		name       string
-		want       adapters.Replicas
-		split      *adapters.Split
+		want       traffic.Replicas
+		split      *traffic.Split
 		rules      string
 		generation int64
 	}{
-		{"stable", adapters.Replicas{"v1": 2}, &adapters.Split{Weights: []adapters.VersionWeight{vw("v1", 100)}}, "", 1},
-		{"canary wanted at weight 0: testers published", adapters.Replicas{"v1": 2, "v2": 1}, nil, "testers=v2", 2},
-		{"same again: nothing new", adapters.Replicas{"v1": 2, "v2": 1}, nil, "testers=v2", 2},
-		{"20%", adapters.Replicas{"v1": 2, "v2": 1}, &adapters.Split{Weights: []adapters.VersionWeight{vw("v2", 20), vw("v1", 80)}}, "testers=v2", 3},
-		{"abort: v2 back to weight 0", adapters.Replicas{"v1": 2, "v2": 1}, &adapters.Split{Weights: []adapters.VersionWeight{vw("v1", 100)}}, "testers=v2", 4},
-		{"abort: v2 wanted at 0: testers dropped", adapters.Replicas{"v1": 2, "v2": 0}, nil, "", 5},
+		{"stable", traffic.Replicas{"v1": 2}, &traffic.Split{Weights: []traffic.VersionWeight{vw("v1", 100)}}, "", 1},
+		{"canary wanted at weight 0: testers published", traffic.Replicas{"v1": 2, "v2": 1}, nil, "testers=v2", 2},
+		{"same again: nothing new", traffic.Replicas{"v1": 2, "v2": 1}, nil, "testers=v2", 2},
+		{"20%", traffic.Replicas{"v1": 2, "v2": 1}, &traffic.Split{Weights: []traffic.VersionWeight{vw("v2", 20), vw("v1", 80)}}, "testers=v2", 3},
+		{"abort: v2 back to weight 0", traffic.Replicas{"v1": 2, "v2": 1}, &traffic.Split{Weights: []traffic.VersionWeight{vw("v1", 100)}}, "testers=v2", 4},
+		{"abort: v2 wanted at 0: testers dropped", traffic.Replicas{"v1": 2, "v2": 0}, nil, "", 5},
 	}
 	for _, s := range steps {
-		sdktest.Must(t, s.name+": apply", b.Apply(ctx, rel, s.want))
+		sdktest.Must(t, s.name+": apply", b.Apply(ctx, rel, s.want, adapters.NoStep))
 		if s.split != nil {
 			sdktest.Must(t, s.name+": set weights", router.SetWeights(ctx, rel, *s.split))
 		}
@@ -101,7 +102,7 @@ func TestPublishFollowsTheEngine(t *testing.T) {
 	// a new router (graylane restarted) picks the document up from the
 	// centre and keeps the generation rising
 	router2, _ := newRouter(t, cli)
-	sdktest.Must(t, "apply after restart", router2.Track(rec).Apply(ctx, rel, adapters.Replicas{"v1": 2, "v2": 1}))
+	sdktest.Must(t, "apply after restart", router2.Track(rec).Apply(ctx, rel, traffic.Replicas{"v1": 2, "v2": 1}, adapters.NoStep))
 	d, err := router2.Document(ctx, "shop")
 	sdktest.Must(t, "document after restart", err)
 	if rules(d) != "testers=v2" || d.Generation != 6 || d.SplitOf().Map()["v1"] != 100 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Apply maps want onto the app's Deployments (see planDeployments) and, for
@@ -26,7 +27,7 @@ import (
 // graylane last wrote while the desired state did not change, someone else
 // changed it: Apply leaves it alone and returns an error wrapping ErrDrift
 // (after applying everything else).
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

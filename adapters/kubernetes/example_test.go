@@ -13,6 +13,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/kubernetes"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // A canary asks for 3 instances of the stable v1 and 1 of the canary v2:
@@ -43,7 +44,7 @@ backend:
 		panic(err)
 	}
 	ctx := context.Background()
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 3, "v2": 1}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 3, "v2": 1}, adapters.NoStep); err != nil {
 		panic(err)
 	}
 	list, _ := cs.AppsV1().Deployments("shop").List(ctx, metav1.ListOptions{})

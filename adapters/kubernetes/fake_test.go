@@ -19,6 +19,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/kubernetes"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Edge cases a real API server does not stage on demand: write conflicts,
@@ -48,7 +49,7 @@ func TestApplyRetriesWriteConflicts(t *testing.T) {
 	ctx := context.Background()
 	b, cs := fakeBackend(t)
 	rel := release("cart", "shop", "v1", nil)
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 2}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 2}, adapters.NoStep); err != nil {
 		t.Fatal(err)
 	}
 	conflicts := 0
@@ -59,7 +60,7 @@ func TestApplyRetriesWriteConflicts(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 3}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 3}, adapters.NoStep); err != nil {
 		t.Fatalf("Apply after a conflict: %v", err)
 	}
 	d, err := cs.AppsV1().Deployments("shop").Get(ctx, "cart", metav1.GetOptions{})
@@ -71,7 +72,7 @@ func TestApplyRetriesWriteConflicts(t *testing.T) {
 	}
 	// idempotent: the same Apply writes nothing
 	before := writes(cs, "update", "deployments")
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 3}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 3}, adapters.NoStep); err != nil {
 		t.Fatal(err)
 	}
 	if after := writes(cs, "update", "deployments"); after != before {
@@ -83,13 +84,13 @@ func TestApplyNamesTheObjectOnAPIErrors(t *testing.T) {
 	ctx := context.Background()
 	b, cs := fakeBackend(t)
 	rel := release("cart", "shop", "v1", nil)
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 2}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 2}, adapters.NoStep); err != nil {
 		t.Fatal(err)
 	}
 	cs.PrependReactor("update", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "cart", errors.New("RBAC: update not allowed"))
 	})
-	err := b.Apply(ctx, rel, adapters.Replicas{"v1": 3})
+	err := b.Apply(ctx, rel, traffic.Replicas{"v1": 3}, adapters.NoStep)
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "deployment shop/cart") || !strings.Contains(err.Error(), "apply cart") {
 		t.Fatalf("Apply = %v; want a wrapped Forbidden naming app cart and deployment shop/cart", err)
 	}
@@ -97,7 +98,7 @@ func TestApplyNamesTheObjectOnAPIErrors(t *testing.T) {
 
 func TestApplyOutsideWatchedNamespaces(t *testing.T) {
 	b, cs := fakeBackend(t, "shop")
-	err := b.Apply(context.Background(), release("cart", "other", "v1", nil), adapters.Replicas{"v1": 1})
+	err := b.Apply(context.Background(), release("cart", "other", "v1", nil), traffic.Replicas{"v1": 1}, adapters.NoStep)
 	if !errors.Is(err, kubernetes.ErrNamespaceNotWatched) {
 		t.Fatalf("Apply in an unwatched namespace = %v, want ErrNamespaceNotWatched", err)
 	}
@@ -111,7 +112,7 @@ func TestApplyRejectsTemplatesTheAPIWouldNot(t *testing.T) {
 	rel := release("cart", "shop", "v1", nil, func(r *spec.Release) {
 		r.Backend.Kubernetes.Template["spec"] = map[string]any{"containers": []any{map[string]any{"name": "app", "portz": []any{}}}}
 	})
-	err := b.Apply(context.Background(), rel, adapters.Replicas{"v1": 1})
+	err := b.Apply(context.Background(), rel, traffic.Replicas{"v1": 1}, adapters.NoStep)
 	if err == nil || !strings.Contains(err.Error(), "portz") || !strings.Contains(err.Error(), "deployment shop/cart") {
 		t.Fatalf("Apply with an unknown pod template field = %v, want an error naming portz and the deployment", err)
 	}
@@ -124,7 +125,7 @@ func TestObserveReportsDeploymentProblems(t *testing.T) {
 	ctx := context.Background()
 	b, cs := fakeBackend(t)
 	rel := release("cart", "shop", "v1", nil)
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 1}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 1}, adapters.NoStep); err != nil {
 		t.Fatal(err)
 	}
 	// The fake has no controllers: write the pod and the conditions the
@@ -182,7 +183,7 @@ func TestObserveReportsStallForCurrentGenerationOnly(t *testing.T) {
 	ctx := context.Background()
 	b, cs := fakeBackend(t)
 	rel := release("cart", "shop", "v2", nil)
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v2": 1}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v2": 1}, adapters.NoStep); err != nil {
 		t.Fatal(err)
 	}
 	d, _ := cs.AppsV1().Deployments("shop").Get(ctx, "cart", metav1.GetOptions{})

@@ -23,7 +23,6 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/adapters/kubernetes"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
@@ -35,6 +34,7 @@ import (
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/kubestack"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // TestKubernetes starts one real control plane (etcd, kube-apiserver,
@@ -571,7 +571,7 @@ func testServiceDrift(t *testing.T, c *kubestack.Cluster) {
 	cs := c.Clientset()
 	router := newBackend(t, cs, ns).Router()
 	rel := release("sd", ns, "v1", nil, blueGreen(true), withService)
-	one := adapters.Split{Weights: []adapters.VersionWeight{{Version: "v1", Weight: 100}}}
+	one := traffic.Split{Weights: []traffic.VersionWeight{{Version: "v1", Weight: 100}}}
 	if err := router.SetWeights(ctx, rel, one); err != nil {
 		t.Fatal(err)
 	}
@@ -592,7 +592,7 @@ func testServiceDrift(t *testing.T, c *kubestack.Cluster) {
 	if got, _ := cs.CoreV1().Services(ns).Get(ctx, "sd", metav1.GetOptions{}); got.Spec.Selector["app"] != "something-else" {
 		t.Fatalf("graylane overwrote the hand-edited selector: %v", got.Spec.Selector)
 	}
-	two := adapters.Split{Weights: []adapters.VersionWeight{{Version: "v2", Weight: 100}}}
+	two := traffic.Split{Weights: []traffic.VersionWeight{{Version: "v2", Weight: 100}}}
 	if err := router.SetWeights(ctx, rel, two); err != nil {
 		t.Fatalf("SetWeights of a new split: %v", err)
 	}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // ErrNoDeployment is returned (wrapped) when the app's primary Deployment
@@ -30,7 +30,7 @@ type planInput struct {
 	// R is the release's replicas.
 	R int
 	// Want is the engine's desired instances per version.
-	Want adapters.Replicas
+	Want traffic.Replicas
 	// Observed counts the app's pods per version (not terminating).
 	Observed map[string]int
 	// Desired is the spec's version.
@@ -215,7 +215,7 @@ func rollingTarget(in planInput, primary *deployState) string {
 }
 
 // versionsWanted lists the versions with Want > 0, sorted.
-func versionsWanted(want adapters.Replicas) []string {
+func versionsWanted(want traffic.Replicas) []string {
 	var out []string
 	for v, n := range want {
 		if n > 0 {

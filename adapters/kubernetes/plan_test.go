@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // act renders actions compactly: name=version×replicas[+create|delete].
@@ -36,7 +36,7 @@ func TestPlanDeployments(t *testing.T) {
 	cases := []struct {
 		name     string
 		strategy string
-		want     adapters.Replicas
+		want     traffic.Replicas
 		observed map[string]int
 		desired  string
 		deps     []deployState
@@ -47,68 +47,68 @@ func TestPlanDeployments(t *testing.T) {
 	}{
 		// rolling: one Deployment, the controller rolls
 		{name: "rolling first release creates the primary", strategy: spec.Rolling,
-			want: adapters.Replicas{"v1": 4}, desired: "v1",
+			want: traffic.Replicas{"v1": 4}, desired: "v1",
 			out: "cart=v1×4+create"},
 		{name: "rolling starts: primary switched to v2 at R", strategy: spec.Rolling,
-			want: adapters.Replicas{"v1": 4, "v2": 1}, observed: map[string]int{"v1": 4}, desired: "v2",
+			want: traffic.Replicas{"v1": 4, "v2": 1}, observed: map[string]int{"v1": 4}, desired: "v2",
 			deps: []deployState{primary("v1", 4, 4)}, out: "cart=v2×4"},
 		{name: "rolling in progress keeps v2", strategy: spec.Rolling,
-			want: adapters.Replicas{"v1": 3, "v2": 2}, observed: map[string]int{"v1": 3, "v2": 2}, desired: "v2",
+			want: traffic.Replicas{"v1": 3, "v2": 2}, observed: map[string]int{"v1": 3, "v2": 2}, desired: "v2",
 			deps: []deployState{primary("v2", 4, 5)}, out: "cart=v2×4"},
 		{name: "rolling surge exhausted while superseded keeps the roll going", strategy: spec.Rolling,
-			want: adapters.Replicas{"v1": 3, "v2": 2, "v3": 0}, observed: map[string]int{"v1": 3, "v2": 2}, desired: "v3",
+			want: traffic.Replicas{"v1": 3, "v2": 2, "v3": 0}, observed: map[string]int{"v1": 3, "v2": 2}, desired: "v3",
 			deps: []deployState{primary("v2", 4, 5)}, out: "cart=v2×4"},
 		{name: "rolling superseded once there is room", strategy: spec.Rolling,
-			want: adapters.Replicas{"v1": 2, "v2": 2, "v3": 1}, observed: map[string]int{"v1": 2, "v2": 2}, desired: "v3",
+			want: traffic.Replicas{"v1": 2, "v2": 2, "v3": 1}, observed: map[string]int{"v1": 2, "v2": 2}, desired: "v3",
 			deps: []deployState{primary("v2", 4, 4)}, out: "cart=v3×4"},
 		{name: "rolling rolled back", strategy: spec.Rolling,
-			want: adapters.Replicas{"v1": 4, "v2": 0}, observed: map[string]int{"v1": 4, "v2": 1}, desired: "v2",
+			want: traffic.Replicas{"v1": 4, "v2": 0}, observed: map[string]int{"v1": 4, "v2": 1}, desired: "v2",
 			deps: []deployState{primary("v2", 4, 5)}, out: "cart=v1×4"},
 		{name: "rolling fast rollback keeps its target while both grow", strategy: spec.Rolling,
-			want: adapters.Replicas{"v1": 4, "v2": 4}, observed: map[string]int{"v1": 2, "v2": 3}, desired: "v2",
+			want: traffic.Replicas{"v1": 4, "v2": 4}, observed: map[string]int{"v1": 2, "v2": 3}, desired: "v2",
 			deps: []deployState{primary("v1", 4, 5)}, out: "cart=v1×4"},
 		{name: "rolling from a canary's Deployment grows the primary as asked", strategy: spec.Rolling,
-			want: adapters.Replicas{"v2": 4, "v3": 1}, observed: map[string]int{"v2": 4}, desired: "v3",
+			want: traffic.Replicas{"v2": 4, "v3": 1}, observed: map[string]int{"v2": 4}, desired: "v3",
 			deps: []deployState{primary("v1", 0, 0), version("v2", 4, 4)}, out: "cart=v3×1 cart-v2=v2×4"},
 		{name: "rolling back to a version in its own Deployment", strategy: spec.Rolling,
-			want: adapters.Replicas{"v2": 4, "v3": 0}, observed: map[string]int{"v2": 4, "v3": 1}, desired: "v3",
+			want: traffic.Replicas{"v2": 4, "v3": 0}, observed: map[string]int{"v2": 4, "v3": 1}, desired: "v3",
 			deps: []deployState{primary("v3", 1, 1), version("v2", 4, 4)}, out: "cart=v3×0 cart-v2=v2×4"},
 		{name: "rolling to zero", strategy: spec.Rolling,
-			want: adapters.Replicas{}, desired: "v1",
+			want: traffic.Replicas{}, desired: "v1",
 			deps: []deployState{primary("v1", 4, 4)}, out: "cart=v1×0"},
 		{name: "rolling replicas shrink", strategy: spec.Rolling, r: 2,
-			want: adapters.Replicas{"v1": 2}, observed: map[string]int{"v1": 4}, desired: "v1",
+			want: traffic.Replicas{"v1": 2}, observed: map[string]int{"v1": 4}, desired: "v1",
 			deps: []deployState{primary("v1", 4, 4)}, out: "cart=v1×2"},
 
 		// canary and blue-green: one Deployment per version, exact counts
 		{name: "canary starts beside the primary", strategy: spec.Canary,
-			want: adapters.Replicas{"v1": 4, "v2": 1}, desired: "v2",
+			want: traffic.Replicas{"v1": 4, "v2": 1}, desired: "v2",
 			deps: []deployState{primary("v1", 4, 4)}, out: "cart=v1×4 cart-v2=v2×1+create"},
 		{name: "canary grows, stable shrinks (no router)", strategy: spec.Canary,
-			want: adapters.Replicas{"v1": 2, "v2": 2}, desired: "v2",
+			want: traffic.Replicas{"v1": 2, "v2": 2}, desired: "v2",
 			deps: []deployState{primary("v1", 3, 3), version("v2", 1, 1)}, out: "cart=v1×2 cart-v2=v2×2"},
 		{name: "canary abort scales the canary to zero", strategy: spec.Canary,
-			want: adapters.Replicas{"v1": 4, "v2": 0}, desired: "v2",
+			want: traffic.Replicas{"v1": 4, "v2": 0}, desired: "v2",
 			deps: []deployState{primary("v1", 4, 4), version("v2", 2, 2)}, out: "cart=v1×4 cart-v2=v2×0"},
 		{name: "an idle version Deployment is deleted", strategy: spec.Canary,
-			want: adapters.Replicas{"v1": 4}, desired: "v1",
+			want: traffic.Replicas{"v1": 4}, desired: "v1",
 			deps: []deployState{primary("v1", 4, 4), version("v2", 0, 0)}, out: "cart=v1×4 cart-v2=v2×0+delete"},
 		{name: "a draining one is not", strategy: spec.Canary,
-			want: adapters.Replicas{"v1": 4}, desired: "v1",
+			want: traffic.Replicas{"v1": 4}, desired: "v1",
 			deps: []deployState{primary("v1", 4, 4), version("v2", 0, 1)}, out: "cart=v1×4 cart-v2=v2×0"},
 		{name: "the idle primary takes the next version", strategy: spec.Canary,
-			want: adapters.Replicas{"v2": 4, "v3": 1}, desired: "v3",
+			want: traffic.Replicas{"v2": 4, "v3": 1}, desired: "v3",
 			deps: []deployState{primary("v1", 0, 0), version("v2", 4, 4)}, out: "cart=v3×1 cart-v2=v2×4"},
 		{name: "a primary still draining is not idle", strategy: spec.BlueGreen,
-			want: adapters.Replicas{"v2": 4, "v3": 4}, desired: "v3",
+			want: traffic.Replicas{"v2": 4, "v3": 4}, desired: "v3",
 			deps: []deployState{primary("v1", 0, 2), version("v2", 4, 4)}, out: "cart=v1×0 cart-v2=v2×4 cart-v3=v3×4+create"},
 		{name: "operator's Deployment adopted in place by a canary's first release", strategy: spec.Canary, noCreate: true,
-			want: adapters.Replicas{"v1": 4}, desired: "v1",
+			want: traffic.Replicas{"v1": 4}, desired: "v1",
 			deps: []deployState{{Name: "cart", Replicas: 3, Pods: 3, Primary: true}}, out: "cart=v1×4"},
 		{name: "operator's Deployment missing", strategy: spec.Canary, noCreate: true,
-			want: adapters.Replicas{"v1": 4}, desired: "v1", err: ErrNoDeployment},
+			want: traffic.Replicas{"v1": 4}, desired: "v1", err: ErrNoDeployment},
 		{name: "operator's Deployment never templated is adopted", strategy: spec.Rolling, noCreate: true,
-			want: adapters.Replicas{"v1": 4}, desired: "v1",
+			want: traffic.Replicas{"v1": 4}, desired: "v1",
 			deps: []deployState{{Name: "cart", Replicas: 3, Pods: 3, Primary: true}}, out: "cart=v1×4"},
 	}
 	for _, c := range cases {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // ServiceRouter is the Service selector router: blue-green traffic
@@ -44,7 +45,7 @@ var (
 func (b *Backend) Router() *ServiceRouter { return &ServiceRouter{b: b} }
 
 // selectors returns the active and preview Services' selectors for s.
-func selectors(app string, s adapters.Split) (active, preview map[string]string) {
+func selectors(app string, s traffic.Split) (active, preview map[string]string) {
 	active = map[string]string{LabelApp: app}
 	var on []string
 	for _, w := range s.Weights {
@@ -68,8 +69,8 @@ func selectors(app string, s adapters.Split) (active, preview map[string]string)
 // SetWeights points the app's active and preview Services at the split's
 // versions, creating the Services (from backend.kubernetes.service) if
 // needed. It returns once the API server accepted both selectors.
-func (r *ServiceRouter) SetWeights(ctx context.Context, rel *spec.Release, s adapters.Split) error {
-	if err := adapters.ValidateSplit(s); err != nil {
+func (r *ServiceRouter) SetWeights(ctx context.Context, rel *spec.Release, s traffic.Split) error {
+	if err := traffic.ValidateSplit(s); err != nil {
 		return fmt.Errorf("set traffic split of %s: %w", rel.App, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -104,33 +105,33 @@ func (r *ServiceRouter) SetWeights(ctx context.Context, rel *spec.Release, s ada
 // Weights returns the split graylane put in force on the app's active
 // Service (empty before any SetWeights), or an error wrapping ErrDrift when
 // a selector was changed behind graylane's back.
-func (r *ServiceRouter) Weights(ctx context.Context, app string) (adapters.Split, error) {
+func (r *ServiceRouter) Weights(ctx context.Context, app string) (traffic.Split, error) {
 	if err := ctx.Err(); err != nil {
-		return adapters.Split{}, err
+		return traffic.Split{}, err
 	}
 	active, err := r.find(ctx, app, RoleActive)
 	if err != nil || active == nil {
-		return adapters.Split{}, err
+		return traffic.Split{}, err
 	}
 	applied, ok := serviceApplied(active)
 	if !ok || applied.Split == "" {
-		return adapters.Split{}, nil
+		return traffic.Split{}, nil
 	}
-	var s adapters.Split
+	var s traffic.Split
 	if err := json.Unmarshal([]byte(applied.Split), &s); err != nil {
-		return adapters.Split{}, fmt.Errorf("traffic split of %s on service %s/%s: %w", app, active.Namespace, active.Name, err)
+		return traffic.Split{}, fmt.Errorf("traffic split of %s on service %s/%s: %w", app, active.Namespace, active.Name, err)
 	}
 	if live := serviceLive(active); !live.equal(applied) {
-		return adapters.Split{}, fmt.Errorf("traffic split of %s: service %s/%s selects %v, graylane set %v: %w",
+		return traffic.Split{}, fmt.Errorf("traffic split of %s: service %s/%s selects %v, graylane set %v: %w",
 			app, active.Namespace, active.Name, live.Selector, applied.Selector, ErrDrift)
 	}
 	preview, err := r.find(ctx, app, RolePreview)
 	if err != nil {
-		return adapters.Split{}, err
+		return traffic.Split{}, err
 	}
 	if preview != nil {
 		if pa, ok := serviceApplied(preview); ok && !serviceLive(preview).equal(pa) {
-			return adapters.Split{}, fmt.Errorf("traffic split of %s: preview service %s/%s selects %v, graylane set %v: %w",
+			return traffic.Split{}, fmt.Errorf("traffic split of %s: preview service %s/%s selects %v, graylane set %v: %w",
 				app, preview.Namespace, preview.Name, preview.Spec.Selector, pa.Selector, ErrDrift)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/nginx"
+	"github.com/graylane/graylane/traffic"
 )
 
 // BenchmarkRender measures rendering one app's file (pure, no nginx).
@@ -33,7 +34,7 @@ func BenchmarkRender(b *testing.B) {
 func BenchmarkSetWeights(b *testing.B) {
 	f := newFixture(b, true)
 	ctx := context.Background()
-	splits := []adapters.Split{weights("", "v2", 10, "v1", 90), weights("", "v2", 20, "v1", 80)}
+	splits := []traffic.Split{weights("", "v2", 10, "v1", 90), weights("", "v2", 20, "v1", 80)}
 	if err := f.router.SetWeights(ctx, f.rel, splits[1]); err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func BenchmarkSetWeights(b *testing.B) {
 func BenchmarkSetWeightsUnderLoad(b *testing.B) {
 	f := newFixture(b, true)
 	ctx := context.Background()
-	splits := []adapters.Split{weights("", "v2", 10, "v1", 90), weights("", "v2", 20, "v1", 80)}
+	splits := []traffic.Split{weights("", "v2", 10, "v1", 90), weights("", "v2", 20, "v1", 80)}
 	if err := f.router.SetWeights(ctx, f.rel, splits[1]); err != nil {
 		b.Fatal(err)
 	}

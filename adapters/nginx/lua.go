@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/traffic"
 )
 
 // luaInput is what an app's location snippet is rendered from.
@@ -13,7 +13,7 @@ type luaInput struct {
 	app, ident     string
 	header, cookie string
 	hasher         gray.Hasher
-	split          adapters.Split
+	split          traffic.Split
 	upstreams      func(version string) string
 	trustHeader    string
 }
@@ -96,7 +96,7 @@ func locationSnippet(in luaInput) string {
 	}
 	b.WriteString("        end\n")
 	b.WriteString("    end\n")
-	var nz []adapters.VersionWeight
+	var nz []traffic.VersionWeight
 	for _, w := range in.split.Weights {
 		if w.Weight > 0 {
 			nz = append(nz, w)

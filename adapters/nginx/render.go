@@ -15,6 +15,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Default sticky names, as documented on spec.Traffic.
@@ -48,7 +49,7 @@ var (
 // Input is everything one app's include file is rendered from.
 type Input struct {
 	App   string
-	Split adapters.Split
+	Split traffic.Split
 	// Instances are the app's instances; only ready ones with an address
 	// become upstream servers.
 	Instances []adapters.Instance
@@ -127,7 +128,7 @@ func Render(in Input) (Rendered, error) {
 	if err := spec.CheckApp(in.App); err != nil {
 		return Rendered{}, fmt.Errorf("app: %w", err)
 	}
-	if err := adapters.ValidateSplit(in.Split); err != nil {
+	if err := traffic.ValidateSplit(in.Split); err != nil {
 		return Rendered{}, err
 	}
 	ngx := (*spec.NginxTraffic)(nil)
@@ -383,14 +384,14 @@ func indent(s, prefix string) string {
 }
 
 // ParseHeader reads the split and digest back from a rendered file.
-func ParseHeader(content []byte) (adapters.Split, string, error) {
-	var s adapters.Split
+func ParseHeader(content []byte) (traffic.Split, string, error) {
+	var s traffic.Split
 	var digest string
 	found := false
 	for _, line := range strings.SplitN(string(content), "\n", 5) {
 		if v, ok := strings.CutPrefix(line, splitPrefix); ok {
 			if err := json.Unmarshal([]byte(v), &s); err != nil {
-				return adapters.Split{}, "", fmt.Errorf("split header: %w", err)
+				return traffic.Split{}, "", fmt.Errorf("split header: %w", err)
 			}
 			found = true
 		}
@@ -399,7 +400,7 @@ func ParseHeader(content []byte) (adapters.Split, string, error) {
 		}
 	}
 	if !found {
-		return adapters.Split{}, "", fmt.Errorf("no %q line: not a file graylane rendered", strings.TrimSpace(splitPrefix))
+		return traffic.Split{}, "", fmt.Errorf("no %q line: not a file graylane rendered", strings.TrimSpace(splitPrefix))
 	}
 	return s, digest, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -18,10 +19,10 @@ func inst(id, version, addr string, ready bool) adapters.Instance {
 	return adapters.Instance{ID: id, Version: version, Addr: addr, Ready: ready}
 }
 
-func split(preview string, vw ...any) adapters.Split {
-	s := adapters.Split{Preview: preview}
+func split(preview string, vw ...any) traffic.Split {
+	s := traffic.Split{Preview: preview}
 	for i := 0; i < len(vw); i += 2 {
-		s.Weights = append(s.Weights, adapters.VersionWeight{Version: vw[i].(string), Weight: vw[i+1].(int)})
+		s.Weights = append(s.Weights, traffic.VersionWeight{Version: vw[i].(string), Weight: vw[i+1].(int)})
 	}
 	return s
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Sentinel errors, wrapped with the app and nginx's own message.
@@ -167,23 +168,23 @@ func (r *Router) LocationPath(app string) string {
 
 // Weights returns the split recorded in the app's include file (empty if
 // there is none). It reads the file only.
-func (r *Router) Weights(ctx context.Context, app string) (adapters.Split, error) {
+func (r *Router) Weights(ctx context.Context, app string) (traffic.Split, error) {
 	if err := ctx.Err(); err != nil {
-		return adapters.Split{}, err
+		return traffic.Split{}, err
 	}
 	if err := spec.CheckApp(app); err != nil {
-		return adapters.Split{}, fmt.Errorf("nginx weights of app %q: %w", app, err)
+		return traffic.Split{}, fmt.Errorf("nginx weights of app %q: %w", app, err)
 	}
 	b, err := os.ReadFile(r.Path(app))
 	if errors.Is(err, os.ErrNotExist) {
-		return adapters.Split{}, nil
+		return traffic.Split{}, nil
 	}
 	if err != nil {
-		return adapters.Split{}, fmt.Errorf("nginx weights of app %s: %w", app, err)
+		return traffic.Split{}, fmt.Errorf("nginx weights of app %s: %w", app, err)
 	}
 	s, _, err := ParseHeader(b)
 	if err != nil {
-		return adapters.Split{}, fmt.Errorf("nginx weights of app %s: %s: %w", app, r.Path(app), err)
+		return traffic.Split{}, fmt.Errorf("nginx weights of app %s: %s: %w", app, r.Path(app), err)
 	}
 	return s, nil
 }
@@ -193,14 +194,14 @@ func (r *Router) Weights(ctx context.Context, app string) (adapters.Split, error
 // it. Calling it again with the same split and the same ready instances
 // changes nothing. On any failure the previous file is back in place and
 // the error carries nginx's message.
-func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.Split) error {
+func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s traffic.Split) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if rel == nil {
 		return errors.New("nginx set weights: nil release")
 	}
-	if err := adapters.ValidateSplit(s); err != nil {
+	if err := traffic.ValidateSplit(s); err != nil {
 		return fmt.Errorf("nginx set weights of app %s: %w", rel.App, err)
 	}
 	al := r.appLock(rel.App)
@@ -236,7 +237,7 @@ func (r *Router) Sync(ctx context.Context, app string) error {
 	return r.render(ctx, rel, s, "sync")
 }
 
-func (r *Router) render(ctx context.Context, rel *spec.Release, s adapters.Split, step string) error {
+func (r *Router) render(ctx context.Context, rel *spec.Release, s traffic.Split, step string) error {
 	insts, err := r.cfg.Instances.Observe(ctx, rel.App)
 	if err != nil {
 		return fmt.Errorf("nginx %s of app %s: list instances: %w", step, rel.App, err)

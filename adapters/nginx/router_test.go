@@ -21,6 +21,7 @@ import (
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/nginxtest"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // instances is an InstanceSource backed by real, in-memory state.
@@ -105,10 +106,10 @@ traffic:
 	return &fixture{ngx: ngx, router: r, src: src, rel: rel, listen: listen}
 }
 
-func weights(preview string, vw ...any) adapters.Split {
-	s := adapters.Split{Preview: preview}
+func weights(preview string, vw ...any) traffic.Split {
+	s := traffic.Split{Preview: preview}
 	for i := 0; i < len(vw); i += 2 {
-		s.Weights = append(s.Weights, adapters.VersionWeight{Version: vw[i].(string), Weight: vw[i+1].(int)})
+		s.Weights = append(s.Weights, traffic.VersionWeight{Version: vw[i].(string), Weight: vw[i+1].(int)})
 	}
 	return s
 }

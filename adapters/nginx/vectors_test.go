@@ -14,6 +14,7 @@ import (
 	"github.com/graylane/graylane/testsupport/grayvectors"
 	"github.com/graylane/graylane/testsupport/nginxtest"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // appInstances lists one instance per version, for every app.
@@ -58,7 +59,7 @@ func TestRouteVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = r.SetWeights(ctx, rel, adapters.Split{Weights: vec.Split})
+		err = r.SetWeights(ctx, rel, traffic.Split{Weights: vec.Split})
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Defaults of Config.
@@ -96,7 +97,7 @@ type app struct {
 
 	mu    sync.Mutex
 	rel   *spec.Release // release in force (from Apply)
-	want  adapters.Replicas
+	want  traffic.Replicas
 	saved string // digest of the last app file written
 	slots map[slotKey]*slot
 }
@@ -356,7 +357,7 @@ func (b *Backend) getApp(name string, create bool) (*app, error) {
 // even when rel's command changed (the new command applies to instances
 // started later). Apply returns once the desired state is recorded
 // durably; Observe tells when it is reached.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -378,7 +379,7 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Re
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	wantCopy := adapters.Replicas{}
+	wantCopy := traffic.Replicas{}
 	for v, n := range want {
 		if n > 0 {
 			wantCopy[v] = n

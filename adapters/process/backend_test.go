@@ -25,6 +25,7 @@ import (
 	"github.com/graylane/graylane/adapters/process"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // TestConformance runs the shared Backend suite against real demoapps.
@@ -47,8 +48,8 @@ func TestRouterConformance(t *testing.T) {
 		b := newBackend(t, t.TempDir())
 		addr := freeAddr(t)
 		rel := func(v string) *spec.Release { return demoRelease(t, "conf", v, addr) }
-		apply(t, b, rel("v2"), adapters.Replicas{"v1": 2, "v2": 2})
-		waitReady(t, b, "conf", adapters.Replicas{"v1": 2, "v2": 2})
+		apply(t, b, rel("v2"), traffic.Replicas{"v1": 2, "v2": 2})
+		waitReady(t, b, "conf", traffic.Replicas{"v1": 2, "v2": 2})
 		return &adaptertest.RouterHarness{
 			Router:   b.Router,
 			Release:  rel,
@@ -63,8 +64,8 @@ func TestScaleDownStopsProcessesAndRecords(t *testing.T) {
 	dir := t.TempDir()
 	b := newBackend(t, dir)
 	rel := demoRelease(t, "scale", "v1", "")
-	apply(t, b, rel, adapters.Replicas{"v1": 3})
-	ins := waitReady(t, b, "scale", adapters.Replicas{"v1": 3})
+	apply(t, b, rel, traffic.Replicas{"v1": 3})
+	ins := waitReady(t, b, "scale", traffic.Replicas{"v1": 3})
 	for i, in := range ins {
 		if want := fmt.Sprintf("scale-v1-%d", i); in.ID != want {
 			t.Fatalf("instance %d is %s, want %s", i, in.ID, want)
@@ -80,8 +81,8 @@ func TestScaleDownStopsProcessesAndRecords(t *testing.T) {
 	}
 	before := pids(t, ins)
 
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
-	after := pids(t, waitReady(t, b, "scale", adapters.Replicas{"v1": 1}))
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
+	after := pids(t, waitReady(t, b, "scale", traffic.Replicas{"v1": 1}))
 	if after["scale-v1-0"] != before["scale-v1-0"] {
 		t.Fatalf("slot 0 was replaced: pid %d -> %d", before["scale-v1-0"], after["scale-v1-0"])
 	}
@@ -108,8 +109,8 @@ func TestDrainSlowRequest(t *testing.T) {
 	addr := freeAddr(t)
 	rel := demoRelease(t, "drain", "v1", addr)
 	rel.Backend.Process.StopGracePeriod = spec.D(time.Millisecond)
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
-	in := waitReady(t, b, "drain", adapters.Replicas{"v1": 1})[0]
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
+	in := waitReady(t, b, "drain", traffic.Replicas{"v1": 1})[0]
 	pid := pidOf(t, in)
 	setWeights(t, b.Router, rel, "v1", 100)
 
@@ -134,7 +135,7 @@ func TestDrainSlowRequest(t *testing.T) {
 	px := b.Local.Proxy("drain")
 	waitUntil(t, "the slow request to be in flight", func() bool { return px.InFlight(in.Addr) == 1 })
 
-	apply(t, b, rel, adapters.Replicas{})
+	apply(t, b, rel, traffic.Replicas{})
 	waitInstances(t, b, "drain", "the instance to drain", func(ins []adapters.Instance) bool {
 		return len(ins) == 1 && strings.HasPrefix(ins[0].Message, "stopping: draining")
 	})
@@ -144,7 +145,7 @@ func TestDrainSlowRequest(t *testing.T) {
 	if r := <-done; r.err != nil || r.body != "v1\n" {
 		t.Fatalf("slow request = %q, %v; want v1", r.body, r.err)
 	}
-	waitReady(t, b, "drain", adapters.Replicas{})
+	waitReady(t, b, "drain", traffic.Replicas{})
 	if alive(pid) {
 		t.Fatalf("pid %d still runs after its instance was stopped", pid)
 	}
@@ -161,8 +162,8 @@ func TestCrashRestart(t *testing.T) {
 	})
 	addr := freeAddr(t)
 	rel := demoRelease(t, "crash", "v1", addr)
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
-	first := waitReady(t, b, "crash", adapters.Replicas{"v1": 1})[0]
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
+	first := waitReady(t, b, "crash", traffic.Replicas{"v1": 1})[0]
 	for len(changed) > 0 {
 		<-changed
 	}
@@ -192,7 +193,7 @@ func TestCrashRestart(t *testing.T) {
 func TestCrashLoopBacksOff(t *testing.T) {
 	b := newBackend(t, t.TempDir())
 	rel := demoRelease(t, "loop", "v1", "", "--addr", "not-an-address")
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
 	in := waitInstances(t, b, "loop", "three restarts", func(ins []adapters.Instance) bool {
 		n, _ := strconv.Atoi(ins[0].Meta["restarts"])
 		return len(ins) == 1 && n >= 3
@@ -211,7 +212,7 @@ func TestStartFailure(t *testing.T) {
 	b := newBackend(t, t.TempDir())
 	rel := demoRelease(t, "nobin", "v1", "")
 	rel.Backend.Process.Command = []string{"/nonexistent/graylane-demo", "{{.Addr}}"}
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
 	in := waitInstances(t, b, "nobin", "a start failure", func(ins []adapters.Instance) bool {
 		return len(ins) == 1 && strings.Contains(ins[0].Message, "start failed")
 	})[0]
@@ -226,11 +227,11 @@ func TestUnhealthyNeverRouted(t *testing.T) {
 	b := newBackend(t, t.TempDir())
 	addr := freeAddr(t)
 	good := demoRelease(t, "sick", "good", addr)
-	apply(t, b, good, adapters.Replicas{"good": 1})
-	goodPid := pidOf(t, waitReady(t, b, "sick", adapters.Replicas{"good": 1})[0])
+	apply(t, b, good, traffic.Replicas{"good": 1})
+	goodPid := pidOf(t, waitReady(t, b, "sick", traffic.Replicas{"good": 1})[0])
 
 	bad := demoRelease(t, "sick", "bad", addr, "--fail-health")
-	apply(t, b, bad, adapters.Replicas{"good": 1, "bad": 1})
+	apply(t, b, bad, traffic.Replicas{"good": 1, "bad": 1})
 	waitInstances(t, b, "sick", "the bad instance to fail its health check", func(ins []adapters.Instance) bool {
 		for _, in := range ins {
 			if in.Version == "bad" && !in.Ready && strings.Contains(in.Message, "503") {
@@ -270,8 +271,8 @@ func TestCommandEnvDir(t *testing.T) {
 	rel.Backend.Process.Command = []string{demoBin, "--version", "$HOME;{{.Slot}}", "--addr", "{{.Addr}}"}
 	rel.Backend.Process.Env = map[string]string{"DEMO_ID": "{{.InstanceID}}", "DEMO_PORT": "{{.Port}}"}
 	rel.Backend.Process.Dir = work
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
-	in := waitReady(t, b, "tmpl", adapters.Replicas{"v1": 1})[0]
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
+	in := waitReady(t, b, "tmpl", traffic.Replicas{"v1": 1})[0]
 
 	resp, err := newClient().Get("http://" + in.Addr + "/info")
 	if err != nil {
@@ -311,9 +312,9 @@ func TestAdoption(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b1.Close() })
-	apply(t, b1, rel, adapters.Replicas{"v1": 2})
+	apply(t, b1, rel, traffic.Replicas{"v1": 2})
 	setWeights(t, b1.Router, rel, "v1", 100)
-	orig := pids(t, waitReady(t, b1, "adopt", adapters.Replicas{"v1": 2}))
+	orig := pids(t, waitReady(t, b1, "adopt", traffic.Replicas{"v1": 2}))
 	killAtEnd(t, orig)
 	b1.Close()
 	for id, pid := range orig {
@@ -336,19 +337,19 @@ func TestAdoption(t *testing.T) {
 			t.Fatalf("%s: Meta %v, want adopted=true restarts=0", in.ID, in.Meta)
 		}
 	}
-	if got := pids(t, waitReady(t, b2, "adopt", adapters.Replicas{"v1": 2})); fmt.Sprint(got) != fmt.Sprint(orig) {
+	if got := pids(t, waitReady(t, b2, "adopt", traffic.Replicas{"v1": 2})); fmt.Sprint(got) != fmt.Sprint(orig) {
 		t.Fatalf("once ready: %v, want %v", got, orig)
 	}
 	s, err := b2.Router.Weights(context.Background(), "adopt")
-	if err != nil || len(s.Weights) != 1 || s.Weights[0] != (adapters.VersionWeight{Version: "v1", Weight: 100}) {
+	if err != nil || len(s.Weights) != 1 || s.Weights[0] != (traffic.VersionWeight{Version: "v1", Weight: 100}) {
 		t.Fatalf("split after adoption = %+v, %v; want v1 100", s, err)
 	}
 	if v, _ := get(t, newClient(), "http://"+addr+"/", nil); v != "v1" {
 		t.Fatalf("proxy serves %q after adoption", v)
 	}
 	// Applying the same thing again starts nothing.
-	apply(t, b2, rel, adapters.Replicas{"v1": 2})
-	if got := pids(t, waitReady(t, b2, "adopt", adapters.Replicas{"v1": 2})); fmt.Sprint(got) != fmt.Sprint(orig) {
+	apply(t, b2, rel, traffic.Replicas{"v1": 2})
+	if got := pids(t, waitReady(t, b2, "adopt", traffic.Replicas{"v1": 2})); fmt.Sprint(got) != fmt.Sprint(orig) {
 		t.Fatalf("after re-applying: %v, want %v", got, orig)
 	}
 	for id := range orig {
@@ -362,7 +363,7 @@ func TestAdoption(t *testing.T) {
 	b2.Close()
 	kill(t, orig["adopt-v1-1"])
 	b3 := newBackend(t, dir)
-	got := pids(t, waitReady(t, b3, "adopt", adapters.Replicas{"v1": 2}))
+	got := pids(t, waitReady(t, b3, "adopt", traffic.Replicas{"v1": 2}))
 	if got["adopt-v1-0"] != orig["adopt-v1-0"] {
 		t.Fatalf("the live instance was not adopted: pid %d, want %d", got["adopt-v1-0"], orig["adopt-v1-0"])
 	}
@@ -413,11 +414,11 @@ func helperMain(dir string) int {
 		Proxy:   addr,
 	}}, Health: spec.Health{Interval: spec.D(100 * time.Millisecond)}}
 	ctx := context.Background()
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 2}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 2}, adapters.NoStep); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	b.Router.SetWeights(ctx, rel, adapters.Split{Weights: []adapters.VersionWeight{{Version: "v1", Weight: 100}}})
+	b.Router.SetWeights(ctx, rel, traffic.Split{Weights: []traffic.VersionWeight{{Version: "v1", Weight: 100}}})
 	for {
 		ins, _ := b.Observe(ctx, "killed")
 		ready := 0
@@ -482,7 +483,7 @@ func TestAdoptionAfterSIGKILL(t *testing.T) {
 	}
 
 	b := newBackend(t, dir)
-	got := pids(t, waitReady(t, b, "killed", adapters.Replicas{"v1": 2}))
+	got := pids(t, waitReady(t, b, "killed", traffic.Replicas{"v1": 2}))
 	if fmt.Sprint(got) != fmt.Sprint(orig) {
 		t.Fatalf("after the restart: %v, want the adopted %v", got, orig)
 	}
@@ -509,8 +510,8 @@ func TestSetWeightsBeforeApplyOpensProxy(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("with no instance the proxy answers %s, want 503", resp.Status)
 	}
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
-	waitReady(t, b, "early", adapters.Replicas{"v1": 1})
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
+	waitReady(t, b, "early", traffic.Replicas{"v1": 1})
 	if v, _ := get(t, newClient(), "http://"+addr+"/", nil); v != "v1" {
 		t.Fatalf("proxy serves %q", v)
 	}
@@ -521,8 +522,8 @@ func TestForget(t *testing.T) {
 	b := newBackend(t, dir)
 	addr := freeAddr(t)
 	rel := demoRelease(t, "bye", "v1", addr)
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
-	pid := pidOf(t, waitReady(t, b, "bye", adapters.Replicas{"v1": 1})[0])
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
+	pid := pidOf(t, waitReady(t, b, "bye", traffic.Replicas{"v1": 1})[0])
 	if err := b.Forget(context.Background(), "bye"); err != nil {
 		t.Fatal(err)
 	}
@@ -545,14 +546,14 @@ func TestApplyRejects(t *testing.T) {
 	rel := demoRelease(t, "rej", "v1", "")
 	for _, c := range []struct {
 		rel  *spec.Release
-		want adapters.Replicas
+		want traffic.Replicas
 		is   error
 	}{
-		{rel, adapters.Replicas{"v 1": 1}, spec.ErrInvalid},
-		{rel, adapters.Replicas{"v1": -1}, spec.ErrInvalid},
-		{&spec.Release{App: "rej", Version: "v1", Backend: spec.Backend{Type: spec.BackendSSH}}, adapters.Replicas{"v1": 1}, adapters.ErrUnsupported},
+		{rel, traffic.Replicas{"v 1": 1}, spec.ErrInvalid},
+		{rel, traffic.Replicas{"v1": -1}, spec.ErrInvalid},
+		{&spec.Release{App: "rej", Version: "v1", Backend: spec.Backend{Type: spec.BackendSSH}}, traffic.Replicas{"v1": 1}, adapters.ErrUnsupported},
 	} {
-		if err := b.Apply(context.Background(), c.rel, c.want); !errors.Is(err, c.is) || !strings.Contains(err.Error(), "rej") {
+		if err := b.Apply(context.Background(), c.rel, c.want, adapters.NoStep); !errors.Is(err, c.is) || !strings.Contains(err.Error(), "rej") {
 			t.Errorf("Apply(%v) = %v, want %v naming the app", c.want, err, c.is)
 		}
 	}
@@ -569,8 +570,8 @@ func TestLoadWhileScalingAndShifting(t *testing.T) {
 	addr := freeAddr(t)
 	router := b.Router
 	v1, v2 := demoRelease(t, "load", "v1", addr), demoRelease(t, "load", "v2", addr)
-	apply(t, b, v1, adapters.Replicas{"v1": 2})
-	waitReady(t, b, "load", adapters.Replicas{"v1": 2})
+	apply(t, b, v1, traffic.Replicas{"v1": 2})
+	waitReady(t, b, "load", traffic.Replicas{"v1": 2})
 	setWeights(t, router, v1, "v1", 100)
 
 	const perPhase = 2000
@@ -588,24 +589,24 @@ func TestLoadWhileScalingAndShifting(t *testing.T) {
 	}
 	measure("v1 only", 0)
 
-	apply(t, b, v2, adapters.Replicas{"v1": 2, "v2": 1})
-	waitReady(t, b, "load", adapters.Replicas{"v1": 2, "v2": 1})
+	apply(t, b, v2, traffic.Replicas{"v1": 2, "v2": 1})
+	waitReady(t, b, "load", traffic.Replicas{"v1": 2, "v2": 1})
 	setWeights(t, router, v2, "v2", 20, "v1", 80)
 	measure("canary 20%", 20)
 
-	apply(t, b, v2, adapters.Replicas{"v1": 2, "v2": 2})
-	waitReady(t, b, "load", adapters.Replicas{"v1": 2, "v2": 2})
+	apply(t, b, v2, traffic.Replicas{"v1": 2, "v2": 2})
+	waitReady(t, b, "load", traffic.Replicas{"v1": 2, "v2": 2})
 	setWeights(t, router, v2, "v2", 50, "v1", 50)
 	measure("canary 50%", 50)
 
-	apply(t, b, v2, adapters.Replicas{"v1": 1, "v2": 2}) // v1 drains under load
+	apply(t, b, v2, traffic.Replicas{"v1": 1, "v2": 2}) // v1 drains under load
 	setWeights(t, router, v2, "v2", 80, "v1", 20)
-	waitReady(t, b, "load", adapters.Replicas{"v1": 1, "v2": 2})
+	waitReady(t, b, "load", traffic.Replicas{"v1": 1, "v2": 2})
 	measure("canary 80%, v1 scaled down", 80)
 
 	setWeights(t, router, v2, "v2", 100, "v1", 0)
-	apply(t, b, v2, adapters.Replicas{"v2": 3}) // v1 gone, v2 up, under load
-	waitReady(t, b, "load", adapters.Replicas{"v2": 3})
+	apply(t, b, v2, traffic.Replicas{"v2": 3}) // v1 gone, v2 up, under load
+	waitReady(t, b, "load", traffic.Replicas{"v2": 3})
 	measure("promoted", 100)
 
 	total, failures, errs := l.stop()
@@ -777,7 +778,7 @@ func TestAdoptsInstanceWithoutRecordedPid(t *testing.T) {
 	})
 
 	b := newBackend(t, dir)
-	in := waitReady(t, b, "intent", adapters.Replicas{"v1": 1})[0]
+	in := waitReady(t, b, "intent", traffic.Replicas{"v1": 1})[0]
 	if pidOf(t, in) != cmd.Process.Pid || in.Meta["adopted"] != "true" {
 		t.Fatalf("instance %s pid %s adopted=%s, want the running pid %d adopted", in.ID, in.Meta["pid"], in.Meta["adopted"], cmd.Process.Pid)
 	}
@@ -802,8 +803,8 @@ func TestInstancesDoNotInheritGraylaneConfig(t *testing.T) {
 	b := newBackend(t, t.TempDir())
 	rel := demoRelease(t, "envs", "v1", "")
 	rel.Backend.Process.Env = map[string]string{"GRAYLANE_WANTED": "given"}
-	apply(t, b, rel, adapters.Replicas{"v1": 1})
-	in := waitReady(t, b, "envs", adapters.Replicas{"v1": 1})[0]
+	apply(t, b, rel, traffic.Replicas{"v1": 1})
+	in := waitReady(t, b, "envs", traffic.Replicas{"v1": 1})[0]
 
 	resp, err := newClient().Get("http://" + in.Addr + "/info")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/graylane/graylane/adapters/process"
 	"github.com/graylane/graylane/adapters/proxy"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Run two instances of v1 and a canary instance of v2 behind the app's
@@ -42,10 +43,10 @@ func ExampleNew() {
 		Traffic: &spec.Traffic{Type: "proxy", Proxy: &spec.ProxyTraffic{Listen: "127.0.0.1:8081"}},
 	}
 	ctx := context.Background()
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v1": 2, "v2": 1}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v1": 2, "v2": 1}, adapters.NoStep); err != nil {
 		log.Fatal(err)
 	}
-	split := adapters.Split{Weights: []adapters.VersionWeight{{Version: "v2", Weight: 10}, {Version: "v1", Weight: 90}}}
+	split := traffic.Split{Weights: []traffic.VersionWeight{{Version: "v2", Weight: 10}, {Version: "v1", Weight: 90}}}
 	if err := router.SetWeights(ctx, rel, split); err != nil {
 		log.Fatal(err)
 	}

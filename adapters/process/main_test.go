@@ -23,6 +23,7 @@ import (
 	"github.com/graylane/graylane/adapters/proxy"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // demoBin is cmd/demoapp, built once per test binary into a temp dir.
@@ -187,23 +188,23 @@ func demoRelease(t testing.TB, app, version, proxyAddr string, extra ...string) 
 
 // apply applies want; on a routed backend it first brings the app's proxy in
 // line with rel, as graylane does on every pass (resolving the router).
-func apply(t testing.TB, b adapters.Backend, rel *spec.Release, want adapters.Replicas) {
+func apply(t testing.TB, b adapters.Backend, rel *spec.Release, want traffic.Replicas) {
 	t.Helper()
 	if r, ok := b.(*routed); ok && rel.ProxyListen() != "" {
 		if err := r.Router.Ensure(context.Background(), rel); err != nil {
 			t.Fatalf("Ensure proxy of %s: %v", rel.App, err)
 		}
 	}
-	if err := b.Apply(context.Background(), rel, want); err != nil {
+	if err := b.Apply(context.Background(), rel, want, adapters.NoStep); err != nil {
 		t.Fatalf("Apply(%s, %v): %v", rel.App, want, err)
 	}
 }
 
 func setWeights(t testing.TB, r adapters.TrafficRouter, rel *spec.Release, ws ...any) {
 	t.Helper()
-	var s adapters.Split
+	var s traffic.Split
 	for i := 0; i+1 < len(ws); i += 2 {
-		s.Weights = append(s.Weights, adapters.VersionWeight{Version: ws[i].(string), Weight: ws[i+1].(int)})
+		s.Weights = append(s.Weights, traffic.VersionWeight{Version: ws[i].(string), Weight: ws[i+1].(int)})
 	}
 	if err := r.SetWeights(context.Background(), rel, s); err != nil {
 		t.Fatalf("SetWeights(%+v): %v", s, err)
@@ -227,7 +228,7 @@ func waitInstances(t testing.TB, b adapters.Backend, app, what string, ok func([
 }
 
 // waitReady waits until app has exactly want, all ready.
-func waitReady(t testing.TB, b adapters.Backend, app string, want adapters.Replicas) []adapters.Instance {
+func waitReady(t testing.TB, b adapters.Backend, app string, want traffic.Replicas) []adapters.Instance {
 	t.Helper()
 	return waitInstances(t, b, app, fmt.Sprintf("%v ready", want), func(ins []adapters.Instance) bool {
 		n := map[string]int{}

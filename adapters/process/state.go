@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // record is one instance's state file, written before the instance counts
@@ -49,8 +49,8 @@ func (r *record) marker() string { return markerVar + "=" + r.ID + "." + r.Nonce
 // built-in proxy served every backend also hold a "split", which is
 // ignored: the proxy keeps its own routes.)
 type appFile struct {
-	Release  *spec.Release     `json:"release,omitempty"`
-	Replicas adapters.Replicas `json:"replicas,omitempty"`
+	Release  *spec.Release    `json:"release,omitempty"`
+	Replicas traffic.Replicas `json:"replicas,omitempty"`
 }
 
 type layout struct{ root string }

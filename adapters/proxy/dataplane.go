@@ -6,8 +6,8 @@ import (
 	"os"
 	"slices"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // ErrUnknownApp is returned (wrapped) by a DataPlane asked about an app it
@@ -79,7 +79,7 @@ type Update struct {
 	// Settings replaces the app's settings (listen address, sticky names).
 	Settings *Settings `json:"settings,omitempty"`
 	// Split replaces the split in force.
-	Split *adapters.Split `json:"split,omitempty"`
+	Split *traffic.Split `json:"split,omitempty"`
 	// Endpoints replaces every ready endpoint (an empty map removes all).
 	// Removed endpoints drain: requests in flight finish.
 	Endpoints *Endpoints `json:"endpoints,omitempty"`
@@ -90,10 +90,10 @@ type Update struct {
 
 // Routes is what one app's proxy serves by.
 type Routes struct {
-	App       string         `json:"app"`
-	Settings  Settings       `json:"settings"`
-	Split     adapters.Split `json:"split"`
-	Endpoints Endpoints      `json:"endpoints"`
+	App       string        `json:"app"`
+	Settings  Settings      `json:"settings"`
+	Split     traffic.Split `json:"split"`
+	Endpoints Endpoints     `json:"endpoints"`
 	// Addr is the address it listens on ("" when it does not listen).
 	Addr string `json:"addr,omitempty"`
 	// ListenError says why it does not listen on Settings.Listen.
@@ -107,7 +107,7 @@ type Routes struct {
 // Contract: every method honours ctx and is safe for concurrent use.
 // Update is idempotent and level-triggered (the same update twice changes
 // nothing); it creates the app's proxy when it has none, and a split
-// rejected by adapters.ValidateSplit changes nothing. A listen failure is
+// rejected by traffic.ValidateSplit changes nothing. A listen failure is
 // returned as an error after the rest of the update was applied (the
 // proxy keeps its routes and listens again at the next Update with
 // Settings).

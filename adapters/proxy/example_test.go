@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/proxy"
+	"github.com/graylane/graylane/traffic"
 )
 
 // A backend registers ready endpoints per version; the split decides who
@@ -24,7 +24,7 @@ func Example() {
 	p.SetEndpoints("v2", []string{canary.Listener.Addr().String()})
 
 	for _, canaryWeight := range []int{10, 50} {
-		p.SetSplit(adapters.Split{Weights: []adapters.VersionWeight{
+		p.SetSplit(traffic.Split{Weights: []traffic.VersionWeight{
 			{Version: "v2", Weight: canaryWeight},
 			{Version: "v1", Weight: 100 - canaryWeight},
 		}})

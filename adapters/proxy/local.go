@@ -12,8 +12,8 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // StateSchema identifies version 1 of the routes file a Local keeps.
@@ -140,7 +140,7 @@ func (l *Local) Update(ctx context.Context, app string, u Update) (Routes, error
 		return Routes{}, fmt.Errorf("proxy update: app %w: %w", err, spec.ErrInvalid)
 	}
 	if u.Split != nil {
-		if err := adapters.ValidateSplit(*u.Split); err != nil {
+		if err := traffic.ValidateSplit(*u.Split); err != nil {
 			return Routes{}, fmt.Errorf("proxy update of app %s: %w: %w", app, err, spec.ErrInvalid)
 		}
 	}

@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Header and cookie names the proxy understands or sets.
@@ -82,7 +82,7 @@ type Proxy struct {
 	table       atomic.Pointer[table]
 
 	mu       sync.Mutex // serialises writers of the table below
-	split    adapters.Split
+	split    traffic.Split
 	routing  routing
 	live     map[string]*endpoint // by addr
 	draining map[string][]*endpoint
@@ -170,16 +170,16 @@ func (p *Proxy) App() string { return p.app }
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.rp.ServeHTTP(w, r) }
 
 // Split returns the split in force (a copy).
-func (p *Proxy) Split() adapters.Split {
+func (p *Proxy) Split() traffic.Split {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return copySplit(p.split)
 }
 
 // SetSplit puts a split in force; it is used by the next request routed. A
-// split rejected by adapters.ValidateSplit changes nothing.
-func (p *Proxy) SetSplit(s adapters.Split) error {
-	if err := adapters.ValidateSplit(s); err != nil {
+// split rejected by traffic.ValidateSplit changes nothing.
+func (p *Proxy) SetSplit(s traffic.Split) error {
+	if err := traffic.ValidateSplit(s); err != nil {
 		return fmt.Errorf("set split of app %s: %w", p.app, err)
 	}
 	p.mu.Lock()
@@ -496,8 +496,8 @@ func (p *Proxy) serveError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-func copySplit(s adapters.Split) adapters.Split {
-	return adapters.Split{Weights: slices.Clone(s.Weights), Preview: s.Preview}
+func copySplit(s traffic.Split) traffic.Split {
+	return traffic.Split{Weights: slices.Clone(s.Weights), Preview: s.Preview}
 }
 
 // bufferPool lends 32 KiB copy buffers without allocating per request.

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/proxy"
+	"github.com/graylane/graylane/traffic"
 )
 
 // upstream is an in-process instance: it answers its version in X-Version
@@ -77,15 +77,15 @@ func deadAddr(t testing.TB) string {
 	return a
 }
 
-func splitOf(ws ...any) adapters.Split {
-	var s adapters.Split
+func splitOf(ws ...any) traffic.Split {
+	var s traffic.Split
 	for i := 0; i+1 < len(ws); i += 2 {
-		s.Weights = append(s.Weights, adapters.VersionWeight{Version: ws[i].(string), Weight: ws[i+1].(int)})
+		s.Weights = append(s.Weights, traffic.VersionWeight{Version: ws[i].(string), Weight: ws[i+1].(int)})
 	}
 	return s
 }
 
-func mustSplit(t testing.TB, p *proxy.Proxy, s adapters.Split) {
+func mustSplit(t testing.TB, p *proxy.Proxy, s traffic.Split) {
 	t.Helper()
 	if err := p.SetSplit(s); err != nil {
 		t.Fatalf("SetSplit(%+v): %v", s, err)
@@ -148,7 +148,7 @@ func TestStickyBuckets(t *testing.T) {
 	p.SetEndpoints("v2", []string{v2.addr()})
 
 	for _, c := range []struct {
-		split adapters.Split
+		split traffic.Split
 		user  string // its bucket in the comment
 		want  string
 	}{
@@ -437,7 +437,7 @@ func TestSetSplitRejectsInvalid(t *testing.T) {
 	p := proxy.New(proxy.Config{App: "demo"})
 	good := splitOf("v2", 10, "v1", 90)
 	mustSplit(t, p, good)
-	for _, bad := range []adapters.Split{splitOf("v1", 90), splitOf("v1", 50, "v1", 50), splitOf("v1", 120, "v2", -20)} {
+	for _, bad := range []traffic.Split{splitOf("v1", 90), splitOf("v1", 50, "v1", 50), splitOf("v1", 120, "v2", -20)} {
 		if err := p.SetSplit(bad); err == nil {
 			t.Fatalf("SetSplit(%+v) succeeded", bad)
 		}

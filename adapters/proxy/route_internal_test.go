@@ -4,14 +4,14 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/traffic"
 )
 
 func benchTable() *Proxy {
 	p := New(Config{App: "bench"})
 	p.SetEndpoints("v1", []string{"127.0.0.1:1001", "127.0.0.1:1002"})
 	p.SetEndpoints("v2", []string{"127.0.0.1:2001"})
-	p.SetSplit(adapters.Split{Weights: []adapters.VersionWeight{{Version: "v3", Weight: 10}, {Version: "v2", Weight: 20}, {Version: "v1", Weight: 70}}})
+	p.SetSplit(traffic.Split{Weights: []traffic.VersionWeight{{Version: "v3", Weight: 10}, {Version: "v2", Weight: 20}, {Version: "v1", Weight: 70}}})
 	return p
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // InstanceSource lists an app's instances; the ready ones with an address
@@ -202,16 +203,16 @@ func (r *Router) endpoints(ctx context.Context, app string) (Endpoints, error) {
 
 // Weights returns the split in force for app (read from the data plane);
 // an empty Split when the app has no proxy. No side effects.
-func (r *Router) Weights(ctx context.Context, app string) (adapters.Split, error) {
+func (r *Router) Weights(ctx context.Context, app string) (traffic.Split, error) {
 	if err := ctx.Err(); err != nil {
-		return adapters.Split{}, err
+		return traffic.Split{}, err
 	}
 	rt, err := r.dp.Routes(ctx, app)
 	if errors.Is(err, ErrUnknownApp) {
-		return adapters.Split{}, nil
+		return traffic.Split{}, nil
 	}
 	if err != nil {
-		return adapters.Split{}, fmt.Errorf("proxy weights of app %s: %w", app, err)
+		return traffic.Split{}, fmt.Errorf("proxy weights of app %s: %w", app, err)
 	}
 	return rt.Split, nil
 }
@@ -220,7 +221,7 @@ func (r *Router) Weights(ctx context.Context, app string) (adapters.Split, error
 // settings and the app's current endpoints, and puts s in force: the next
 // request routed uses it. An invalid split is rejected before anything is
 // created or changed. Idempotent.
-func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.Split) error {
+func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s traffic.Split) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -230,7 +231,7 @@ func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s adapters.S
 	if err := spec.CheckApp(rel.App); err != nil {
 		return fmt.Errorf("set weights: app %w: %w", err, spec.ErrInvalid)
 	}
-	if err := adapters.ValidateSplit(s); err != nil {
+	if err := traffic.ValidateSplit(s); err != nil {
 		return fmt.Errorf("set weights of app %s: %w", rel.App, err)
 	}
 	al := r.appLock(rel.App)

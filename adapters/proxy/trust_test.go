@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/proxy"
+	"github.com/graylane/graylane/traffic"
 )
 
 // trustProxy has v1 (weight 100), v2 (the preview, weight 0) and v3
@@ -16,7 +16,7 @@ func trustProxy(t *testing.T, trust proxy.Trust) *proxy.Proxy {
 	for _, v := range []string{"v1", "v2", "v3"} {
 		p.SetEndpoints(v, []string{newUpstream(t, v).addr()})
 	}
-	mustSplit(t, p, adapters.Split{Weights: splitOf("v1", 100, "v3", 0).Weights, Preview: "v2"})
+	mustSplit(t, p, traffic.Split{Weights: splitOf("v1", 100, "v3", 0).Weights, Preview: "v2"})
 	return p
 }
 

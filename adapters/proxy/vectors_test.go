@@ -4,9 +4,9 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/proxy"
 	"github.com/graylane/graylane/testsupport/grayvectors"
+	"github.com/graylane/graylane/traffic"
 )
 
 // TestRouteVectors: the proxy routes every route vector of
@@ -25,7 +25,7 @@ func TestRouteVectors(t *testing.T) {
 			eps[w.Version] = []string{ups[w.Version]}
 		}
 		p.ReplaceEndpoints(eps)
-		mustSplit(t, p, adapters.Split{Weights: vec.Split})
+		mustSplit(t, p, traffic.Split{Weights: vec.Split})
 		h := http.Header{}
 		if vec.Header != nil {
 			h[proxy.DefaultStickyHeader] = []string{*vec.Header}

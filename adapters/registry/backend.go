@@ -13,6 +13,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Source is one registry instances register in (etcdreg.Registry,
@@ -51,7 +52,7 @@ type Backend struct {
 
 	mu      sync.Mutex
 	apps    map[string]*appWatch
-	desired map[string]adapters.Replicas
+	desired map[string]traffic.Replicas
 	fns     []func(app string)
 }
 
@@ -82,7 +83,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Backend{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
-		apps: map[string]*appWatch{}, desired: map[string]adapters.Replicas{}}, nil
+		apps: map[string]*appWatch{}, desired: map[string]traffic.Replicas{}}, nil
 }
 
 // Notify registers fn, called (from a watch goroutine, must not block)
@@ -183,7 +184,7 @@ func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance,
 
 // Apply records the desired instance count per version; it starts and
 // stops nothing, and fails only for a cancelled ctx.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Re
 
 // Desired returns the counts last applied for app (what whoever deploys
 // the app should run), and whether any were.
-func (b *Backend) Desired(app string) (adapters.Replicas, bool) {
+func (b *Backend) Desired(app string) (traffic.Replicas, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d, ok := b.desired[app]

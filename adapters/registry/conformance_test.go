@@ -18,6 +18,7 @@ import (
 	"github.com/graylane/graylane/sdk/etcdreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 var apps atomic.Int64
@@ -158,7 +159,7 @@ func TestObserveFollowsRegistrations(t *testing.T) {
 	})
 	// Apply records counts and starts nothing
 	rel := release("shop", "v2")
-	sdktest.Must(t, "apply", b.Apply(ctx, rel, adapters.Replicas{"v1": 3, "v2": 1}))
+	sdktest.Must(t, "apply", b.Apply(ctx, rel, traffic.Replicas{"v1": 3, "v2": 1}, adapters.NoStep))
 	if d, ok := b.Desired("shop"); !ok || d["v1"] != 3 || d["v2"] != 1 {
 		t.Fatalf("Desired = %v %v", d, ok)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // ErrHealthCheck: a switched host did not pass its health check in time.
@@ -426,7 +427,7 @@ func (e *HostError) Unwrap() error { return e.Err }
 // version equal want, switching hosts in batches. It blocks until every
 // host it moves is switched and healthy, or until the first batch with a
 // failure has finished (later batches do not start). See Deploy.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	_, err := b.Deploy(ctx, rel, want)
 	return err
 }
@@ -442,7 +443,7 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Re
 // strategy.maxUnavailable of the hosts (default 25%, at least 1), canary
 // hosts first. Per host: hooks.before, switch current (new symlink renamed
 // over it), restart, health check, hooks.after, prune old releases.
-func (b *Backend) Deploy(ctx context.Context, rel *spec.Release, want adapters.Replicas) (*Report, error) {
+func (b *Backend) Deploy(ctx context.Context, rel *spec.Release, want traffic.Replicas) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -597,7 +598,7 @@ func (b *Backend) Deploy(ctx context.Context, rel *spec.Release, want adapters.R
 }
 
 // plan inspects the hosts and plans the moves.
-func (b *Backend) plan(ctx context.Context, rel *spec.Release, hosts []host, want adapters.Replicas) ([]Move, []hostInfo, error) {
+func (b *Backend) plan(ctx context.Context, rel *spec.Release, hosts []host, want traffic.Replicas) ([]Move, []hostInfo, error) {
 	cfg := rel.Backend.SSH
 	infos := make([]hostInfo, len(hosts))
 	errs := forEach(len(hosts), b.cfg.Parallel, func(i int) error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/ssh"
+	"github.com/graylane/graylane/traffic"
 )
 
 func TestFirstDeployUpgradeReuseAndPrune(t *testing.T) {
@@ -32,7 +33,7 @@ func TestFirstDeployUpgradeReuseAndPrune(t *testing.T) {
 	if got, err := f.backend.Observe(ctx, "demo"); err != nil || len(got) != 0 {
 		t.Fatalf("Observe before any Apply = %v, %v; want nothing", got, err)
 	}
-	rep := f.deploy(ctx, f.release("v1", o), adapters.Replicas{"v1": 2})
+	rep := f.deploy(ctx, f.release("v1", o), traffic.Replicas{"v1": 2})
 	if got := f.currents(); !reflect.DeepEqual(got, []string{"v1", "v1"}) {
 		t.Fatalf("currents after first deploy = %v", got)
 	}
@@ -46,7 +47,7 @@ func TestFirstDeployUpgradeReuseAndPrune(t *testing.T) {
 		t.Fatalf("Observe = %+v, %v", insts, err)
 	}
 	for _, v := range []string{"v2", "v3", "v4"} {
-		rep = f.deploy(ctx, f.release(v, o), adapters.Replicas{v: 2})
+		rep = f.deploy(ctx, f.release(v, o), traffic.Replicas{v: 2})
 		for _, r := range rep.Hosts {
 			// Only VERSION changed: static/big.bin is copied on the host.
 			if r.Uploaded != 1 || r.Reused != 1 {
@@ -85,12 +86,12 @@ func TestFirstDeployUpgradeReuseAndPrune(t *testing.T) {
 		}
 	}
 	// Apply again with the same arguments: nothing moves.
-	rep = f.deploy(ctx, f.release("v4", o), adapters.Replicas{"v4": 2})
+	rep = f.deploy(ctx, f.release("v4", o), traffic.Replicas{"v4": 2})
 	if len(rep.Hosts) != 0 {
 		t.Fatalf("repeated Apply moved %+v", rep.Hosts)
 	}
 	// Scale to zero stops the app and removes current.
-	f.deploy(ctx, f.release("v4", o), adapters.Replicas{})
+	f.deploy(ctx, f.release("v4", o), traffic.Replicas{})
 	if got := f.currents(); !reflect.DeepEqual(got, []string{"", ""}) {
 		t.Fatalf("currents after scaling to zero = %v", got)
 	}
@@ -109,12 +110,12 @@ func TestRollbackTimedPerHost(t *testing.T) {
 	ctx := context.Background()
 	f.artifact("v1", nil)
 	f.artifact("v2", nil)
-	f.deploy(ctx, f.release("v1", fixtureOpts{}), adapters.Replicas{"v1": 4})
-	f.deploy(ctx, f.release("v2", fixtureOpts{}), adapters.Replicas{"v2": 4})
+	f.deploy(ctx, f.release("v1", fixtureOpts{}), traffic.Replicas{"v1": 4})
+	f.deploy(ctx, f.release("v2", fixtureOpts{}), traffic.Replicas{"v2": 4})
 	// The artifact is gone: a rollback must not need it.
 	os.RemoveAll(filepath.Join(f.artDir, "v1"))
 	start := time.Now()
-	rep := f.deploy(ctx, f.release("v1", fixtureOpts{}), adapters.Replicas{"v1": 4})
+	rep := f.deploy(ctx, f.release("v1", fixtureOpts{}), traffic.Replicas{"v1": 4})
 	total := time.Since(start)
 	if len(rep.Hosts) != 4 {
 		t.Fatalf("rollback moved %d hosts, want 4", len(rep.Hosts))
@@ -156,10 +157,10 @@ func TestUnhealthyHostStopsTheRollout(t *testing.T) {
 			return ""
 		},
 	}
-	f.deploy(ctx, f.release("v1", fixtureOpts{extra: o.extra}), adapters.Replicas{"v1": 4})
+	f.deploy(ctx, f.release("v1", fixtureOpts{extra: o.extra}), traffic.Replicas{"v1": 4})
 	rel := f.release("v2", o)
 	rel.Strategy.MaxUnavailable.Value = 2
-	rep, err := f.backend.Deploy(ctx, rel, adapters.Replicas{"v2": 4})
+	rep, err := f.backend.Deploy(ctx, rel, traffic.Replicas{"v2": 4})
 	if !errors.Is(err, ssh.ErrHealthCheck) {
 		t.Fatalf("err = %v, want ErrHealthCheck", err)
 	}
@@ -202,10 +203,10 @@ func TestChangedOrUnknownHostKeyIsRefused(t *testing.T) {
 	ctx := context.Background()
 	f.artifact("v1", nil)
 	f.artifact("v2", nil)
-	f.deploy(ctx, f.release("v1", fixtureOpts{}), adapters.Replicas{"v1": 3})
+	f.deploy(ctx, f.release("v1", fixtureOpts{}), traffic.Replicas{"v1": 3})
 	f.backend.Close() // drop cached connections: the next step dials again
 	f.cluster.RegenerateHostKey(t, 2)
-	_, err := f.backend.Deploy(ctx, f.release("v2", fixtureOpts{}), adapters.Replicas{"v2": 3})
+	_, err := f.backend.Deploy(ctx, f.release("v2", fixtureOpts{}), traffic.Replicas{"v2": 3})
 	if !errors.Is(err, ssh.ErrHostKeyChanged) || !strings.Contains(err.Error(), "host2") {
 		t.Fatalf("err = %v, want ErrHostKeyChanged naming host2", err)
 	}
@@ -227,7 +228,7 @@ func TestChangedOrUnknownHostKeyIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b2.Close()
-	_, err = b2.Deploy(ctx, f.release("v2", fixtureOpts{}), adapters.Replicas{"v2": 3})
+	_, err = b2.Deploy(ctx, f.release("v2", fixtureOpts{}), traffic.Replicas{"v2": 3})
 	if !errors.Is(err, ssh.ErrHostKeyUnknown) || !strings.Contains(err.Error(), "host1") {
 		t.Fatalf("err = %v, want ErrHostKeyUnknown naming host1", err)
 	}
@@ -238,13 +239,13 @@ func TestDeployLock(t *testing.T) {
 	ctx := context.Background()
 	f.artifact("v1", nil)
 	f.artifact("v2", nil)
-	f.deploy(ctx, f.release("v1", fixtureOpts{}), adapters.Replicas{"v1": 2})
+	f.deploy(ctx, f.release("v1", fixtureOpts{}), traffic.Replicas{"v1": 2})
 	// v2's before hook waits for a file, holding the deploy in progress.
 	gate := filepath.Join(t.TempDir(), "go")
 	o := fixtureOpts{extra: fmt.Sprintf("    hooks:\n      before: [sh, -c, 'touch \"$GRAYLANE_ROOT/waiting\"; while [ ! -e %s ]; do sleep 0.01; done']\n", gate)}
 	rel := f.release("v2", o)
 	done := make(chan error, 1)
-	go func() { _, err := f.backend.Deploy(ctx, rel, adapters.Replicas{"v2": 2}); done <- err }()
+	go func() { _, err := f.backend.Deploy(ctx, rel, traffic.Replicas{"v2": 2}); done <- err }()
 	waiting := filepath.Join(f.cluster.Hosts[0].Root, "waiting")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -262,7 +263,7 @@ func TestDeployLock(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Same process: the in-process lock refuses.
-	if _, err := f.backend.Deploy(ctx, rel, adapters.Replicas{"v1": 1, "v2": 1}); !errors.Is(err, ssh.ErrLocked) {
+	if _, err := f.backend.Deploy(ctx, rel, traffic.Replicas{"v1": 1, "v2": 1}); !errors.Is(err, ssh.ErrLocked) {
 		t.Fatalf("second deploy in the same process: %v, want ErrLocked", err)
 	}
 	// Another graylane process: the hosts' flock refuses.
@@ -271,7 +272,7 @@ func TestDeployLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if _, err := other.Deploy(ctx, rel, adapters.Replicas{"v1": 1, "v2": 1}); !errors.Is(err, ssh.ErrLocked) {
+	if _, err := other.Deploy(ctx, rel, traffic.Replicas{"v1": 1, "v2": 1}); !errors.Is(err, ssh.ErrLocked) {
 		t.Fatalf("deploy from another process: %v, want ErrLocked", err)
 	}
 	os.WriteFile(gate, nil, 0o644)
@@ -282,7 +283,7 @@ func TestDeployLock(t *testing.T) {
 		t.Fatalf("currents = %v", got)
 	}
 	// The locks are released: the other process can deploy now.
-	if _, err := other.Deploy(ctx, f.release("v1", fixtureOpts{}), adapters.Replicas{"v1": 2}); err != nil {
+	if _, err := other.Deploy(ctx, f.release("v1", fixtureOpts{}), traffic.Replicas{"v1": 2}); err != nil {
 		t.Fatalf("deploy after the lock was released: %v", err)
 	}
 }
@@ -292,7 +293,7 @@ func TestObserveHasNoSideEffectsAndHonoursCancel(t *testing.T) {
 	ctx := context.Background()
 	f.artifact("v1", nil)
 	rel := f.release("v1", fixtureOpts{})
-	f.deploy(ctx, rel, adapters.Replicas{"v1": 2})
+	f.deploy(ctx, rel, traffic.Replicas{"v1": 2})
 	snapshot := func() string {
 		var b strings.Builder
 		for _, h := range f.cluster.Hosts {
@@ -319,7 +320,7 @@ func TestObserveHasNoSideEffectsAndHonoursCancel(t *testing.T) {
 	if _, err := f.backend.Observe(cctx, "demo"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Observe with a cancelled ctx: %v", err)
 	}
-	if err := f.backend.Apply(cctx, rel, adapters.Replicas{"v1": 1}); !errors.Is(err, context.Canceled) {
+	if err := f.backend.Apply(cctx, rel, traffic.Replicas{"v1": 1}, adapters.NoStep); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Apply with a cancelled ctx: %v", err)
 	}
 	if got := f.currents(); !reflect.DeepEqual(got, []string{"v1", "v1"}) {

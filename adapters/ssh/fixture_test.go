@@ -15,6 +15,7 @@ import (
 	"github.com/graylane/graylane/adapters/ssh"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/sshdtest"
+	"github.com/graylane/graylane/traffic"
 )
 
 // fixture is N sshd hosts, the hostapp binary, artifacts for a few
@@ -140,7 +141,7 @@ func (f *fixture) currents() []string {
 	return out
 }
 
-func (f *fixture) deploy(ctx context.Context, rel *spec.Release, want adapters.Replicas) *ssh.Report {
+func (f *fixture) deploy(ctx context.Context, rel *spec.Release, want traffic.Replicas) *ssh.Report {
 	f.t.Helper()
 	r, err := f.backend.Deploy(ctx, rel, want)
 	if err != nil {

@@ -3,7 +3,7 @@ package ssh
 import (
 	"sort"
 
-	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/traffic"
 )
 
 // HostState is what the planner knows of one host.
@@ -44,7 +44,7 @@ type Move struct {
 // Worked example: hosts a (canary), b, c, d all on v1; want {v1:3, v2:1},
 // target v2: v1 frees one host, the canary a, which moves to v2. Then want
 // {v2:4}: v1 frees b, c, d, all move to v2.
-func PlanMoves(hosts []HostState, want adapters.Replicas, target string) []Move {
+func PlanMoves(hosts []HostState, want traffic.Replicas, target string) []Move {
 	count := map[string]int{}
 	for _, h := range hosts {
 		if h.Version != "" {

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/traffic"
 )
 
 func hosts(spec ...string) []HostState {
@@ -45,30 +45,30 @@ func TestPlanMoves(t *testing.T) {
 	cases := []struct {
 		name   string
 		hosts  []HostState
-		want   adapters.Replicas
+		want   traffic.Replicas
 		target string
 		moves  []string
 	}{
-		{"nothing to do", hosts("a:v1", "b:v1"), adapters.Replicas{"v1": 2}, "v1", nil},
-		{"first deploy fills idle hosts", hosts("a:", "b:"), adapters.Replicas{"v1": 2}, "v1",
+		{"nothing to do", hosts("a:v1", "b:v1"), traffic.Replicas{"v1": 2}, "v1", nil},
+		{"first deploy fills idle hosts", hosts("a:", "b:"), traffic.Replicas{"v1": 2}, "v1",
 			[]string{"a:->v1", "b:->v1"}},
-		{"canary host moves first", hosts("a:v1", "b:v1", "c:v1:canary", "d:v1"), adapters.Replicas{"v1": 3, "v2": 1}, "v2",
+		{"canary host moves first", hosts("a:v1", "b:v1", "c:v1:canary", "d:v1"), traffic.Replicas{"v1": 3, "v2": 1}, "v2",
 			[]string{"c:v1->v2"}},
-		{"then the rest in spec order", hosts("a:v1", "b:v1", "c:v2:canary", "d:v1"), adapters.Replicas{"v1": 1, "v2": 3}, "v2",
+		{"then the rest in spec order", hosts("a:v1", "b:v1", "c:v2:canary", "d:v1"), traffic.Replicas{"v1": 1, "v2": 3}, "v2",
 			[]string{"a:v1->v2", "b:v1->v2"}},
-		{"full switch", hosts("a:v1", "b:v1", "c:v2:canary", "d:v1"), adapters.Replicas{"v2": 4}, "v2",
+		{"full switch", hosts("a:v1", "b:v1", "c:v2:canary", "d:v1"), traffic.Replicas{"v2": 4}, "v2",
 			[]string{"a:v1->v2", "b:v1->v2", "d:v1->v2"}},
-		{"rollback", hosts("a:v2", "b:v2", "c:v2:canary", "d:v1"), adapters.Replicas{"v1": 4}, "v1",
+		{"rollback", hosts("a:v2", "b:v2", "c:v2:canary", "d:v1"), traffic.Replicas{"v1": 4}, "v1",
 			[]string{"c:v2->v1", "a:v2->v1", "b:v2->v1"}},
-		{"surge on fixed hosts becomes a replacement", hosts("a:v1", "b:v1"), adapters.Replicas{"v1": 2, "v2": 1}, "v2",
+		{"surge on fixed hosts becomes a replacement", hosts("a:v1", "b:v1"), traffic.Replicas{"v1": 2, "v2": 1}, "v2",
 			[]string{"a:v1->v2"}},
-		{"surplus without a taker stops", hosts("a:v1", "b:v1", "c:v1"), adapters.Replicas{"v1": 1}, "v1",
+		{"surplus without a taker stops", hosts("a:v1", "b:v1", "c:v1"), traffic.Replicas{"v1": 1}, "v1",
 			[]string{"a:v1->", "b:v1->"}},
-		{"idle hosts are used before running ones", hosts("a:v1", "b:"), adapters.Replicas{"v1": 1, "v2": 1}, "v2",
+		{"idle hosts are used before running ones", hosts("a:v1", "b:"), traffic.Replicas{"v1": 1, "v2": 1}, "v2",
 			[]string{"b:->v2"}},
-		{"old versions absent from want give way", hosts("a:v0", "b:v1"), adapters.Replicas{"v1": 1, "v2": 1}, "v2",
+		{"old versions absent from want give way", hosts("a:v0", "b:v1"), traffic.Replicas{"v1": 1, "v2": 1}, "v2",
 			[]string{"a:v0->v2"}},
-		{"everything to zero", hosts("a:v1", "b:v2"), adapters.Replicas{}, "v2",
+		{"everything to zero", hosts("a:v1", "b:v2"), traffic.Replicas{}, "v2",
 			[]string{"a:v1->", "b:v2->"}},
 	}
 	for _, tc := range cases {

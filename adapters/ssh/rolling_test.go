@@ -11,15 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/nginx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/nginxtest"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
-// traffic sends GETs through nginx until stopped and counts outcomes.
-type traffic struct {
+// loadGen sends GETs through nginx until stopped and counts outcomes.
+type loadGen struct {
 	ok, failed atomic.Int64
 	mu         sync.Mutex
 	versions   map[string]int
@@ -28,8 +28,8 @@ type traffic struct {
 	wg         sync.WaitGroup
 }
 
-func startTraffic(t *testing.T, url string, workers int) *traffic {
-	tr := &traffic{versions: map[string]int{}, stop: make(chan struct{})}
+func startTraffic(t *testing.T, url string, workers int) *loadGen {
+	tr := &loadGen{versions: map[string]int{}, stop: make(chan struct{})}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 	for range workers {
 		tr.wg.Add(1)
@@ -63,7 +63,7 @@ func startTraffic(t *testing.T, url string, workers int) *traffic {
 	return tr
 }
 
-func (tr *traffic) fail(msg string) {
+func (tr *loadGen) fail(msg string) {
 	tr.failed.Add(1)
 	tr.mu.Lock()
 	if len(tr.errs) < 5 {
@@ -72,7 +72,7 @@ func (tr *traffic) fail(msg string) {
 	tr.mu.Unlock()
 }
 
-func (tr *traffic) halt() {
+func (tr *loadGen) halt() {
 	select {
 	case <-tr.stop:
 	default:
@@ -81,7 +81,7 @@ func (tr *traffic) halt() {
 	tr.wg.Wait()
 }
 
-func (tr *traffic) snapshot() map[string]int {
+func (tr *loadGen) snapshot() map[string]int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	out := map[string]int{}
@@ -91,10 +91,10 @@ func (tr *traffic) snapshot() map[string]int {
 	return out
 }
 
-func split(vw ...any) adapters.Split {
-	var s adapters.Split
+func split(vw ...any) traffic.Split {
+	var s traffic.Split
 	for i := 0; i < len(vw); i += 2 {
-		s.Weights = append(s.Weights, adapters.VersionWeight{Version: vw[i].(string), Weight: vw[i+1].(int)})
+		s.Weights = append(s.Weights, traffic.VersionWeight{Version: vw[i].(string), Weight: vw[i+1].(int)})
 	}
 	return s
 }
@@ -147,14 +147,14 @@ func TestRollingReleaseBehindNginx(t *testing.T) {
 	f.artifact("v1", nil)
 	f.artifact("v2", nil)
 	rel1 := withTraffic(f.release("v1", fixtureOpts{}))
-	f.deploy(ctx, rel1, adapters.Replicas{"v1": 4})
+	f.deploy(ctx, rel1, traffic.Replicas{"v1": 4})
 	if err := router.SetWeights(ctx, rel1, split("v1", 100)); err != nil {
 		t.Fatal(err)
 	}
 	load := startTraffic(t, "http://"+listen+"/", 3)
 
 	rel2 := withTraffic(f.release("v2", fixtureOpts{}))
-	rep := f.deploy(ctx, rel2, adapters.Replicas{"v1": 3, "v2": 1})
+	rep := f.deploy(ctx, rel2, traffic.Replicas{"v1": 3, "v2": 1})
 	if len(rep.Hosts) != 1 || rep.Hosts[0].Host != "host0" {
 		t.Fatalf("canary step moved %+v, want only the canary host0", rep.Hosts)
 	}
@@ -169,7 +169,7 @@ func TestRollingReleaseBehindNginx(t *testing.T) {
 		}
 		return nil
 	})
-	rep = f.deploy(ctx, rel2, adapters.Replicas{"v2": 4})
+	rep = f.deploy(ctx, rel2, traffic.Replicas{"v2": 4})
 	if len(rep.Hosts) != 3 {
 		t.Fatalf("rollout moved %d hosts, want 3", len(rep.Hosts))
 	}

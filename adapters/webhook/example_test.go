@@ -3,16 +3,16 @@ package webhook_test
 import (
 	"fmt"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/webhook"
+	"github.com/graylane/graylane/traffic"
 )
 
 // The idempotency key depends only on the desired state; the signature is
 // HMAC-SHA256 over "timestamp.body" (the same as
 // printf %s '1795300000.{"app":"demo"}' | openssl dgst -sha256 -hmac key).
 func ExampleSign() {
-	a := webhook.IdempotencyKey("demo", "v2", adapters.Replicas{"v1": 3, "v2": 1})
-	b := webhook.IdempotencyKey("demo", "v2", adapters.Replicas{"v2": 1, "v1": 3, "v0": 0})
+	a := webhook.IdempotencyKey("demo", "v2", traffic.Replicas{"v1": 3, "v2": 1})
+	b := webhook.IdempotencyKey("demo", "v2", traffic.Replicas{"v2": 1, "v1": 3, "v0": 0})
 	fmt.Println(a == b)
 	fmt.Println(webhook.Sign([]byte("key"), "1795300000", []byte(`{"app":"demo"}`)))
 	// Output:

@@ -22,6 +22,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Header names.
@@ -52,7 +53,8 @@ type DesiredState struct {
 	Replicas map[string]int `json:"replicas"`
 	// ReleaseHash identifies the release spec in force.
 	ReleaseHash string `json:"releaseHash"`
-	// Step and Reason say why, when the caller said (WithStep).
+	// Step and Reason say why (the adapters.Step Apply was given; they do
+	// not change the idempotency key).
 	Step   *int   `json:"step,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	// IdempotencyKey equals the Idempotency-Key header.
@@ -63,13 +65,6 @@ type DesiredState struct {
 type Status struct {
 	App       string              `json:"app,omitempty"`
 	Instances []adapters.Instance `json:"instances"`
-}
-
-// WithStep annotates ctx with the rollout step and reason, which Apply puts
-// in the desired state it sends (they do not change its idempotency key).
-// It is adapters.WithStep, which graylane's engine sets on every Apply.
-func WithStep(ctx context.Context, step int, reason string) context.Context {
-	return adapters.WithStep(ctx, adapters.Step{Index: step, Reason: reason})
 }
 
 // Config configures a Backend.
@@ -137,7 +132,7 @@ func New(cfg Config) (*Backend, error) {
 
 // IdempotencyKey is the key of a desired state: a digest of app, version
 // and the non-zero replicas.
-func IdempotencyKey(app, version string, want adapters.Replicas) string {
+func IdempotencyKey(app, version string, want traffic.Replicas) string {
 	vs := make([]string, 0, len(want))
 	for v, n := range want {
 		if n > 0 {
@@ -205,7 +200,7 @@ func (b *Backend) secret(w *spec.WebhookBackend) ([]byte, error) {
 // Apply POSTs the desired state. It returns once the external system
 // acknowledged it with a 2xx, which says nothing of when instances run:
 // Observe tells.
-func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step adapters.Step) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -226,13 +221,11 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want adapters.Re
 		}
 	}
 	ds.IdempotencyKey = IdempotencyKey(rel.App, rel.Version, want)
-	if si, ok := adapters.StepFrom(ctx); ok {
-		if si.Index >= 0 {
-			idx := si.Index
-			ds.Step = &idx
-		}
-		ds.Reason = si.Reason
+	if step.Index >= 0 {
+		idx := step.Index
+		ds.Step = &idx
 	}
+	ds.Reason = step.Reason
 	body, err := json.Marshal(ds)
 	if err != nil {
 		return err
@@ -298,7 +291,7 @@ func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance,
 // WaitConverged polls Observe (every health.interval, default 1s) until the
 // ready instances per version equal want, or ctx ends: then it returns
 // ErrNotConverged with the wanted and last observed counts.
-func (b *Backend) WaitConverged(ctx context.Context, app string, want adapters.Replicas) error {
+func (b *Backend) WaitConverged(ctx context.Context, app string, want traffic.Replicas) error {
 	interval := spec.DefaultHealthInterval
 	if rel, _ := b.release(ctx, app); rel != nil && rel.Health.Interval != nil {
 		interval = rel.Health.Interval.Duration

@@ -23,6 +23,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/webhook"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 const secret = "s3cret-for-tests"
@@ -171,14 +172,14 @@ func TestApplySignsAndKeysTheDesiredState(t *testing.T) {
 	b := newBackend(t)
 	rel := s.release(t, "v2", "")
 	ctx := context.Background()
-	want := adapters.Replicas{"v1": 1, "v2": 1, "v0": 0}
-	if err := b.Apply(webhook.WithStep(ctx, 2, "setWeight 50"), rel, want); err != nil {
+	want := traffic.Replicas{"v1": 1, "v2": 1, "v0": 0}
+	if err := b.Apply(ctx, rel, want, adapters.Step{Index: 2, Reason: "setWeight 50"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Apply(webhook.WithStep(ctx, 3, "resync"), rel, want); err != nil {
+	if err := b.Apply(ctx, rel, want, adapters.Step{Index: 3, Reason: "resync"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v2": 2}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v2": 2}, adapters.NoStep); err != nil {
 		t.Fatal(err)
 	}
 	ps := s.postsCopy()
@@ -205,7 +206,7 @@ func TestApplySignsAndKeysTheDesiredState(t *testing.T) {
 	if ps[2].key == ps[0].key {
 		t.Fatal("different desired state, same key")
 	}
-	if k := webhook.IdempotencyKey("demo", "v2", adapters.Replicas{"v2": 1, "v1": 1}); k != ps[0].key {
+	if k := webhook.IdempotencyKey("demo", "v2", traffic.Replicas{"v2": 1, "v1": 1}); k != ps[0].key {
 		t.Fatalf("IdempotencyKey = %s, sent %s", k, ps[0].key)
 	}
 	h := http.Header{}
@@ -230,8 +231,8 @@ func TestObserveAndConverge(t *testing.T) {
 		t.Fatalf("Observe of an app never applied = %v, %v", insts, err)
 	}
 	rel := s.release(t, "v2", "")
-	want := adapters.Replicas{"v1": 1, "v2": 3}
-	if err := b.Apply(ctx, rel, want); err != nil {
+	want := traffic.Replicas{"v1": 1, "v2": 3}
+	if err := b.Apply(ctx, rel, want, adapters.NoStep); err != nil {
 		t.Fatal(err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -260,7 +261,7 @@ func TestLyingSystemNeverConverges(t *testing.T) {
 	b := newBackend(t)
 	ctx := context.Background()
 	rel := s.release(t, "v2", "")
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v2": 2}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v2": 2}, adapters.NoStep); err != nil {
 		t.Fatalf("the lying system acknowledges: %v", err)
 	}
 	// Observe reports what the system says, not what was asked.
@@ -270,7 +271,7 @@ func TestLyingSystemNeverConverges(t *testing.T) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	err = b.WaitConverged(cctx, "demo", adapters.Replicas{"v2": 2})
+	err = b.WaitConverged(cctx, "demo", traffic.Replicas{"v2": 2})
 	if !errors.Is(err, webhook.ErrNotConverged) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrNotConverged and DeadlineExceeded", err)
 	}
@@ -290,7 +291,7 @@ func TestRetriesFailingSystem(t *testing.T) {
 		return false
 	}
 	b := newBackend(t)
-	if err := b.Apply(context.Background(), s.release(t, "v2", ""), adapters.Replicas{"v2": 1}); err != nil {
+	if err := b.Apply(context.Background(), s.release(t, "v2", ""), traffic.Replicas{"v2": 1}, adapters.NoStep); err != nil {
 		t.Fatalf("Apply after two 503s: %v", err)
 	}
 	ps := s.postsCopy()
@@ -306,7 +307,7 @@ func TestFailingSystemGivesUp(t *testing.T) {
 		return true
 	}
 	b := newBackend(t)
-	err := b.Apply(context.Background(), s.release(t, "v2", "    retries: 2\n"), adapters.Replicas{"v2": 1})
+	err := b.Apply(context.Background(), s.release(t, "v2", "    retries: 2\n"), traffic.Replicas{"v2": 1}, adapters.NoStep)
 	var serr *webhook.StatusError
 	if !errors.As(err, &serr) || serr.Code != 500 || serr.Attempts != 3 {
 		t.Fatalf("err = %v, want a StatusError 500 after 3 attempts", err)
@@ -328,7 +329,7 @@ func TestRejectionIsNotRetried(t *testing.T) {
 		return true
 	}
 	b := newBackend(t)
-	err := b.Apply(context.Background(), s.release(t, "v2", ""), adapters.Replicas{"v2": 1})
+	err := b.Apply(context.Background(), s.release(t, "v2", ""), traffic.Replicas{"v2": 1}, adapters.NoStep)
 	var serr *webhook.StatusError
 	if !errors.As(err, &serr) || serr.Code != 422 || serr.Retriable() || !strings.Contains(err.Error(), "unknown version v2") {
 		t.Fatalf("err = %v", err)
@@ -350,7 +351,7 @@ func TestSlowSystem(t *testing.T) {
 	b := newBackend(t)
 	rel := s.release(t, "v2", "    timeout: 200ms\n")
 	start := time.Now()
-	if err := b.Apply(context.Background(), rel, adapters.Replicas{"v2": 1}); err != nil {
+	if err := b.Apply(context.Background(), rel, traffic.Replicas{"v2": 1}, adapters.NoStep); err != nil {
 		t.Fatalf("Apply after one slow attempt: %v", err)
 	}
 	if d := time.Since(start); d < 200*time.Millisecond {
@@ -363,7 +364,7 @@ func TestSlowSystem(t *testing.T) {
 	s.mu.Lock()
 	s.onPost = func(n int, w http.ResponseWriter, r *http.Request) bool { <-r.Context().Done(); return true }
 	s.mu.Unlock()
-	err := b.Apply(context.Background(), s.release(t, "v2", "    timeout: 100ms\n    retries: 1\n"), adapters.Replicas{"v2": 1})
+	err := b.Apply(context.Background(), s.release(t, "v2", "    timeout: 100ms\n    retries: 1\n"), traffic.Replicas{"v2": 1}, adapters.NoStep)
 	if err == nil || !strings.Contains(err.Error(), "no answer within 100ms") || !strings.Contains(err.Error(), "after 2 attempts") {
 		t.Fatalf("err = %v", err)
 	}
@@ -379,7 +380,7 @@ func TestCancelDuringBackoff(t *testing.T) {
 	b := newBackend(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- b.Apply(ctx, s.release(t, "v2", ""), adapters.Replicas{"v2": 1}) }()
+	go func() { done <- b.Apply(ctx, s.release(t, "v2", ""), traffic.Replicas{"v2": 1}, adapters.NoStep) }()
 	waitFor(t, 5*time.Second, func() bool { return len(s.postsCopy()) == 1 })
 	cancel()
 	select {
@@ -402,7 +403,7 @@ func TestBadStatusAndMissingSecret(t *testing.T) {
 	b := newBackend(t)
 	ctx := context.Background()
 	rel := s.release(t, "v2", "")
-	if err := b.Apply(ctx, rel, adapters.Replicas{"v2": 1}); err != nil {
+	if err := b.Apply(ctx, rel, traffic.Replicas{"v2": 1}, adapters.NoStep); err != nil {
 		t.Fatal(err)
 	}
 	for body, want := range map[string]string{
@@ -419,7 +420,7 @@ func TestBadStatusAndMissingSecret(t *testing.T) {
 		}
 	}
 	nokey, _ := webhook.New(webhook.Config{Getenv: func(string) string { return "" }, Logger: testLogger()})
-	if err := nokey.Apply(ctx, rel, adapters.Replicas{"v2": 1}); !errors.Is(err, webhook.ErrNoSecret) {
+	if err := nokey.Apply(ctx, rel, traffic.Replicas{"v2": 1}, adapters.NoStep); !errors.Is(err, webhook.ErrNoSecret) {
 		t.Fatalf("Apply without a key: %v", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/graylane/graylane/configrelease"
+	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/sdk/config"
 	"github.com/graylane/graylane/spec"
 )
@@ -135,7 +135,7 @@ func configRoutes(mux *http.ServeMux, l *config.Loader) {
 		sort.Strings(names)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Config-Checksum", s.Checksum)
-		out := map[string]any{"identity": s.Identity, "checksum": s.Checksum, "short": configrelease.Short(s.Checksum), "files": files, "sources": s.Sources}
+		out := map[string]any{"identity": s.Identity, "checksum": s.Checksum, "short": configwire.Short(s.Checksum), "files": files, "sources": s.Sources}
 		if s.Err != nil {
 			out["error"] = s.Err.Error()
 		}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/configrelease"
+	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/internal/etcdserver"
 )
 
@@ -49,17 +49,17 @@ func TestDemoLoadsAndReportsConfig(t *testing.T) {
 	if code, body := get("/healthz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("healthz without config: %d %s", code, body)
 	}
-	report := func() configrelease.Report {
+	report := func() configwire.Report {
 		_, body := get("/graylane/config")
-		var r configrelease.Report
+		var r configwire.Report
 		if err := json.Unmarshal([]byte(body), &r); err != nil {
 			t.Fatalf("report %q: %v", body, err)
 		}
 		return r
 	}
 	want := func(content string) string {
-		sum, _ := configrelease.FileDigest("yaml", []byte(content))
-		return configrelease.BundleDigest([]configrelease.File{{Name: "app.yaml", Format: "yaml", SHA256: sum}})
+		sum, _ := configwire.FileDigest("yaml", []byte(content))
+		return configwire.BundleDigest([]configwire.File{{Name: "app.yaml", Format: "yaml", SHA256: sum}})
 	}
 	waitReport := func(sum string) {
 		t.Helper()

@@ -19,7 +19,7 @@
 // change, and adds:
 //
 //	GET /graylane/config  the report graylane probes: the checksum of the
-//	                      config it loaded (JSON, configrelease.Report)
+//	                      config it loaded (JSON, configwire.Report)
 //	GET /config           what it loaded: identity, checksum, files, sources
 //
 // /healthz answers 503 until every file was loaded once, and / carries the

@@ -15,6 +15,7 @@ import (
 	agolloconfig "github.com/apolloconfig/agollo/v4/env/config"
 
 	"github.com/graylane/graylane/configrelease"
+	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/testsupport/apolloserver"
@@ -106,8 +107,8 @@ func content(greeting string) string { return "greeting: " + greeting + "\n" }
 
 // digest is the checksum an instance reports for a greeting.
 func digest(greeting string) string {
-	sum, _ := configrelease.FileDigest("yaml", []byte(content(greeting)))
-	return configrelease.BundleDigest([]configrelease.File{{Name: "app.yaml", Format: "yaml", SHA256: sum}})
+	sum, _ := configwire.FileDigest("yaml", []byte(content(greeting)))
+	return configwire.BundleDigest([]configwire.File{{Name: "app.yaml", Format: "yaml", SHA256: sum}})
 }
 
 func (e *configEnv) etcd(key string) string {
@@ -158,7 +159,7 @@ type centres struct{ etcd, etcdGray, nacos, nacosGray, apollo, apolloGray string
 func (e *configEnv) read(id string) centres {
 	return centres{
 		etcd: e.etcd(stableKey), etcdGray: e.etcd(stableKey + "@" + id),
-		nacos: e.nacosGet(stableData), nacosGray: e.nacosGet(configrelease.NacosGrayDataID(stableData, id)),
+		nacos: e.nacosGet(stableData), nacosGray: e.nacosGet(configwire.NacosGrayDataID(stableData, id)),
 		apollo: e.apolloGet(""), apolloGray: e.apolloGet(id),
 	}
 }

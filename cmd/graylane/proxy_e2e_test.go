@@ -38,6 +38,8 @@ type demoRun struct {
 	id, version, addr string
 	cmd               *exec.Cmd
 	ready, stopping   bool
+	exited            bool          // set under demoFleet.mu once Wait returned
+	done              chan struct{} // closed once Wait returned
 }
 
 func (f *demoFleet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +84,6 @@ func (f *demoFleet) converge(want map[string]int) {
 				go func() {
 					time.Sleep(1500 * time.Millisecond) // the proxy resyncs every 200ms
 					r.cmd.Process.Kill()
-					r.cmd.Wait()
 				}()
 			}
 		}
@@ -96,12 +97,22 @@ func (f *demoFleet) start(version string, n int) *demoRun {
 	if err := cmd.Start(); err != nil {
 		f.t.Errorf("start demoapp: %v", err)
 	}
-	r := &demoRun{id: fmt.Sprintf("%s-%d", version, n), version: version, addr: addr, cmd: cmd}
+	r := &demoRun{id: fmt.Sprintf("%s-%d", version, n), version: version, addr: addr, cmd: cmd, done: make(chan struct{})}
+	if cmd.Process == nil {
+		r.exited = true
+		close(r.done)
+		return r
+	}
+	go func() { // the only Wait: reading cmd.ProcessState elsewhere would race with it
+		cmd.Wait()
+		f.mu.Lock()
+		r.exited = true
+		f.mu.Unlock()
+		close(r.done)
+	}()
 	f.t.Cleanup(func() {
-		if cmd.Process != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
+		cmd.Process.Kill()
+		<-r.done
 	})
 	return r
 }
@@ -117,7 +128,7 @@ func (f *demoFleet) instances() []adapters.Instance {
 	sort.Strings(versions)
 	for _, v := range versions {
 		for _, r := range f.runs[v] {
-			if r.stopping && r.cmd.ProcessState != nil {
+			if r.stopping && r.exited {
 				continue
 			}
 			if !r.ready && !r.stopping {

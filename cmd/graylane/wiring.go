@@ -18,6 +18,7 @@ import (
 	"github.com/graylane/graylane/adapters/ssh"
 	"github.com/graylane/graylane/adapters/webhook"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // resolver maps a release's backend and traffic sections to adapters. The
@@ -147,7 +148,7 @@ func (u unconfigured) Observe(context.Context, string) ([]adapters.Instance, err
 	return nil, fmt.Errorf("backend %s is not configured: %s: %w", u.typ, u.why, adapters.ErrUnsupported)
 }
 
-func (u unconfigured) Apply(context.Context, *spec.Release, adapters.Replicas) error {
+func (u unconfigured) Apply(context.Context, *spec.Release, traffic.Replicas, adapters.Step) error {
 	return fmt.Errorf("backend %s is not configured: %s: %w", u.typ, u.why, adapters.ErrUnsupported)
 }
 

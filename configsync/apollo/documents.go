@@ -326,7 +326,7 @@ func (d *Documents) publish(ctx context.Context, t target, loc configsync.Locati
 }
 
 // ReadBack reads loc from the config service as a client without a label
-// does (configrelease's ReadBacker).
+// does (configsync.ReadBacker).
 func (d *Documents) ReadBack(ctx context.Context, loc configsync.Location) (configsync.Doc, error) {
 	t, err := d.target(loc)
 	if err != nil {

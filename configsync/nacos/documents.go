@@ -109,7 +109,7 @@ func (d *Documents) Read(ctx context.Context, loc configsync.Location) (configsy
 }
 
 // ReadBack reads loc from the server, ignoring this process's recent
-// writes (configrelease's ReadBacker).
+// writes (configsync.ReadBacker).
 func (d *Documents) ReadBack(ctx context.Context, loc configsync.Location) (configsync.Doc, error) {
 	s, dataID, err := d.source(ctx, loc)
 	if err != nil {

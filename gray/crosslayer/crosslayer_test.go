@@ -21,6 +21,7 @@ import (
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/nginxtest"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 const salt = "crosslayer-2025"
@@ -56,8 +57,8 @@ func keys() []string {
 	return out
 }
 
-func splitAt(w int) adapters.Split {
-	return adapters.Split{Weights: []adapters.VersionWeight{{Version: "v2", Weight: w}, {Version: "v1", Weight: 100 - w}}}
+func splitAt(w int) traffic.Split {
+	return traffic.Split{Weights: []traffic.VersionWeight{{Version: "v2", Weight: w}, {Version: "v1", Weight: 100 - w}}}
 }
 
 // versionServer answers its version in X-Version.

@@ -21,6 +21,7 @@ import (
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Resolver finds the adapters a release spec asks for.
@@ -101,7 +102,7 @@ type parsedDoc struct {
 
 type live struct {
 	instances []adapters.Instance
-	split     adapters.Split
+	split     traffic.Split
 	lastError string
 	view      *AppView
 }
@@ -477,7 +478,7 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	d := rollout.Plan(rollout.Input{Spec: rel, Status: st, Observed: obs, Command: cmd.Command, Now: now, Checks: checks, Config: cfgp.gate})
 	d.Events = append(cfgp.events, d.Events...)
 	if e.cfg.Analysis != nil {
-		if ds := d.Status; ds.CanaryVersion != "" && !ds.Fast && rel.Strategy.Analysis != nil {
+		if ds := d.Status; ds.CanaryVersion != "" && !ds.Rollback && rel.Strategy.Analysis != nil {
 			e.cfg.Analysis.Ensure(rel, ds.StableVersion, ds.CanaryVersion)
 		} else {
 			e.cfg.Analysis.Stop(app)
@@ -485,14 +486,14 @@ func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
 	}
 
 	var applyErr error
-	actx := adapters.WithStep(ctx, adapters.Step{Index: -1, Reason: d.Status.Message})
+	step := adapters.Step{Index: -1, Reason: d.Status.Message}
 	if d.Status.CanaryVersion != "" && rel.Strategy.Type == spec.Canary {
-		actx = adapters.WithStep(ctx, adapters.Step{Index: d.Status.Step, Reason: d.Status.Message})
+		step.Index = d.Status.Step
 	}
-	if err := backend.Apply(actx, rel, d.Replicas); err != nil {
+	if err := backend.Apply(ctx, rel, d.Replicas, step); err != nil {
 		applyErr = fmt.Errorf("apply replicas %v for %s: %w", d.Replicas, app, err)
 	} else if d.Split != nil && router != nil && !d.Split.Equal(obs.Split) {
-		if err := router.SetWeights(actx, rel, *d.Split); err != nil {
+		if err := router.SetWeights(ctx, rel, *d.Split); err != nil {
 			applyErr = fmt.Errorf("set traffic split %v for %s: %w", d.Split.Weights, app, err)
 		}
 	}
@@ -539,7 +540,7 @@ func (e *Engine) teardown(ctx context.Context, app string, rel *spec.Release, ba
 		return 0, fmt.Errorf("observe %s for deletion: %w", app, err)
 	}
 	if len(insts) > 0 {
-		if err := backend.Apply(ctx, rel, adapters.Replicas{}); err != nil {
+		if err := backend.Apply(ctx, rel, traffic.Replicas{}, adapters.Step{Index: -1, Reason: "deleting: " + app + " was removed from " + e.cfg.Source.Name()}); err != nil {
 			return 0, fmt.Errorf("scale %s to zero: %w", app, err)
 		}
 		rec.Status.Phase, rec.Status.Message = rollout.Progressing, fmt.Sprintf("deleting: %d instances left", len(insts))
@@ -629,7 +630,7 @@ func (e *Engine) setLive(app string, f func(*live)) {
 
 // firstAction records, for the latency metric, the first backend action
 // after a new document arrived.
-func (e *Engine) firstAction(app, version string, want adapters.Replicas) {
+func (e *Engine) firstAction(app, version string, want traffic.Replicas) {
 	e.mu.Lock()
 	at, ok := e.received[app]
 	if ok {

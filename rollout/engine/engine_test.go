@@ -16,6 +16,7 @@ import (
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // fakeClock is a settable clock.
@@ -37,15 +38,16 @@ func (c *fakeClock) Add(d time.Duration) {
 type recorder struct {
 	mu        sync.Mutex
 	instances map[string][]adapters.Instance // app -> instances
-	split     map[string]adapters.Split
+	split     map[string]traffic.Split
 	calls     []string
-	starts    map[string]int // instance id -> times started
+	steps     []adapters.Step // the step of every Apply that changed something
+	starts    map[string]int  // instance id -> times started
 	failApply error
 	hang      map[string]bool
 }
 
 func newRecorder() *recorder {
-	return &recorder{instances: map[string][]adapters.Instance{}, split: map[string]adapters.Split{},
+	return &recorder{instances: map[string][]adapters.Instance{}, split: map[string]traffic.Split{},
 		starts: map[string]int{}, hang: map[string]bool{}}
 }
 
@@ -60,7 +62,7 @@ func (r *recorder) Observe(ctx context.Context, app string) ([]adapters.Instance
 	return append([]adapters.Instance(nil), r.instances[app]...), nil
 }
 
-func (r *recorder) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (r *recorder) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step adapters.Step) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failApply != nil {
@@ -102,6 +104,7 @@ func (r *recorder) Apply(ctx context.Context, rel *spec.Release, want adapters.R
 	r.instances[rel.App] = out
 	if changed {
 		r.calls = append(r.calls, "apply "+fmtReplicas(want))
+		r.steps = append(r.steps, step)
 	}
 	return nil
 }
@@ -116,14 +119,14 @@ func (r *recorder) settle(app string) {
 	}
 }
 
-func (r *recorder) Weights(ctx context.Context, app string) (adapters.Split, error) {
+func (r *recorder) Weights(ctx context.Context, app string) (traffic.Split, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.split[app], nil
 }
 
-func (r *recorder) SetWeights(ctx context.Context, rel *spec.Release, s adapters.Split) error {
-	if err := adapters.ValidateSplit(s); err != nil {
+func (r *recorder) SetWeights(ctx context.Context, rel *spec.Release, s traffic.Split) error {
+	if err := traffic.ValidateSplit(s); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -148,7 +151,7 @@ func (r *recorder) takeCalls() []string {
 	return c
 }
 
-func fmtReplicas(m adapters.Replicas) string {
+func fmtReplicas(m traffic.Replicas) string {
 	var parts []string
 	for k, v := range m {
 		parts = append(parts, fmt.Sprintf("%s:%d", k, v))
@@ -265,6 +268,14 @@ func TestEngineCanaryWithInjectedClock(t *testing.T) {
 	}
 	if got := h.rec.takeCalls(); strings.Join(got, "; ") != "apply v1:2,v2:1; route v2:50,v1:50" {
 		t.Fatalf("canary calls = %q", got)
+	}
+	// the step is passed to Apply as an argument: the first release has
+	// none, the canary's scale-up is step 0 (setWeight 50)
+	h.rec.mu.Lock()
+	steps := append([]adapters.Step(nil), h.rec.steps...)
+	h.rec.mu.Unlock()
+	if len(steps) != 2 || steps[0].Index != -1 || steps[1].Index != 0 || !strings.Contains(steps[1].Reason, "canary v2 step 1/") {
+		t.Fatalf("steps given to Apply = %+v, want NoStep then index 0 with the planner's reason", steps)
 	}
 	// the 10s pause holds until the injected clock passes it
 	h.clock.Add(9 * time.Second)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,6 +39,33 @@ type Record struct {
 	Deleting bool `json:"deleting,omitempty"`
 	// UpdatedAt is when the record was last saved.
 	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// legacyRollback is how records written before Status.Fast was renamed
+// Status.Rollback mark a rollback in progress.
+var legacyRollback = []byte(`"fast":true`)
+
+// UnmarshalJSON reads a record, including those written before
+// status.fast was renamed status.rollback: such a record is read as a
+// rollback in progress, and the next save writes the new name.
+func (r *Record) UnmarshalJSON(b []byte) error {
+	type plain Record
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	if bytes.Contains(b, legacyRollback) {
+		var old struct {
+			Status struct {
+				Fast bool `json:"fast"`
+			} `json:"status"`
+		}
+		if err := json.Unmarshal(b, &old); err == nil && old.Status.Fast {
+			p.Status.Rollback = true
+		}
+	}
+	*r = Record(p)
+	return nil
 }
 
 // FieldError is a rejected spec's error.

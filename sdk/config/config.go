@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -68,12 +68,12 @@ type Snapshot struct {
 	// Files maps each file name to its content (from the first source that
 	// has them all).
 	Files map[string][]byte
-	// Checksum is the config digest of Files (configrelease.BundleDigest),
+	// Checksum is the config digest of Files (configwire.BundleDigest),
 	// "" when a file is missing or the sources disagree.
 	Checksum string
 	// Digests maps each file to the SHA-256 of its canonical content.
 	Digests  map[string]string
-	Sources  []configrelease.SourceReport
+	Sources  []configwire.SourceReport
 	LoadedAt time.Time
 	// Err says why Checksum is empty.
 	Err error
@@ -192,14 +192,14 @@ func (l *Loader) load(ctx context.Context) {
 			rctx, cancel := context.WithTimeout(ctx, max(5*time.Second, l.opts.Interval))
 			defer cancel()
 			r := sourceRead{files: map[string][]byte{}}
-			var files []configrelease.File
+			var files []configwire.File
 			for _, f := range l.opts.Files {
 				data, gray, err := src.Fetch(rctx, l.opts.App, f, l.opts.Identity)
 				if err != nil {
 					r.err = fmt.Errorf("%s: %s: %w", src.Centre(), f.Name, err)
 					break
 				}
-				sum, err := configrelease.FileDigest(f.format(), data)
+				sum, err := configwire.FileDigest(f.format(), data)
 				if err != nil {
 					r.err = fmt.Errorf("%s: %s does not parse as %s: %w", src.Centre(), f.Name, f.format(), err)
 					break
@@ -208,10 +208,10 @@ func (l *Loader) load(ctx context.Context) {
 				if gray {
 					r.gray = append(r.gray, f.Name)
 				}
-				files = append(files, configrelease.File{Name: f.Name, Format: f.format(), SHA256: sum})
+				files = append(files, configwire.File{Name: f.Name, Format: f.format(), SHA256: sum})
 			}
 			if r.err == nil {
-				r.digest = configrelease.BundleDigest(files)
+				r.digest = configwire.BundleDigest(files)
 			}
 			reads[i] = r
 		}(i, src)
@@ -223,7 +223,7 @@ func (l *Loader) load(ctx context.Context) {
 	next := Snapshot{Identity: l.opts.Identity, LoadedAt: time.Now()}
 	var errs []error
 	for i, r := range reads {
-		sr := configrelease.SourceReport{Centre: l.opts.Sources[i].Centre(), Checksum: r.digest, Gray: r.gray}
+		sr := configwire.SourceReport{Centre: l.opts.Sources[i].Centre(), Checksum: r.digest, Gray: r.gray}
 		if r.err != nil {
 			sr.Error = r.err.Error()
 			errs = append(errs, r.err)
@@ -250,7 +250,7 @@ func (l *Loader) load(ctx context.Context) {
 	if next.Files != nil {
 		next.Digests = map[string]string{}
 		for _, f := range l.opts.Files {
-			next.Digests[f.Name], _ = configrelease.FileDigest(f.format(), next.Files[f.Name])
+			next.Digests[f.Name], _ = configwire.FileDigest(f.format(), next.Files[f.Name])
 		}
 	}
 	l.mu.Lock()
@@ -271,7 +271,7 @@ func (l *Loader) load(ctx context.Context) {
 	if next.Err != nil {
 		l.log.Warn("config loaded incompletely", "identity", next.Identity, "err", next.Err)
 	} else {
-		l.log.Info("config loaded", "identity", next.Identity, "checksum", configrelease.Short(next.Checksum))
+		l.log.Info("config loaded", "identity", next.Identity, "checksum", configwire.Short(next.Checksum))
 	}
 	for _, fn := range listeners {
 		fn(next)
@@ -293,7 +293,7 @@ func sameFiles(a, b map[string][]byte) bool {
 func sortedKeys(m map[string]bool) []string {
 	var out []string
 	for k := range m {
-		out = append(out, configrelease.Short(k))
+		out = append(out, configwire.Short(k))
 	}
 	sort.Strings(out)
 	return out
@@ -301,9 +301,9 @@ func sortedKeys(m map[string]bool) []string {
 
 // Report is what graylane reads at config.reportPath: the config this
 // instance actually loaded.
-func (l *Loader) Report() configrelease.Report {
+func (l *Loader) Report() configwire.Report {
 	s := l.Snapshot()
-	r := configrelease.Report{App: l.opts.App, Identity: s.Identity, Checksum: s.Checksum, Files: s.Digests, Sources: s.Sources, LoadedAt: s.LoadedAt}
+	r := configwire.Report{App: l.opts.App, Identity: s.Identity, Checksum: s.Checksum, Files: s.Digests, Sources: s.Sources, LoadedAt: s.LoadedAt}
 	if s.Err != nil {
 		r.Error = s.Err.Error()
 	}

@@ -7,25 +7,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo"
+	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/sdk/config"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/apolloserver"
 )
 
-func digest(t *testing.T, files ...configrelease.File) string {
+func digest(t *testing.T, files ...configwire.File) string {
 	t.Helper()
 	for i := range files {
-		sum, err := configrelease.FileDigest(files[i].Format, []byte(files[i].Content))
+		sum, err := configwire.FileDigest(files[i].Format, []byte(files[i].Content))
 		if err != nil {
 			t.Fatal(err)
 		}
 		files[i].SHA256 = sum
 	}
-	return configrelease.BundleDigest(files)
+	return configwire.BundleDigest(files)
 }
 
 // waitFor receives snapshots until one satisfies ok.
@@ -73,15 +73,15 @@ func TestLoaderFollowsVersionBoundCopyInEtcd(t *testing.T) {
 	defer l.Close()
 	ch := make(chan config.Snapshot, 16)
 	l.OnChange(func(s config.Snapshot) { ch <- s })
-	flags := configrelease.File{Name: "flags.properties", Format: "properties", Content: "a=1\nb=2\n"}
-	stable := digest(t, configrelease.File{Name: "app.yaml", Format: "yaml", Content: "greeting: stable\n"}, flags)
+	flags := configwire.File{Name: "flags.properties", Format: "properties", Content: "a=1\nb=2\n"}
+	stable := digest(t, configwire.File{Name: "app.yaml", Format: "yaml", Content: "greeting: stable\n"}, flags)
 	s := waitFor(t, ch, "the stable config", func(s config.Snapshot) bool { return s.Checksum == stable })
 	if string(s.Files["app.yaml"]) != "greeting: stable\n" || len(s.Sources[0].Gray) != 0 {
 		t.Fatalf("stable snapshot %+v", s)
 	}
 	// graylane writes the copy bound to v2: this instance (v2) reloads it
 	put("/config/shop/app.yaml@v2", "greeting: canary\n")
-	gray := digest(t, configrelease.File{Name: "app.yaml", Format: "yaml", Content: "greeting: canary\n"}, flags)
+	gray := digest(t, configwire.File{Name: "app.yaml", Format: "yaml", Content: "greeting: canary\n"}, flags)
 	s = waitFor(t, ch, "the v2 copy", func(s config.Snapshot) bool { return s.Checksum == gray })
 	if len(s.Sources[0].Gray) != 1 || s.Sources[0].Gray[0] != "app.yaml" {
 		t.Fatalf("gray files %v", s.Sources[0].Gray)
@@ -89,7 +89,7 @@ func TestLoaderFollowsVersionBoundCopyInEtcd(t *testing.T) {
 	// the report graylane reads
 	rec := httptest.NewRecorder()
 	l.Handler().ServeHTTP(rec, httptest.NewRequest("GET", spec.DefaultConfigReportPath, nil))
-	var r configrelease.Report
+	var r configwire.Report
 	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || r.Checksum != gray || r.Identity != "v2" || r.Files["app.yaml"] == "" {
 		t.Fatalf("report %s (%v)", rec.Body, err)
 	}

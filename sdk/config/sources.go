@@ -18,9 +18,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
 	etcdsrc "github.com/graylane/graylane/configsync/etcd"
+	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -63,18 +63,18 @@ func Etcd(cli *clientv3.Client, keyTemplate string) Source {
 func (s *documentsSource) Centre() string { return s.docs.Centre() }
 
 func (s *documentsSource) read(ctx context.Context, loc configsync.Location) (configsync.Doc, error) {
-	if rb, ok := s.docs.(configrelease.ReadBacker); ok {
+	if rb, ok := s.docs.(configsync.ReadBacker); ok {
 		return rb.ReadBack(ctx, loc)
 	}
 	return s.docs.Read(ctx, loc)
 }
 
 func (s *documentsSource) Fetch(ctx context.Context, app string, f File, id string) ([]byte, bool, error) {
-	stable, err := configrelease.StableLocation(app, &s.target, f.Name)
+	stable, err := configwire.StableLocation(app, &s.target, f.Name)
 	if err != nil {
 		return nil, false, err
 	}
-	gray, _ := configrelease.GrayLocation(s.docs.Centre(), stable, id)
+	gray, _ := configwire.GrayLocation(s.docs.Centre(), stable, id)
 	doc, err := s.read(ctx, gray)
 	s.mu.Lock()
 	memo := s.gray[f.Name]
@@ -142,7 +142,7 @@ func Apollo(opts ApolloOptions, target spec.ApolloConfigTarget) (Source, error) 
 func (s *apolloSource) Centre() string { return "apollo" }
 
 func (s *apolloSource) Fetch(ctx context.Context, app string, f File, id string) ([]byte, bool, error) {
-	loc, err := configrelease.StableLocation(app, &s.target, f.Name)
+	loc, err := configwire.StableLocation(app, &s.target, f.Name)
 	if err != nil {
 		return nil, false, err
 	}

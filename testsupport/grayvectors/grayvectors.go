@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/testsupport/testenv"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Vectors is docs/gray-vectors.json.
@@ -35,9 +35,9 @@ type Bucket struct {
 
 // Split is one split vector: a bucket's version.
 type Split struct {
-	Split   []adapters.VersionWeight `json:"split"`
-	Bucket  int                      `json:"bucket"`
-	Version string                   `json:"version"`
+	Split   []traffic.VersionWeight `json:"split"`
+	Bucket  int                     `json:"bucket"`
+	Version string                  `json:"version"`
 }
 
 // Percent is one percent threshold vector.
@@ -50,13 +50,13 @@ type Percent struct {
 // comes from Header (X-Gray-User), else from Cookie (a Cookie header
 // line).
 type Route struct {
-	Salt    string                   `json:"salt"`
-	Header  *string                  `json:"header"`
-	Cookie  *string                  `json:"cookie"`
-	Key     string                   `json:"key"`
-	Bucket  int                      `json:"bucket"`
-	Split   []adapters.VersionWeight `json:"split"`
-	Version string                   `json:"version"`
+	Salt    string                  `json:"salt"`
+	Header  *string                 `json:"header"`
+	Cookie  *string                 `json:"cookie"`
+	Key     string                  `json:"key"`
+	Bucket  int                     `json:"bucket"`
+	Split   []traffic.VersionWeight `json:"split"`
+	Version string                  `json:"version"`
 }
 
 // RawKey is a non-ASCII key as a servlet container decoding headers as
@@ -71,10 +71,10 @@ type RawKey struct {
 
 // Decision is a document deciding one request.
 type Decision struct {
-	Name    string                   `json:"name"`
-	Rules   json.RawMessage          `json:"rules"`
-	Split   []adapters.VersionWeight `json:"split"`
-	Preview string                   `json:"preview"`
+	Name    string                  `json:"name"`
+	Rules   json.RawMessage         `json:"rules"`
+	Split   []traffic.VersionWeight `json:"split"`
+	Preview string                  `json:"preview"`
 	Request struct {
 		Headers        map[string]json.RawMessage `json:"headers"` // a string or a list
 		Query          string                     `json:"query"`

@@ -8,6 +8,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
 )
 
 // Signalling is a Backend and engine Resolver with instantly ready
@@ -16,7 +17,7 @@ import (
 // real backend's own start-up time would only add noise.
 type Signalling struct {
 	mu     sync.Mutex
-	want   map[string]adapters.Replicas
+	want   map[string]traffic.Replicas
 	seen   map[string]bool
 	notify func(string)
 	// First receives "app/version" the first time a version of an app is
@@ -37,7 +38,7 @@ var (
 
 // NewSignalling returns a Signalling with room for buffer unread actions.
 func NewSignalling(buffer int) *Signalling {
-	return &Signalling{want: map[string]adapters.Replicas{}, seen: map[string]bool{}, First: make(chan Action, buffer)}
+	return &Signalling{want: map[string]traffic.Replicas{}, seen: map[string]bool{}, First: make(chan Action, buffer)}
 }
 
 // Notify implements adapters.Notifier.
@@ -61,7 +62,7 @@ func (s *Signalling) Observe(ctx context.Context, app string) ([]adapters.Instan
 }
 
 // Apply implements adapters.Backend.
-func (s *Signalling) Apply(ctx context.Context, rel *spec.Release, want adapters.Replicas) error {
+func (s *Signalling) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
