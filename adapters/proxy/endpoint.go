@@ -12,6 +12,8 @@ type endpoint struct {
 	// downUntil (unix nanoseconds) is set after a failed connection; the
 	// endpoint is skipped until then while others are available.
 	downUntil atomic.Int64
+	// pool keeps the forwarder's idle connections to the endpoint.
+	pool connPool
 }
 
 // acquire counts a request on e unless e was removed. The increment comes

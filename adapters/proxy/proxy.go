@@ -78,6 +78,7 @@ type Proxy struct {
 	downFor     time.Duration
 	maxAttempts int
 	tr          http.RoundTripper
+	custom      bool // Config.Transport was set: every request goes through rp
 	rp          *httputil.ReverseProxy
 	table       atomic.Pointer[table]
 
@@ -123,6 +124,8 @@ func New(cfg Config) *Proxy {
 	}
 	if p.tr == nil {
 		p.tr = newTransport()
+	} else {
+		p.custom = true
 	}
 	if err := p.configureLocked(cfg.Settings); err != nil {
 		p.log.Error("invalid proxy settings; using the defaults", "err", err)
@@ -166,8 +169,16 @@ func newTransport() *http.Transport {
 // App returns the app the proxy serves.
 func (p *Proxy) App() string { return p.app }
 
-// ServeHTTP proxies one request.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.rp.ServeHTTP(w, r) }
+// ServeHTTP proxies one request: protocol upgrades (WebSocket) and, with
+// Config.Transport set, every request through httputil.ReverseProxy;
+// everything else through the forwarder (forward.go).
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.custom || r.Header["Upgrade"] != nil || r.ProtoMajor != 1 {
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	p.forward(w, r)
+}
 
 // Split returns the split in force (a copy).
 func (p *Proxy) Split() traffic.Split {
@@ -368,6 +379,7 @@ func (p *Proxy) addLocked(version, addr string) bool {
 // off (see endpoint.acquire).
 func (p *Proxy) removeLocked(e *endpoint) {
 	e.removed.Store(true)
+	e.pool.close()
 	delete(p.live, e.addr)
 	// Forget endpoints that finished draining; keep the busy ones counted.
 	kept := p.draining[e.addr][:0]
@@ -469,6 +481,11 @@ func (p *Proxy) Close() error {
 	if c, ok := p.tr.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+	p.mu.Lock()
+	for _, e := range p.live {
+		e.pool.close()
+	}
+	p.mu.Unlock()
 	return nil
 }
 
