@@ -28,6 +28,7 @@ import (
 const (
 	maxIdlePerEndpoint = 256
 	idleTimeout        = 90 * time.Second
+	peekAfter          = time.Second
 	dialTimeout        = 5 * time.Second
 )
 
@@ -57,13 +58,20 @@ type connPool struct {
 	closed bool
 }
 
-func (cp *connPool) get() *upConn {
+// get returns an idle connection. A connection used a moment ago is
+// reused at once (an upstream closes idle connections after seconds, not
+// milliseconds, and a request without a body that meets a closed one is
+// sent again on a new connection, see attempt); older ones, and every one
+// for a request with a body (which cannot be sent twice), are first
+// peeked.
+func (cp *connPool) get(withBody bool) *upConn {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	for n := len(cp.idle); n > 0; n = len(cp.idle) {
 		uc := cp.idle[n-1]
 		cp.idle = cp.idle[:n-1]
-		if time.Since(uc.idleAt) < idleTimeout && usable(uc) {
+		idle := time.Since(uc.idleAt)
+		if idle < idleTimeout && (idle < peekAfter && !withBody || usable(uc)) {
 			uc.reused = true
 			return uc
 		}
@@ -131,9 +139,9 @@ func usable(uc *upConn) bool {
 var dialer = &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 
 // conn returns an idle connection to e, or a new one.
-func (e *endpoint) conn(ctx context.Context, fresh bool) (*upConn, error) {
+func (e *endpoint) conn(ctx context.Context, fresh, withBody bool) (*upConn, error) {
 	if !fresh {
-		if uc := e.pool.get(); uc != nil {
+		if uc := e.pool.get(withBody); uc != nil {
 			return uc, nil
 		}
 	}
@@ -144,9 +152,37 @@ func (e *endpoint) conn(ctx context.Context, fresh bool) (*upConn, error) {
 	return &upConn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10)}, nil
 }
 
+// sink is where a forwarded response goes: the http.ResponseWriter of
+// ServeHTTP, or the client connection of the proxy's own server (server.go).
+type sink interface {
+	// response writes resp, which e sent, and reports whether the
+	// upstream connection may be reused (its body was read to the end).
+	response(r *http.Request, resp *http.Response, e *endpoint) bool
+	// failure answers a request no endpoint served.
+	failure(r *http.Request, status int, msg string)
+}
+
+// rwSink writes to an http.ResponseWriter.
+type rwSink struct {
+	p *Proxy
+	w http.ResponseWriter
+}
+
+func (s rwSink) response(r *http.Request, resp *http.Response, e *endpoint) bool {
+	return s.p.respond(s.w, r, resp, e)
+}
+
+func (s rwSink) failure(r *http.Request, status int, msg string) {
+	if msg == "" {
+		s.w.WriteHeader(status)
+		return
+	}
+	http.Error(s.w, msg, status)
+}
+
 // forward proxies one request (see the package doc for the routing and
 // retries).
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) forward(out sink, r *http.Request) {
 	t := p.table.Load()
 	c := t.route(r.Header, r.RemoteAddr)
 	var body *replayBody
@@ -168,7 +204,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		attempts++
-		done, err := p.attempt(w, r, t, c, e, body)
+		done, err := p.attempt(out, r, t, c, e, body)
 		e.release()
 		if done {
 			return
@@ -183,7 +219,21 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
 	if lastErr == nil {
 		lastErr = ErrNoEndpoint
 	}
-	p.serveError(w, r, lastErr)
+	p.fail(out, r, lastErr)
+}
+
+// fail answers a request no endpoint served: 503 when none is ready, 502
+// when they failed (and nothing when the client went away).
+func (p *Proxy) fail(out sink, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, ErrNoEndpoint):
+		out.failure(r, http.StatusServiceUnavailable, "graylane: no ready instance of "+p.app)
+	case r.Context().Err() != nil:
+		out.failure(r, http.StatusBadGateway, "")
+	default:
+		p.log.Warn("proxy request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		out.failure(r, http.StatusBadGateway, "graylane: upstream failed")
+	}
 }
 
 // attempt sends r to e. done reports that a response was written (or the
@@ -191,10 +241,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
 // connection that was idle and turns out dead before any answer is
 // replaced once by a new one to the same endpoint, when r can be sent
 // again.
-func (p *Proxy) attempt(w http.ResponseWriter, r *http.Request, t *table, c choice, e *endpoint, body *replayBody) (done bool, err error) {
+func (p *Proxy) attempt(out sink, r *http.Request, t *table, c choice, e *endpoint, body *replayBody) (done bool, err error) {
 	ctx := r.Context()
 	for fresh := false; ; fresh = true {
-		uc, err := e.conn(ctx, fresh)
+		uc, err := e.conn(ctx, fresh, body != nil)
 		if err != nil {
 			return false, err
 		}
@@ -203,7 +253,7 @@ func (p *Proxy) attempt(w http.ResponseWriter, r *http.Request, t *table, c choi
 		stop := context.AfterFunc(ctx, func() { uc.c.SetDeadline(time.Unix(1, 0)) })
 		resp, err := p.exchange(uc, r, t, c, e, body)
 		if err == nil {
-			reuse := p.respond(w, r, resp, e)
+			reuse := out.response(r, resp, e)
 			if stop() && reuse {
 				e.pool.put(uc)
 			} else {
@@ -222,7 +272,7 @@ func (p *Proxy) attempt(w http.ResponseWriter, r *http.Request, t *table, c choi
 
 // exchange writes the request and reads the response's head.
 func (p *Proxy) exchange(uc *upConn, r *http.Request, t *table, c choice, e *endpoint, body *replayBody) (*http.Response, error) {
-	if err := writeRequest(uc.bw, r, t, c, e, body); err != nil {
+	if err := writeRequest(uc.bw, r, t, c, e, body, false); err != nil {
 		return nil, err
 	}
 	for {
@@ -245,7 +295,7 @@ func (p *Proxy) exchange(uc *upConn, r *http.Request, t *table, c choice, e *end
 // headers without hop-by-hop ones, X-Forwarded-* appended, the steering
 // headers of an untrusted caller and the trust header removed, and
 // n-d-version set to the proxy's decision.
-func writeRequest(bw *bufio.Writer, r *http.Request, t *table, c choice, e *endpoint, body *replayBody) error {
+func writeRequest(bw *bufio.Writer, r *http.Request, t *table, c choice, e *endpoint, body *replayBody, upgrade bool) error {
 	uri := r.RequestURI
 	if uri == "" || uri[0] != '/' && uri != "*" {
 		uri = r.URL.RequestURI()
@@ -259,6 +309,12 @@ func writeRequest(bw *bufio.Writer, r *http.Request, t *table, c choice, e *endp
 	conn := r.Header["Connection"]
 	var incoming string
 	for k, vs := range r.Header {
+		if upgrade && (k == "Upgrade" || k == "Connection") {
+			for _, v := range vs {
+				writeHeader(bw, k, v)
+			}
+			continue
+		}
 		if hopHeaders[k] || listed(conn, k) || k == t.r.trustHeader || k == ndVersion && !c.trusted {
 			continue
 		}

@@ -129,6 +129,19 @@ func TestForwarderStaleConnection(t *testing.T) {
 	if n := conns.Load(); n < 5 {
 		t.Fatalf("only %d upstream connections: the idle ones were not closed, the test proves nothing", n)
 	}
+	// requests without a body reuse a recent connection without peeking:
+	// one that turns out closed is replaced at once
+	for i := 0; i < 10; i++ {
+		resp, err := http.Get(front + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %d after the upstream closed the idle connection: %s", i, resp.Status)
+		}
+		time.Sleep(40 * time.Millisecond)
+	}
 }
 
 // TestUpgradeIsProxied: a protocol upgrade (WebSocket-like) is passed

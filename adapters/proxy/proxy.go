@@ -90,7 +90,7 @@ type Proxy struct {
 
 	lmu        sync.Mutex // listener
 	listenAddr string
-	srv        *http.Server
+	srv        server
 	ln         net.Listener
 	closed     bool
 }
@@ -177,7 +177,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.rp.ServeHTTP(w, r)
 		return
 	}
-	p.forward(w, r)
+	p.forward(rwSink{p, w}, r)
 }
 
 // Split returns the split in force (a copy).
@@ -434,17 +434,29 @@ func (p *Proxy) Listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("proxy of app %s: listen on %s: %w", p.app, addr, err)
 	}
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			p.log.Error("proxy stopped serving", "addr", addr, "err", err)
+	var srv server
+	if p.custom {
+		hs := &http.Server{
+			Handler:           p,
+			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       serverIdleTimeout,
+			ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 		}
-	}()
+		go func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				p.log.Error("proxy stopped serving", "addr", addr, "err", err)
+			}
+		}()
+		srv = httpServer{hs}
+	} else {
+		cs := newConnServer(p, ln)
+		go func() {
+			if err := cs.serve(); err != nil {
+				p.log.Error("proxy stopped serving", "addr", addr, "err", err)
+			}
+		}()
+		srv = cs
+	}
 	p.srv, p.ln, p.listenAddr = srv, ln, addr
 	p.log.Info("proxy listening", "addr", ln.Addr().String())
 	shutdown(old)
@@ -489,15 +501,29 @@ func (p *Proxy) Close() error {
 	return nil
 }
 
-func shutdown(srv *http.Server) {
+// server is what serves a listener: the proxy's own server loop, or
+// net/http's with a custom Config.Transport.
+type server interface {
+	// shutdown stops accepting and lets requests in flight finish until
+	// ctx ends.
+	shutdown(ctx context.Context)
+}
+
+type httpServer struct{ *http.Server }
+
+func (s httpServer) shutdown(ctx context.Context) {
+	if err := s.Shutdown(ctx); err != nil {
+		s.Close()
+	}
+}
+
+func shutdown(srv server) {
 	if srv == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), defaultShutdownWait)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		srv.Close()
-	}
+	srv.shutdown(ctx)
 }
 
 func (p *Proxy) serveError(w http.ResponseWriter, r *http.Request, err error) {

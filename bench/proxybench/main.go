@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +31,8 @@ func main() {
 	conns := flag.Int("connections", 32, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
 	bin := flag.String("bin", "bin", "directory with graylane and demoapp (make build)")
+	flag.StringVar(&proxyEnv, "proxy-env", "", "extra environment of the proxy process, e.g. GOMAXPROCS=1 (comma-separated)")
+	flag.StringVar(&profileTo, "cpuprofile", "", "write a CPU profile of the proxy process during its last run to this file")
 	flag.Parse()
 	if err := run(*duration, *rounds, *conns, *threads, *bin); err != nil {
 		fmt.Fprintln(os.Stderr, "proxybench:", err)
@@ -37,11 +40,18 @@ func main() {
 	}
 }
 
+// profileTo, if set, receives a CPU profile of the proxy process.
+var profileTo, proxyEnv string
+
 // result is one wrk run.
 type result struct {
 	rps              float64
 	p50, p90, p99    time.Duration
 	requests, errors int
+	// cpuPerReq is the CPU time the serving side (the proxy process, or
+	// nginx's master and worker) spent per request: on a machine shared
+	// with other work this is steadier than requests per second.
+	cpuPerReq time.Duration
 }
 
 func run(duration time.Duration, rounds, conns, threads int, bin string) error {
@@ -57,6 +67,7 @@ func run(duration time.Duration, rounds, conns, threads int, bin string) error {
 	}
 	defer os.RemoveAll(dir)
 	var stop []func()
+	pids := map[string]int{} // the last process started per program
 	defer func() {
 		for i := len(stop) - 1; i >= 0; i-- {
 			stop[i]()
@@ -64,11 +75,15 @@ func run(duration time.Duration, rounds, conns, threads int, bin string) error {
 	}()
 	start := func(name string, args ...string) error {
 		cmd := exec.Command(name, args...)
+		if strings.HasSuffix(name, "graylane") && proxyEnv != "" {
+			cmd.Env = append(os.Environ(), strings.Split(proxyEnv, ",")...)
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			return err
 		}
 		stop = append(stop, func() { syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+		pids[filepath.Base(name)] = cmd.Process.Pid
 		return nil
 	}
 
@@ -89,7 +104,8 @@ func run(duration time.Duration, rounds, conns, threads int, bin string) error {
 
 	// the built-in proxy, as graylane runs it
 	pdir := filepath.Join(dir, "proxy")
-	if err := start(filepath.Join(bin, "graylane"), "proxy", "--dir", pdir, "--log-level", "warn"); err != nil {
+	debugAddr := freeAddr()
+	if err := start(filepath.Join(bin, "graylane"), "proxy", "--dir", pdir, "--log-level", "warn", "--debug-addr", debugAddr); err != nil {
 		return err
 	}
 	client := proxyd.NewClient(filepath.Join(pdir, proxyd.SocketName))
@@ -135,12 +151,30 @@ end
 	fmt.Printf("wrk -t%d -c%d -d%s --latency, a new X-Gray-User per request; upstreams: 4 demoapp processes; split v2 20%% / v1 80%%\n", threads, conns, duration)
 	for r := 0; r < rounds; r++ {
 		for _, s := range sides {
+			var prof chan error
+			if profileTo != "" && r == rounds-1 && s.addr == proxyAddr {
+				prof = make(chan error, 1)
+				go func() { prof <- cpuProfile(debugAddr, duration-time.Second, profileTo) }()
+			}
+			side := pids["graylane"]
+			if s.addr != proxyAddr {
+				side = pids["nginx"]
+			}
+			cpu0 := cpuOf(side)
 			res, err := wrk(s.addr, script, threads, conns, duration)
+			if res.requests > 0 {
+				res.cpuPerReq = (cpuOf(side) - cpu0) / time.Duration(res.requests)
+			}
+			if prof != nil {
+				if perr := <-prof; perr != nil {
+					return fmt.Errorf("profile: %w", perr)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			all[s.name] = append(all[s.name], res)
-			fmt.Printf("round %d  %-22s %9.0f req/s  p50 %-8s p90 %-8s p99 %-8s errors %d of %d\n", r+1, s.name, res.rps, res.p50, res.p90, res.p99, res.errors, res.requests)
+			fmt.Printf("round %d  %-22s %9.0f req/s  p50 %-8s p90 %-8s p99 %-8s cpu/req %-7s errors %d of %d\n", r+1, s.name, res.rps, res.p50, res.p90, res.p99, res.cpuPerReq, res.errors, res.requests)
 		}
 	}
 	med := map[string]result{}
@@ -148,18 +182,18 @@ end
 		med[name] = median(rs)
 	}
 	fmt.Println()
-	fmt.Println("| side | req/s (median) | p50 | p90 | p99 | errors |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| side | req/s (median) | p50 | p90 | p99 | CPU per request | errors |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, s := range sides {
 		m := med[s.name]
 		errs := 0
 		for _, r := range all[s.name] {
 			errs += r.errors
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %d |\n", s.name, m.rps, m.p50, m.p90, m.p99, errs)
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %d |\n", s.name, m.rps, m.p50, m.p90, m.p99, m.cpuPerReq, errs)
 	}
 	p, n := med["graylane proxy"], med["nginx + graylane Lua"]
-	fmt.Printf("\nproxy / nginx (Lua): %.2fx the requests per second; p99 %s vs %s\n", p.rps/n.rps, p.p99, n.p99)
+	fmt.Printf("\nproxy / nginx (Lua): %.2fx the requests per second; p99 %s vs %s; CPU per request %s vs %s (%.2fx)\n", p.rps/n.rps, p.p99, n.p99, p.cpuPerReq, n.cpuPerReq, float64(p.cpuPerReq)/float64(n.cpuPerReq))
 	fmt.Printf("nginx Lua bucketing cost: %.0f -> %.0f req/s (%.1f%%)\n", med["nginx without Lua"].rps, n.rps, 100*(n.rps/med["nginx without Lua"].rps-1))
 	return nil
 }
@@ -281,10 +315,11 @@ func median(rs []result) result {
 		return v[len(v)/2]
 	}
 	return result{
-		rps: pick(func(r result) float64 { return r.rps }),
-		p50: time.Duration(pick(func(r result) float64 { return float64(r.p50) })),
-		p90: time.Duration(pick(func(r result) float64 { return float64(r.p90) })),
-		p99: time.Duration(pick(func(r result) float64 { return float64(r.p99) })),
+		rps:       pick(func(r result) float64 { return r.rps }),
+		p50:       time.Duration(pick(func(r result) float64 { return float64(r.p50) })),
+		p90:       time.Duration(pick(func(r result) float64 { return float64(r.p90) })),
+		p99:       time.Duration(pick(func(r result) float64 { return float64(r.p99) })),
+		cpuPerReq: time.Duration(pick(func(r result) float64 { return float64(r.cpuPerReq) })),
 	}
 }
 
@@ -323,4 +358,49 @@ func waitUntil(d time.Duration, ok func() bool) error {
 
 func mustRelease(listen string) *spec.Traffic {
 	return &spec.Traffic{Type: "nginx", Nginx: &spec.NginxTraffic{Listen: listen}}
+}
+
+// cpuProfile saves the proxy process's CPU profile over d.
+func cpuProfile(debugAddr string, d time.Duration, to string) error {
+	c := &http.Client{Timeout: d + 10*time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}
+
+// cpuOf is the CPU time (user + system) of pid and its children still
+// running (nginx's worker), from /proc.
+func cpuOf(pid int) time.Duration {
+	total := procCPU(pid)
+	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	for _, k := range strings.Fields(string(kids)) {
+		if c, err := strconv.Atoi(k); err == nil {
+			total += procCPU(c)
+		}
+	}
+	return total
+}
+
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/viper"
@@ -35,7 +36,11 @@ func (r *resolver) addProxy(v *viper.Viper, dataDir string, log *slog.Logger) (*
 		// session, adopted after a restart, serving its last routes while
 		// graylane is down.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		sup, err := proxyd.Supervise(ctx, proxyd.SupervisorConfig{Dir: dir, Logger: plog})
+		var args []string
+		if n := v.GetInt("proxy.procs"); n > 0 {
+			args = append(args, "--procs", strconv.Itoa(n))
+		}
+		sup, err := proxyd.Supervise(ctx, proxyd.SupervisorConfig{Dir: dir, Args: args, Logger: plog})
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("built-in proxy in %s: %w", dir, err)

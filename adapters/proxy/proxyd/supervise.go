@@ -28,8 +28,10 @@ type SupervisorConfig struct {
 	// Dir is the proxy process's directory (required).
 	Dir string
 	// Command starts the proxy process (default: this executable with
-	// "proxy --dir Dir").
+	// "proxy --dir Dir" and Args).
 	Command []string
+	// Args are added to the default Command (e.g. "--procs", "2").
+	Args []string
 	// Env is added to the proxy process's environment, which is
 	// graylane's without its GRAYLANE_* variables.
 	Env []string
@@ -77,7 +79,7 @@ func Supervise(ctx context.Context, cfg SupervisorConfig) (*Supervisor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proxy supervisor: %w", err)
 		}
-		cfg.Command = []string{exe, "proxy", "--dir", cfg.Dir}
+		cfg.Command = append([]string{exe, "proxy", "--dir", cfg.Dir}, cfg.Args...)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("proxy supervisor: %w", err)
