@@ -17,7 +17,7 @@ build:
 run: build
 	./bin/graylane serve --config deployments/local/graylane.yaml
 
-## test-deps: install the system packages the tests use (nginx, OpenSSH server)
+## test-deps: install the system packages the tests use (nginx + Lua module, OpenSSH server, JDK, wrk)
 test-deps:
 	./.ci/install-deps.sh
 
@@ -35,9 +35,10 @@ test: test-deps tools build
 test-unit:
 	$(GO) test -count=1 -short ./spec/... ./gray/... ./rollout/... ./adapters ./configsync ./server/... ./client/...
 
-## bench: the benchmarks behind docs/benchmarks.md
+## bench: the benchmarks behind docs/benchmarks.md (the proxy against nginx needs make test-deps)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./rollout/... ./adapters/proxy/... ./configsync/etcd/...
+	$(GO) run ./bench/proxybench -duration 10s -rounds 5
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

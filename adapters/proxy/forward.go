@@ -250,7 +250,10 @@ func (p *Proxy) attempt(out sink, r *http.Request, t *table, c choice, e *endpoi
 		}
 		// A client that goes away unblocks the upstream reads and writes;
 		// the connection is not reused then.
-		stop := context.AfterFunc(ctx, func() { uc.c.SetDeadline(time.Unix(1, 0)) })
+		stop := func() bool { return true }
+		if ctx.Done() != nil { // the proxy's own server passes a context that never ends
+			stop = context.AfterFunc(ctx, func() { uc.c.SetDeadline(time.Unix(1, 0)) })
+		}
 		resp, err := p.exchange(uc, r, t, c, e, body)
 		if err == nil {
 			reuse := out.response(r, resp, e)

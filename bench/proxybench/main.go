@@ -363,7 +363,11 @@ func mustRelease(listen string) *spec.Traffic {
 // cpuProfile saves the proxy process's CPU profile over d.
 func cpuProfile(debugAddr string, d time.Duration, to string) error {
 	c := &http.Client{Timeout: d + 10*time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, int(d.Seconds())))
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, int(d.Seconds()))
+	if strings.Contains(to, "alloc") {
+		url = fmt.Sprintf("http://%s/debug/pprof/allocs?seconds=%d", debugAddr, int(d.Seconds()))
+	}
+	resp, err := c.Get(url)
 	if err != nil {
 		return err
 	}
