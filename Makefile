@@ -4,7 +4,7 @@ PKGS    ?= ./...
 # Where heavy test servers (Polaris, Kubernetes, kwok) are built once and kept.
 export GRAYLANE_CACHE ?= $(HOME)/.cache/graylane
 
-.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean
+.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean console console-check
 
 all: build
 
@@ -27,17 +27,29 @@ tools:
 	  if git ls-files --error-unmatch $$p >/dev/null 2>&1; then $(GO) run $$p || exit 1; fi; \
 	done
 
-## test: everything, against real servers; a missing server fails
-test: test-deps tools build
+## console: rebuild the web console (console/web -> console/dist, embedded in the binary; commit the result)
+console:
+	cd console/web && npm ci --no-audit --no-fund && npm run build
+
+## console-check: rebuild the console into a temporary directory and fail if it differs from the committed console/dist
+console-check:
+	cd console/web && npm ci --no-audit --no-fund
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	  (cd console/web && npm run build -- --outDir $$tmp/dist --emptyOutDir >/dev/null) && \
+	  if diff -r console/dist $$tmp/dist; then echo "console/dist matches its sources"; \
+	  else echo "console/dist is stale: run 'make console' and commit console/dist" >&2; exit 1; fi
+
+## test: both tiers, against real servers; a missing server fails (docs/testing.md)
+test: test-deps console-check tools build
 	GRAYLANE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 80m $(PKGS)
 
-## test-unit: the fast inner loop (pure logic, no external servers)
+## test-unit: the unit tier: every package, integration tests skipped (no etcd, no servers, no programs)
 test-unit:
-	$(GO) test -count=1 -short ./spec/... ./gray/... ./rollout/... ./adapters ./configsync ./server/... ./client/...
+	GRAYLANE_INTEGRATION= $(GO) test -count=1 $(PKGS)
 
-## bench: the benchmarks behind docs/benchmarks.md (the proxy against nginx needs make test-deps)
+## bench: the benchmarks behind docs/benchmarks.md (some need embedded etcd; the proxy against nginx needs make test-deps)
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./rollout/... ./adapters/proxy/... ./configsync/etcd/...
+	GRAYLANE_INTEGRATION=1 $(GO) test -run '^$$' -bench . -benchmem -count=1 ./rollout/... ./adapters/proxy/... ./configsync/etcd/...
 	$(GO) run ./bench/proxybench -duration 10s -rounds 5
 
 fmt:

@@ -7,12 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // apolloRead reads namespace app.yaml of app demo as an Apollo client
@@ -37,6 +39,7 @@ func apolloRead(t *testing.T, srv *apolloserver.Server, label string) string {
 // targets on etcd and on Apollo, where the version-bound copy is a gray
 // branch selected by the client label (= the release identity).
 func TestApolloAndEtcdInStep(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t)
 	srv := apolloserver.New(apolloserver.Options{})
 	if err := srv.Start(); err != nil {
@@ -55,7 +58,7 @@ func TestApolloAndEtcdInStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := configrelease.New(configrelease.Config{Store: f.store, Centres: []configsync.Documents{f.centre, ad}, Now: f.clock, ReadBackTimeout: 2 * time.Second})
+	m, err := configrelease.New(configrelease.Config{Store: f.store, Centres: []configsync.Documents{f.centre, ad}, Clock: clock.Func(f.clock), ReadBackTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,9 +19,7 @@ import (
 // implementation (and so to graylane's proxy and nginx Lua, which check
 // the same vectors).
 func TestJavaSnippetMatchesVectors(t *testing.T) {
-	if testing.Short() {
-		t.Skip("compiles Java")
-	}
+	testenv.IntegrationTest(t) // compiles and runs Java
 	javac, java := testenv.LookPath(t, "javac"), testenv.LookPath(t, "java")
 	md, err := os.ReadFile(filepath.Join("..", "docs", "gray.md"))
 	if err != nil {

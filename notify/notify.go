@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/rollout/engine"
 )
 
@@ -65,7 +66,7 @@ func (s Sink) wants(m engine.Message) bool {
 // Config configures a Notifier.
 type Config struct {
 	Client  *http.Client  // default: 10s timeout
-	Logger  *slog.Logger  // default slog.Default()
+	Logger  *slog.Logger  // default: discarded (logx.OrDiscard)
 	Retries int           // attempts after the first (default 3)
 	Backoff time.Duration // first retry delay, doubling (default 500ms)
 	// Queue bounds the events waiting to be sent per sink (default 256);
@@ -84,9 +85,7 @@ func New(cfg Config, sinks ...Sink) *Notifier {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 10 * time.Second}
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	if cfg.Retries == 0 {
 		cfg.Retries = 3
 	}

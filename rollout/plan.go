@@ -204,9 +204,16 @@ func (p *planner) finalize(outcome string) {
 	next.StableVersion = d
 	next.CanaryVersion = ""
 	next.PreviousVersion = old
-	if p.strategy.Type == spec.Rolling && !next.Rollback {
+	switch {
+	case !p.in.Observed.Router:
+		// Traffic follows instance counts: a previous version kept
+		// running would take its share of the users back. It goes to zero
+		// now; scaleDownDelay needs a router (a rollback scales it up
+		// again first).
 		next.ScaleDownAt = time.Time{}
-	} else {
+	case p.strategy.Type == spec.Rolling && !next.Rollback:
+		next.ScaleDownAt = time.Time{}
+	default:
 		next.ScaleDownAt = p.in.Now.Add(p.strategy.EffectiveScaleDownDelay())
 	}
 	if next.RejectedVersion == d {
@@ -217,7 +224,13 @@ func (p *planner) finalize(outcome string) {
 		next.Phase = RolledBack
 		p.event(Warning, "RolledBack", "rolled back to %s; %s is not attempted again until the desired version changes", d, next.RejectedVersion)
 	} else {
-		p.event(Normal, "Promoted", "%s promoted; %s kept for %s", d, old, p.strategy.EffectiveScaleDownDelay())
+		kept := "scaled to zero"
+		if !next.ScaleDownAt.IsZero() {
+			kept = "kept for " + p.strategy.EffectiveScaleDownDelay().String()
+		} else if !p.in.Observed.Router {
+			kept = "scaled to zero (no traffic router: traffic follows instance counts)"
+		}
+		p.event(Normal, "Promoted", "%s promoted; %s %s", d, old, kept)
 	}
 	p.record(d, outcome)
 	p.want = traffic.Replicas{}
@@ -225,10 +238,13 @@ func (p *planner) finalize(outcome string) {
 	p.steady()
 }
 
-// previous keeps the previous version running during scaleDownDelay.
+// previous keeps the previous version running during scaleDownDelay. It
+// needs a router: without one traffic follows instance counts, and the
+// previous version would take users back (a status persisted with a
+// ScaleDownAt by an earlier graylane is ignored then).
 func (p *planner) previous() {
 	pv := p.next.PreviousVersion
-	if pv == "" || pv == p.next.StableVersion || pv == p.next.CanaryVersion {
+	if pv == "" || pv == p.next.StableVersion || pv == p.next.CanaryVersion || !p.in.Observed.Router {
 		return
 	}
 	if p.in.Now.Before(p.next.ScaleDownAt) {

@@ -299,11 +299,37 @@ func TestCanaryScenarios(t *testing.T) {
 		wait 5s
 		expect phase=Paused step=3 running=v1:2/2,v2:2/2
 		cmd promote
-		expect phase=Healthy stable=v2 running=v1:4/4,v2:4/4
+		# no router: the old version goes to zero at promotion instead of
+		# waiting scaleDownDelay at full size, where it would take half of
+		# the users back (issue 13)
+		expect phase=Healthy stable=v2 previous=v1 running=v2:4/4 events=
+		wait 30s
+		expect phase=Healthy stable=v2 running=v2:4/4
+	`)
+	runScenario(t, "no_router_rollback_after_promotion_scales_up_first", canaryYAML, `
+		norouter
+		run
+		version v2
+		wait 5s
+		cmd promote
+		expect phase=Healthy stable=v2 running=v2:4/4
+		# the previous version is gone: a rollback brings it back up first,
+		# then retires v2
+		cmd rollback
+		expect phase=RolledBack stable=v1 previous=v2 running=v1:4/4 rejected=v2
 	`)
 }
 
 func TestRollingScenarios(t *testing.T) {
+	runScenario(t, "no_router_old_version_never_grows", rollingYAML, `
+		norouter
+		maxUnavailableCheck
+		run
+		version v2
+		expect phase=Healthy stable=v2 previous=v1 running=v2:4/4
+		wait 1m
+		expect phase=Healthy stable=v2 running=v2:4/4
+	`)
 	runScenario(t, "surge_one", rollingYAML, `
 		maxUnavailableCheck
 		run
@@ -356,6 +382,20 @@ func TestRollingScenarios(t *testing.T) {
 }
 
 func TestBlueGreenScenarios(t *testing.T) {
+	// graylane refuses bluegreen where nothing can switch traffic
+	// (spec validation); the planner still defines it: the new version
+	// comes up beside the old one, and at the switch the old one goes to
+	// zero at once instead of waiting scaleDownDelay.
+	runScenario(t, "no_router_old_version_never_grows", blueGreenYAML, `
+		norouter
+		run
+		version v2
+		expect phase=Paused canary=v2 running=v1:3/3,v2:3/3
+		cmd promote
+		expect phase=Healthy stable=v2 previous=v1 running=v2:3/3
+		wait 1m
+		expect phase=Healthy stable=v2 running=v2:3/3
+	`)
 	runScenario(t, "manual_promotion", blueGreenYAML, `
 		run
 		version v2

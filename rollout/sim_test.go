@@ -199,6 +199,18 @@ func (w *world) checkInvariants(in Input, d Decision) {
 			t.Fatalf("negative replicas for %s", v)
 		}
 	}
+	if !in.Observed.Router {
+		// Traffic follows instance counts: a version that is neither the
+		// stable one nor the one being rolled out (the old version after a
+		// promotion, a superseded canary) must never grow, or users go
+		// back to it.
+		for v, n := range d.Replicas {
+			if v != d.Status.StableVersion && v != d.Status.CanaryVersion && n > in.Observed.Versions[v].Total {
+				t.Fatalf("no router: %s is neither stable (%s) nor rolled out (%s) but grows from %d to %d instances (want %s)",
+					v, d.Status.StableVersion, d.Status.CanaryVersion, in.Observed.Versions[v].Total, n, fmtReplicas(d.Replicas))
+			}
+		}
+	}
 	if w.maxUnavailable >= 0 && in.Status.CanaryVersion != "" {
 		ready := 0
 		for v, n := range d.Replicas {

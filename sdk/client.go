@@ -14,6 +14,7 @@ import (
 
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -71,14 +72,14 @@ type Config struct {
 	// http://{app}/path. Calls to other hosts pass through untouched.
 	Services []string
 
-	// Edge ignores incoming steering headers (see WithEdge), except from
-	// callers Trusted accepts.
+	// Edge ignores incoming steering headers (see RouterConfig.Edge),
+	// except from callers Trusted accepts.
 	Edge bool
 	// Trusted, at the edge, accepts the callers whose steering headers
-	// count (see WithTrusted); nil trusts nobody.
+	// count (see RouterConfig.Trusted); nil trusts nobody.
 	Trusted func(*http.Request) bool
 	// ClientIPHeader names a trusted header carrying the client IP (see
-	// WithClientIPHeader).
+	// RouterConfig.ClientIPHeader).
 	ClientIPHeader string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
@@ -157,23 +158,12 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.ID == "" {
 		cfg.ID = cfg.Addr
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	log := cfg.Logger.With("app", cfg.App, "version", cfg.Version)
-	opts := []RouterOption{WithRouterLogger(log)}
-	if cfg.Edge {
-		opts = append(opts, WithEdge())
-	}
-	if cfg.Trusted != nil {
-		opts = append(opts, WithTrusted(cfg.Trusted))
-	}
-	if cfg.ClientIPHeader != "" {
-		opts = append(opts, WithClientIPHeader(cfg.ClientIPHeader))
-	}
 	c := &Client{
 		cfg: cfg, log: log,
-		router:      NewRouter(gray.Self{Region: cfg.Region, Zone: cfg.Zone, Labels: self(cfg).Labels()}, opts...),
+		router: NewRouter(RouterConfig{Self: gray.Self{Region: cfg.Region, Zone: cfg.Zone, Labels: self(cfg).Labels()},
+			Edge: cfg.Edge, Trusted: cfg.Trusted, ClientIPHeader: cfg.ClientIPHeader, Logger: log}),
 		rulesSynced: make(chan struct{}),
 		services:    map[string]*service{},
 	}

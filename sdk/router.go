@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 )
 
 // Router decides requests from the gray documents it holds, one per app.
@@ -31,46 +32,36 @@ type tableSet struct {
 	tables map[string]*gray.Table
 }
 
-// RouterOption sets an optional knob of NewRouter.
-type RouterOption func(*Router)
-
-// WithClientIPHeader makes rules read the client IP from a header set by a
-// proxy you trust (X-Forwarded-For: the first address; X-Real-IP) instead
-// of the connection's address.
-func WithClientIPHeader(name string) RouterOption {
-	return func(r *Router) { r.ipHeader = http.CanonicalHeaderKey(name) }
+// RouterConfig configures a Router.
+type RouterConfig struct {
+	// Self is the deciding instance (region, zone, labels), for rules on
+	// the deciding instance.
+	Self gray.Self
+	// ClientIPHeader makes rules read the client IP from a header set by a
+	// proxy you trust (X-Forwarded-For: the first address; X-Real-IP)
+	// instead of the connection's address.
+	ClientIPHeader string
+	// Edge marks the router as the edge: the steering headers of incoming
+	// requests (n-d-version, n-d-version-weight, n-d-region, n-d-address
+	// and X-Graylane-Version) are ignored, unless Trusted accepts the
+	// request, and every request is decided here. Use it where requests
+	// come from outside (a gateway, a public service) so clients cannot
+	// pick versions. Without it, incoming steering headers are honoured
+	// (see Decide).
+	Edge bool
+	// Trusted names the callers an edge router believes (testers: a VPN
+	// range, a secret header): their steering headers count as behind the
+	// edge. Nil trusts nobody.
+	Trusted func(*http.Request) bool
+	// Logger defaults to discarding (logx.OrDiscard).
+	Logger *slog.Logger
 }
 
-// WithEdge marks the router as the edge: the steering headers of incoming
-// requests (n-d-version, n-d-version-weight, n-d-region, n-d-address and
-// X-Graylane-Version) are ignored, unless WithTrusted accepts the request,
-// and every request is decided here. Use it where requests come from
-// outside (a gateway, a public service) so clients cannot pick versions.
-// Without it, incoming steering headers are honoured (see Decide).
-func WithEdge() RouterOption { return func(r *Router) { r.edge = true } }
-
-// WithTrusted names the callers an edge router believes (testers: a VPN
-// range, a secret header): their steering headers count as behind the
-// edge. Nobody by default.
-func WithTrusted(fn func(*http.Request) bool) RouterOption {
-	return func(r *Router) { r.trusted = fn }
-}
-
-// WithRouterLogger sets the logger (default: discard).
-func WithRouterLogger(l *slog.Logger) RouterOption {
-	return func(r *Router) {
-		if l != nil {
-			r.log = l
-		}
-	}
-}
-
-// NewRouter returns a router deciding as self (the instance's region, zone
-// and labels, for rules on the deciding instance).
-func NewRouter(self gray.Self, opts ...RouterOption) *Router {
-	r := &Router{self: self, log: slog.New(slog.DiscardHandler), changed: make(chan struct{})}
-	for _, o := range opts {
-		o(r)
+// NewRouter returns a router with no documents.
+func NewRouter(cfg RouterConfig) *Router {
+	r := &Router{self: cfg.Self, edge: cfg.Edge, trusted: cfg.Trusted, log: logx.OrDiscard(cfg.Logger), changed: make(chan struct{})}
+	if cfg.ClientIPHeader != "" {
+		r.ipHeader = http.CanonicalHeaderKey(cfg.ClientIPHeader)
 	}
 	r.set.Store(&tableSet{tables: map[string]*gray.Table{}})
 	return r

@@ -2,15 +2,12 @@ package server
 
 import (
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/graylane/graylane/rollout"
-	"github.com/graylane/graylane/rollout/engine"
 )
 
 // Role is what a token may do.
@@ -24,44 +21,100 @@ const (
 	RoleWrite Role = "write"
 )
 
-// Token is one API credential, sent as "Authorization: Bearer <Secret>".
-// Name identifies the caller in the audit trail.
+// Token is one API credential, sent as "Authorization: Bearer <Secret>"
+// (or exchanged for a console session, session.go). Name identifies the
+// caller in the audit trail.
 type Token struct {
 	Name   string `mapstructure:"name"`
 	Secret string `mapstructure:"token"`
 	Role   Role   `mapstructure:"role"`
 }
 
-const actorKey = "graylane.actor"
+const (
+	actorKey = "graylane.actor"
+	roleKey  = "graylane.role"
+	viaKey   = "graylane.via"
+)
 
-// authenticate checks the bearer token when tokens are configured; with
-// none, every caller is "anonymous" with write access (graylane binds to
-// 127.0.0.1 by default).
+// How a request was authenticated (AuditEntry.Via).
+const (
+	viaAPI     = "api"
+	viaConsole = "console"
+)
+
+func mutating(r *http.Request) bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
+}
+
+// authenticate checks the caller when tokens are configured: a bearer
+// token, or a console session cookie (session.go) whose changes also need
+// the session's CSRF token. With no tokens, every caller is "anonymous"
+// with write access (graylane binds to 127.0.0.1 by default), but a
+// browser request sent from another site may change nothing.
 func (s *Server) authenticate(need Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if len(s.cfg.Tokens) == 0 {
+			if mutating(c.Request) && !s.sameOrigin(c) {
+				return
+			}
 			c.Set(actorKey, "anonymous")
+			c.Set(roleKey, RoleWrite)
+			c.Set(viaKey, viaAPI)
 			return
 		}
-		h := c.GetHeader("Authorization")
-		secret, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || secret == "" {
-			c.Header("WWW-Authenticate", `Bearer realm="graylane"`)
-			c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "missing bearer token (Authorization: Bearer <token>)"})
+		if h := c.GetHeader("Authorization"); h != "" {
+			s.bearer(c, need, h)
 			return
 		}
-		for _, t := range s.cfg.Tokens {
-			if subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1 {
-				if need == RoleWrite && t.Role != RoleWrite {
-					c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: fmt.Sprintf("token %q is read-only", t.Name)})
-					return
-				}
-				c.Set(actorKey, t.Name)
+		ses, err := s.readSession(c.Request)
+		if err != nil {
+			if errors.Is(err, errNoSession) {
+				c.Header("WWW-Authenticate", `Bearer realm="graylane"`)
+				c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "missing bearer token (Authorization: Bearer <token>)"})
+				return
+			}
+			c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: err.Error()})
+			return
+		}
+		if need == RoleWrite && ses.token.Role != RoleWrite {
+			c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: fmt.Sprintf("token %q is read-only", ses.token.Name)})
+			return
+		}
+		if mutating(c.Request) {
+			if !s.sameOrigin(c) {
+				return
+			}
+			if subtle.ConstantTimeCompare([]byte(c.GetHeader(csrfHeader)), []byte(ses.csrf())) != 1 {
+				c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: "missing or wrong CSRF token (X-CSRF-Token)"})
 				return
 			}
 		}
-		c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "unknown token"})
+		c.Set(actorKey, ses.token.Name)
+		c.Set(roleKey, ses.token.Role)
+		c.Set(viaKey, viaConsole)
 	}
+}
+
+func (s *Server) bearer(c *gin.Context, need Role, h string) {
+	secret, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || secret == "" {
+		c.Header("WWW-Authenticate", `Bearer realm="graylane"`)
+		c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "missing bearer token (Authorization: Bearer <token>)"})
+		return
+	}
+	for _, t := range s.cfg.Tokens {
+		if subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1 {
+			if need == RoleWrite && t.Role != RoleWrite {
+				c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: fmt.Sprintf("token %q is read-only", t.Name)})
+				return
+			}
+			c.Set(actorKey, t.Name)
+			c.Set(roleKey, t.Role)
+			c.Set(viaKey, viaAPI)
+			return
+		}
+	}
+	c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "unknown token"})
 }
 
 func actor(c *gin.Context) string {
@@ -71,19 +124,11 @@ func actor(c *gin.Context) string {
 	return "anonymous"
 }
 
-// audit records who changed what: in the log and on the app's event
-// stream (reason "Audit").
-func (s *Server) audit(c *gin.Context, app, action string, err error) {
-	who := actor(c)
-	outcome := "ok"
-	if err != nil {
-		outcome = "failed: " + err.Error()
+func via(c *gin.Context) string {
+	if v, ok := c.Get(viaKey); ok {
+		return v.(string)
 	}
-	s.log.Info("audit", "actor", who, "app", app, "action", action, "outcome", outcome, "remote", c.ClientIP())
-	s.cfg.Engine.Broker().Publish(app, engine.Message{Kind: "event", Event: &engine.EventView{
-		Event: rollout.Event{Type: rollout.Normal, Reason: "Audit", Message: fmt.Sprintf("%s: %s (%s)", who, action, outcome)},
-		App:   app, Time: time.Now(),
-	}})
+	return viaAPI
 }
 
 // SetTokens replaces the API tokens (before serving).

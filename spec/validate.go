@@ -64,6 +64,9 @@ func (r *Release) Validate() error {
 	}
 	r.Strategy.validate("strategy", &e)
 	r.Backend.validate("backend", &e)
+	if r.Backend.Type == BackendDocker && r.Backend.Docker != nil {
+		r.Backend.Docker.validateRelease("backend.docker", r.App, r.Version, &e)
+	}
 	if r.Traffic != nil {
 		if !trafficTypes[r.Traffic.Type] {
 			e.add("traffic.type", "%q is not a traffic router (proxy, nginx, gray or none)", r.Traffic.Type)
@@ -78,6 +81,11 @@ func (r *Release) Validate() error {
 			}
 		}
 	}
+	if r.Strategy.Type == BlueGreen {
+		if why := r.noTrafficSwitch(); why != "" {
+			e.add("strategy.type", "bluegreen needs something that switches traffic, and %s: users would reach the new version in proportion to instance counts before any switch; use canary or rolling, or a traffic router", why)
+		}
+	}
 	r.Health.validate("health", &e)
 	if r.Config != nil {
 		r.Config.validate("config", &e)
@@ -86,6 +94,30 @@ func (r *Release) Validate() error {
 		r.Gray.validate("gray", &e)
 	}
 	return e.err()
+}
+
+// noTrafficSwitch says why nothing would switch the release's traffic
+// between versions ("" when something does): traffic.type none, or a
+// backend that has no router unless traffic.type names one (webhook, ssh),
+// or kubernetes without the Service whose selector it switches.
+func (r *Release) noTrafficSwitch() string {
+	t := ""
+	if r.Traffic != nil {
+		t = r.Traffic.Type
+	}
+	switch {
+	case t == "none":
+		return "traffic.type is none"
+	case t != "":
+		return ""
+	case r.Backend.Type == BackendWebhook:
+		return "backend webhook has no traffic router unless traffic.type names one"
+	case r.Backend.Type == BackendSSH:
+		return "backend ssh has no traffic router unless traffic.type is nginx"
+	case r.Backend.Type == BackendKubernetes && r.Backend.Kubernetes != nil && r.Backend.Kubernetes.Service == nil:
+		return "backend kubernetes switches traffic with a Service: set backend.kubernetes.service (or traffic.type nginx or gray)"
+	}
+	return ""
 }
 
 func (s *Strategy) validate(path string, e *errs) {

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -39,8 +41,8 @@ type Config struct {
 	Centre string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
-	// Now defaults to time.Now (PublishedAt).
-	Now func() time.Time
+	// Clock stamps PublishedAt (default the real clock).
+	Clock clock.Clock
 }
 
 // Router is the gray TrafficRouter: SetWeights publishes the app's gray
@@ -53,7 +55,7 @@ type Router struct {
 	store  Store
 	centre string
 	log    *slog.Logger
-	now    func() time.Time
+	clock  clock.Clock
 
 	mu   sync.Mutex
 	apps map[string]*appState
@@ -78,13 +80,9 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("grayrouter: Config.Store is required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	return &Router{store: cfg.Store, centre: cfg.Centre, log: cfg.Logger, now: cfg.Now, apps: map[string]*appState{}}, nil
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
+	cfg.Clock = clock.Or(cfg.Clock)
+	return &Router{store: cfg.Store, centre: cfg.Centre, log: cfg.Logger, clock: cfg.Clock, apps: map[string]*appState{}}, nil
 }
 
 func (r *Router) state(app string) *appState {
@@ -219,7 +217,7 @@ func (r *Router) publish(ctx context.Context, st *appState) error {
 		if st.last != nil {
 			doc.Generation = st.last.Generation + 1
 		}
-		doc.PublishedAt = r.now().UTC().Format(time.RFC3339Nano)
+		doc.PublishedAt = r.clock.Now().UTC().Format(time.RFC3339Nano)
 		data, err := doc.Marshal()
 		if err != nil {
 			return err

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -58,8 +59,8 @@ type Config struct {
 	SyncTimeout time.Duration
 	// Resync is the informers' resync period (default 10m).
 	Resync time.Duration
-	// Logger receives warnings about drift and stalled Deployments (default
-	// slog.Default()).
+	// Logger receives warnings about drift and stalled Deployments
+	// (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 }
 
@@ -75,9 +76,9 @@ type Backend struct {
 	podInf    []cache.SharedIndexInformer
 	depInf    []cache.SharedIndexInformer
 
-	mu       sync.Mutex
-	notify   []func(app string)
-	reported map[string]string // namespace/deployment -> problem last logged
+	mu        sync.Mutex
+	listeners adapters.Listeners
+	reported  map[string]string // namespace/deployment -> problem last logged
 }
 
 // Interface guards.
@@ -101,9 +102,7 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.Resync <= 0 {
 		cfg.Resync = DefaultResync
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	cfg.Namespaces = slices.Clone(cfg.Namespaces)
 	return &Backend{
 		cfg:      cfg,
@@ -122,11 +121,7 @@ func (b *Backend) Close() error {
 
 // Notify registers fn, called with an app's name whenever one of its pods
 // or Deployments changes (from the informers' watches).
-func (b *Backend) Notify(fn func(app string)) {
-	b.mu.Lock()
-	b.notify = append(b.notify, fn)
-	b.mu.Unlock()
-}
+func (b *Backend) Notify(fn func(app string)) { b.listeners.Add(fn) }
 
 func (b *Backend) fire(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -140,12 +135,7 @@ func (b *Backend) fire(obj any) {
 	if app == "" {
 		return
 	}
-	b.mu.Lock()
-	fns := slices.Clone(b.notify)
-	b.mu.Unlock()
-	for _, fn := range fns {
-		fn(app)
-	}
+	b.listeners.Fire(app)
 }
 
 // changed reports whether an update matters to the engine: a pod's

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -83,7 +84,7 @@ type Config struct {
 	Settle time.Duration
 	// CommandTimeout bounds `nginx -t` and `nginx -s reload` (default 30s).
 	CommandTimeout time.Duration
-	// Logger receives one line per change (default: slog.Default()).
+	// Logger receives one line per change (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 }
 
@@ -140,9 +141,7 @@ func New(cfg Config) (*Router, error) {
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = 30 * time.Second
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	return &Router{
 		cfg:      cfg,
 		log:      cfg.Logger.With("router", "nginx"),

@@ -32,6 +32,7 @@ func (a appInstances) Observe(context.Context, string) ([]adapters.Instance, err
 // route vector of docs/gray-vectors.json to its version: its Lua computes
 // the bucket of docs/gray.md bit for bit (one app per salt and split).
 func TestRouteVectors(t *testing.T) {
+	testenv.IntegrationTest(t)
 	v := grayvectors.Load(t)
 	ngx := nginxtest.Start(t, nginxtest.Options{WorkerProcesses: 1})
 	src := appInstances{}

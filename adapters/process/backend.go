@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -38,7 +39,7 @@ type Config struct {
 	// (required). Keep it across graylane restarts: it is how running
 	// instances are adopted instead of started twice.
 	StateDir string
-	// Logger receives the backend's logs (default slog.Default()).
+	// Logger receives the backend's logs (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 	// RestartDelay is the back-off before restarting a crashed instance; it
 	// doubles with each crash that did not reach ready, up to MaxRestartDelay
@@ -78,8 +79,7 @@ type Backend struct {
 	ports  map[int]bool // ports of live instances
 	closed bool
 
-	nmu       sync.Mutex
-	notifiers []func(app string)
+	listeners adapters.Listeners
 
 	lock      *os.File // flock on StateDir/lock while the Backend lives
 	closeOnce sync.Once
@@ -121,9 +121,7 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.StateDir == "" {
 		return nil, fmt.Errorf("process backend: Config.StateDir is required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	if cfg.RestartDelay <= 0 {
 		cfg.RestartDelay = DefaultRestartDelay
 	}
@@ -321,20 +319,9 @@ func (a *app) newSlot(b *Backend, version string, n int) *slot {
 // Notify registers fn, called with the app's name whenever one of its
 // instances starts, becomes ready or unready, exits or is removed. fn must
 // not block.
-func (b *Backend) Notify(fn func(app string)) {
-	b.nmu.Lock()
-	defer b.nmu.Unlock()
-	b.notifiers = append(b.notifiers, fn)
-}
+func (b *Backend) Notify(fn func(app string)) { b.listeners.Add(fn) }
 
-func (b *Backend) notify(app string) {
-	b.nmu.Lock()
-	fns := b.notifiers
-	b.nmu.Unlock()
-	for _, fn := range fns {
-		fn(app)
-	}
-}
+func (b *Backend) notify(app string) { b.listeners.Fire(app) }
 
 func (b *Backend) getApp(name string, create bool) (*app, error) {
 	b.mu.Lock()

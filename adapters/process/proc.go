@@ -2,8 +2,6 @@ package process
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/graylane/graylane/internal/randid"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -137,12 +136,6 @@ func freePort(host string, reserved func(int) bool) (int, error) {
 	return 0, fmt.Errorf("find a free port on %s: every port offered is reserved", host)
 }
 
-func nonce() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // startProcess renders the command, records the intent, starts the process
 // in its own process group with its output appended to its log file, and
 // records its PID. The returned proc's exited channel closes when the
@@ -179,7 +172,7 @@ func startProcess(s startSpec) (*proc, error) {
 		}
 		env = append(env, k+"="+v)
 	}
-	rec.Nonce = nonce()
+	rec.Nonce = randid.Hex(8)
 	env = append(env, rec.marker())
 
 	if err := rotateLog(rec.Log, MaxLogSize); err != nil {

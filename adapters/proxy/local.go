@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -24,7 +25,7 @@ type LocalConfig struct {
 	// Proxy is the template of every app's Config; App and the sticky
 	// names are filled per app.
 	Proxy Config
-	// Logger receives the proxies' logs (default slog.Default()).
+	// Logger receives the proxies' logs (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 	// StateFile, if set, keeps every app's routes (settings, split,
 	// endpoints): written on every change, read back by NewLocal, so a
@@ -65,9 +66,7 @@ type stateFile struct {
 // last split and endpoints before NewLocal returns. A proxy that cannot
 // listen is kept and logged.
 func NewLocal(cfg LocalConfig) (*Local, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	l := &Local{cfg: cfg, log: cfg.Logger.With("component", "proxy"), apps: map[string]*localApp{}}
 	if cfg.StateFile == "" {
 		return l, nil

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -54,7 +55,7 @@ type Config struct {
 	// Settings are the initial routing settings (sticky names, salt,
 	// trusted callers; Listen is ignored: call Listen).
 	Settings Settings
-	// Logger receives proxy errors (default slog.Default()).
+	// Logger receives proxy errors (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 	// DownFor is how long an endpoint whose connection failed is skipped
 	// while others are available (default 2s).
@@ -102,15 +103,12 @@ var _ http.Handler = (*Proxy)(nil)
 func New(cfg Config) *Proxy {
 	p := &Proxy{
 		app:         cfg.App,
-		log:         cfg.Logger,
+		log:         logx.OrDiscard(cfg.Logger),
 		downFor:     cfg.DownFor,
 		maxAttempts: cfg.MaxAttempts,
 		tr:          cfg.Transport,
 		live:        map[string]*endpoint{},
 		draining:    map[string][]*endpoint{},
-	}
-	if p.log == nil {
-		p.log = slog.Default()
 	}
 	p.log = p.log.With("app", cfg.App, "component", "proxy")
 	if p.downFor <= 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -46,7 +47,7 @@ type RouterConfig struct {
 	// Instances, for backends that do not notify changes (default
 	// DefaultResync; negative: never, only Sync and Kick).
 	Resync time.Duration
-	// Logger (default slog.Default()).
+	// Logger receives the proxies' logs (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 }
 
@@ -84,9 +85,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.Instances == nil {
 		return nil, errors.New("proxy router: Instances is required (the backend whose ready instances become endpoints)")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	if cfg.Resync == 0 {
 		cfg.Resync = DefaultResync
 	}

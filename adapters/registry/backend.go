@@ -12,6 +12,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -50,10 +51,10 @@ type Backend struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	apps    map[string]*appWatch
-	desired map[string]traffic.Replicas
-	fns     []func(app string)
+	mu        sync.Mutex
+	apps      map[string]*appWatch
+	desired   map[string]traffic.Replicas
+	listeners adapters.Listeners
 }
 
 // appWatch follows one app in every source.
@@ -78,9 +79,7 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.FirstList <= 0 {
 		cfg.FirstList = DefaultFirstList
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Backend{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
 		apps: map[string]*appWatch{}, desired: map[string]traffic.Replicas{}}, nil
@@ -88,11 +87,7 @@ func New(cfg Config) (*Backend, error) {
 
 // Notify registers fn, called (from a watch goroutine, must not block)
 // when an app's registered instances change.
-func (b *Backend) Notify(fn func(app string)) {
-	b.mu.Lock()
-	b.fns = append(b.fns, fn)
-	b.mu.Unlock()
-}
+func (b *Backend) Notify(fn func(app string)) { b.listeners.Add(fn) }
 
 // watchApp returns app's watch, starting it on first use.
 func (b *Backend) watchApp(app string) *appWatch {
@@ -137,14 +132,7 @@ func (b *Backend) watchApp(app string) *appWatch {
 	return w
 }
 
-func (b *Backend) notify(app string) {
-	b.mu.Lock()
-	fns := slices.Clone(b.fns)
-	b.mu.Unlock()
-	for _, fn := range fns {
-		fn(app)
-	}
-}
+func (b *Backend) notify(app string) { b.listeners.Fire(app) }
 
 // Observe returns app's registered instances from every source. The
 // first call for an app waits (up to Config.FirstList or ctx) for each

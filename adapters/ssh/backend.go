@@ -3,8 +3,6 @@ package ssh
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +20,8 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/logx"
+	"github.com/graylane/graylane/internal/randid"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -54,7 +54,7 @@ type Config struct {
 	// HTTPClient probes health (default: no keep-alive, so a restarted
 	// process is reached on a fresh connection).
 	HTTPClient *http.Client
-	// Logger gets one line per host step (default slog.Default()).
+	// Logger gets one line per host step (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 }
 
@@ -66,11 +66,11 @@ type Backend struct {
 	arts *artifacts
 	http *http.Client
 
-	mu       sync.Mutex
-	locks    map[string]*sync.Mutex
-	releases map[string]*spec.Release
-	last     map[string]string // app|host -> last observed version
-	notify   []func(string)
+	mu        sync.Mutex
+	locks     map[string]*sync.Mutex
+	releases  map[string]*spec.Release
+	last      map[string]string // app|host -> last observed version
+	listeners adapters.Listeners
 }
 
 var (
@@ -114,9 +114,7 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	return &Backend{
 		cfg:      cfg,
 		log:      cfg.Logger.With("backend", "ssh"),
@@ -137,20 +135,9 @@ func (b *Backend) Close() error {
 
 // Notify registers fn, called with the app's name after each host finished
 // a move (switched and healthy, stopped, or failed).
-func (b *Backend) Notify(fn func(app string)) {
-	b.mu.Lock()
-	b.notify = append(b.notify, fn)
-	b.mu.Unlock()
-}
+func (b *Backend) Notify(fn func(app string)) { b.listeners.Add(fn) }
 
-func (b *Backend) changed(app string) {
-	b.mu.Lock()
-	fns := append([]func(string){}, b.notify...)
-	b.mu.Unlock()
-	for _, fn := range fns {
-		fn(app)
-	}
-}
+func (b *Backend) changed(app string) { b.listeners.Fire(app) }
 
 // Forget drops what the backend remembers of the app. Hosts keep their
 // releases; Apply with no replicas stops them first.
@@ -664,7 +651,7 @@ ln -s -- %s "$L"
 mv -T -- "$L" "$R/current"
 touch -- "$R/releases/"%s
 echo %s
-%s`, quote(h.root), quote(m.To), quote(m.To), quote(randHex()), quote("releases/"+m.To), quote(m.To), switchedMarker, restart)
+%s`, quote(h.root), quote(m.To), quote(m.To), quote(randid.Hex(6)), quote("releases/"+m.To), quote(m.To), switchedMarker, restart)
 	out, err := b.pool.script(ctx, cfg.User, h.sshAddr, timeout, sw)
 	res.Switch = time.Since(start)
 	if err != nil {
@@ -767,7 +754,7 @@ func (b *Backend) stage(ctx context.Context, cfg *spec.SSHBackend, h host, info 
 			}
 		}
 	}
-	tmp := h.root + "/releases/.tmp-" + man.Version + "-" + randHex()
+	tmp := h.root + "/releases/.tmp-" + man.Version + "-" + randid.Hex(6)
 	var script strings.Builder
 	fmt.Fprintf(&script, "set -eu\nR=%s\nrm -rf -- \"$R\"/releases/.tmp-*\nmkdir -p -- %s \"$R/shared\"\ncd -- %s\n", quote(h.root), quote(tmp), quote(tmp))
 	upload := map[string]bool{}
@@ -816,12 +803,6 @@ func (b *Backend) stage(ctx context.Context, cfg *spec.SSHBackend, h host, info 
 		return uploaded, reused, bytes, fmt.Errorf("finish %s: %w", tmp, err)
 	}
 	return uploaded, reused, bytes, nil
-}
-
-func randHex() string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func contains(s []string, v string) bool {

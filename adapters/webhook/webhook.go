@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/clock"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -69,8 +71,9 @@ type Status struct {
 
 // Config configures a Backend.
 type Config struct {
-	// Client sends the requests (default: a client with no timeout of its
-	// own; each attempt is bounded by the spec's timeout).
+	// Client sends the requests (default: NewClient(), which keeps
+	// connections to the deploy system open for reuse; each attempt is
+	// bounded by the spec's timeout).
 	Client *http.Client
 	// Secret is the HMAC key for apps whose spec has no secretEnv.
 	Secret []byte
@@ -84,9 +87,9 @@ type Config struct {
 	// Releases, if set, gives Observe the spec of an app this process has
 	// not applied yet.
 	Releases func(ctx context.Context, app string) (*spec.Release, error)
-	// Now stamps requests (default time.Now).
-	Now func() time.Time
-	// Logger (default slog.Default()).
+	// Clock stamps requests (default the real clock).
+	Clock clock.Clock
+	// Logger (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 }
 
@@ -107,7 +110,7 @@ var (
 // New returns a Backend.
 func New(cfg Config) (*Backend, error) {
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{}
+		cfg.Client = NewClient()
 	}
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
@@ -121,14 +124,36 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.MaxRetryAfter <= 0 {
 		cfg.MaxRetryAfter = 30 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	return &Backend{cfg: cfg, log: cfg.Logger.With("backend", "webhook"), releases: map[string]*spec.Release{}}, nil
 }
+
+// DefaultMaxIdleConnsPerHost is how many idle connections NewClient keeps
+// per deploy-system host: more than the engine's workers, so a busy
+// graylane reuses connections instead of opening (and leaving in
+// TIME_WAIT) one per request. net/http's default keeps 2.
+const DefaultMaxIdleConnsPerHost = 64
+
+// NewClient returns the webhook backend's default HTTP client: a
+// transport of its own (not http.DefaultTransport) keeping up to
+// DefaultMaxIdleConnsPerHost idle connections per host for 90 s. With the
+// answers always read to the end and closed (once does), every request
+// after the first few rides an open connection.
+func NewClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * DefaultMaxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	t.IdleConnTimeout = 90 * time.Second
+	return &http.Client{Transport: t}
+}
+
+// maxAnswer bounds the answer body read; maxDrain what is read past it so
+// the connection can be reused (a longer answer closes it).
+const (
+	maxAnswer = 4 << 20
+	maxDrain  = 64 << 10
+)
 
 // IdempotencyKey is the key of a desired state: a digest of app, version
 // and the non-zero replicas.
@@ -479,7 +504,7 @@ func (b *Backend) once(ctx context.Context, app string, w *spec.WebhookBackend, 
 	for k, v := range w.Headers {
 		req.Header.Set(k, v)
 	}
-	ts := strconv.FormatInt(b.cfg.Now().Unix(), 10)
+	ts := strconv.FormatInt(b.cfg.Clock.Now().Unix(), 10)
 	req.Header.Set(HeaderApp, app)
 	req.Header.Set(HeaderTimestamp, ts)
 	req.Header.Set(HeaderSignature, Sign(secret, ts, body))
@@ -494,8 +519,13 @@ func (b *Backend) once(ctx context.Context, app string, w *spec.WebhookBackend, 
 		}
 		return nil, 0, err
 	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	defer func() {
+		// read to the end (bounded) so the connection goes back to the
+		// pool instead of being closed
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		resp.Body.Close()
+	}()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return nil, 0, fmt.Errorf("read answer: %w", err)
 	}
@@ -504,7 +534,7 @@ func (b *Backend) once(ctx context.Context, app string, w *spec.WebhookBackend, 
 		if len(excerpt) > 512 {
 			excerpt = excerpt[:512] + "..."
 		}
-		return nil, retryAfter(resp.Header.Get("Retry-After"), b.cfg.Now()), &StatusError{Method: method, URL: url, Code: resp.StatusCode, Status: resp.Status, Body: excerpt}
+		return nil, retryAfter(resp.Header.Get("Retry-After"), b.cfg.Clock.Now()), &StatusError{Method: method, URL: url, Code: resp.StatusCode, Status: resp.Status, Body: excerpt}
 	}
 	return out, 0, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/testenv"
 )
 
@@ -38,11 +39,12 @@ health: {path: /healthz, interval: 200ms}
 // graylane at a random moment of each (sometimes twice), restarting it at
 // once, until -kills kills. Every canary must complete.
 func TestKills(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{})
 	port := testenv.FreePort(t)
 	g.PutSpec("shop", spec("v1", port))
 	waitHealthy(t, g, "v1", 60*time.Second)
-	load := graylanetest.NewLoad(fmt.Sprintf("http://127.0.0.1:%d/", port), 6)
+	load := loadgen.Start(t, loadgen.Config{URL: fmt.Sprintf("http://127.0.0.1:%d/", port), Workers: 6})
 	start := time.Now()
 	healthyAt := map[int]time.Time{1: time.Now()} // version k -> when it became the only routed version
 	done, canaries := 0, 0
@@ -65,7 +67,7 @@ func TestKills(t *testing.T) {
 			t.Logf("%d kills, %d canaries, %s", done, canaries, time.Since(start).Round(time.Second))
 		}
 	}
-	samples := load.Stop()
+	samples := load.Stop().Samples
 	failed, outside := 0, 0
 	var firstFail string
 	for _, s := range samples {

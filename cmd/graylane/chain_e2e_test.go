@@ -16,6 +16,7 @@ import (
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/testenv"
 )
 
@@ -101,6 +102,7 @@ func chainUsers(t *testing.T, edge string, users int) map[int]map[string]string 
 // services at 50%, every user on the canary at the edge is on the canary
 // downstream. No request fails.
 func TestEndToEndChainFollowsTheEdge(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{})
 	etcd := "http://" + g.EtcdAddr
 	port := testenv.FreePort(t)
@@ -119,7 +121,7 @@ func TestEndToEndChainFollowsTheEdge(t *testing.T) {
 	for _, a := range apps {
 		waitFor(t, g, a.app, 90*time.Second, a.app+" v1 healthy", healthyAt("v1"))
 	}
-	load := graylanetest.NewLoad(edge+"/chain", 4)
+	load := loadgen.Start(t, loadgen.Config{URL: edge + "/chain", Workers: 4})
 
 	put("v2")
 	pausedAt := func(app string, step, weight int) {
@@ -226,8 +228,8 @@ func TestEndToEndChainFollowsTheEdge(t *testing.T) {
 	for _, a := range apps {
 		waitFor(t, g, a.app, 90*time.Second, a.app+" v2 healthy", healthyAt("v2"))
 	}
-	samples := load.Stop()
-	if f := graylanetest.Failures(samples); len(f) > 0 {
+	samples := load.Stop().Samples
+	if f := loadgen.Failures(samples); len(f) > 0 {
 		t.Fatalf("%d of %d chain requests under load failed; first %+v", len(f), len(samples), f[0])
 	}
 	t.Logf("%d chain requests through the proxy under load, 0 failed", len(samples))

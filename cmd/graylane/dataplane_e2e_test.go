@@ -10,6 +10,7 @@ import (
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/testenv"
 )
 
@@ -22,6 +23,7 @@ import (
 // 0 during v2's scaleDownDelay the whole time, a trap for a proxy that
 // routes to any version it knows — and the canary completes.
 func TestEndToEndDataPlaneOutlivesGraylane(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{})
 	port := testenv.FreePort(t)
 	doc := func(version, steps string) string {
@@ -49,7 +51,7 @@ health: {path: /healthz, interval: 200ms}
 		t.Fatal("no proxy process runs")
 	}
 
-	load := graylanetest.NewLoad(fmt.Sprintf("http://127.0.0.1:%d/", port), 6)
+	load := loadgen.Start(t, loadgen.Config{URL: fmt.Sprintf("http://127.0.0.1:%d/", port), Workers: 6})
 	g.PutSpec("shop", doc("v3", slow))
 	kills := 0
 	for _, at := range []func(engine.AppView) bool{
@@ -75,9 +77,9 @@ health: {path: /healthz, interval: 200ms}
 		}
 	}
 	waitFor(t, g, "shop", 120*time.Second, "v3 healthy after the kills", healthyAt("v3"))
-	samples := load.Stop()
+	samples := load.Stop().Samples
 
-	fails := graylanetest.Failures(samples)
+	fails := loadgen.Failures(samples)
 	seen := map[string]int{}
 	outside := 0
 	for _, s := range samples {

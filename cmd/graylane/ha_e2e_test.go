@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
-	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/client"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/testsupport/etcdtest"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // deploySystem plays an external deploy system behind the webhook backend:
@@ -74,17 +76,10 @@ func readyz(t *testing.T, g *graylanetest.Graylane) string {
 }
 
 func TestEndToEndTwoReplicasFailOver(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx := context.Background()
-	etcd, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	cli, err := etcd.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	etcd := etcdtest.Start(t)
+	cli := etcd.Client()
 	sys := &deploySystem{}
 	hook := httptest.NewServer(sys)
 	t.Cleanup(hook.Close)
@@ -118,6 +113,24 @@ traffic: {type: none}
 		t.Fatal(err)
 	}
 	waitFor(t, a, "billing", 60*time.Second, "v1 healthy", healthyAt("v1"))
+	// the standby's event stream follows the leader's progress
+	opened, sawCanary := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go b.Client().Watch(wctx, "billing", func(m engine.Message) bool {
+		once.Do(func() { close(opened) }) // the stream's first status: it is open
+		if m.App != nil && m.App.Status.CanaryVersion == "v2" {
+			close(sawCanary)
+			return false
+		}
+		return true
+	})
+	select {
+	case <-opened:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the standby's event stream never opened")
+	}
 	if _, err := cli.Put(ctx, "/graylane/apps/billing", doc("v2")); err != nil {
 		t.Fatal(err)
 	}
@@ -126,14 +139,25 @@ traffic: {type: none}
 		return v.Status.Phase == rollout.Paused && v.Status.Step == 1
 	})
 
-	a.Kill() // the leader dies; its lease expires after ha.ttl
-	deadline := time.Now().Add(30 * time.Second)
-	for readyz(t, b) != "ok (leader)" {
-		if time.Now().After(deadline) {
-			t.Fatalf("standby never took over: %q", readyz(t, b))
-		}
-		time.Sleep(100 * time.Millisecond)
+	select {
+	case <-sawCanary:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the standby's event stream never showed the canary v2")
 	}
+	// and lists it from the state records, paused, without a pass of its own
+	testenv.Eventually(t, 30*time.Second, "the standby lists billing paused", func() error {
+		l, err := b.Client().Apps(ctx, client.ListOptions{Phase: "Paused"})
+		if err != nil {
+			return err
+		}
+		return testenv.Check(len(l) == 1 && l[0].App == "billing" && l[0].CanaryVersion == "v2", "paused apps %+v", l)
+	})
+
+	a.Kill() // the leader dies; its lease expires after ha.ttl
+	testenv.Eventually(t, 30*time.Second, "the standby takes over", func() error {
+		r := readyz(t, b)
+		return testenv.Check(r == "ok (leader)", "readyz %q", r)
+	})
 	if _, err := b.Client().Command(ctx, "billing", rollout.CmdPromote); err != nil {
 		t.Fatal(err)
 	}

@@ -46,22 +46,6 @@ func newProxyCmd() *cobra.Command {
 	return cmd
 }
 
-// buildVersion is this binary's module version and VCS revision, so that
-// graylane can tell an adopted proxy process of another build.
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			v += "+" + s.Value
-		}
-	}
-	return v
-}
-
 // tuneRuntime sizes the Go runtime for a data plane: procs threads run Go
 // code at once (default half the CPUs, at least one: the instances often
 // share the host, and one thread per core costs less in hand-offs than

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,18 +23,22 @@ import (
 
 	"github.com/graylane/graylane/configsync"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
+	"github.com/graylane/graylane/console"
 	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
 	"github.com/graylane/graylane/server"
-	"github.com/graylane/graylane/spec"
 )
 
 // defaults lists every configuration key with its default value.
 var defaults = map[string]any{
 	"http.addr":                "127.0.0.1:8080",
 	"http.token":               "",
+	"http.tls.certFile":        "",
+	"http.tls.keyFile":         "",
+	"http.secureCookies":       false,
+	"http.sessionTTL":          "12h",
 	"data.dir":                 "./data",
 	"log.level":                "info",
 	"log.format":               "text",
@@ -45,47 +50,54 @@ var defaults = map[string]any{
 	"etcd.dialTimeout":         "5s",
 	"etcd.embedded.clientAddr": etcdserver.DefaultClientAddr,
 	"etcd.embedded.peerAddr":   etcdserver.DefaultPeerAddr,
-	"engine.workers":           4,
-	"ha.enabled":               false,
-	"ha.ttl":                   "10s",
-	"ha.id":                    "",
-	"ha.key":                   "/graylane/leader",
-	"engine.resync":            "10s",
-	"bootstrap.specs":          "",
-	"process.stateDir":         "",
-	"process.stopOnExit":       false,
-	"kubernetes.kubeconfig":    "", // empty: in-cluster in a pod, else $KUBECONFIG or ~/.kube/config
-	"kubernetes.context":       "", // empty: the kubeconfig's current context
-	"kubernetes.namespaces":    "", // empty: every namespace (needs the ClusterRole)
-	"kubernetes.qps":           50,
-	"kubernetes.burst":         100,
-	"nacos.servers":            "",
-	"nacos.grpcPort":           0,
-	"nacos.namespace":          "",
-	"nacos.group":              "GRAYLANE_RELEASES",
-	"nacos.indexDataId":        "graylane.index",
-	"nacos.username":           "",
-	"nacos.password":           "",
-	"nacos.accessKey":          "",
-	"nacos.secretKey":          "",
-	"nacos.cacheDir":           "",
-	"nacos.logDir":             "",
-	"nacos.timeout":            "5s",
-	"apollo.meta":              "",
-	"apollo.configService":     "",
-	"apollo.appId":             "graylane",
-	"apollo.cluster":           "default",
-	"apollo.namespace":         "graylane-releases",
-	"apollo.secret":            "",
-	"apollo.label":             "",
-	"apollo.portal":            "",
-	"apollo.env":               "DEV",
-	"apollo.token":             "",
-	"apollo.operator":          "apollo",
-	"apollo.cacheDir":          "",
-	"apollo.timeout":           "5s",
-	"apollo.probeInterval":     "3s",
-	"apollo.startupGrace":      "5s",
+	// the embedded member's housekeeping (README: etcd.embedded.*)
+	"etcd.embedded.compactionRetention": etcdserver.DefaultCompactionRetention,
+	"etcd.embedded.compactionMode":      "periodic",
+	"etcd.embedded.quotaBackendBytes":   etcdserver.DefaultQuotaBackendBytes,
+	"etcd.embedded.warnRequestDuration": etcdserver.DefaultWarnRequestDuration.String(),
+	"etcd.embedded.defragInterval":      etcdserver.DefaultDefragInterval.String(),
+	"etcd.embedded.logLevel":            etcdserver.DefaultEtcdLogLevel,
+	"engine.workers":                    4,
+	"ha.enabled":                        false,
+	"ha.ttl":                            "10s",
+	"ha.id":                             "",
+	"ha.key":                            "/graylane/leader",
+	"engine.resync":                     "10s",
+	"bootstrap.specs":                   "",
+	"process.stateDir":                  "",
+	"process.stopOnExit":                false,
+	"kubernetes.kubeconfig":             "", // empty: in-cluster in a pod, else $KUBECONFIG or ~/.kube/config
+	"kubernetes.context":                "", // empty: the kubeconfig's current context
+	"kubernetes.namespaces":             "", // empty: every namespace (needs the ClusterRole)
+	"kubernetes.qps":                    50,
+	"kubernetes.burst":                  100,
+	"nacos.servers":                     "",
+	"nacos.grpcPort":                    0,
+	"nacos.namespace":                   "",
+	"nacos.group":                       "GRAYLANE_RELEASES",
+	"nacos.indexDataId":                 "graylane.index",
+	"nacos.username":                    "",
+	"nacos.password":                    "",
+	"nacos.accessKey":                   "",
+	"nacos.secretKey":                   "",
+	"nacos.cacheDir":                    "",
+	"nacos.logDir":                      "",
+	"nacos.timeout":                     "5s",
+	"apollo.meta":                       "",
+	"apollo.configService":              "",
+	"apollo.appId":                      "graylane",
+	"apollo.cluster":                    "default",
+	"apollo.namespace":                  "graylane-releases",
+	"apollo.secret":                     "",
+	"apollo.label":                      "",
+	"apollo.portal":                     "",
+	"apollo.env":                        "DEV",
+	"apollo.token":                      "",
+	"apollo.operator":                   "apollo",
+	"apollo.cacheDir":                   "",
+	"apollo.timeout":                    "5s",
+	"apollo.probeInterval":              "3s",
+	"apollo.startupGrace":               "5s",
 }
 
 func newServe() *cobra.Command {
@@ -191,23 +203,27 @@ func serve(ctx context.Context, v *viper.Viper) error {
 
 	// graylane's own state always lives in etcd: embedded by default.
 	endpoints := list(v, "etcd.endpoints")
+	var embedded *etcdserver.Server
 	if len(endpoints) == 0 {
-		etcdLog, err := os.OpenFile(filepath.Join(dataDir, "etcd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		defer etcdLog.Close()
+		// etcd's own log goes through graylane's logger from
+		// etcd.embedded.logLevel up (warn: slow requests, problems)
 		srv, err := etcdserver.Start(ctx, etcdserver.Config{
-			Dir:        filepath.Join(dataDir, "etcd"),
-			ClientAddr: v.GetString("etcd.embedded.clientAddr"),
-			PeerAddr:   v.GetString("etcd.embedded.peerAddr"),
-			Logger:     log.With("component", "etcd"),
-			EtcdLog:    etcdLog,
+			Dir:                     filepath.Join(dataDir, "etcd"),
+			ClientAddr:              v.GetString("etcd.embedded.clientAddr"),
+			PeerAddr:                v.GetString("etcd.embedded.peerAddr"),
+			Logger:                  log.With("component", "etcd"),
+			EtcdLogLevel:            v.GetString("etcd.embedded.logLevel"),
+			AutoCompactionRetention: v.GetString("etcd.embedded.compactionRetention"),
+			AutoCompactionMode:      v.GetString("etcd.embedded.compactionMode"),
+			QuotaBackendBytes:       v.GetInt64("etcd.embedded.quotaBackendBytes"),
+			WarnRequestDuration:     v.GetDuration("etcd.embedded.warnRequestDuration"),
+			DefragInterval:          v.GetDuration("etcd.embedded.defragInterval"),
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded etcd in %s: %w", filepath.Join(dataDir, "etcd"), err)
 		}
 		defer srv.Close()
+		embedded = srv
 		endpoints = srv.Endpoints()
 		log.Info("embedded etcd started", "endpoints", endpoints, "dir", filepath.Join(dataDir, "etcd"))
 	}
@@ -223,6 +239,20 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	}
 	defer parts.close()
 	src, writer, extraReady := parts.source, parts.writer, parts.ready
+	if embedded != nil {
+		// an embedded etcd alarm (NOSPACE: writes refused) makes graylane
+		// not ready
+		sourceReady := extraReady
+		extraReady = func(ctx context.Context) error {
+			if err := embedded.Check(ctx); err != nil {
+				return err
+			}
+			if sourceReady != nil {
+				return sourceReady(ctx)
+			}
+			return nil
+		}
+	}
 
 	if err := bootstrap(ctx, v, src, writer, log); err != nil {
 		return err
@@ -230,6 +260,9 @@ func serve(ctx context.Context, v *viper.Viper) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if embedded != nil {
+		reg.MustRegister(embedded.Collector())
+	}
 	adapters, err := newAdapters(v, dataDir, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -252,8 +285,8 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	}
 	defer cfgw.close()
 	var eng *engine.Engine
-	checks := analysis.NewRunner(func(app string) { eng.Trigger(app) }, analysis.WithLogger(log.With("component", "analysis")),
-		analysis.WithJournal(etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))))
+	checks := analysis.New(analysis.Config{Notify: func(app string) { eng.Trigger(app) }, Logger: log.With("component", "analysis"),
+		Journal: etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))})
 	defer checks.Close()
 	eng = engine.New(engine.Config{
 		Config:   cfgw.manager,
@@ -268,25 +301,26 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Resync:   v.GetDuration("engine.resync"),
 	})
 	adapters.Notify(eng.Trigger)
-	adapters.releases = func(ctx context.Context, app string) (*spec.Release, error) {
-		v, err := eng.App(ctx, app)
-		if err != nil {
-			return nil, err
-		}
-		if v.Spec == nil {
-			return nil, fmt.Errorf("app %s has no valid spec yet", app)
-		}
-		return v.Spec, nil
-	}
+	adapters.releases = eng.Release
 
 	if err := startNotifications(ctx, v, eng.Broker(), log.With("component", "notify")); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 
+	tlsCert, tlsKey := v.GetString("http.tls.certFile"), v.GetString("http.tls.keyFile")
+	if (tlsCert == "") != (tlsKey == "") {
+		return &exitError{code: 2, err: errors.New("http.tls: set both certFile and keyFile (or neither)")}
+	}
+	sessionTTL := v.GetDuration("http.sessionTTL")
+	if sessionTTL <= 0 {
+		return &exitError{code: 2, err: fmt.Errorf("http.sessionTTL: %q is not a positive duration", v.GetString("http.sessionTTL"))}
+	}
 	api := server.New(server.Config{
 		Config: cfgw.manager,
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
 		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
+		Console: console.Handler(), Version: buildVersion(),
+		SessionTTL: sessionTTL, SecureCookies: v.GetBool("http.secureCookies") || tlsCert != "",
 	})
 	tokens, err := apiTokens(v)
 	if err != nil {
@@ -302,12 +336,27 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return fmt.Errorf("http.addr %s: %w", addr, err)
 	}
 	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("graylane serving", "api", "http://"+ln.Addr().String(), "source", src.Name(), "data", dataDir)
+	scheme := "http"
+	if tlsCert != "" {
+		// load now, so a bad certificate stops graylane with a clear error
+		if _, err := tls.LoadX509KeyPair(tlsCert, tlsKey); err != nil {
+			ln.Close()
+			return &exitError{code: 2, err: fmt.Errorf("http.tls: load %s and %s: %w", tlsCert, tlsKey, err)}
+		}
+		httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
+	log.Info("graylane serving", "api", scheme+"://"+ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/", "source", src.Name(), "data", dataDir)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error {
-		err := httpSrv.Serve(ln)
+		var err error
+		if tlsCert != "" {
+			err = httpSrv.ServeTLS(ln, tlsCert, tlsKey)
+		} else {
+			err = httpSrv.Serve(ln)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}
@@ -342,7 +391,7 @@ func buildSource(ctx context.Context, v *viper.Viper, cli *clientv3.Client, data
 	log = log.With("component", "source")
 	switch t := v.GetString("source.type"); t {
 	case "etcd", "":
-		s := etcdsource.New(cli, v.GetString("etcd.prefix"), etcdsource.WithLogger(log))
+		s := etcdsource.New(etcdsource.Config{Client: cli, Prefix: v.GetString("etcd.prefix"), Logger: log})
 		return sourceParts{source: s, writer: s, close: func() { s.Close() }}, nil
 	case "apollo":
 		return buildApolloSource(ctx, v, dataDir, log)

@@ -2,8 +2,6 @@ package nacos
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +11,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/internal/randid"
 )
 
 // Compare-and-swap support of the server, found out on first need.
@@ -111,9 +110,7 @@ func (s *Source) casSupport(ctx context.Context) (int, error) {
 	if s.w.casMode != casUnknown {
 		return s.w.casMode, nil
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	probe := "graylane.cas-probe." + hex.EncodeToString(b[:])
+	probe := "graylane.cas-probe." + randid.Hex(6)
 	first := "graylane compare-and-swap probe 1 (safe to delete)"
 	if err := s.publishOnce(ctx, probe, first, ""); err != nil {
 		return casUnknown, fmt.Errorf("probe compare-and-swap support: %w", err)

@@ -124,9 +124,7 @@ func through(t *testing.T, url string, ks []string) []string {
 // a real nginx (real requests through both), the SDK and the Java class of
 // docs/gray.md decide the same version for each of 10,000 user keys.
 func TestLayersAgree(t *testing.T) {
-	if testing.Short() {
-		t.Skip("100,000 requests through the proxy and nginx")
-	}
+	testenv.IntegrationTest(t)
 	ks := keys()
 	backends := static{"v1": versionServer(t, "v1"), "v2": versionServer(t, "v2")}
 
@@ -160,7 +158,7 @@ func TestLayersAgree(t *testing.T) {
 		}
 		viaProxy := through(t, "http://"+proxyAddr+"/", ks)
 		viaNginx := through(t, "http://"+ngxAddr+"/", ks)
-		router := sdk.NewRouter(gray.Self{}, sdk.WithEdge())
+		router := sdk.NewRouter(sdk.RouterConfig{Edge: true})
 		d := &gray.Document{Schema: gray.Schema, App: "shop", Generation: 1,
 			UserKey:   gray.UserKey{Header: gray.DefaultUserHeader, Cookie: gray.DefaultUserCookie},
 			Bucketing: gray.Bucketing{Hash: gray.HashName, Salt: salt, Buckets: gray.Buckets}, Split: splitAt(w).Weights}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/graylane/graylane/internal/logx"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -27,6 +28,22 @@ const (
 	DefaultPeerAddr     = "127.0.0.1:2380"
 	DefaultName         = "graylane"
 	DefaultStartTimeout = time.Minute
+	// DefaultCompactionRetention keeps an hour of history: a watch that
+	// fell further behind re-lists (graylane's watches do).
+	DefaultCompactionRetention = "1h"
+	// DefaultQuotaBackendBytes is etcd's own default quota, 2 GiB: past it
+	// etcd raises the NOSPACE alarm and refuses writes.
+	DefaultQuotaBackendBytes = int64(2 << 30)
+	// DefaultWarnRequestDuration is etcd's own slow-request threshold.
+	DefaultWarnRequestDuration = embed.DefaultWarningUnaryRequestDuration
+	// DefaultDefragInterval is how often the database's free space is
+	// checked.
+	DefaultDefragInterval = 10 * time.Minute
+	// DefaultDefragMinFree is the least free space worth a
+	// defragmentation (it also needs half of the file to be free).
+	DefaultDefragMinFree = int64(64 << 20)
+	// DefaultEtcdLogLevel is the lowest level of etcd's own log passed on.
+	DefaultEtcdLogLevel = "warn"
 )
 
 // Config configures an embedded etcd member.
@@ -43,20 +60,37 @@ type Config struct {
 	// PeerAddr is the host:port of the raft peer listener (default
 	// 127.0.0.1:2380; port 0 picks a free port).
 	PeerAddr string
-	// Logger receives graylane's messages about the server (default:
-	// discarded).
+	// Logger receives graylane's messages about the server and etcd's own
+	// log from EtcdLogLevel up (default: discarded).
 	Logger *slog.Logger
-	// EtcdLog receives etcd's own zap logs at info level; nil discards them.
+	// EtcdLogLevel is the lowest level of etcd's own log passed to Logger:
+	// debug, info, warn (default) or error.
+	EtcdLogLevel string
+	// EtcdLog, if set, receives etcd's own log instead of Logger, at info
+	// level (tests).
 	EtcdLog io.Writer
 	// UnsafeNoFsync disables fsync: much faster, loses data on a machine
 	// crash. For tests only.
 	UnsafeNoFsync bool
-	// AutoCompactionRetention is etcd's auto-compaction-retention (for
-	// example "1h" or "1000" with AutoCompactionMode "revision"); empty
-	// leaves auto-compaction off.
+	// AutoCompactionRetention is etcd's auto-compaction-retention: history
+	// older than this is compacted away (default "1h"; with
+	// AutoCompactionMode "revision" a number of revisions, e.g. "1000").
+	// "0" turns auto-compaction off: the history then grows for ever.
 	AutoCompactionRetention string
 	// AutoCompactionMode is "periodic" (default) or "revision".
 	AutoCompactionMode string
+	// QuotaBackendBytes is the database size at which etcd raises its
+	// NOSPACE alarm and refuses writes (default 2 GiB, etcd's). The alarm
+	// shows in Check (graylane's /readyz) and in the metrics.
+	QuotaBackendBytes int64
+	// WarnRequestDuration: etcd logs requests slower than this (default
+	// 300 ms, etcd's own; embed leaves it at 0, which logs every request).
+	WarnRequestDuration time.Duration
+	// DefragInterval is how often the database's free space is checked;
+	// it is defragmented when at least DefragMinFree bytes and half of the
+	// file are free (defaults 10 m and 64 MiB). Negative: never.
+	DefragInterval time.Duration
+	DefragMinFree  int64
 	// StartTimeout bounds how long Start waits for the member to be ready
 	// (default one minute).
 	StartTimeout time.Duration
@@ -69,6 +103,9 @@ type Server struct {
 	log     *slog.Logger
 	once    sync.Once
 	stopped chan struct{}
+	// stopMaint ends maintain, which closes maintDone.
+	stopMaint chan struct{}
+	maintDone chan struct{}
 }
 
 // Start starts an embedded etcd member and waits until it serves clients
@@ -90,8 +127,27 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = DefaultStartTimeout
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
+	if cfg.AutoCompactionRetention == "" {
+		cfg.AutoCompactionRetention = DefaultCompactionRetention
+	}
+	if cfg.QuotaBackendBytes <= 0 {
+		cfg.QuotaBackendBytes = DefaultQuotaBackendBytes
+	}
+	if cfg.WarnRequestDuration <= 0 {
+		cfg.WarnRequestDuration = DefaultWarnRequestDuration
+	}
+	if cfg.DefragInterval == 0 {
+		cfg.DefragInterval = DefaultDefragInterval
+	}
+	if cfg.DefragMinFree <= 0 {
+		cfg.DefragMinFree = DefaultDefragMinFree
+	}
+	if cfg.EtcdLogLevel == "" {
+		cfg.EtcdLogLevel = DefaultEtcdLogLevel
+	}
+	if _, err := parseLevel(cfg.EtcdLogLevel); err != nil {
+		return nil, fmt.Errorf("etcdserver: EtcdLogLevel: %w", err)
 	}
 	dynamic := isPortZero(cfg.ClientAddr) || isPortZero(cfg.PeerAddr)
 	attempts := 1
@@ -137,14 +193,13 @@ func start(ctx context.Context, cfg Config) (*Server, error) {
 	ec.AdvertisePeerUrls = []url.URL{pu}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	ec.AutoCompactionRetention = cfg.AutoCompactionRetention
-	if ec.AutoCompactionRetention == "" {
-		ec.AutoCompactionRetention = "0"
-	}
 	if cfg.AutoCompactionMode != "" {
 		ec.AutoCompactionMode = cfg.AutoCompactionMode
 	}
+	ec.QuotaBackendBytes = cfg.QuotaBackendBytes
+	ec.WarningUnaryRequestDuration = cfg.WarnRequestDuration
 	ec.Logger = "zap"
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zapLogger(cfg.EtcdLog))
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(cfg))
 	// No metrics or pprof listeners: the client port is all graylane needs.
 	ec.ListenMetricsUrls = nil
 
@@ -166,8 +221,10 @@ func start(ctx context.Context, cfg Config) (*Server, error) {
 		e.Close()
 		return nil, fmt.Errorf("etcdserver: start member %s: %w", cfg.Name, ctx.Err())
 	}
-	s := &Server{cfg: cfg, etcd: e, log: cfg.Logger, stopped: make(chan struct{})}
-	s.log.Info("embedded etcd ready", "name", cfg.Name, "dir", cfg.Dir, "client", cfg.ClientAddr)
+	s := &Server{cfg: cfg, etcd: e, log: cfg.Logger, stopped: make(chan struct{}), stopMaint: make(chan struct{}), maintDone: make(chan struct{})}
+	s.log.Info("embedded etcd ready", "name", cfg.Name, "dir", cfg.Dir, "client", cfg.ClientAddr,
+		"compactionRetention", cfg.AutoCompactionRetention, "quotaBytes", cfg.QuotaBackendBytes)
+	go s.maintain()
 	return s, nil
 }
 
@@ -240,6 +297,8 @@ func (s *Server) Stopped() <-chan struct{} { return s.stopped }
 // close clients first when a quick stop matters.
 func (s *Server) Close() error {
 	s.once.Do(func() {
+		close(s.stopMaint)
+		<-s.maintDone
 		s.etcd.Close()
 		<-s.etcd.Server.StopNotify()
 		close(s.stopped)
@@ -248,12 +307,15 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func zapLogger(w io.Writer) *zap.Logger {
-	if w == nil {
-		return zap.NewNop()
+// etcdLogger is etcd's zap logger: into EtcdLog when set, else into
+// graylane's Logger from EtcdLogLevel up.
+func etcdLogger(cfg Config) *zap.Logger {
+	if cfg.EtcdLog != nil {
+		enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
+		return zap.New(zapcore.NewCore(enc, zapcore.AddSync(cfg.EtcdLog), zap.InfoLevel))
 	}
-	enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), zap.InfoLevel))
+	lvl, _ := parseLevel(cfg.EtcdLogLevel)
+	return zap.New(&slogCore{h: cfg.Logger.With("source", "etcd").Handler(), min: lvl})
 }
 
 func isPortZero(addr string) bool {

@@ -4,8 +4,8 @@
 // what they mean (rollout.Plan: abort on failures, complete analysis steps
 // on successes).
 //
-// Entry point: NewRunner; the engine calls Ensure while a rollout is in
-// progress, Stop when it ends, and Results before each plan. WithJournal
+// Entry point: New(Config); the engine calls Ensure while a rollout is in
+// progress, Stop when it ends, and Results before each plan. Config.Journal
 // (etcdstore.Journal in graylane) keeps the results across restarts and
 // leader changes, so a crash never resets a failure streak or an analysis
 // step's count of successes.

@@ -26,11 +26,6 @@ type Journal interface {
 	Delete(ctx context.Context, app string) error
 }
 
-// WithJournal makes the Runner save every app's results after each round
-// of checks and restore them when it starts the same analysis again (same
-// app, versions and checks). Without a journal results live in memory only.
-func WithJournal(j Journal) Option { return func(r *Runner) { r.journal = j } }
-
 // journalTimeout bounds one journal call.
 const journalTimeout = 5 * time.Second
 

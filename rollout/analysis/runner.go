@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/graylane/graylane/clock"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
 )
@@ -27,9 +29,9 @@ const MaxRuns = 50
 type Runner struct {
 	client *http.Client
 	log    *slog.Logger
-	now    func() time.Time
+	clock  clock.Clock
 	notify func(app string)
-	// journal, if set, keeps results across restarts (WithJournal).
+	// journal, if set, keeps results across restarts (Config.Journal).
 	journal Journal
 
 	mu   sync.Mutex
@@ -47,27 +49,34 @@ type run struct {
 	discard atomic.Bool
 }
 
-// Option configures a Runner.
-type Option func(*Runner)
+// Config configures a Runner.
+type Config struct {
+	// Notify is called with the app's name after every round of checks, so
+	// the engine plans again at once (may be nil).
+	Notify func(app string)
+	// HTTPClient is what checks use (default: a plain client; each
+	// check's own timeout applies).
+	HTTPClient *http.Client
+	// Clock stamps results (default the real clock).
+	Clock clock.Clock
+	// Logger defaults to discarding (logx.OrDiscard).
+	Logger *slog.Logger
+	// Journal, if set, keeps results across restarts and leader changes
+	// (etcdstore.Journal in graylane): a crash never resets a failure
+	// streak or an analysis step's count of successes.
+	Journal Journal
+}
 
-// WithHTTPClient sets the client checks use (default: a plain client;
-// each check's own timeout applies).
-func WithHTTPClient(c *http.Client) Option { return func(r *Runner) { r.client = c } }
-
-// WithClock sets the clock stamping results (default time.Now).
-func WithClock(now func() time.Time) Option { return func(r *Runner) { r.now = now } }
-
-// WithLogger sets the logger.
-func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.log = l } }
-
-// NewRunner returns a Runner that calls notify(app) after every round of
-// checks, so the engine plans again at once.
-func NewRunner(notify func(app string), opts ...Option) *Runner {
-	r := &Runner{client: &http.Client{}, log: slog.Default(), now: time.Now, notify: notify, apps: map[string]*run{}}
-	for _, o := range opts {
-		o(r)
+// New returns a Runner.
+func New(cfg Config) *Runner {
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
 	}
-	return r
+	if cfg.Notify == nil {
+		cfg.Notify = func(string) {}
+	}
+	return &Runner{client: cfg.HTTPClient, log: logx.OrDiscard(cfg.Logger), clock: clock.Or(cfg.Clock),
+		notify: cfg.Notify, journal: cfg.Journal, apps: map[string]*run{}}
 }
 
 // Ensure runs the checks of rel's strategy.analysis against version (with
@@ -174,7 +183,7 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 				r.notify(app)
 			}
 			// the next round is due one interval after the last one run
-			if wait := lastRun(restored).Add(interval).Sub(r.now()); wait > 0 {
+			if wait := lastRun(restored).Add(interval).Sub(r.clock.Now()); wait > 0 {
 				select {
 				case <-ctx.Done():
 					return
@@ -187,7 +196,7 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 	defer t.Stop()
 	for {
 		for _, c := range a.Checks {
-			ok, msg := Run(ctx, r.client, c, data)
+			ok, msg, val := Measure(ctx, r.client, c, data)
 			if ctx.Err() != nil {
 				return
 			}
@@ -197,7 +206,7 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 			r.mu.Lock()
 			res := ru.results[c.Name]
 			res.Version = ru.version
-			res.Runs = append(res.Runs, rollout.CheckRun{At: r.now(), OK: ok, Message: msg})
+			res.Runs = append(res.Runs, rollout.CheckRun{At: r.clock.Now(), OK: ok, Message: msg, Value: val})
 			if len(res.Runs) > MaxRuns {
 				res.Runs = res.Runs[len(res.Runs)-MaxRuns:]
 			}
@@ -222,31 +231,38 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 
 // Run runs one check once and says whether it passed, and why not.
 func Run(ctx context.Context, client *http.Client, c spec.Check, data map[string]string) (bool, string) {
+	ok, msg, _ := Measure(ctx, client, c, data)
+	return ok, msg
+}
+
+// Measure is Run that also returns the value measured (nil for a check
+// that only looks at the status code, or that failed to measure).
+func Measure(ctx context.Context, client *http.Client, c spec.Check, data map[string]string) (bool, string, *float64) {
 	var v float64
 	var err error
 	var lo, hi *float64
 	switch {
 	case c.HTTP != nil:
 		if v, err = runHTTP(ctx, client, c.HTTP, data); err == nil && c.HTTP.JSONPath == "" {
-			return true, ""
+			return true, "", nil
 		}
 		lo, hi = c.HTTP.Min, c.HTTP.Max
 	case c.Prometheus != nil:
 		v, err = runPrometheus(ctx, client, c.Prometheus, data)
 		lo, hi = c.Prometheus.Min, c.Prometheus.Max
 	default:
-		return false, "check has neither http nor prometheus"
+		return false, "check has neither http nor prometheus", nil
 	}
 	if err != nil {
-		return false, err.Error()
+		return false, err.Error(), nil
 	}
 	if lo != nil && v < *lo {
-		return false, fmt.Sprintf("value %g is below min %g", v, *lo)
+		return false, fmt.Sprintf("value %g is below min %g", v, *lo), &v
 	}
 	if hi != nil && v > *hi {
-		return false, fmt.Sprintf("value %g is above max %g", v, *hi)
+		return false, fmt.Sprintf("value %g is above max %g", v, *hi), &v
 	}
-	return true, fmt.Sprintf("value %g", v)
+	return true, fmt.Sprintf("value %g", v), &v
 }
 
 func timeout(d *spec.Duration) time.Duration {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func f(v float64) *float64 { return &v }
@@ -37,20 +37,18 @@ func startDemo(t *testing.T, args ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
+	testenv.Eventually(t, 10*time.Second, "demoapp listens on "+addr, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
 			c.Close()
-			return "http://" + addr
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("demoapp did not listen")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
+	return "http://" + addr
 }
 
 func TestHTTPCheckAgainstDemoApp(t *testing.T) {
+	testenv.IntegrationTest(t)
 	healthy := startDemo(t)
 	sick := startDemo(t, "--fail-health")
 	ctx := context.Background()
@@ -124,9 +122,10 @@ func TestJSONAndPrometheusChecks(t *testing.T) {
 }
 
 func TestRunnerKeepsResultsPerVersionAndNotifies(t *testing.T) {
+	testenv.IntegrationTest(t)
 	healthy := startDemo(t)
 	notified := make(chan string, 100)
-	r := NewRunner(func(app string) { notified <- app }, WithLogger(slog.New(slog.DiscardHandler)))
+	r := New(Config{Notify: func(app string) { notified <- app }})
 	defer r.Close()
 	rel := &spec.Release{App: "demo", Strategy: spec.Strategy{Analysis: &spec.Analysis{
 		Interval: spec.D(time.Second),
@@ -166,5 +165,25 @@ func TestRunnerKeepsResultsPerVersionAndNotifies(t *testing.T) {
 	r.Stop("demo")
 	if res := r.Results("demo"); res != nil {
 		t.Fatalf("results after Stop: %v", res)
+	}
+}
+
+// Measure returns the number a check measured, passing or not, so the
+// console can chart it against the thresholds.
+func TestMeasureReturnsTheValue(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"data": {"errorRate": 0.3}}`))
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		max float64
+		ok  bool
+	}{{0.5, true}, {0.1, false}} {
+		max := c.max
+		chk := spec.Check{Name: "errors", HTTP: &spec.HTTPCheck{URL: srv.URL, JSONPath: "data.errorRate", Max: &max}}
+		ok, msg, v := Measure(context.Background(), srv.Client(), chk, nil)
+		if ok != c.ok || v == nil || *v != 0.3 {
+			t.Fatalf("max %g: ok %v, msg %q, value %v", c.max, ok, msg, v)
+		}
 	}
 }

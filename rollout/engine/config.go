@@ -33,48 +33,60 @@ type configPass struct {
 	requeue time.Duration
 }
 
-// checkConfig rejects a document whose config section is invalid once
-// its referenced files are read, like any invalid spec: the last good spec
-// stays in force and nothing is written or started. Other errors (etcd
-// unreachable) are left to the pass, which fails and is retried.
-func (e *Engine) checkConfig(ctx context.Context, pd parsedDoc) parsedDoc {
-	if e.cfg.Config == nil || pd.err != nil || pd.rel == nil || pd.rel.Config == nil {
-		return pd
+// checkConfig prepares the newest document's config section (once per
+// pass: bindIdentity reuses the answer) and rejects the document when the
+// section is invalid once its referenced files are read, like any invalid
+// spec: the last good spec stays in force and nothing is written or
+// started. Other errors (etcd unreachable) are left to bindIdentity, which
+// fails the pass; it is retried.
+func (p *pass) checkConfig(ctx context.Context) {
+	d := p.doc
+	if p.e.cfg.Config == nil || d.err != nil || d.rel == nil || d.rel.Config == nil {
+		return
 	}
-	_, err := e.cfg.Config.Prepare(ctx, pd.rel)
+	id, err := p.e.cfg.Config.Prepare(ctx, d.rel)
+	p.prepared = &prepared{rel: d.rel, identity: id, err: err}
 	var verr *spec.ValidationError
 	if errors.As(err, &verr) {
-		pd.err, pd.rel = err, nil
+		p.doc.err, p.doc.rel = err, nil
 	}
-	return pd
 }
 
-// configIdentity returns rel as the planner and the backend see it: with
-// its version replaced by the release identity (a config-only change runs
-// as "<version>_cfg<digest>").
-func (e *Engine) configIdentity(ctx context.Context, rel *spec.Release) (*spec.Release, string, error) {
-	if e.cfg.Config == nil || rel.Config == nil {
-		return rel, rel.Version, nil
+// bindIdentity sets p.identity and makes p.rel the release as the planner
+// and the backend see it: with its version replaced by the release
+// identity (a config-only change runs as "<version>_cfg<digest>").
+func (p *pass) bindIdentity(ctx context.Context) error {
+	rel := p.spec
+	p.identity = rel.Version
+	if p.e.cfg.Config == nil || rel.Config == nil {
+		return nil
 	}
-	id, err := e.cfg.Config.Prepare(ctx, rel)
+	var id string
+	var err error
+	if pr := p.prepared; pr != nil && pr.rel == rel {
+		id, err = pr.identity, pr.err
+	} else {
+		id, err = p.e.cfg.Config.Prepare(ctx, rel) // the last good spec
+	}
 	if err != nil {
-		return nil, "", err
+		return err
 	}
-	if id == rel.Version {
-		return rel, id, nil
+	p.identity = id
+	if id != rel.Version {
+		out := rel.Clone()
+		out.Version = id
+		p.rel = out
 	}
-	out := rel.Clone()
-	out.Version = id
-	return out, id, nil
+	return nil
 }
 
-// configReconcile runs the config layer for one pass; insts gain the
-// checksum each instance reports.
-func (e *Engine) configReconcile(ctx context.Context, app string, orig *spec.Release, id string, st rollout.Status, insts []adapters.Instance) (configPass, []adapters.Instance, error) {
-	if e.cfg.Config == nil || orig.Config == nil {
+// reconcileConfig runs the config layer for one pass; the instances gain
+// the checksum each one reports.
+func (p *pass) reconcileConfig(ctx context.Context, insts []adapters.Instance) (configPass, []adapters.Instance, error) {
+	if p.e.cfg.Config == nil || p.spec.Config == nil {
 		return configPass{}, insts, nil
 	}
-	res, err := e.cfg.Config.Reconcile(ctx, configrelease.Pass{App: app, Spec: orig, Identity: id, Status: st, Instances: insts})
+	res, err := p.e.cfg.Config.Reconcile(ctx, configrelease.Pass{App: p.app, Spec: p.spec, Identity: p.identity, Status: p.rec.Status, Instances: insts})
 	if err != nil {
 		return configPass{}, insts, err
 	}

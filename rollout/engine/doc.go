@@ -10,6 +10,11 @@
 // restart: adapters are idempotent, and a step only advances once its
 // effect is observed.
 //
+// Files: engine.go (the queue, the watch, leadership), pass.go (one pass:
+// load, observe, plan, apply, persist), config.go (the config layer's part
+// of a pass), commands.go (operator commands), view.go (what the API
+// shows), store.go (records), broker.go (event streams), metrics.go.
+//
 // The Store interface persists per-app records; MemoryStore is for unit
 // tests and rollout/engine/etcdstore is the real one.
 package engine

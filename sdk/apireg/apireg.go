@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/sdk"
 )
 
@@ -51,9 +52,7 @@ func New(cfg Config) *Registrar {
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 5 * time.Second}
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	return &Registrar{cfg: cfg, log: cfg.Logger.With("registry", "api", "server", cfg.Server)}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/graylane/graylane/configsync"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/sdk"
 )
 
@@ -67,19 +68,17 @@ func New(cfg Config) *Registry {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	return &Registry{cli: cfg.Client, prefix: cfg.Prefix, ttl: max(cfg.TTL, MinTTL), log: cfg.Logger.With("registry", "etcd")}
 }
 
 // Rules returns the source of published gray documents in etcd
 // ({prefix}{app}; prefix "" is gray.DefaultRulesPrefix), for sdk.Config.Rules.
-func Rules(cli *clientv3.Client, prefix string, opts ...etcdsource.Option) *etcdsource.Source {
+func Rules(cli *clientv3.Client, prefix string) *etcdsource.Source {
 	if prefix == "" {
 		prefix = gray.DefaultRulesPrefix
 	}
-	return etcdsource.New(cli, prefix, opts...)
+	return etcdsource.New(etcdsource.Config{Client: cli, Prefix: prefix})
 }
 
 func (r *Registry) key(in gray.Instance) string {

@@ -99,6 +99,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestControlAPI: the client drives the proxy process's Local over the
 // socket; errors come back as the DataPlane contract says.
 func TestControlAPI(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := supervise(t, t.TempDir())
 	c := s.Client()
 	ctx := context.Background()
@@ -155,6 +156,7 @@ func TestControlAPI(t *testing.T) {
 // adopts the running proxy process; when the process is SIGKILLed, the
 // supervisor starts another, which serves the last routes from its file.
 func TestSupervisorAdoptsAndRestarts(t *testing.T) {
+	testenv.IntegrationTest(t)
 	dir := t.TempDir()
 	s1 := supervise(t, dir)
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -193,6 +195,7 @@ func TestSupervisorAdoptsAndRestarts(t *testing.T) {
 // TestRouterConformance runs the shared TrafficRouter suite against the
 // Router driving a proxy process.
 func TestRouterConformance(t *testing.T) {
+	testenv.IntegrationTest(t) // starts proxy processes (this test binary)
 	adaptertest.RunRouter(t, func(t *testing.T) *adaptertest.RouterHarness {
 		s := supervise(t, t.TempDir())
 		src := adaptertest.Instances{"conf": {

@@ -1,0 +1,401 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/rollout"
+	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/traffic"
+)
+
+// Sync runs one pass over app: load, observe, plan, apply, persist. It
+// returns when to look again (-1: never, 0: at the next resync).
+func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
+	p := &pass{e: e, app: app, now: e.cfg.Clock.Now(), log: e.log.With("app", app)}
+	return p.run(ctx)
+}
+
+// pass is one reconcile pass over one app. It holds what the pass has
+// learnt so far — the persisted record as loaded and as it is being
+// changed, the release in force, the adapters, what they observe, the
+// planner's decision — so that its steps need no long argument lists:
+//
+//	load     the record, the newest document, the release in force
+//	observe  the backend's instances, the config layer, the router's split
+//	plan     rollout.Plan (pure) and the analysis runner
+//	apply    Backend.Apply, then TrafficRouter.SetWeights
+//	persist  save the record if it changed (compare-and-swap), emit the
+//	         events, publish the view built from the record in hand
+type pass struct {
+	e   *Engine
+	app string
+	now time.Time
+	log *slog.Logger
+
+	// rec is the app's record, changed by the pass; stored is the record
+	// as persisted (loaded, or last saved by this pass), rev its revision
+	// (0: none yet) and loaded its JSON, to save only when something
+	// changed. Views are built from stored: no Store.Load per publish.
+	rec    Record
+	stored Record
+	rev    int64
+	loaded []byte
+	before rollout.Status
+
+	doc latestDoc
+	// rel is the release in force as the planner and the backend see it
+	// (its version is the release identity); spec is the same release as
+	// written (its config section is the config layer's input).
+	rel, spec *spec.Release
+	// identity is the release identity of rel (configrelease); prepared
+	// holds Prepare's answer for the newest document, so Prepare runs once
+	// per pass.
+	identity string
+	prepared *prepared
+
+	backend adapters.Backend
+	router  adapters.TrafficRouter
+	cmd     PendingCommand
+	insts   []adapters.Instance
+	obs     rollout.Observed
+	config  configPass
+	plan    rollout.Decision
+}
+
+// prepared is configrelease's Prepare answer for one release.
+type prepared struct {
+	rel      *spec.Release
+	identity string
+	err      error
+}
+
+func (p *pass) run(ctx context.Context) (time.Duration, error) {
+	next, done, err := p.loadState(ctx)
+	if done {
+		return next, err
+	}
+	if next, done, err := p.resolve(ctx); done {
+		return next, err
+	}
+	if p.rec.Deleting {
+		return p.teardown(ctx)
+	}
+	if err := p.bindIdentity(ctx); err != nil {
+		return 0, p.fail(ctx, fmt.Errorf("config of %s: %w", p.app, err))
+	}
+	if next, done, err := p.observe(ctx); done {
+		return next, err
+	}
+	p.decide()
+	applyErr := p.apply(ctx)
+	return p.persist(ctx, applyErr)
+}
+
+// loadState loads the app's record and its newest document and works out
+// the release in force. done reports that the pass ends here.
+func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, err error) {
+	e, app := p.e, p.app
+	rec, rev, err := e.cfg.Store.Load(ctx, app)
+	if err != nil {
+		return 0, true, fmt.Errorf("load state of %s: %w", app, err)
+	}
+	p.rec, p.stored, p.rev, p.before = rec, rec, rev, rec.Status
+	p.loaded, _ = json.Marshal(rec)
+
+	p.doc = e.latest(app)
+	p.checkConfig(ctx) // config.go
+	var rel *spec.Release
+	switch d := p.doc; {
+	case d.present && d.err == nil:
+		rel = d.rel
+		b, _ := json.Marshal(rel)
+		p.rec.Spec, p.rec.SpecRevision, p.rec.SpecError, p.rec.Deleting = b, d.revision, nil, false
+	case d.present:
+		fe := &FieldError{Error: d.err.Error(), Field: spec.FieldOf(d.err), Revision: d.revision}
+		if old := p.rec.SpecError; old == nil || old.Error != fe.Error || old.Revision != fe.Revision {
+			p.log.Error("rejected release spec; last good spec stays in force", "revision", d.revision, "field", fe.Field, "err", d.err)
+			e.emit(app, rollout.Event{Type: rollout.Warning, Reason: "InvalidSpec", Message: fe.Error})
+		}
+		p.rec.SpecError = fe
+	case len(p.rec.Spec) > 0:
+		if !p.rec.Deleting {
+			p.log.Info("release spec removed from source; scaling the app to zero")
+			e.emit(app, rollout.Event{Type: rollout.Normal, Reason: "Deleting", Message: "spec removed from " + e.cfg.Source.Name() + "; scaling to zero"})
+		}
+		p.rec.Deleting = true
+	case rev == 0:
+		return -1, true, nil // unknown app
+	}
+	if rel == nil && len(p.rec.Spec) > 0 {
+		var last spec.Release
+		if err := json.Unmarshal(p.rec.Spec, &last); err != nil {
+			return 0, true, fmt.Errorf("decode last good spec of %s: %w", app, err)
+		}
+		if err := last.Validate(); err != nil {
+			return 0, true, fmt.Errorf("last good spec of %s no longer validates: %w", app, err)
+		}
+		rel = &last
+	}
+	if rel == nil {
+		// only an invalid document so far: record the error, apply nothing
+		return 0, true, p.save(ctx, nil)
+	}
+	p.rel, p.spec = rel, rel
+	return 0, false, nil
+}
+
+// resolve finds the backend and router the release asks for.
+func (p *pass) resolve(ctx context.Context) (time.Duration, bool, error) {
+	var err error
+	if p.backend, err = p.e.cfg.Resolver.Backend(p.rel); err != nil {
+		return 0, true, p.fail(ctx, fmt.Errorf("backend %s for %s: %w", p.rel.Backend.Type, p.app, err))
+	}
+	if p.router, err = p.e.cfg.Resolver.Router(p.rel); err != nil {
+		return 0, true, p.fail(ctx, fmt.Errorf("router for %s: %w", p.app, err))
+	}
+	return 0, false, nil
+}
+
+// observe asks the backend, the config layer and the router what is true
+// now, and fills p.obs for the planner.
+func (p *pass) observe(ctx context.Context) (time.Duration, bool, error) {
+	e, app := p.e, p.app
+	if len(p.rec.Commands) > 0 {
+		p.cmd = p.rec.Commands[0]
+	}
+	insts, err := p.backend.Observe(ctx, app)
+	if err != nil {
+		return 0, true, p.fail(ctx, fmt.Errorf("observe %s: %w", app, err))
+	}
+	if p.doc.sourceDown && p.cmd.ID == "" {
+		// Desired state may have changed in the centre: do not advance or
+		// roll back on stale data; keep serving (and showing) what runs.
+		e.setLive(app, func(l *live) {
+			l.instances = insts
+			l.lastError = "config source unavailable: holding the release until it is back"
+		})
+		p.publish()
+		return time.Second, true, nil
+	}
+	if p.config, insts, err = p.reconcileConfig(ctx, insts); err != nil { // config.go
+		return 0, true, p.fail(ctx, fmt.Errorf("config of %s: %w", app, err))
+	}
+	p.insts = insts
+	p.obs = rollout.Observed{Versions: map[string]rollout.Count{}, Router: p.router != nil}
+	for _, in := range insts {
+		c := p.obs.Versions[in.Version]
+		c.Total++
+		if in.Ready {
+			c.Ready++
+		}
+		p.obs.Versions[in.Version] = c
+		if why := in.Meta[adapters.MetaStalled]; why != "" {
+			if p.obs.Stalled == nil {
+				p.obs.Stalled = map[string]string{}
+			}
+			p.obs.Stalled[in.Version] = why
+		}
+	}
+	if p.router != nil {
+		if p.obs.Split, err = p.router.Weights(ctx, app); err != nil {
+			return 0, true, p.fail(ctx, fmt.Errorf("read traffic split of %s: %w", app, err))
+		}
+	}
+	return 0, false, nil
+}
+
+// decide runs the planner and keeps the analysis runner in step with the
+// rollout it decided.
+func (p *pass) decide() {
+	e, app := p.e, p.app
+	st := p.rec.Status
+	e.mu.Lock()
+	if end, ok := e.outageEnd[app]; ok {
+		// a config-centre outage does not count against the progress deadline
+		if st.LastProgressAt.Before(end) && st.CanaryVersion != "" {
+			st.LastProgressAt = end
+		}
+		delete(e.outageEnd, app)
+	}
+	e.mu.Unlock()
+
+	var checks map[string]rollout.CheckResult
+	if e.cfg.Analysis != nil {
+		checks = e.cfg.Analysis.Results(app)
+	}
+	p.plan = rollout.Plan(rollout.Input{Spec: p.rel, Status: st, Observed: p.obs, Command: p.cmd.Command, Now: p.now, Checks: checks, Config: p.config.gate})
+	p.plan.Events = append(p.config.events, p.plan.Events...)
+	if e.cfg.Analysis != nil {
+		if ds := p.plan.Status; ds.CanaryVersion != "" && !ds.Rollback && p.rel.Strategy.Analysis != nil {
+			e.cfg.Analysis.Ensure(p.rel, ds.StableVersion, ds.CanaryVersion)
+		} else {
+			e.cfg.Analysis.Stop(app)
+		}
+	}
+}
+
+// apply carries the decision out: replicas first, then the split. The
+// error is reported after the status is persisted.
+func (p *pass) apply(ctx context.Context) error {
+	d, app := p.plan, p.app
+	step := adapters.Step{Index: -1, Reason: d.Status.Message}
+	if d.Status.CanaryVersion != "" && p.rel.Strategy.Type == spec.Canary {
+		step.Index = d.Status.Step
+	}
+	var applyErr error
+	if err := p.backend.Apply(ctx, p.rel, d.Replicas, step); err != nil {
+		applyErr = fmt.Errorf("apply replicas %v for %s: %w", d.Replicas, app, err)
+	} else if d.Split != nil && p.router != nil && !d.Split.Equal(p.obs.Split) {
+		if err := p.router.SetWeights(ctx, p.rel, *d.Split); err != nil {
+			applyErr = fmt.Errorf("set traffic split %v for %s: %w", d.Split.Weights, app, err)
+		}
+	}
+	p.e.firstAction(app, p.rel.Version, d.Replicas)
+	return applyErr
+}
+
+// persist records the decision and the command's outcome, saves, and
+// says when to look again.
+func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, error) {
+	e, app, d := p.e, p.app, p.plan
+	p.rec.Status = d.Status
+	cmd := p.cmd
+	if cmd.ID != "" {
+		p.rec.Commands = p.rec.Commands[1:]
+		p.rec.LastCommand = &CommandResult{ID: cmd.ID, Command: cmd.Command, Error: d.CommandErr}
+	}
+	e.setLive(app, func(l *live) {
+		l.instances = p.insts
+		l.split = p.obs.Split
+		if d.Split != nil && applyErr == nil {
+			l.split = *d.Split
+		}
+		l.lastError = ""
+		if applyErr != nil {
+			l.lastError = applyErr.Error()
+		}
+	})
+	if err := p.save(ctx, d.Events); err != nil {
+		return 0, err
+	}
+	if cmd.ID != "" {
+		e.resolveCommand(*p.rec.LastCommand)
+	}
+	e.cfg.Metrics.observeStatus(app, p.before, d.Status, p.now)
+	if applyErr != nil {
+		p.log.Error("apply decision", "err", applyErr)
+		e.emit(app, rollout.Event{Type: rollout.Warning, Reason: "ApplyFailed", Message: applyErr.Error()})
+		return 0, applyErr
+	}
+	if len(p.rec.Commands) > 0 {
+		return time.Millisecond, nil
+	}
+	return sooner(d.RequeueAfter, p.config.requeue), nil
+}
+
+// teardown scales a deleted app to zero, then forgets it.
+func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
+	e, app := p.e, p.app
+	insts, err := p.backend.Observe(ctx, app)
+	if err != nil {
+		return 0, fmt.Errorf("observe %s for deletion: %w", app, err)
+	}
+	if len(insts) > 0 {
+		why := adapters.Step{Index: -1, Reason: "deleting: " + app + " was removed from " + e.cfg.Source.Name()}
+		if err := p.backend.Apply(ctx, p.rel, traffic.Replicas{}, why); err != nil {
+			return 0, fmt.Errorf("scale %s to zero: %w", app, err)
+		}
+		p.rec.Status.Phase, p.rec.Status.Message = rollout.Progressing, fmt.Sprintf("deleting: %d instances left", len(insts))
+		e.setLive(app, func(l *live) { l.instances = insts })
+		if err := p.save(ctx, nil); err != nil {
+			return 0, err
+		}
+		return time.Second, nil
+	}
+	for _, a := range []any{p.backend, p.router} {
+		if f, ok := a.(adapters.Forgetter); ok {
+			if err := f.Forget(ctx, app); err != nil {
+				return 0, fmt.Errorf("forget %s: %w", app, err)
+			}
+		}
+	}
+	if p.rev != 0 {
+		if err := e.cfg.Store.Delete(ctx, app, p.rev); err != nil {
+			return 0, fmt.Errorf("delete state of %s: %w", app, err)
+		}
+	}
+	e.mu.Lock()
+	delete(e.live, app)
+	delete(e.parsed, app)
+	e.mu.Unlock()
+	e.index.remove(app)
+	if e.cfg.Analysis != nil {
+		e.cfg.Analysis.Stop(app)
+	}
+	e.emit(app, rollout.Event{Type: rollout.Normal, Reason: "Deleted", Message: "app removed"})
+	e.cfg.Metrics.forget(app)
+	e.log.Info("app deleted", "app", app)
+	return -1, nil
+}
+
+// fail reports err on the app, saves what the pass learnt so far and
+// returns err (nil when retrying cannot help).
+func (p *pass) fail(ctx context.Context, err error) error {
+	p.e.setLive(p.app, func(l *live) { l.lastError = err.Error() })
+	p.e.emit(p.app, rollout.Event{Type: rollout.Warning, Reason: "ReconcileFailed", Message: err.Error()})
+	if serr := p.save(ctx, nil); serr != nil {
+		return errors.Join(err, serr)
+	}
+	if errors.Is(err, adapters.ErrUnsupported) {
+		return nil // retrying will not help; the spec must change
+	}
+	return err
+}
+
+// save persists the record when it changed since it was loaded, emits
+// events, and publishes the app's view built from the record in hand.
+func (p *pass) save(ctx context.Context, events []rollout.Event) error {
+	if p.changed() {
+		p.rec.UpdatedAt = p.e.cfg.Clock.Now()
+		rev, err := p.e.cfg.Store.Save(ctx, p.app, p.rec, p.rev)
+		if err != nil {
+			return fmt.Errorf("persist state of %s: %w", p.app, err)
+		}
+		p.rev, p.stored = rev, p.rec
+		p.loaded, _ = json.Marshal(p.rec)
+	}
+	for _, ev := range events {
+		p.e.emit(p.app, ev)
+	}
+	p.publish()
+	return nil
+}
+
+// changed reports whether the record differs from the one loaded,
+// UpdatedAt aside.
+func (p *pass) changed() bool {
+	now := p.rec
+	now.UpdatedAt = time.Time{}
+	var was Record
+	_ = json.Unmarshal(p.loaded, &was)
+	was.UpdatedAt = time.Time{}
+	a, _ := json.Marshal(now)
+	b, _ := json.Marshal(was)
+	return !bytes.Equal(a, b)
+}
+
+// publish sends the app's view, built from the record as persisted.
+func (p *pass) publish() {
+	v, ok := p.e.view(p.app, p.stored, p.rev)
+	if ok {
+		p.e.index.put(SummaryOf(v), p.rev, true)
+		p.e.broker.Publish(p.app, Message{Kind: "status", App: &v})
+	}
+}
