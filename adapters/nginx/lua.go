@@ -79,8 +79,14 @@ func locationSnippet(in luaInput) string {
 	}
 	b.WriteString("    local version\n")
 	fmt.Fprintf(&b, "    if var.%s_trusted == \"1\" then\n", in.ident)
-	if p := in.split.Preview; p != "" {
-		fmt.Fprintf(&b, "        if var.http_%s == %q then version = %q end\n", headerVar(PreviewHeader), p, p)
+	if len(routed) > 0 {
+		// the preview, or a weighted version (an analysis check aimed at the canary)
+		var cond []string
+		for _, r := range routed {
+			cond = append(cond, fmt.Sprintf("pv == %q", r))
+		}
+		fmt.Fprintf(&b, "        local pv = var.http_%s\n", headerVar(PreviewHeader))
+		fmt.Fprintf(&b, "        if %s then version = pv end\n", strings.Join(cond, " or "))
 	}
 	b.WriteString("        local nd = var.http_n_d_version\n")
 	b.WriteString("        if not version and nd then\n")

@@ -21,9 +21,11 @@
 // A request is routed by the first rule that applies:
 //
 //  1. A trusted caller (Settings.Trust: its connection's address in
-//     ClientIPs, or the trust header with the secret) reaches the split's
-//     Preview with X-Graylane-Version: <preview>, or pins the version its
-//     n-d-version names for the app when the split routes to it. Nobody is
+//     ClientIPs, or the trust header with the secret) reaches a version the
+//     split routes to — the Preview, or one with a weight (an analysis
+//     check aimed at the canary) — with X-Graylane-Version: <version>, or
+//     pins the version its n-d-version names for the app when the split
+//     routes to it. Nobody is
 //     trusted by default: X-Graylane-Version, n-d-version,
 //     n-d-version-weight, n-d-region and n-d-address of other callers are
 //     ignored and removed before the request goes on, and the trust header

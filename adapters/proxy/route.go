@@ -111,8 +111,9 @@ type choice struct {
 
 // route computes the request's choice:
 //
-//  1. a trusted caller (Settings.Trust) reaches the split's preview with
-//     X-Graylane-Version: <preview>, or pins the version its n-d-version
+//  1. a trusted caller (Settings.Trust) reaches a version the split routes
+//     to (the preview, or one with a weight: an analysis check aimed at the
+//     canary) with X-Graylane-Version, or pins the version its n-d-version
 //     names for this app when the split routes to it;
 //  2. the user key (sticky header, else cookie) gets its bucket by the
 //     bucketing of docs/gray.md with the app's salt, the same in nginx
@@ -122,8 +123,8 @@ func (t *table) route(h http.Header, remoteAddr string) choice {
 	var c choice
 	c.trusted = t.r.trusted(h, remoteAddr)
 	if c.trusted {
-		if v := h[previewKey]; len(v) > 0 && t.preview != "" && v[0] == t.preview {
-			c.pinned = t.preview
+		if v := h[previewKey]; len(v) > 0 && t.routed[v[0]] {
+			c.pinned = v[0]
 		} else if v := h[ndVersion]; len(v) > 0 {
 			for _, e := range gray.ParseVersionHeader(v[0]) {
 				if (e.App == t.app || e.App == gray.AllApps) && t.routed[e.Version] {
