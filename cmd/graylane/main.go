@@ -52,6 +52,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newProxyCmd())
 	root.AddCommand(newProbe())
 	root.AddCommand(cliCommands()...)
+	root.AddCommand(backupCommands()...)
 	return root
 }
 
