@@ -162,7 +162,17 @@ func (r *Router) ensureLocked(ctx context.Context, app string, want Settings) er
 		}
 	}
 	if known && have.Equal(want) {
+		// First seen since this router started (graylane restarted): the
+		// data plane kept its routes; bring its endpoints up to date now
+		// rather than at the next resync.
 		r.remember(app, want)
+		if eps, err := r.endpoints(ctx, app); err == nil {
+			if rt, err := r.dp.Routes(ctx, app); err == nil && !sameEndpoints(rt.Endpoints, eps) {
+				if _, err := r.dp.Update(ctx, app, Update{Endpoints: &eps}); err != nil {
+					return fmt.Errorf("proxy of app %s: %w", app, err)
+				}
+			}
+		}
 		return nil
 	}
 	u := Update{Settings: &want}
