@@ -90,6 +90,9 @@ func (r *Release) Validate() error {
 	if r.Gray != nil {
 		r.Gray.validate("gray", &e)
 	}
+	if r.Rollback != nil {
+		r.Rollback.validate("rollback", &e)
+	}
 	return e.err()
 }
 
