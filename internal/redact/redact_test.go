@@ -8,7 +8,7 @@ import (
 func TestText(t *testing.T) {
 	for _, tc := range []struct {
 		name, format, in string
-		hidden, kept   []string
+		hidden, kept     []string
 	}{
 		{"yaml", "yaml", "db:\n  user: shop\n  password: hunter2\napiKey: abc123\ngreeting: hi\n",
 			[]string{"hunter2", "abc123"}, []string{"user: shop", "greeting: hi", "password: " + Mask}},
