@@ -271,6 +271,14 @@ type PlacementStatus struct {
 	Retry    time.Time `json:"retryAt,omitempty"`
 }
 
+// Resolve reads and validates rel's config section (files given by
+// contentRef included) and returns its bundle, writing nothing: the check
+// a rollback to a revision or a dry-run makes. Invalid config returns a
+// *spec.ValidationError.
+func (m *Manager) Resolve(ctx context.Context, rel *spec.Release) (Bundle, error) {
+	return Resolve(ctx, rel.App, rel.Config, m.cfg.Store)
+}
+
 // View returns the app's config status, nil before its first pass.
 func (m *Manager) View(app string) *View {
 	a := m.mem(app)

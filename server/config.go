@@ -10,6 +10,7 @@ import (
 
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/spec"
 )
 
 // ConfigService is what the config routes need (configrelease.Manager).
@@ -20,6 +21,13 @@ type ConfigService interface {
 	History(ctx context.Context, app string) ([]configrelease.HistoryEntry, error)
 	// Entry returns one config version (ok false when unknown).
 	Entry(ctx context.Context, app, identity string) (configrelease.HistoryEntry, bool, error)
+	// Resolve validates a release's config section, reading its
+	// referenced files, and returns the bundle; it writes nothing.
+	Resolve(ctx context.Context, rel *spec.Release) (configrelease.Bundle, error)
+	// Preview says what releasing rel would write to each config target,
+	// with diffs against what they hold; it writes nothing. stable is the
+	// identity running now.
+	Preview(ctx context.Context, rel *spec.Release, stable string) (*configrelease.Preview, error)
 }
 
 var errConfigOff = errors.New("config-in-step is not configured in this graylane")

@@ -96,6 +96,11 @@ func (r *Release) Validate() error {
 	return e.err()
 }
 
+// HasRouter reports whether something splits the release's traffic by
+// weight (a proxy, nginx, gray rules, a Kubernetes Service); without one
+// traffic follows instance counts.
+func (r *Release) HasRouter() bool { return r.noTrafficSwitch() == "" }
+
 // noTrafficSwitch says why nothing would switch the release's traffic
 // between versions ("" when something does): traffic.type none, or a
 // backend that has no router unless traffic.type names one (webhook, ssh),

@@ -278,6 +278,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer cfgw.close()
+	recs := buildRecords(v, cli, src.Name(), log) // wiring_records.go
 	var eng *engine.Engine
 	checks := analysis.New(analysis.Config{Notify: func(app string) { eng.Trigger(app) }, Logger: log.With("component", "analysis"),
 		Journal: etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))})
@@ -293,6 +294,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Metrics:  engine.NewMetrics(reg),
 		Workers:  v.GetInt("engine.workers"),
 		Resync:   v.GetDuration("engine.resync"),
+		Records:  recs.keeper,
 	})
 	adapters.Notify(eng.Trigger)
 	adapters.releases = eng.Release
@@ -305,6 +307,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Config: cfgw.manager,
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
 		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
+		Records: recs.store, AuditLog: recs.audit, Denials: recs.denials,
 	})
 	tokens, err := apiTokens(v)
 	if err != nil {
@@ -324,6 +327,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return eng.Run(gctx) })
+	g.Go(func() error { return recs.run(gctx) })
 	g.Go(func() error {
 		err := httpSrv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {

@@ -1,0 +1,5 @@
+package server
+
+import "github.com/gin-gonic/gin"
+
+func (s *Server) openAPI(c *gin.Context) {}
