@@ -27,17 +27,17 @@ tools:
 	  if git ls-files --error-unmatch $$p >/dev/null 2>&1; then $(GO) run $$p || exit 1; fi; \
 	done
 
-## test: everything, against real servers; a missing server fails
+## test: both tiers, against real servers; a missing server fails (docs/testing.md)
 test: test-deps tools build
 	GRAYLANE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 80m $(PKGS)
 
-## test-unit: the fast inner loop (pure logic, no external servers)
+## test-unit: the unit tier: every package, integration tests skipped (no etcd, no servers, no programs)
 test-unit:
-	$(GO) test -count=1 -short ./spec/... ./gray/... ./rollout/... ./adapters ./configsync ./server/... ./client/...
+	GRAYLANE_INTEGRATION= $(GO) test -count=1 $(PKGS)
 
-## bench: the benchmarks behind docs/benchmarks.md
+## bench: the benchmarks behind docs/benchmarks.md (some need embedded etcd)
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./rollout/... ./adapters/proxy/... ./configsync/etcd/...
+	GRAYLANE_INTEGRATION=1 $(GO) test -run '^$$' -bench . -benchmem -count=1 ./rollout/... ./adapters/proxy/... ./configsync/etcd/...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -14,6 +14,7 @@ import (
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // apolloRead reads namespace app.yaml of app demo as an Apollo client
@@ -38,6 +39,7 @@ func apolloRead(t *testing.T, srv *apolloserver.Server, label string) string {
 // targets on etcd and on Apollo, where the version-bound copy is a gray
 // branch selected by the client label (= the release identity).
 func TestApolloAndEtcdInStep(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t)
 	srv := apolloserver.New(apolloserver.Options{})
 	if err := srv.Start(); err != nil {

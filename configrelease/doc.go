@@ -10,6 +10,12 @@
 // Manager.Reconcile (write, read back, probe instances, check drift) and
 // gives the resulting rollout.ConfigGate to the planner.
 //
+// Files: manager.go (Manager, Prepare, the pass), layout.go (what each
+// placement should hold, pure: planLayout, desired, planGate), write.go
+// (write-ahead record, execution with back-off, read-back, recovery),
+// drift.go, history.go, view.go, plus bundle.go, locate.go, report.go
+// and store.go. The wire types shared with sdk/config live in configwire.
+//
 // # Release identity
 //
 // The planner's "version" is a release identity: the code version, or

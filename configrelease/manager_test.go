@@ -21,9 +21,10 @@ import (
 	etcdsrc "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/configsync/sourcetest"
 	"github.com/graylane/graylane/configwire"
-	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // fixture is graylane's etcd (store) and an etcd config centre reached
@@ -40,19 +41,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatalf("start embedded etcd: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	proxy := sourcetest.NewProxy(t, srv.ClientAddr())
+	srv := etcdtest.Start(t)
+	cli := srv.Client()
+	proxy := sourcetest.NewProxy(t, srv.Addr())
 	pcli, err := clientv3.New(clientv3.Config{Endpoints: []string{proxy.Addr()}, DialTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -185,6 +176,7 @@ func reasons(evs []rollout.Event) string {
 }
 
 func TestPrepareBindsIdentities(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t)
 	m := f.manager()
 	v1 := release(t, "v1", "one", "")
@@ -248,6 +240,7 @@ config:
 }
 
 func TestCanaryPromoteRollback(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t)
 	m := f.manager()
 	v1, v2 := release(t, "v1", "one", ""), release(t, "v2", "two", "")
@@ -342,6 +335,7 @@ func TestCanaryPromoteRollback(t *testing.T) {
 }
 
 func TestCentreDownThenBack(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t)
 	m := f.manager()
 	v1, v2 := release(t, "v1", "one", ""), release(t, "v2", "two", "")
@@ -388,6 +382,7 @@ func TestCentreDownThenBack(t *testing.T) {
 }
 
 func TestInterruptedWriteIsFinishedOrUndone(t *testing.T) {
+	testenv.IntegrationTest(t)
 	for _, undo := range []bool{false, true} {
 		t.Run(map[bool]string{false: "finish", true: "undo"}[undo], func(t *testing.T) {
 			f := newFixture(t)
@@ -444,6 +439,7 @@ func TestInterruptedWriteIsFinishedOrUndone(t *testing.T) {
 }
 
 func TestDrift(t *testing.T) {
+	testenv.IntegrationTest(t)
 	for _, policy := range []string{"report", "repair"} {
 		t.Run(policy, func(t *testing.T) {
 			f := newFixture(t)
@@ -490,6 +486,7 @@ func TestDrift(t *testing.T) {
 // A file that reads as missing is drift only once it stays missing (some
 // servers answer "not found" for a dataId being updated).
 func TestDriftOfADeletedFileIsConfirmed(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t)
 	m := f.manager()
 	rel := release(t, "v1", "one", "")

@@ -15,9 +15,7 @@ import (
 // and runs it against every bucket and split vector, so the snippet a
 // gateway copies stays bit for bit equal to the Go implementation.
 func TestJavaSnippetMatchesVectors(t *testing.T) {
-	if testing.Short() {
-		t.Skip("compiles Java")
-	}
+	testenv.IntegrationTest(t) // compiles and runs Java
 	javac, java := testenv.LookPath(t, "javac"), testenv.LookPath(t, "java")
 	md, err := os.ReadFile(filepath.Join("..", "docs", "gray.md"))
 	if err != nil {

@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// blueGreen brings the new version up at R beside the stable one, reachable
+// as a preview, then switches all traffic at once (package documentation,
+// "Blue-green").
 func (p *planner) blueGreen() {
 	next := &p.next
 	d, s := next.CanaryVersion, next.StableVersion

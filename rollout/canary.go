@@ -65,6 +65,9 @@ func (p *planner) advance(why string) {
 	}
 }
 
+// canary runs the canary steps from Status.Step as far as the observed
+// state allows (package documentation, "Canary"): scale, wait for ready
+// instances, move the weight, wait for the router, pause, analyse.
 func (p *planner) canary() {
 	next := &p.next
 	d, s := next.CanaryVersion, next.StableVersion

@@ -7,6 +7,9 @@ import (
 	"github.com/graylane/graylane/traffic"
 )
 
+// rolling replaces old instances by new ones within maxSurge and
+// maxUnavailable, traffic following ready instances (package
+// documentation, "Rolling").
 func (p *planner) rolling() {
 	next := &p.next
 	d, s := next.CanaryVersion, next.StableVersion

@@ -9,12 +9,14 @@ import (
 	"github.com/graylane/graylane/sdk/nacosreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // BenchmarkRuleChangeNacos is BenchmarkRuleChangeEtcd with Nacos
 // (Polaris) as the centre: registration in Nacos naming, documents in
 // Nacos config.
 func BenchmarkRuleChangeNacos(b *testing.B) {
+	testenv.IntegrationTest(b)
 	srv := polaris.Start(b)
 	ctx := sdktest.Ctx(b, 10*time.Minute)
 	cfg := nacos.Config{Servers: []string{srv.NacosAddr()}, Timeout: 5 * time.Second, ProbeInterval: 500 * time.Millisecond}

@@ -16,6 +16,8 @@ import (
 	"github.com/graylane/graylane/sdk/etcdreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // benchRules returns n rules that a typical request does not match, so a
@@ -96,7 +98,7 @@ func BenchmarkDecide(b *testing.B) {
 }
 
 func benchDecide(b *testing.B, rules []spec.GrayRule) {
-	r := sdk.NewRouter(gray.Self{})
+	r := sdk.NewRouter(sdk.RouterConfig{})
 	r.Set(doc("shop", rules, vw("v2", 20), vw("v1", 80)))
 	req := benchRequest()
 	b.ReportAllocs()
@@ -114,7 +116,7 @@ func benchDecide(b *testing.B, rules []spec.GrayRule) {
 func BenchmarkMiddleware(b *testing.B) {
 	for _, apps := range []int{1, 10} {
 		b.Run(fmt.Sprintf("apps=%d", apps), func(b *testing.B) {
-			r := sdk.NewRouter(gray.Self{})
+			r := sdk.NewRouter(sdk.RouterConfig{})
 			var docs []*gray.Document
 			for a := 0; a < apps; a++ {
 				docs = append(docs, doc(fmt.Sprintf("app-%d", a), benchRules(10), vw("v2", 20), vw("v1", 80)))
@@ -138,7 +140,8 @@ func BenchmarkMiddleware(b *testing.B) {
 // through the SDK transport until one reaches the newly chosen version.
 // Run with a fixed count, e.g. -benchtime=20x; ms/change is the figure.
 func BenchmarkRuleChangeEtcd(b *testing.B) {
-	cli := sdktest.Etcd(b)
+	testenv.IntegrationTest(b)
+	cli := etcdtest.Start(b).Client()
 	reg := etcdreg.New(etcdreg.Config{Client: cli})
 	rules := etcdreg.Rules(cli, "")
 	b.Cleanup(func() { _ = rules.Close() })
@@ -163,7 +166,9 @@ func benchRuleChange(b *testing.B, rules sdk.Rules, reg sdktest.Registry, store 
 	sdktest.Must(b, "sdk", err)
 	b.Cleanup(func() { _ = c.Close() })
 	sdktest.Must(b, "ready", c.Ready(ctx))
-	sdktest.Eventually(b, time.Minute, "both instances visible", func() (bool, string) { return len(c.Instances("bench")) == 2, "" })
+	testenv.Eventually(b, time.Minute, "both instances visible", func() error {
+		return testenv.Check(len(c.Instances("bench")) == 2, "instances %v", c.Instances("bench"))
+	})
 	hc := c.HTTPClient()
 	call := func() string {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://bench/", nil)
@@ -191,8 +196,8 @@ func benchRuleChange(b *testing.B, rules sdk.Rules, reg sdktest.Registry, store 
 	// the first document makes the app known to every centre's watch
 	publish(1, "v1")
 	router := c.Router()
-	sdktest.Eventually(b, time.Minute, "first document followed", func() (bool, string) {
-		return router.Generation("bench") == 1, fmt.Sprintf("generation %d", router.Generation("bench"))
+	testenv.Eventually(b, time.Minute, "first document followed", func() error {
+		return testenv.Check(router.Generation("bench") == 1, "generation %d", router.Generation("bench"))
 	})
 	if got := call(); got != "v1" {
 		b.Fatalf("the first document routes to v1; a request reached %q", got)

@@ -13,6 +13,8 @@ import (
 	"github.com/graylane/graylane/sdk/etcdreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 const apolloToken = "sdk-test-token"
@@ -35,10 +37,10 @@ func apolloGray(t testing.TB, log *slog.Logger) (*apollo.Source, grayrouter.Stor
 	_, err = srv.Publish(apollo.DefaultAppID, apollo.DefaultCluster, gray.DefaultApolloNamespace, "init")
 	sdktest.Must(t, "first release", err)
 
-	rules, err := apollorules.Rules(apollo.Config{ConfigService: srv.URL(), ProbeInterval: 500 * time.Millisecond}, apollo.WithLogger(log))
+	rules, err := apollorules.Rules(apollo.Config{ConfigService: srv.URL(), ProbeInterval: 500 * time.Millisecond, Logger: log})
 	sdktest.Must(t, "apollo rules", err)
 	t.Cleanup(func() { _ = rules.Close() })
-	docs, err := apollo.NewDocuments(apollo.DocumentsConfig{Portal: srv.PortalURL(), Token: apolloToken, ConfigService: srv.URL()}, apollo.WithLogger(log))
+	docs, err := apollo.NewDocuments(apollo.DocumentsConfig{Portal: srv.PortalURL(), Token: apolloToken, ConfigService: srv.URL(), Logger: log})
 	sdktest.Must(t, "apollo documents", err)
 	store := grayrouter.DocumentsStore(docs, func(app string) configsync.Location {
 		return configsync.Location{AppID: apollo.DefaultAppID, Cluster: apollo.DefaultCluster, Namespace: gray.DefaultApolloNamespace, Key: app}
@@ -50,8 +52,9 @@ func apolloGray(t testing.TB, log *slog.Logger) (*apollo.Source, grayrouter.Stor
 // in Apollo (the Open API, one release per change) and read by the SDK
 // through agollo; instances register in etcd, as Apollo has no registry.
 func TestChainApollo(t *testing.T) {
+	testenv.IntegrationTest(t)
 	log := sdktest.Logger(t, slog.LevelWarn)
-	cli := sdktest.Etcd(t)
+	cli := etcdtest.Start(t).Client()
 	reg := etcdreg.New(etcdreg.Config{Client: cli, Logger: log})
 	rules, store := apolloGray(t, log)
 	router, err := grayrouter.New(grayrouter.Config{Store: store, Centre: "apollo", Logger: log})
@@ -65,7 +68,8 @@ func TestChainApollo(t *testing.T) {
 // BenchmarkRuleChangeApollo is BenchmarkRuleChangeEtcd with Apollo as the
 // centre of the documents (registration in etcd).
 func BenchmarkRuleChangeApollo(b *testing.B) {
-	cli := sdktest.Etcd(b)
+	testenv.IntegrationTest(b)
+	cli := etcdtest.Start(b).Client()
 	rules, store := apolloGray(b, slog.New(slog.DiscardHandler))
 	benchRuleChange(b, rules, etcdreg.New(etcdreg.Config{Client: cli}), store)
 }

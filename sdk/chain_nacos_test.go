@@ -1,6 +1,7 @@
 package sdk_test
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -10,27 +11,30 @@ import (
 	"github.com/graylane/graylane/sdk/nacosreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/testsupport/polaris"
-	"log/slog"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // TestChainNacos is TestChainEtcd's scenario with every service registered
 // in Nacos naming and the documents published in Nacos config, against
 // Polaris (a real Nacos-protocol server), with async hops.
 func TestChainNacos(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := polaris.Start(t)
 	log := sdktest.Logger(t, slog.LevelWarn)
 	ctx := sdktest.Ctx(t, 5*time.Minute)
 	cfg := nacos.Config{Servers: []string{srv.NacosAddr()}, Timeout: 5 * time.Second, ProbeInterval: 500 * time.Millisecond}
-	nr, err := nacos.NewRegistry(ctx, cfg, nacos.WithRegistryLogger(log))
+	cfg.Logger = log
+	nr, err := nacos.NewRegistry(ctx, cfg)
 	sdktest.Must(t, "nacos registry", err)
 	t.Cleanup(func() { _ = nr.Close() })
 	reg := nacosreg.New(nr)
-	rules, err := nacosreg.Rules(ctx, cfg, nacos.WithLogger(log))
+	rules, err := nacosreg.Rules(ctx, cfg)
 	sdktest.Must(t, "nacos rules", err)
 	t.Cleanup(func() { _ = rules.Close() })
 	pub := cfg
 	pub.Group = gray.DefaultNacosGroup
-	store, err := nacos.New(ctx, pub, nacos.WithLogger(log))
+	pub.Logger = log
+	store, err := nacos.New(ctx, pub)
 	sdktest.Must(t, "nacos store", err)
 	t.Cleanup(func() { _ = store.Close() })
 	router, err := grayrouter.New(grayrouter.Config{Store: store, Centre: "nacos", Logger: log})

@@ -14,6 +14,8 @@ import (
 	"github.com/graylane/graylane/sdk/etcdreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -131,12 +133,13 @@ func checkSplit(t testing.TB, got map[int]string, w int) {
 }
 
 func TestChainEtcd(t *testing.T) {
-	cli := sdktest.Etcd(t)
+	testenv.IntegrationTest(t)
+	cli := etcdtest.Start(t).Client()
 	log := sdktest.Logger(t, slog.LevelWarn)
 	reg := etcdreg.New(etcdreg.Config{Client: cli, Logger: log})
 	rules := etcdreg.Rules(cli, "")
 	t.Cleanup(func() { _ = rules.Close() })
-	store := etcdsource.New(cli, gray.DefaultRulesPrefix)
+	store := etcdsource.New(etcdsource.Config{Client: cli, Prefix: gray.DefaultRulesPrefix})
 	t.Cleanup(func() { _ = store.Close() })
 	router, err := grayrouter.New(grayrouter.Config{Store: store, Centre: "etcd", Logger: log})
 	sdktest.Must(t, "gray router", err)

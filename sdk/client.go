@@ -72,10 +72,10 @@ type Config struct {
 	// http://{app}/path. Calls to other hosts pass through untouched.
 	Services []string
 
-	// Edge ignores incoming n-d-version headers (see WithEdge).
+	// Edge ignores incoming n-d-version headers (see RouterConfig.Edge).
 	Edge bool
 	// ClientIPHeader names a trusted header carrying the client IP (see
-	// WithClientIPHeader).
+	// RouterConfig.ClientIPHeader).
 	ClientIPHeader string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
@@ -156,16 +156,10 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	log := cfg.Logger.With("app", cfg.App, "version", cfg.Version)
-	opts := []RouterOption{WithRouterLogger(log)}
-	if cfg.Edge {
-		opts = append(opts, WithEdge())
-	}
-	if cfg.ClientIPHeader != "" {
-		opts = append(opts, WithClientIPHeader(cfg.ClientIPHeader))
-	}
 	c := &Client{
 		cfg: cfg, log: log,
-		router:      NewRouter(gray.Self{Region: cfg.Region, Zone: cfg.Zone, Labels: self(cfg).Labels()}, opts...),
+		router: NewRouter(RouterConfig{Self: gray.Self{Region: cfg.Region, Zone: cfg.Zone, Labels: self(cfg).Labels()},
+			Edge: cfg.Edge, ClientIPHeader: cfg.ClientIPHeader, Logger: log}),
 		rulesSynced: make(chan struct{}),
 		services:    map[string]*service{},
 	}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/internal/logx"
 )
 
 // Router decides requests from the gray documents it holds, one per app.
@@ -30,38 +31,30 @@ type tableSet struct {
 	tables map[string]*gray.Table
 }
 
-// RouterOption sets an optional knob of NewRouter.
-type RouterOption func(*Router)
-
-// WithClientIPHeader makes rules read the client IP from a header set by a
-// proxy you trust (X-Forwarded-For: the first address; X-Real-IP) instead
-// of the connection's address.
-func WithClientIPHeader(name string) RouterOption {
-	return func(r *Router) { r.ipHeader = http.CanonicalHeaderKey(name) }
+// RouterConfig configures a Router.
+type RouterConfig struct {
+	// Self is the deciding instance (region, zone, labels), for rules on
+	// the deciding instance.
+	Self gray.Self
+	// ClientIPHeader makes rules read the client IP from a header set by a
+	// proxy you trust (X-Forwarded-For: the first address; X-Real-IP)
+	// instead of the connection's address.
+	ClientIPHeader string
+	// Edge marks the router as the edge: incoming n-d-version headers are
+	// ignored and every request is decided here. Use it where requests
+	// come from outside (a gateway, a public service) so clients cannot
+	// pick versions. Without it, an incoming decision is honoured for
+	// every version the app's document routes to.
+	Edge bool
+	// Logger defaults to discarding (logx.OrDiscard).
+	Logger *slog.Logger
 }
 
-// WithEdge marks the router as the edge: incoming n-d-version headers are
-// ignored and every request is decided here. Use it where requests come
-// from outside (a gateway, a public service) so clients cannot pick
-// versions. Without it, an incoming decision is honoured for every version
-// the app's document routes to.
-func WithEdge() RouterOption { return func(r *Router) { r.edge = true } }
-
-// WithRouterLogger sets the logger (default: discard).
-func WithRouterLogger(l *slog.Logger) RouterOption {
-	return func(r *Router) {
-		if l != nil {
-			r.log = l
-		}
-	}
-}
-
-// NewRouter returns a router deciding as self (the instance's region, zone
-// and labels, for rules on the deciding instance).
-func NewRouter(self gray.Self, opts ...RouterOption) *Router {
-	r := &Router{self: self, log: slog.New(slog.DiscardHandler), changed: make(chan struct{})}
-	for _, o := range opts {
-		o(r)
+// NewRouter returns a router with no documents.
+func NewRouter(cfg RouterConfig) *Router {
+	r := &Router{self: cfg.Self, edge: cfg.Edge, log: logx.OrDiscard(cfg.Logger), changed: make(chan struct{})}
+	if cfg.ClientIPHeader != "" {
+		r.ipHeader = http.CanonicalHeaderKey(cfg.ClientIPHeader)
 	}
 	r.set.Store(&tableSet{tables: map[string]*gray.Table{}})
 	return r

@@ -20,6 +20,7 @@ import (
 	"github.com/graylane/graylane/sdk/gingray"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -49,8 +50,8 @@ func userIn(lo, hi int) string {
 func TestRouterDecide(t *testing.T) {
 	testers := []spec.GrayRule{{Name: "t", Match: spec.GrayMatch{Headers: []spec.StringMatch{{Name: "X-Tester", Equals: str("yes")}}}, Version: "v2"}}
 	canary, stable := userIn(0, 1000), userIn(5000, 10000)
-	newRouter := func(opts ...sdk.RouterOption) *sdk.Router {
-		r := sdk.NewRouter(gray.Self{}, opts...)
+	newRouter := func(edge bool) *sdk.Router {
+		r := sdk.NewRouter(sdk.RouterConfig{Edge: edge})
 		r.Replace([]*gray.Document{
 			doc("a", testers, vw("v2", 10), vw("v1", 90)),
 			doc("b", nil, vw("v2", 10), vw("v1", 90)),
@@ -76,11 +77,7 @@ func TestRouterDecide(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var opts []sdk.RouterOption
-			if c.edge {
-				opts = append(opts, sdk.WithEdge())
-			}
-			r := newRouter(opts...)
+			r := newRouter(c.edge)
 			req := httptest.NewRequest(http.MethodGet, "http://a/", nil)
 			for k, v := range c.header {
 				req.Header.Set(k, v)
@@ -91,7 +88,7 @@ func TestRouterDecide(t *testing.T) {
 			}
 		})
 	}
-	r := newRouter()
+	r := newRouter(false)
 	if got := r.Apps(); strings.Join(got, ",") != "a,b,c" {
 		t.Fatalf("Apps = %v", got)
 	}
@@ -102,7 +99,7 @@ func TestRouterDecide(t *testing.T) {
 }
 
 func TestDecisionTravelsInContext(t *testing.T) {
-	r := sdk.NewRouter(gray.Self{})
+	r := sdk.NewRouter(sdk.RouterConfig{})
 	r.Set(doc("a", nil, vw("v2", 100)))
 	var got string
 	var wg sync.WaitGroup
@@ -130,7 +127,7 @@ func TestDecisionTravelsInContext(t *testing.T) {
 
 func TestGinMiddleware(t *testing.T) {
 	gin.SetMode(gin.TestMode)
-	r := sdk.NewRouter(gray.Self{})
+	r := sdk.NewRouter(sdk.RouterConfig{})
 	r.Set(doc("a", nil, vw("v2", 100)))
 	e := gin.New()
 	e.Use(gingray.Middleware(r))
@@ -219,7 +216,9 @@ func TestTransport(t *testing.T) {
 	rules := memory.New()
 	publish(t, rules, doc("shop", nil, vw("v2", 50), vw("v1", 50)))
 	c := startClient(t, rules, disc)
-	sdktest.Eventually(t, 5*time.Second, "rules followed", func() (bool, string) { return c.Router().Generation("shop") == 1, "" })
+	testenv.Eventually(t, 5*time.Second, "rules followed", func() error {
+		return testenv.Check(c.Router().Generation("shop") == 1, "generation %d", c.Router().Generation("shop"))
+	})
 	hc := c.HTTPClient()
 	ctx := context.Background()
 	canary, stable := userIn(0, 5000), userIn(5000, 10000)
@@ -238,7 +237,7 @@ func TestTransport(t *testing.T) {
 		t.Fatalf("stable call answered %q", body)
 	}
 	// inside a request: the context's decision wins over the outbound headers
-	d := sdk.NewRouter(gray.Self{})
+	d := sdk.NewRouter(sdk.RouterConfig{})
 	d.Set(doc("shop", nil, vw("v1", 100)))
 	dctx := sdk.NewContext(ctx, d.Decide(httptest.NewRequest(http.MethodGet, "/", nil)))
 	body, err = get(t, hc, dctx, "http://shop/", map[string]string{"X-Gray-User": canary})
@@ -248,7 +247,7 @@ func TestTransport(t *testing.T) {
 	}
 	// a version with no ready instance falls back (v3's instance is not ready)
 	publish(t, rules, doc("shop", nil, vw("v3", 100)))
-	sdktest.Eventually(t, 5*time.Second, "rules followed", func() (bool, string) { return c.Router().Table("shop").Routes("v3"), "" })
+	testenv.Eventually(t, 5*time.Second, "rules followed", func() error { return testenv.Check(c.Router().Table("shop").Routes("v3"), "v3 not routed yet") })
 	body, err = get(t, hc, ctx, "http://shop/", nil)
 	sdktest.Must(t, "fallback call", err)
 	if !strings.HasPrefix(body, "v1 ") && !strings.HasPrefix(body, "v2 ") {
@@ -270,7 +269,7 @@ func TestTransport(t *testing.T) {
 		ch <- nil
 	}
 	disc.mu.Unlock()
-	sdktest.Eventually(t, 5*time.Second, "instances gone", func() (bool, string) { return len(c.Instances("shop")) == 0, "" })
+	testenv.Eventually(t, 5*time.Second, "instances gone", func() error { return testenv.Check(len(c.Instances("shop")) == 0, "instances %v", c.Instances("shop")) })
 	if _, err := get(t, hc, ctx, "http://shop/", nil); err == nil || !strings.Contains(err.Error(), "no ready instance") {
 		t.Fatalf("call with no instance: %v", err)
 	}
@@ -280,18 +279,22 @@ func TestClientKeepsLastGoodDocument(t *testing.T) {
 	rules := memory.New()
 	publish(t, rules, doc("shop", nil, vw("v2", 100)))
 	c := startClient(t, rules, &fakeDiscovery{lists: map[string][]gray.Instance{}})
-	sdktest.Eventually(t, 5*time.Second, "rules followed", func() (bool, string) { return c.Router().Generation("shop") == 1, "" })
+	testenv.Eventually(t, 5*time.Second, "rules followed", func() error {
+		return testenv.Check(c.Router().Generation("shop") == 1, "generation %d", c.Router().Generation("shop"))
+	})
 	changed := c.Router().Changed()
 	_, err := rules.Put(context.Background(), "shop", []byte(`{"schema":"graylane.gray/v1","app":"shop","split":"x"}`), "")
 	sdktest.Must(t, "put bad", err)
 	publish(t, rules, doc("other", nil, vw("v1", 100)))
 	<-changed
-	sdktest.Eventually(t, 5*time.Second, "other app followed", func() (bool, string) { return c.Router().Generation("other") == 1, "" })
+	testenv.Eventually(t, 5*time.Second, "other app followed", func() error {
+		return testenv.Check(c.Router().Generation("other") == 1, "generation %d", c.Router().Generation("other"))
+	})
 	if c.Router().Table("shop") == nil || c.Router().Table("shop").Fallback()[0] != "v2" {
 		t.Fatal("a malformed document replaced the last good one")
 	}
 	sdktest.Must(t, "delete", rules.Delete(context.Background(), "shop", ""))
-	sdktest.Eventually(t, 5*time.Second, "deleted document dropped", func() (bool, string) { return c.Router().Table("shop") == nil, "" })
+	testenv.Eventually(t, 5*time.Second, "deleted document dropped", func() error { return testenv.Check(c.Router().Table("shop") == nil, "shop still has a table") })
 }
 
 func TestStartValidates(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -104,15 +105,13 @@ func (e *env) doAs(token, method, path, body string) (int, map[string]any) {
 
 func (e *env) waitPhase(app, phase string) {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	testenv.Eventually(e.t, 10*time.Second, app+" "+phase, func() error {
 		v, err := e.eng.App(context.Background(), app)
-		if err == nil && string(v.Status.Phase) == phase {
-			return
+		if err != nil {
+			return err
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	e.t.Fatalf("%s never reached %s", app, phase)
+		return testenv.Check(string(v.Status.Phase) == phase, "phase %s", v.Status.Phase)
+	})
 }
 
 func TestBadInputIsRejectedWithFieldAndNothingWritten(t *testing.T) {
@@ -201,28 +200,16 @@ func TestNotFoundAndReadiness(t *testing.T) {
 	if code, _ := e.do("POST", "/api/v1/apps/ghost/pause", ""); code != 404 {
 		t.Fatalf("command for unknown app: %d", code)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.Eventually(t, 5*time.Second, "ready", func() error {
 		code, _ := e.do("GET", "/readyz", "")
-		if code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never ready: %d", code)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return testenv.Check(code == 200, "readyz %d", code)
+	})
 	e.src.SetAvailable(false)
-	for {
+	testenv.Eventually(t, 5*time.Second, "readyz reports the source outage", func() error {
 		code, body := e.do("GET", "/readyz", "")
-		if code == 503 && strings.Contains(body["error"].(string), "unavailable") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz did not report the source outage: %d %v", code, body)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		msg, _ := body["error"].(string)
+		return testenv.Check(code == 503 && strings.Contains(msg, "unavailable"), "readyz %d %v", code, body)
+	})
 }
 
 func TestEventsStreamStatus(t *testing.T) {

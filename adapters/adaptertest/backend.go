@@ -13,6 +13,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -211,20 +212,13 @@ func apply(t *testing.T, h *BackendHarness, rel *spec.Release, want traffic.Repl
 func WaitReplicas(t *testing.T, h *BackendHarness, app string, want traffic.Replicas) []adapters.Instance {
 	t.Helper()
 	h.defaults()
-	deadline := time.Now().Add(h.Eventually)
-	var last []adapters.Instance
-	var lastErr error
-	for {
-		got, err := h.Backend.Observe(context.Background(), app)
-		if err == nil && matches(got, want) {
-			return got
-		}
-		last, lastErr = got, err
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s app %s has %s (err %v), want %v all ready", h.Eventually, app, Describe(last), lastErr, want)
-		}
-		time.Sleep(h.Poll)
-	}
+	var got []adapters.Instance
+	testenv.Eventually(t, h.Eventually, fmt.Sprintf("app %s at %v, all ready", app, want), func() error {
+		var err error
+		got, err = h.Backend.Observe(context.Background(), app)
+		return testenv.Check(err == nil && matches(got, want), "app %s has %s (err %v)", app, Describe(got), err)
+	})
+	return got
 }
 
 // stayUnchanged observes app for h.Quiet and fails as soon as its instance

@@ -19,6 +19,7 @@ import (
 // per app in the graylane-gray properties namespace, released, so gateways
 // reading Apollo see them; every step publishes a new release.
 func TestPublishesToApollo(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := apolloserver.New(apolloserver.Options{LongPollTimeout: 5 * time.Second})
 	if err := srv.Start(); err != nil {
 		testenv.Unavailable(t, "apollo test server: %v", err)

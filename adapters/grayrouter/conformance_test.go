@@ -23,6 +23,8 @@ import (
 	"github.com/graylane/graylane/sdk/etcdreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 var apps atomic.Int64
@@ -52,7 +54,7 @@ func serve(t *testing.T, reg *etcdreg.Registry, app, version string) {
 }
 
 func newRouter(t testing.TB, cli *clientv3.Client) (*grayrouter.Router, *etcdsource.Source) {
-	store := etcdsource.New(cli, gray.DefaultRulesPrefix)
+	store := etcdsource.New(etcdsource.Config{Client: cli, Prefix: gray.DefaultRulesPrefix})
 	t.Cleanup(func() { _ = store.Close() })
 	r, err := grayrouter.New(grayrouter.Config{Store: store, Centre: "etcd", Logger: sdktest.Logger(t, slog.LevelWarn)})
 	sdktest.Must(t, "router", err)
@@ -63,7 +65,8 @@ func newRouter(t testing.TB, cli *clientv3.Client) (*grayrouter.Router, *etcdsou
 // traffic goes through graylane's SDK (an edge client following the
 // published document from etcd) to real HTTP servers registered in etcd.
 func TestConformance(t *testing.T) {
-	cli := sdktest.Etcd(t)
+	testenv.IntegrationTest(t)
+	cli := etcdtest.Start(t).Client()
 	reg := etcdreg.New(etcdreg.Config{Client: cli})
 	rules := etcdreg.Rules(cli, "")
 	t.Cleanup(func() { _ = rules.Close() })
@@ -78,8 +81,8 @@ func TestConformance(t *testing.T) {
 		sdktest.Must(t, "sdk client", err)
 		t.Cleanup(func() { _ = c.Close() })
 		sdktest.Must(t, "client ready", c.Ready(sdktest.Ctx(t, 30*time.Second)))
-		sdktest.Eventually(t, 10*time.Second, "both instances visible", func() (bool, string) {
-			return len(c.Instances(app)) == 2, fmt.Sprint(c.Instances(app))
+		testenv.Eventually(t, 10*time.Second, "both instances visible", func() error {
+			return testenv.Check(len(c.Instances(app)) == 2, "%v", c.Instances(app))
 		})
 		httpc := &http.Client{Transport: c.Transport(nil), Timeout: 5 * time.Second}
 		return &adaptertest.RouterHarness{

@@ -14,7 +14,7 @@
 // version the release wants (even at weight 0, testers first) are
 // published, and dropped once the release lets that version go (abort).
 //
-//	store := etcdsource.New(cli, gray.DefaultRulesPrefix)
+//	store := etcdsource.New(etcdsource.Config{Client: cli, Prefix: gray.DefaultRulesPrefix})
 //	gr, _ := grayrouter.New(grayrouter.Config{Store: store, Centre: "etcd", Logger: log})
 //	backend = gr.Track(backend)
 package grayrouter

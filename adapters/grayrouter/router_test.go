@@ -14,6 +14,8 @@ import (
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -52,7 +54,8 @@ func rules(d *gray.Document) string {
 // canary (Apply through Track, then SetWeights) and checks what is
 // published at each point, and that unchanged calls publish nothing.
 func TestPublishFollowsTheEngine(t *testing.T) {
-	cli := sdktest.Etcd(t)
+	testenv.IntegrationTest(t)
+	cli := etcdtest.Start(t).Client()
 	router, store := newRouter(t, cli)
 	ctx := sdktest.Ctx(t, time.Minute)
 	rel, err := spec.Parse([]byte(withRules))

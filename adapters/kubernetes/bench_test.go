@@ -19,6 +19,7 @@ import (
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/kubestack"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // BenchmarkRolloutVersionEdit measures, on the real control plane, a
@@ -35,6 +36,7 @@ import (
 //
 // Run: GRAYLANE_INTEGRATION=1 go test -run '^$' -bench RolloutVersionEdit -benchtime 5x ./adapters/kubernetes/
 func BenchmarkRolloutVersionEdit(b *testing.B) {
+	testenv.IntegrationTest(b)
 	c := startCluster(b)
 	cs := c.Clientset()
 	ready := kubestack.ReadyAfter(2 * time.Second)

@@ -3,6 +3,7 @@ package kubernetes_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/kubernetes"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -151,20 +153,19 @@ func TestObserveReportsDeploymentProblems(t *testing.T) {
 // writes asynchronously) until app has one instance for which ok holds.
 func observeOne(t *testing.T, b *kubernetes.Backend, app, what string, ok func(adapters.Instance) bool) adapters.Instance {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var in adapters.Instance
+	testenv.Eventually(t, 10*time.Second, what, func() error {
 		ins, err := b.Observe(context.Background(), app)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(ins) == 1 && ok(ins[0]) {
-			return ins[0]
+			in = ins[0]
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("instances %+v: never %s", ins, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("instances %+v", ins)
+	})
+	return in
 }
 
 func podFromTemplate(d *appsv1.Deployment, name string) *corev1.Pod {

@@ -27,11 +27,11 @@ import (
 	"github.com/graylane/graylane/adapters/kubernetes"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/configsync/memory"
-	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
 	"github.com/graylane/graylane/testsupport/kubestack"
 	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
@@ -41,6 +41,7 @@ import (
 // kube-controller-manager, kube-scheduler, kwok) and runs every scenario
 // against it in parallel, each in its own namespace.
 func TestKubernetes(t *testing.T) {
+	testenv.IntegrationTest(t)
 	began := time.Now()
 	c := startCluster(t)
 	t.Cleanup(func() {
@@ -387,16 +388,7 @@ func testProgressDeadlineReported(t *testing.T, c *kubestack.Cluster) {
 // the canary from the same step.
 func testRestartMidCanary(t *testing.T, c *kubestack.Cluster) {
 	ctx := context.Background()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatalf("embedded etcd: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := etcdtest.Start(t).Client()
 	ns := c.NewNamespace(t)
 	cs := c.Clientset()
 	put := func(rel *spec.Release) {
@@ -414,7 +406,7 @@ func testRestartMidCanary(t *testing.T, c *kubestack.Cluster) {
 	first := &rig{t: t, cs: cs, ns: ns, app: "rst"}
 	firstCtx, stopFirst := context.WithCancel(ctx)
 	first.be = newBackend(t, cs, ns)
-	src1 := etcdsource.New(cli, "")
+	src1 := etcdsource.New(etcdsource.Config{Client: cli, Prefix: ""})
 	first.eng = engine.New(engine.Config{Source: src1, Store: etcdstore.New(cli, ""), Resolver: resolver{first.be}, Logger: logger(t)})
 	first.be.Notify(first.eng.Trigger)
 	firstDone := make(chan struct{})
@@ -434,7 +426,7 @@ func testRestartMidCanary(t *testing.T, c *kubestack.Cluster) {
 
 	// second graylane: new backend (empty caches), new source, same etcd
 	second := &rig{t: t, cs: cs, ns: ns, app: "rst", be: newBackend(t, cs, ns)}
-	src2 := etcdsource.New(cli, "")
+	src2 := etcdsource.New(etcdsource.Config{Client: cli, Prefix: ""})
 	t.Cleanup(func() { src2.Close() })
 	second.start(src2, etcdstore.New(cli, ""))
 	second.wait("the new graylane to observe the adopted pods, still paused at step 2", 30*time.Second, func(v engine.AppView) bool {

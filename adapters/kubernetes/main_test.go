@@ -29,6 +29,7 @@ import (
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/kubestack"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 var verbose = flag.Bool("k8s.log", false, "log graylane's engine and backend output")
@@ -36,8 +37,11 @@ var verbose = flag.Bool("k8s.log", false, "log graylane's engine and backend out
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// Build (or find in the cache) the control plane before m.Run, where
-	// go test's -timeout does not run yet. An error is reported by Start.
-	_ = kubestack.BuildBinaries()
+	// go test's -timeout does not run yet (integration runs only). An error
+	// is reported by Start.
+	if testenv.Integration() {
+		_ = kubestack.BuildBinaries()
+	}
 	os.Exit(m.Run())
 }
 
@@ -155,23 +159,18 @@ func (r *rig) put(rel *spec.Release) {
 // wait polls the app's view until cond holds, failing after timeout.
 func (r *rig) wait(what string, timeout time.Duration, cond func(v engine.AppView) bool) engine.AppView {
 	r.t.Helper()
-	deadline := time.Now().Add(timeout)
 	var last engine.AppView
-	for {
+	testenv.Eventually(r.t, timeout, what, func() error {
 		v, err := r.eng.App(context.Background(), r.app)
-		if err == nil {
-			last = v
-			if cond(v) {
-				return v
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("after %s still waiting for %s: phase %s stable %s canary %s step %d %q lastError %q instances %s",
-				timeout, what, last.Status.Phase, last.Status.StableVersion, last.Status.CanaryVersion, last.Status.Step,
-				last.Status.Message, last.Status.LastError, describe(last.Status.Instances))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		last = v
+		return testenv.Check(cond(v), "phase %s stable %s canary %s step %d %q lastError %q instances %s",
+			v.Status.Phase, v.Status.StableVersion, v.Status.CanaryVersion, v.Status.Step,
+			v.Status.Message, v.Status.LastError, describe(v.Status.Instances))
+	})
+	return last
 }
 
 // healthy waits until version is stable, Healthy, with all instances ready.
@@ -251,17 +250,10 @@ func getDeployment(t *testing.T, cs k8s.Interface, ns, name string) *appsv1.Depl
 // waitCluster polls cond until it holds.
 func waitCluster(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testenv.Eventually(t, timeout, what, func() error {
 		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s still waiting for %s: %s", timeout, what, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return testenv.Check(ok, "%s", state)
+	})
 }
 
 // rolledOut reports whether a Deployment finished rolling out image.

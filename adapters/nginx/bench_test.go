@@ -7,6 +7,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/nginx"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -32,6 +33,7 @@ func BenchmarkRender(b *testing.B) {
 // render, write, `nginx -t`, SIGHUP, and polling until a fresh connection
 // gets the new file's digest. ns/op is the reload time as graylane sees it.
 func BenchmarkSetWeights(b *testing.B) {
+	testenv.IntegrationTest(b)
 	f := newFixture(b, true)
 	ctx := context.Background()
 	splits := []traffic.Split{weights("", "v2", 10, "v1", 90), weights("", "v2", 20, "v1", 80)}
@@ -51,6 +53,7 @@ func BenchmarkSetWeights(b *testing.B) {
 // requests through nginx, and reports the requests served per reload and
 // any that failed.
 func BenchmarkSetWeightsUnderLoad(b *testing.B) {
+	testenv.IntegrationTest(b)
 	f := newFixture(b, true)
 	ctx := context.Background()
 	splits := []traffic.Split{weights("", "v2", 10, "v1", 90), weights("", "v2", 20, "v1", 80)}
@@ -58,7 +61,7 @@ func BenchmarkSetWeightsUnderLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	l := startLoad(b, "http://"+f.listen+"/", 8)
-	start := l.ok.Load() + l.fail.Load()
+	ok0, failed0, _ := l.Totals()
 	i := 0
 	for b.Loop() {
 		if err := f.router.SetWeights(ctx, f.rel, splits[i%2]); err != nil {
@@ -66,11 +69,11 @@ func BenchmarkSetWeightsUnderLoad(b *testing.B) {
 		}
 		i++
 	}
-	l.halt()
-	served := l.ok.Load() + l.fail.Load() - start
+	res := l.Stop()
+	served := res.OK + res.Failed - ok0 - failed0
 	b.ReportMetric(float64(served)/float64(b.N), "req/reload")
-	b.ReportMetric(float64(l.fail.Load()), "failed")
-	if n := l.fail.Load(); n != 0 {
-		b.Fatalf("%d requests failed, e.g. %v", n, l.errs)
+	b.ReportMetric(float64(res.Failed), "failed")
+	if res.Failed != 0 {
+		b.Fatalf("%d requests failed, e.g. %v", res.Failed, res.Errors)
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // TestConformance runs the shared TrafficRouter suite against a real nginx
 // with v1 and v2 instances ready and v3 known but never ready.
 func TestConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	adaptertest.RunRouter(t, func(t *testing.T) *adaptertest.RouterHarness {
 		f := newFixture(t, true)
 		list, _ := f.src.Observe(t.Context(), "demo")

@@ -8,17 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/nginx"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/nginxtest"
 	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
@@ -113,136 +112,16 @@ func weights(preview string, vw ...any) traffic.Split {
 	return s
 }
 
-// load sends GETs through nginx from several goroutines until stopped. It
-// counts versions per phase, but only on connections dialled in that phase:
-// a kept-alive connection from before a reload may still reach an old
+// startLoad sends GETs through nginx from several workers. A response
+// counts towards a phase only on a connection dialled in that phase: a
+// kept-alive connection from before a reload may still reach an old
 // worker, which finishes its request under the previous split.
-type load struct {
-	url      string
-	phase    atomic.Int64
-	ok, fail atomic.Int64
-	mu       sync.Mutex
-	counts   map[int64]map[string]int
-	errs     []string
-	stop     chan struct{}
-	wg       sync.WaitGroup
-}
-
-type stampedConn struct {
-	net.Conn
-	phase int64
-}
-
-func startLoad(t testing.TB, url string, workers int) *load {
-	l := &load{url: url, counts: map[int64]map[string]int{}, stop: make(chan struct{})}
-	var d net.Dialer
-	tr := &http.Transport{
-		MaxIdleConnsPerHost: workers,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &stampedConn{Conn: c, phase: l.phase.Load()}, nil
-		},
-	}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	for range workers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				l.once(client)
-			}
-		}()
-	}
-	t.Cleanup(l.halt)
-	return l
-}
-
-func (l *load) once(c *http.Client) {
-	var connPhase int64 = -1
-	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		if sc, ok := info.Conn.(*stampedConn); ok {
-			connPhase = sc.phase
-		}
-	}}
-	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, l.url, nil)
-	resp, err := c.Do(req)
-	if err != nil {
-		l.failed(err.Error())
-		return
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		l.failed(resp.Status)
-		return
-	}
-	l.ok.Add(1)
-	phase := l.phase.Load()
-	if connPhase != phase {
-		return
-	}
-	l.mu.Lock()
-	if l.counts[phase] == nil {
-		l.counts[phase] = map[string]int{}
-	}
-	l.counts[phase][resp.Header.Get("X-Version")]++
-	l.mu.Unlock()
-}
-
-func (l *load) failed(msg string) {
-	l.fail.Add(1)
-	l.mu.Lock()
-	if len(l.errs) < 5 {
-		l.errs = append(l.errs, msg)
-	}
-	l.mu.Unlock()
-}
-
-func (l *load) halt() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.wg.Wait()
-}
-
-// next starts a new measuring phase and returns it.
-func (l *load) next() int64 { return l.phase.Add(1) }
-
-// waitSamples polls until phase has n counted responses and returns them.
-func (l *load) waitSamples(t testing.TB, phase int64, n int, timeout time.Duration) map[string]int {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		l.mu.Lock()
-		total, out := 0, map[string]int{}
-		for v, c := range l.counts[phase] {
-			total += c
-			out[v] = c
-		}
-		l.mu.Unlock()
-		if total >= n {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("phase %d: only %d of %d samples within %v (ok %d, failed %d: %v)", phase, total, n, timeout, l.ok.Load(), l.fail.Load(), l.errs)
-		}
-		<-tick.C
-	}
+func startLoad(t testing.TB, url string, workers int) *loadgen.Load {
+	return loadgen.Start(t, loadgen.Config{URL: url, Workers: workers, PhaseByConnection: true})
 }
 
 func TestWeightStepsUnderLoad(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, true)
 	ctx := context.Background()
 	if err := f.router.SetWeights(ctx, f.rel, weights("", "v1", 100)); err != nil {
@@ -260,7 +139,7 @@ func TestWeightStepsUnderLoad(t *testing.T) {
 		if err != nil || !got.Equal(s) {
 			t.Fatalf("Weights = %+v, %v; want %+v", got, err, s)
 		}
-		counts := l.waitSamples(t, l.next(), samples, 60*time.Second)
+		counts := l.Measure(t, samples, 60*time.Second, -1)
 		share := 100 * float64(counts["v2"]) / float64(counts["v1"]+counts["v2"])
 		t.Logf("v2 weight %3d%%: measured %5.1f%% of %d requests (%v)", w, share, counts["v1"]+counts["v2"], counts)
 		if d := share - float64(w); d > 3 || d < -3 {
@@ -270,10 +149,10 @@ func TestWeightStepsUnderLoad(t *testing.T) {
 			t.Errorf("v2 weight %d%%: counts %v, want all on one version", w, counts)
 		}
 	}
-	l.halt()
-	t.Logf("%d requests through %d reloads, %d failed", l.ok.Load()+l.fail.Load(), len(steps), l.fail.Load())
-	if n := l.fail.Load(); n != 0 {
-		t.Fatalf("%d requests failed during weight steps, e.g. %v", n, l.errs)
+	res := l.Stop()
+	t.Logf("%d requests through %d reloads, %d failed", res.OK+res.Failed, len(steps), res.Failed)
+	if res.Failed != 0 {
+		t.Fatalf("%d requests failed during weight steps, e.g. %v", res.Failed, res.Errors)
 	}
 }
 
@@ -293,6 +172,7 @@ func get(t testing.TB, url string, hdr map[string]string) (string, int) {
 }
 
 func TestStickyUsersAndPreview(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, false)
 	ctx := context.Background()
 	url := "http://" + f.listen + "/"
@@ -355,6 +235,7 @@ func TestStickyUsersAndPreview(t *testing.T) {
 }
 
 func TestRejectedConfigKeepsPrevious(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, true)
 	ctx := context.Background()
 	url := "http://" + f.listen + "/"
@@ -401,6 +282,7 @@ func TestRejectedConfigKeepsPrevious(t *testing.T) {
 // configuration. The router notices (the new digest never answers), puts
 // the previous file back and reports nginx's own complaint.
 func TestReloadRefusedByMaster(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, true)
 	ctx := context.Background()
 	if err := f.router.SetWeights(ctx, f.rel, weights("", "v1", 100)); err != nil {
@@ -433,6 +315,7 @@ func TestReloadRefusedByMaster(t *testing.T) {
 }
 
 func TestIdempotentSyncAndForget(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, true)
 	ctx := context.Background()
 	url := "http://" + f.listen + "/"
@@ -484,20 +367,18 @@ func TestIdempotentSyncAndForget(t *testing.T) {
 	if _, err := os.Stat(f.router.Path("demo")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("file still there after Forget: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := http.Get(url)
+	testenv.Eventually(t, 10*time.Second, "the app's server block gone after Forget", func() error {
+		resp, err := http.Get(url)
 		if err != nil {
-			break // the app's server block is gone
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("app server still answering after Forget")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return fmt.Errorf("still answering %s", resp.Status)
+	})
 }
 
 func TestCancelledContext(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -541,6 +422,7 @@ func (b *blockingSource) Observe(ctx context.Context, app string) ([]adapters.In
 // is still observing instances must not install that split over a
 // SetWeights that happened meanwhile.
 func TestSyncNeverUndoesANewerSplit(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, true)
 	ctx := context.Background()
 	if err := f.router.SetWeights(ctx, f.rel, weights("", "v1", 100)); err != nil {

@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,12 +22,14 @@ import (
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/adapters/process"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
 // TestConformance runs the shared Backend suite against real demoapps.
 func TestConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	adaptertest.RunBackend(t, func(t *testing.T) *adaptertest.BackendHarness {
 		b := newBackend(t, t.TempDir())
 		addr := freeAddr(t)
@@ -44,6 +44,7 @@ func TestConformance(t *testing.T) {
 // TestRouterConformance runs the shared TrafficRouter suite against the
 // backend's router, with demoapps of two versions behind the proxy.
 func TestRouterConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	adaptertest.RunRouter(t, func(t *testing.T) *adaptertest.RouterHarness {
 		b := newBackend(t, t.TempDir())
 		addr := freeAddr(t)
@@ -61,6 +62,7 @@ func TestRouterConformance(t *testing.T) {
 }
 
 func TestScaleDownStopsProcessesAndRecords(t *testing.T) {
+	testenv.IntegrationTest(t)
 	dir := t.TempDir()
 	b := newBackend(t, dir)
 	rel := demoRelease(t, "scale", "v1", "")
@@ -105,6 +107,7 @@ func TestScaleDownStopsProcessesAndRecords(t *testing.T) {
 // stopped completes. The grace period is 1ms, so had SIGTERM come before
 // the drain, SIGKILL would have cut the request.
 func TestDrainSlowRequest(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := newBackend(t, t.TempDir())
 	addr := freeAddr(t)
 	rel := demoRelease(t, "drain", "v1", addr)
@@ -133,7 +136,9 @@ func TestDrainSlowRequest(t *testing.T) {
 		done <- result{string(body), err}
 	}()
 	px := b.Local.Proxy("drain")
-	waitUntil(t, "the slow request to be in flight", func() bool { return px.InFlight(in.Addr) == 1 })
+	testenv.Eventually(t, 60*time.Second, "the slow request in flight", func() error {
+		return testenv.Check(px.InFlight(in.Addr) == 1, "InFlight = %d", px.InFlight(in.Addr))
+	})
 
 	apply(t, b, rel, traffic.Replicas{})
 	waitInstances(t, b, "drain", "the instance to drain", func(ins []adapters.Instance) bool {
@@ -152,6 +157,7 @@ func TestDrainSlowRequest(t *testing.T) {
 }
 
 func TestCrashRestart(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := newBackend(t, t.TempDir())
 	changed := make(chan string, 100)
 	b.Notify(func(app string) {
@@ -191,6 +197,7 @@ func TestCrashRestart(t *testing.T) {
 // TestCrashLoopBacksOff: an instance that exits at once is restarted with a
 // growing delay and reported not ready with the reason.
 func TestCrashLoopBacksOff(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := newBackend(t, t.TempDir())
 	rel := demoRelease(t, "loop", "v1", "", "--addr", "not-an-address")
 	apply(t, b, rel, traffic.Replicas{"v1": 1})
@@ -209,6 +216,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 }
 
 func TestStartFailure(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := newBackend(t, t.TempDir())
 	rel := demoRelease(t, "nobin", "v1", "")
 	rel.Backend.Process.Command = []string{"/nonexistent/graylane-demo", "{{.Addr}}"}
@@ -224,6 +232,7 @@ func TestStartFailure(t *testing.T) {
 // TestUnhealthyNeverRouted: an instance failing its health check is never
 // added to the proxy, even pinned by header or weighted at 50%.
 func TestUnhealthyNeverRouted(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := newBackend(t, t.TempDir())
 	addr := freeAddr(t)
 	good := demoRelease(t, "sick", "good", addr)
@@ -265,6 +274,7 @@ func TestUnhealthyNeverRouted(t *testing.T) {
 // TestCommandEnvDir: command, env and dir are templated and the command runs
 // without a shell.
 func TestCommandEnvDir(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := newBackend(t, t.TempDir())
 	work := t.TempDir()
 	rel := demoRelease(t, "tmpl", "v1", "")
@@ -303,6 +313,7 @@ func TestCommandEnvDir(t *testing.T) {
 // the same PIDs, starts nothing twice, reopens the proxy with the last
 // split, and restarts only the instances that died meanwhile.
 func TestAdoption(t *testing.T) {
+	testenv.IntegrationTest(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	rel := demoRelease(t, "adopt", "v1", addr)
@@ -322,7 +333,9 @@ func TestAdoption(t *testing.T) {
 			t.Fatalf("%s (pid %d) died when the backend closed", id, pid)
 		}
 	}
-	waitUntil(t, "the proxy to close", func() bool { return refuses(addr) })
+	testenv.Eventually(t, 60*time.Second, "the proxy closed", func() error {
+		return testenv.Check(refuses(addr), "%s still accepts connections", addr)
+	})
 
 	b2 := newBackend(t, dir)
 	ins, err := b2.Observe(context.Background(), "adopt")
@@ -441,6 +454,7 @@ func helperMain(dir string) int {
 // TestAdoptionAfterSIGKILL: graylane is SIGKILLed; its instances (in their
 // own process groups) survive, and the next Backend adopts them.
 func TestAdoptionAfterSIGKILL(t *testing.T) {
+	testenv.IntegrationTest(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -498,6 +512,7 @@ func TestAdoptionAfterSIGKILL(t *testing.T) {
 }
 
 func TestSetWeightsBeforeApplyOpensProxy(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := newBackend(t, t.TempDir())
 	addr := freeAddr(t)
 	rel := demoRelease(t, "early", "v1", addr)
@@ -518,6 +533,7 @@ func TestSetWeightsBeforeApplyOpensProxy(t *testing.T) {
 }
 
 func TestForget(t *testing.T) {
+	testenv.IntegrationTest(t)
 	dir := t.TempDir()
 	b := newBackend(t, dir)
 	addr := freeAddr(t)
@@ -542,6 +558,7 @@ func TestForget(t *testing.T) {
 }
 
 func TestApplyRejects(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := newBackend(t, t.TempDir())
 	rel := demoRelease(t, "rej", "v1", "")
 	for _, c := range []struct {
@@ -566,6 +583,7 @@ func TestApplyRejects(t *testing.T) {
 // while versions scale up and down and the split moves: not one request
 // fails, and each measured split is within 4 points of its weights.
 func TestLoadWhileScalingAndShifting(t *testing.T) {
+	testenv.IntegrationTest(t)
 	b := newBackend(t, t.TempDir())
 	addr := freeAddr(t)
 	router := b.Router
@@ -576,10 +594,10 @@ func TestLoadWhileScalingAndShifting(t *testing.T) {
 
 	const perPhase = 2000
 	const tolerance = 4.0
-	l := startLoad(t, "http://"+addr+"/", 8)
+	l := loadgen.Start(t, loadgen.Config{URL: "http://" + addr + "/", Workers: 8, Timeout: 30 * time.Second})
 	measure := func(phase string, wantV2 float64) {
 		t.Helper()
-		counts := l.measure(t, perPhase)
+		counts := l.Measure(t, perPhase, 3*time.Minute, 100)
 		total := counts["v1"] + counts["v2"]
 		share := 100 * float64(counts["v2"]) / float64(total)
 		t.Logf("%s: %d requests, v2 %.1f%% (want %.0f%%) %v", phase, total, share, wantV2, counts)
@@ -609,123 +627,13 @@ func TestLoadWhileScalingAndShifting(t *testing.T) {
 	waitReady(t, b, "load", traffic.Replicas{"v2": 3})
 	measure("promoted", 100)
 
-	total, failures, errs := l.stop()
-	t.Logf("%d requests in %s (%.0f/s), %d failed", total, l.elapsed(), float64(total)/l.elapsed().Seconds(), failures)
-	if failures != 0 {
-		t.Fatalf("%d of %d requests failed, first errors: %v", failures, total, errs)
+	res := l.Stop()
+	total := res.OK + res.Failed
+	t.Logf("%d requests in %s (%.0f/s), %d failed", total, res.Elapsed, float64(total)/res.Elapsed.Seconds(), res.Failed)
+	if res.Failed != 0 {
+		t.Fatalf("%d of %d requests failed, first errors: %v", res.Failed, total, res.Errors)
 	}
 }
-
-// load sends GETs from several workers, tagging each with the phase current
-// when it was sent.
-type load struct {
-	phase    atomic.Int64
-	total    atomic.Int64
-	failures atomic.Int64
-	begin    time.Time
-	end      time.Time
-	stopc    chan struct{}
-	wg       sync.WaitGroup
-
-	mu     sync.Mutex
-	counts map[int64]map[string]int
-	errs   []string
-}
-
-func startLoad(t *testing.T, url string, workers int) *load {
-	l := &load{stopc: make(chan struct{}), counts: map[int64]map[string]int{}, begin: time.Now()}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: workers}}
-	for w := 0; w < workers; w++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.stopc:
-					return
-				default:
-				}
-				ph := l.phase.Load()
-				v, err := getVersion(client, url)
-				l.total.Add(1)
-				l.mu.Lock()
-				if err != nil {
-					l.failures.Add(1)
-					if len(l.errs) < 5 {
-						l.errs = append(l.errs, err.Error())
-					}
-				} else {
-					if l.counts[ph] == nil {
-						l.counts[ph] = map[string]int{}
-					}
-					l.counts[ph][v]++
-				}
-				l.mu.Unlock()
-			}
-		}()
-	}
-	t.Cleanup(func() { l.stop() })
-	return l
-}
-
-func getVersion(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("%s from %s", resp.Status, resp.Header.Get("X-Graylane-Upstream"))
-	}
-	return resp.Header.Get("X-Version"), nil
-}
-
-// measure starts a new phase and returns its counts once n requests of it
-// have been answered.
-func (l *load) measure(t *testing.T, n int) map[string]int {
-	t.Helper()
-	ph := l.phase.Add(1)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		l.mu.Lock()
-		got := 0
-		for _, c := range l.counts[ph] {
-			got += c
-		}
-		if got >= n {
-			out := map[string]int{}
-			for k, v := range l.counts[ph] {
-				out[k] = v
-			}
-			l.mu.Unlock()
-			return out
-		}
-		l.mu.Unlock()
-		if time.Now().After(deadline) || l.failures.Load() > 100 {
-			t.Fatalf("phase %d: %d of %d requests after the deadline (%d failures: %v)", ph, got, n, l.failures.Load(), l.errs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (l *load) stop() (total, failures int64, errs []string) {
-	select {
-	case <-l.stopc:
-	default:
-		close(l.stopc)
-		l.wg.Wait()
-		l.end = time.Now()
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total.Load(), l.failures.Load(), l.errs
-}
-
-func (l *load) elapsed() time.Duration { return l.end.Sub(l.begin) }
 
 // TestStateDirLocked: a second Backend on a StateDir in use is refused
 // (it would start every slot again); once the first closes, it may.
@@ -746,6 +654,7 @@ func TestStateDirLocked(t *testing.T) {
 // instance's intent record and its pid. The next Backend finds the process
 // by the GRAYLANE_INSTANCE marker in its environment and adopts it.
 func TestAdoptsInstanceWithoutRecordedPid(t *testing.T) {
+	testenv.IntegrationTest(t)
 	dir := t.TempDir()
 	rel := demoRelease(t, "intent", "v1", "")
 	port := testenv.FreePort(t)
@@ -798,6 +707,7 @@ func TestAdoptsInstanceWithoutRecordedPid(t *testing.T) {
 // variables: API tokens, centre passwords); the spec's env still reaches
 // them, and so does the rest of the environment.
 func TestInstancesDoNotInheritGraylaneConfig(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Setenv("GRAYLANE_HTTP_TOKEN", "s3cret")
 	t.Setenv("DEMO_INHERITED", "yes")
 	b := newBackend(t, t.TempDir())

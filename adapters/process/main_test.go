@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(helperEnv); dir != "" {
 		os.Exit(helperMain(dir))
 	}
+	if !testenv.Integration() {
+		os.Exit(m.Run()) // the unit tier runs no demoapp processes
+	}
 	tmp, err := os.MkdirTemp("", "graylane-process-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -165,9 +168,11 @@ func freeAddr(t testing.TB) string {
 	return "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 }
 
-// demoRelease is a valid release running cmd/demoapp.
+// demoRelease is a valid release running cmd/demoapp (built by TestMain
+// in integration runs only).
 func demoRelease(t testing.TB, app, version, proxyAddr string, extra ...string) *spec.Release {
 	t.Helper()
+	testenv.AssertIntegrationTest(t, "cmd/demoapp processes")
 	rel := &spec.Release{
 		App:     app,
 		Version: version,
@@ -212,17 +217,13 @@ func setWeights(t testing.TB, r adapters.TrafficRouter, rel *spec.Release, ws ..
 // waitInstances polls Observe until ok accepts the instances.
 func waitInstances(t testing.TB, b adapters.Backend, app, what string, ok func([]adapters.Instance) bool) []adapters.Instance {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		got, err := b.Observe(context.Background(), app)
-		if err == nil && ok(got) {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: app %s has %s (err %v)", what, app, adaptertest.Describe(got), err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var got []adapters.Instance
+	testenv.Eventually(t, 60*time.Second, what, func() error {
+		var err error
+		got, err = b.Observe(context.Background(), app)
+		return testenv.Check(err == nil && ok(got), "app %s has %s (err %v)", app, adaptertest.Describe(got), err)
+	})
+	return got
 }
 
 // waitReady waits until app has exactly want, all ready.
@@ -246,17 +247,6 @@ func waitReady(t testing.TB, b adapters.Backend, app string, want traffic.Replic
 		}
 		return true
 	})
-}
-
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func pidOf(t testing.TB, in adapters.Instance) int {
@@ -292,7 +282,9 @@ func kill(t testing.TB, pid int) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill %d: %v", pid, err)
 	}
-	waitUntil(t, fmt.Sprintf("pid %d to die", pid), func() bool { return !alive(pid) })
+	testenv.Eventually(t, 60*time.Second, fmt.Sprintf("pid %d dead", pid), func() error {
+		return testenv.Check(!alive(pid), "pid %d alive", pid)
+	})
 }
 
 // get sends one GET through addr and returns the response's version and

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters/proxy"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -336,13 +337,9 @@ func TestDrainWaitsForInFlight(t *testing.T) {
 	go func() { drained <- p.Drain(context.Background(), slow.addr()) }()
 
 	// New requests no longer reach the draining endpoint.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(p.Endpoints("v1")) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("endpoints = %v, want only %s", p.Endpoints("v1"), other.addr())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "only "+other.addr()+" left", func() error {
+		return testenv.Check(len(p.Endpoints("v1")) == 1, "endpoints = %v", p.Endpoints("v1"))
+	})
 	for i := 0; i < 20; i++ {
 		if rec := do(t, p, "GET", "/", nil, ""); rec.Header().Get(proxy.UpstreamHeader) != other.addr() {
 			t.Fatalf("request during drain went to %q, want %s", rec.Header().Get(proxy.UpstreamHeader), other.addr())
@@ -418,13 +415,9 @@ func TestInFlightCoversTheBody(t *testing.T) {
 	if string(rest) != "tail" {
 		t.Fatalf("rest of the body = %q", rest)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for p.InFlight(addr) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("InFlight after the body = %d, want 0", p.InFlight(addr))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "nothing in flight after the body", func() error {
+		return testenv.Check(p.InFlight(addr) == 0, "InFlight = %d", p.InFlight(addr))
+	})
 }
 
 func TestSetSplitRejectsInvalid(t *testing.T) {
@@ -552,13 +545,10 @@ func TestConcurrentChangesNeverFail(t *testing.T) {
 			mustSplit(t, p, splitOf("v2", 50, "v1", 50))
 		}
 		// Let some traffic through each configuration.
-		deadline := time.Now().Add(30 * time.Second)
-		for start := total.Load(); total.Load() < start+5; {
-			if time.Now().After(deadline) {
-				t.Fatalf("traffic stalled after %d requests", total.Load())
-			}
-			time.Sleep(time.Millisecond)
-		}
+		start := total.Load()
+		testenv.Eventually(t, 30*time.Second, "5 requests through the new configuration", func() error {
+			return testenv.Check(total.Load() >= start+5, "traffic stalled after %d requests", total.Load())
+		})
 	}
 	close(stop)
 	wg.Wait()

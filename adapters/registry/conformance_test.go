@@ -18,6 +18,8 @@ import (
 	"github.com/graylane/graylane/sdk/etcdreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -96,7 +98,8 @@ func newBackend(t *testing.T, cli *clientv3.Client) (*registry.Backend, *etcdreg
 // TestConformance: the registry backend passes the Backend contract, with
 // a deployer registering instances as the desired counts say.
 func TestConformance(t *testing.T) {
-	cli := sdktest.Etcd(t)
+	testenv.IntegrationTest(t)
+	cli := etcdtest.Start(t).Client()
 	adaptertest.RunBackend(t, func(t *testing.T) *adaptertest.BackendHarness {
 		b, reg := newBackend(t, cli)
 		app := fmt.Sprintf("conf-%d", apps.Add(1))
@@ -115,7 +118,8 @@ func TestConformance(t *testing.T) {
 }
 
 func TestObserveFollowsRegistrations(t *testing.T) {
-	cli := sdktest.Etcd(t)
+	testenv.IntegrationTest(t)
+	cli := etcdtest.Start(t).Client()
 	b, reg := newBackend(t, cli)
 	changed := make(chan string, 64)
 	b.Notify(func(app string) {
@@ -142,20 +146,20 @@ func TestObserveFollowsRegistrations(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no notification after a registration")
 	}
-	sdktest.Eventually(t, 10*time.Second, "both instances observed", func() (bool, string) {
+	testenv.Eventually(t, 10*time.Second, "both instances observed", func() error {
 		got, err := b.Observe(ctx, "shop")
 		if err != nil || len(got) != 2 {
-			return false, fmt.Sprintf("%v %v", adaptertest.Describe(got), err)
+			return fmt.Errorf("%v %v", adaptertest.Describe(got), err)
 		}
 		a, bb := got[0], got[1]
 		ok := a.ID == "a" && a.Version == "v1" && a.Ready && a.Meta["zone"] == "z1" && a.Meta["registry"] == "etcd" &&
 			bb.ID == "b" && bb.Version == "v2" && !bb.Ready && bb.Message != ""
-		return ok, fmt.Sprintf("%+v", got)
+		return testenv.Check(ok, "%+v", got)
 	})
 	sdktest.Must(t, "deregister a", r1.Deregister(ctx))
-	sdktest.Eventually(t, 10*time.Second, "a gone at once after deregistering", func() (bool, string) {
+	testenv.Eventually(t, 10*time.Second, "a gone at once after deregistering", func() error {
 		got, _ := b.Observe(ctx, "shop")
-		return len(got) == 1 && got[0].ID == "b", adaptertest.Describe(got)
+		return testenv.Check(len(got) == 1 && got[0].ID == "b", "%s", adaptertest.Describe(got))
 	})
 	// Apply records counts and starts nothing
 	rel := release("shop", "v2")

@@ -14,6 +14,8 @@ import (
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 type resolver struct {
@@ -30,7 +32,8 @@ func (r resolver) Router(*spec.Release) (adapters.TrafficRouter, error) { return
 // release is rolled back (autoRollback) and the published document routes
 // only to v1, with no rule to v2 left.
 func TestProgressDeadlineWhenTheCanaryNeverRegisters(t *testing.T) {
-	cli := sdktest.Etcd(t)
+	testenv.IntegrationTest(t)
+	cli := etcdtest.Start(t).Client()
 	b, reg := newBackend(t, cli)
 	router, err := grayrouter.New(grayrouter.Config{Store: memory.New(), Centre: "memory"})
 	sdktest.Must(t, "router", err)
@@ -58,21 +61,21 @@ gray: {rules: [{name: testers, match: {headers: [{name: X-Tester, equals: "yes"}
 	_, err = src.Put(ctx, "shop", doc("v1"), "")
 	sdktest.Must(t, "put v1", err)
 	view := func() engine.AppView { v, _ := eng.App(ctx, "shop"); return v }
-	sdktest.Eventually(t, 20*time.Second, "v1 healthy", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "v1 healthy", func() error {
 		v := view()
-		return v.Status.Phase == rollout.Healthy && v.Status.StableVersion == "v1", fmt.Sprintf("%+v", v.Status)
+		return testenv.Check(v.Status.Phase == rollout.Healthy && v.Status.StableVersion == "v1", "%+v", v.Status)
 	})
 
 	start := time.Now()
 	_, err = src.Put(ctx, "shop", doc("v2"), "")
 	sdktest.Must(t, "put v2", err)
-	sdktest.Eventually(t, 20*time.Second, "testers rule published while v2 is wanted", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "testers rule published while v2 is wanted", func() error {
 		d, err := router.Document(ctx, "shop")
-		return err == nil && len(d.Rules) == 1 && d.Rules[0].Version == "v2", fmt.Sprintf("%+v %v", d, err)
+		return testenv.Check(err == nil && len(d.Rules) == 1 && d.Rules[0].Version == "v2", "%+v %v", d, err)
 	})
-	sdktest.Eventually(t, 20*time.Second, "rolled back at the progress deadline", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "rolled back at the progress deadline", func() error {
 		v := view()
-		return v.Status.Phase == rollout.RolledBack, fmt.Sprintf("%s: %s", v.Status.Phase, v.Status.Message)
+		return testenv.Check(v.Status.Phase == rollout.RolledBack, "%s: %s", v.Status.Phase, v.Status.Message)
 	})
 	if waited := time.Since(start); waited < 2*time.Second {
 		t.Fatalf("rolled back after %s, before the 2s deadline", waited)
@@ -80,8 +83,8 @@ gray: {rules: [{name: testers, match: {headers: [{name: X-Tester, equals: "yes"}
 	if want, _ := b.Desired("shop"); want["v2"] != 0 || want["v1"] != 2 {
 		t.Fatalf("desired after the rollback: %v", want)
 	}
-	sdktest.Eventually(t, 20*time.Second, "the document routes only to v1", func() (bool, string) {
+	testenv.Eventually(t, 20*time.Second, "the document routes only to v1", func() error {
 		d, err := router.Document(ctx, "shop")
-		return err == nil && len(d.Rules) == 0 && len(d.Split) == 1 && d.Split[0].Version == "v1", fmt.Sprintf("%+v %v", d, err)
+		return testenv.Check(err == nil && len(d.Rules) == 0 && len(d.Split) == 1 && d.Split[0].Version == "v1", "%+v %v", d, err)
 	})
 }

@@ -13,10 +13,12 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/ssh"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
 func TestFirstDeployUpgradeReuseAndPrune(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 2})
 	ctx := context.Background()
 	o := fixtureOpts{
@@ -106,6 +108,7 @@ func TestFirstDeployUpgradeReuseAndPrune(t *testing.T) {
 }
 
 func TestRollbackTimedPerHost(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 4})
 	ctx := context.Background()
 	f.artifact("v1", nil)
@@ -141,6 +144,7 @@ func TestRollbackTimedPerHost(t *testing.T) {
 }
 
 func TestUnhealthyHostStopsTheRollout(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 4})
 	ctx := context.Background()
 	f.artifact("v1", nil)
@@ -199,6 +203,7 @@ func TestUnhealthyHostStopsTheRollout(t *testing.T) {
 }
 
 func TestChangedOrUnknownHostKeyIsRefused(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 3})
 	ctx := context.Background()
 	f.artifact("v1", nil)
@@ -235,6 +240,7 @@ func TestChangedOrUnknownHostKeyIsRefused(t *testing.T) {
 }
 
 func TestDeployLock(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 2})
 	ctx := context.Background()
 	f.artifact("v1", nil)
@@ -247,21 +253,15 @@ func TestDeployLock(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, err := f.backend.Deploy(ctx, rel, traffic.Replicas{"v2": 2}); done <- err }()
 	waiting := filepath.Join(f.cluster.Hosts[0].Root, "waiting")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(waiting); err == nil {
-			break
-		}
+	testenv.Eventually(t, 20*time.Second, "first deploy at its before hook", func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("first deploy ended early: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("first deploy never reached its before hook")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		_, err := os.Stat(waiting)
+		return err
+	})
 	// Same process: the in-process lock refuses.
 	if _, err := f.backend.Deploy(ctx, rel, traffic.Replicas{"v1": 1, "v2": 1}); !errors.Is(err, ssh.ErrLocked) {
 		t.Fatalf("second deploy in the same process: %v, want ErrLocked", err)
@@ -289,6 +289,7 @@ func TestDeployLock(t *testing.T) {
 }
 
 func TestObserveHasNoSideEffectsAndHonoursCancel(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 2})
 	ctx := context.Background()
 	f.artifact("v1", nil)

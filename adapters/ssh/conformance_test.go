@@ -5,11 +5,13 @@ import (
 
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // TestConformance runs the shared Backend suite against 5 sshd hosts (the
 // suite wants up to 5 instances at once; hosts are a fixed pool).
 func TestConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	adaptertest.RunBackend(t, func(t *testing.T) *adaptertest.BackendHarness {
 		f := newFixture(t, fixtureOpts{hosts: 5})
 		f.artifact("v1", nil)

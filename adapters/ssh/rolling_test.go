@@ -3,93 +3,18 @@ package ssh_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"reflect"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/graylane/graylane/adapters/nginx"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/nginxtest"
 	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
-
-// loadGen sends GETs through nginx until stopped and counts outcomes.
-type loadGen struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	versions   map[string]int
-	errs       []string
-	stop       chan struct{}
-	wg         sync.WaitGroup
-}
-
-func startTraffic(t *testing.T, url string, workers int) *loadGen {
-	tr := &loadGen{versions: map[string]int{}, stop: make(chan struct{})}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	for range workers {
-		tr.wg.Add(1)
-		go func() {
-			defer tr.wg.Done()
-			for {
-				select {
-				case <-tr.stop:
-					return
-				default:
-				}
-				resp, err := client.Get(url)
-				if err != nil {
-					tr.fail(err.Error())
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					tr.fail(resp.Status)
-					continue
-				}
-				tr.ok.Add(1)
-				tr.mu.Lock()
-				tr.versions[resp.Header.Get("X-Version")]++
-				tr.mu.Unlock()
-			}
-		}()
-	}
-	t.Cleanup(tr.halt)
-	return tr
-}
-
-func (tr *loadGen) fail(msg string) {
-	tr.failed.Add(1)
-	tr.mu.Lock()
-	if len(tr.errs) < 5 {
-		tr.errs = append(tr.errs, msg)
-	}
-	tr.mu.Unlock()
-}
-
-func (tr *loadGen) halt() {
-	select {
-	case <-tr.stop:
-	default:
-		close(tr.stop)
-	}
-	tr.wg.Wait()
-}
-
-func (tr *loadGen) snapshot() map[string]int {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range tr.versions {
-		out[k] = v
-	}
-	return out
-}
 
 func split(vw ...any) traffic.Split {
 	var s traffic.Split
@@ -104,6 +29,7 @@ func split(vw ...any) traffic.Split {
 // with the backend's notifications re-syncing nginx's upstreams, under
 // continuous load: no request may fail.
 func TestRollingReleaseBehindNginx(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, fixtureOpts{hosts: 4})
 	ngx := nginxtest.Start(t, nginxtest.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -151,7 +77,7 @@ func TestRollingReleaseBehindNginx(t *testing.T) {
 	if err := router.SetWeights(ctx, rel1, split("v1", 100)); err != nil {
 		t.Fatal(err)
 	}
-	load := startTraffic(t, "http://"+listen+"/", 3)
+	load := loadgen.Start(t, loadgen.Config{URL: "http://" + listen + "/", Workers: 3})
 
 	rel2 := withTraffic(f.release("v2", fixtureOpts{}))
 	rep := f.deploy(ctx, rel2, traffic.Replicas{"v1": 3, "v2": 1})
@@ -161,9 +87,9 @@ func TestRollingReleaseBehindNginx(t *testing.T) {
 	if err := router.SetWeights(ctx, rel2, split("v2", 25, "v1", 75)); err != nil {
 		t.Fatal(err)
 	}
-	before := load.snapshot()
-	waitFor(t, 30*time.Second, func() error {
-		now := load.snapshot()
+	before := load.Counts()
+	testenv.Eventually(t, 30*time.Second, "200 requests per version in the canary phase", func() error {
+		now := load.Counts()
 		if now["v2"]-before["v2"] < 200 || now["v1"]-before["v1"] < 200 {
 			return fmt.Errorf("canary phase: %v", now)
 		}
@@ -193,36 +119,18 @@ func TestRollingReleaseBehindNginx(t *testing.T) {
 			t.Fatalf("after the rollout a request reached %q", v)
 		}
 	}
-	load.halt()
+	res := load.Stop()
 	cancel()
 	select {
 	case err := <-syncErrs:
 		t.Fatalf("router sync: %v", err)
 	default:
 	}
-	t.Logf("%d requests during the rollout, %d failed; by version %v", load.ok.Load()+load.failed.Load(), load.failed.Load(), load.snapshot())
-	if n := load.failed.Load(); n != 0 {
-		t.Fatalf("%d requests failed during the rolling release, e.g. %v", n, load.errs)
+	t.Logf("%d requests during the rollout, %d failed; by version %v", res.OK+res.Failed, res.Failed, load.Counts())
+	if res.Failed != 0 {
+		t.Fatalf("%d requests failed during the rolling release, e.g. %v", res.Failed, res.Errors)
 	}
 	if got := f.currents(); !reflect.DeepEqual(got, []string{"v2", "v2", "v2", "v2"}) {
 		t.Fatalf("currents = %v", got)
-	}
-}
-
-// waitFor polls fn until it returns nil or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true within %v: %v", d, err)
-		}
-		<-tick.C
 	}
 }

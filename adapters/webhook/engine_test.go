@@ -14,6 +14,7 @@ import (
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -59,22 +60,25 @@ backend:
   webhook: {url: %s/deploy, statusURL: "%s/apps/{{.App}}/status", secretEnv: DEPLOY_SECRET}
 `, v, s.srv.URL, s.srv.URL))
 	}
-	healthy := func(v string) func() bool {
-		return func() bool {
+	healthy := func(v string) func() error {
+		return func() error {
 			a, err := eng.App(ctx, "demo")
-			return err == nil && a.Status.Phase == rollout.Healthy && a.Status.StableVersion == v
+			if err != nil {
+				return err
+			}
+			return testenv.Check(a.Status.Phase == rollout.Healthy && a.Status.StableVersion == v, "phase %s stable %s", a.Status.Phase, a.Status.StableVersion)
 		}
 	}
 	src.Set("demo", doc("v1"))
-	waitFor(t, 10*time.Second, healthy("v1"))
+	testenv.Eventually(t, 10*time.Second, "v1 healthy", healthy("v1"))
 	from := len(s.postsCopy())
 	src.Set("demo", doc("v2"))
 	start := time.Now()
-	waitFor(t, 10*time.Second, healthy("v2"))
-	waitFor(t, 10*time.Second, func() bool {
+	testenv.Eventually(t, 10*time.Second, "v2 healthy", healthy("v2"))
+	testenv.Eventually(t, 10*time.Second, "the deploy system running v2:4 only", func() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.running["v1"] == 0 && s.running["v2"] == 4
+		return testenv.Check(s.running["v1"] == 0 && s.running["v2"] == 4, "running %v", s.running)
 	})
 	took := time.Since(start)
 
@@ -173,9 +177,12 @@ backend:
   type: webhook
   webhook: {url: %s/deploy, statusURL: "%s/apps/{{.App}}/status", secretEnv: DEPLOY_SECRET}
 `, s.srv.URL, s.srv.URL)))
-	waitFor(t, 10*time.Second, func() bool {
+	testenv.Eventually(t, 10*time.Second, "v1 healthy", func() error {
 		a, err := eng.App(ctx, "demo")
-		return err == nil && a.Status.Phase == rollout.Healthy && a.Status.StableVersion == "v1"
+		if err != nil {
+			return err
+		}
+		return testenv.Check(a.Status.Phase == rollout.Healthy && a.Status.StableVersion == "v1", "phase %s stable %s", a.Status.Phase, a.Status.StableVersion)
 	})
 	var failed []string
 	for {

@@ -23,6 +23,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/webhook"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -381,7 +382,9 @@ func TestCancelDuringBackoff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Apply(ctx, s.release(t, "v2", ""), traffic.Replicas{"v2": 1}, adapters.NoStep) }()
-	waitFor(t, 5*time.Second, func() bool { return len(s.postsCopy()) == 1 })
+	testenv.Eventually(t, 5*time.Second, "one POST", func() error {
+		return testenv.Check(len(s.postsCopy()) == 1, "%d POSTs", len(s.postsCopy()))
+	})
 	cancel()
 	select {
 	case err := <-done:
@@ -422,18 +425,5 @@ func TestBadStatusAndMissingSecret(t *testing.T) {
 	nokey, _ := webhook.New(webhook.Config{Getenv: func(string) string { return "" }, Logger: testLogger()})
 	if err := nokey.Apply(ctx, rel, traffic.Replicas{"v2": 1}, adapters.NoStep); !errors.Is(err, webhook.ErrNoSecret) {
 		t.Fatalf("Apply without a key: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		<-tick.C
 	}
 }

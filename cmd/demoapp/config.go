@@ -94,7 +94,7 @@ func loadConfig(ctx context.Context, c configFlags, identity string, logger *slo
 		sources = append(sources, src)
 	}
 	if c.apollo != "" {
-		src, err := config.Apollo(config.ApolloOptions{ConfigService: c.apollo, Secret: c.apolloSecret},
+		src, err := config.Apollo(config.ApolloConfig{ConfigService: c.apollo, Secret: c.apolloSecret},
 			spec.ApolloConfigTarget{AppID: tmpl(c.apolloApp), Cluster: tmpl(c.apolloCluster), Namespace: tmpl(c.apolloNamespace), Key: tmpl(c.apolloKey)})
 		if err != nil {
 			cleanup()
@@ -108,7 +108,7 @@ func loadConfig(ctx context.Context, c configFlags, identity string, logger *slo
 	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	l, err := config.New(lctx, config.Options{App: c.app, Identity: identity, Files: files, Sources: sources, Interval: c.interval, Logger: logger})
+	l, err := config.New(lctx, config.Config{App: c.app, Identity: identity, Files: files, Sources: sources, Interval: c.interval, Logger: logger})
 	if err != nil {
 		cleanup()
 		return nil, func() {}, err

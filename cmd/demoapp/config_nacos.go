@@ -14,7 +14,7 @@ import (
 // nacosSource reads config from Nacos: the dataId bound to the version
 // (base-version.ext) when it exists, else the stable dataId.
 func nacosSource(ctx context.Context, c configFlags, logger *slog.Logger) (config.Source, func(), error) {
-	d, err := nacos.NewDocuments(nacos.Config{Servers: strings.Split(c.nacos, ","), Timeout: 5 * time.Second}, nacos.WithLogger(logger))
+	d, err := nacos.NewDocuments(nacos.Config{Servers: strings.Split(c.nacos, ","), Timeout: 5 * time.Second, Logger: logger})
 	if err != nil {
 		return nil, func() {}, err
 	}

@@ -10,24 +10,18 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/configwire"
-	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func TestDemoLoadsAndReportsConfig(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	srv := etcdtest.Start(t)
+	cli := srv.Client()
 
-	o := options{version: "v2", config: configFlags{app: "demo", files: "app.yaml", interval: 50 * time.Millisecond, etcd: srv.ClientAddr(), etcdKey: "/config/{app}/{file}"}}
+	o := options{version: "v2", config: configFlags{app: "demo", files: "app.yaml", interval: 50 * time.Millisecond, etcd: srv.Addr(), etcdKey: "/config/{app}/{file}"}}
 	conf, closeConf, err := loadConfig(ctx, o.config, o.version, newSlog())
 	if err != nil {
 		t.Fatal(err)
@@ -63,13 +57,10 @@ func TestDemoLoadsAndReportsConfig(t *testing.T) {
 	}
 	waitReport := func(sum string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for report().Checksum != sum {
-			if time.Now().After(deadline) {
-				t.Fatalf("report %+v, want checksum %s", report(), sum)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testenv.Eventually(t, 10*time.Second, "report with checksum "+sum, func() error {
+			r := report()
+			return testenv.Check(r.Checksum == sum, "report %+v", r)
+		})
 	}
 	if _, err := cli.Put(ctx, "/config/demo/app.yaml", "greeting: stable\n"); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func TestHandler(t *testing.T) {
@@ -103,22 +105,19 @@ func TestGracefulShutdown(t *testing.T) {
 	got := make(chan result, 1)
 	go func() {
 		// Retry until the server listens; the slow request then sleeps.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp, err := http.Get("http://" + addr + "/?sleep=300ms")
-			if err != nil && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			if err != nil {
-				got <- result{err: err}
-				return
-			}
-			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			got <- result{string(b), err}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var resp *http.Response
+		if err := testenv.Poll(ctx, func() (err error) {
+			resp, err = http.Get("http://" + addr + "/?sleep=300ms")
+			return err
+		}); err != nil {
+			got <- result{err: err}
 			return
 		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- result{string(b), err}
 	}()
 	select {
 	case <-sleeping:

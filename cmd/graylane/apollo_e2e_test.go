@@ -69,6 +69,7 @@ func (a *apolloFixture) config() map[string]any {
 }
 
 func TestEndToEndApolloSource(t *testing.T) {
+	testenv.IntegrationTest(t)
 	a := newApollo(t)
 	proxy := testenv.FreePort(t)
 	steps := `  type: canary
@@ -130,6 +131,7 @@ func TestEndToEndApolloSource(t *testing.T) {
 }
 
 func TestEndToEndApolloDownAtStartUsesCache(t *testing.T) {
+	testenv.IntegrationTest(t)
 	a := newApollo(t)
 	proxy := testenv.FreePort(t)
 	a.release(t, "cache", releaseDoc("cache", "v1", proxy, rollingSteps))

@@ -168,17 +168,11 @@ func (e *configEnv) read(id string) centres {
 // writes by about a second).
 func (e *configEnv) eventually(what string, id string, want centres) {
 	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := e.read(id)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s: centres hold\n  %+v\nwant\n  %+v\n%s", what, got, want, e.g.LogTail(30))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	var got centres
+	testenv.Eventually(e.t, 30*time.Second, what, func() error {
+		got = e.read(id)
+		return testenv.Check(got == want, "centres hold\n  %+v\nwant\n  %+v", got, want) // graylane's log tail follows at cleanup
+	})
 }
 
 // reports returns the checksum each instance reports, by version.
@@ -249,13 +243,10 @@ func agolloValue(t *testing.T, srv *apolloserver.Server, label string) func() st
 
 func waitValue(t *testing.T, what string, get func() string, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for get() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %q, want %q", what, get(), want)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testenv.Eventually(t, 30*time.Second, what, func() error {
+		got := get()
+		return testenv.Check(got == want, "%q, want %q", got, want)
+	})
 }
 
 // TestEndToEndConfigInStep releases code with its config on etcd, Nacos and
@@ -264,6 +255,7 @@ func waitValue(t *testing.T, what string, get func() string, want string) {
 // report), after promotion everyone reads it, and a rollback from a later
 // release brings the earlier code and config back on every centre.
 func TestEndToEndConfigInStep(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := newConfigEnv(t)
 	start := time.Now()
 	e.put(e.spec("v1", "hello from v1", "report"))
@@ -362,6 +354,7 @@ func TestEndToEndConfigInStep(t *testing.T) {
 // TestEndToEndConfigRefusesInvalid: a config that breaks its schema or
 // does not parse stops the release before anything is written or started.
 func TestEndToEndConfigRefusesInvalid(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := newConfigEnv(t)
 	e.put(e.spec("v1", "hello from v1", "report"))
 	waitFor(t, e.g, "demo", 90*time.Second, "v1 healthy", healthyAt("v1"))
@@ -402,6 +395,7 @@ func TestEndToEndConfigRefusesInvalid(t *testing.T) {
 // the write after a restart (or undoes it when the release moved on), and
 // the centres never end up disagreeing.
 func TestEndToEndConfigCentreDownAndCrash(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := newConfigEnv(t)
 	e.put(e.spec("v1", "hello from v1", "report"))
 	waitFor(t, e.g, "demo", 90*time.Second, "v1 healthy", healthyAt("v1"))
@@ -462,6 +456,7 @@ func TestEndToEndConfigCentreDownAndCrash(t *testing.T) {
 // TestEndToEndConfigDrift: a console edit of the stable config is reported
 // with a diff; with onDrift: repair graylane puts its config back.
 func TestEndToEndConfigDrift(t *testing.T) {
+	testenv.IntegrationTest(t)
 	e := newConfigEnv(t)
 	e.put(e.spec("v1", "hello from v1", "report"))
 	waitFor(t, e.g, "demo", 90*time.Second, "v1 healthy", healthyAt("v1"))

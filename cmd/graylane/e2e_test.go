@@ -17,6 +17,7 @@ import (
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/testenv"
 )
 
@@ -59,19 +60,15 @@ const rollingSteps = `  type: rolling
 // waitFor polls the app until cond holds or the deadline passes.
 func waitFor(t *testing.T, g *graylanetest.Graylane, app string, d time.Duration, what string, cond func(engine.AppView) bool) engine.AppView {
 	t.Helper()
-	deadline := time.Now().Add(d)
 	var last engine.AppView
-	for time.Now().Before(deadline) {
+	testenv.Eventually(t, d, what, func() error {
 		v, err := g.Client().App(context.Background(), app)
-		if err == nil {
-			last = v
-			if cond(v) {
-				return v
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %s; last status %+v", what, d, last.Status)
+		last = v
+		return testenv.Check(cond(v), "status %+v", v.Status)
+	})
 	return last
 }
 
@@ -110,6 +107,7 @@ func watchWeights(ctx context.Context, c *client.Client, app string) *weightLog 
 }
 
 func TestEndToEndCanaryThenRollingUnderLoad(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{})
 	proxy := testenv.FreePort(t)
 	g.PutSpec("shop", releaseDoc("shop", "v1", proxy, canarySteps))
@@ -118,7 +116,7 @@ func TestEndToEndCanaryThenRollingUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wl := watchWeights(ctx, g.Client(), "shop")
-	load := graylanetest.NewLoad(fmt.Sprintf("http://127.0.0.1:%d/", proxy), 6)
+	load := loadgen.Start(t, loadgen.Config{URL: fmt.Sprintf("http://127.0.0.1:%d/", proxy), Workers: 6})
 
 	// a console edit: the spec with a new version, straight into etcd
 	g.PutSpec("shop", releaseDoc("shop", "v2", proxy, canarySteps))
@@ -144,10 +142,10 @@ func TestEndToEndCanaryThenRollingUnderLoad(t *testing.T) {
 		}
 		return true
 	})
-	samples := load.Stop()
+	samples := load.Stop().Samples
 	cancel()
 
-	fails := graylanetest.Failures(samples)
+	fails := loadgen.Failures(samples)
 	t.Logf("load: %d requests through the proxy during v1->v2 canary and v2->v3 rolling, %d failed", len(samples), len(fails))
 	if len(fails) > 0 {
 		t.Fatalf("%d of %d requests failed; first: %+v", len(fails), len(samples), fails[0])
@@ -164,7 +162,7 @@ func TestEndToEndCanaryThenRollingUnderLoad(t *testing.T) {
 			continue
 		}
 		from, to := changes[i].at.Add(150*time.Millisecond), changes[i+1].at
-		share, n := graylanetest.Share(samples, "v2", from, to)
+		share, n := loadgen.Share(samples, "v2", from, to)
 		if n < 200 {
 			t.Logf("weights %v: only %d samples in the window, not judged", w, n)
 			continue
@@ -182,6 +180,7 @@ func TestEndToEndCanaryThenRollingUnderLoad(t *testing.T) {
 }
 
 func TestEndToEndKillNineMidCanaryResumes(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{})
 	proxy := testenv.FreePort(t)
 	steps := `  type: canary
@@ -254,6 +253,7 @@ func TestEndToEndKillNineMidCanaryResumes(t *testing.T) {
 }
 
 func TestEndToEndBadInputChangesNothing(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{})
 	proxy := testenv.FreePort(t)
 	good := releaseDoc("api", "v1", proxy, canarySteps)
@@ -313,6 +313,7 @@ func TestEndToEndBadInputChangesNothing(t *testing.T) {
 }
 
 func TestEndToEndAnalysisGatesAndAborts(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{})
 	proxy := testenv.FreePort(t)
 	strategy := func(smokeStatus int) string {
@@ -366,6 +367,7 @@ func TestEndToEndAnalysisGatesAndAborts(t *testing.T) {
 // release back; without it they keep running to be adopted (see
 // TestEndToEndKillNineMidCanaryResumes).
 func TestEndToEndStopOnExitStopsInstances(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{Config: map[string]any{"process": map[string]any{"stopOnExit": true}}})
 	proxy := testenv.FreePort(t)
 	g.PutSpec("cart", releaseDoc("cart", "v1", proxy, rollingSteps))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"io"
 	"net/http"
 	"strings"
@@ -20,6 +21,7 @@ import (
 // raises NOSPACE; /readyz answers 503 naming the alarm, and /metrics shows
 // graylane_etcd_alarm{alarm="NOSPACE"} 1 (issue 13).
 func TestEndToEndEmbeddedEtcdQuotaAlarmOnReadyz(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{Config: map[string]any{
 		"etcd": map[string]any{"embedded": map[string]any{"quotaBackendBytes": 2 << 20}},
 	}})

@@ -21,6 +21,7 @@ import (
 	"github.com/graylane/graylane/sdk/etcdreg"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 const grayRelease = `app: shop
@@ -77,6 +78,7 @@ func startInstance(t *testing.T, ctx context.Context, version string, reg sdk.Re
 // waits), 20%, 50% after promote, and 0% for everyone (testers too) after
 // abort.
 func TestEndToEndRegistryCanary(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{})
 	ctx := sdktest.Ctx(t, 5*time.Minute)
 	cli := g.Etcd()
@@ -103,8 +105,8 @@ func registryCanary(t *testing.T, ctx context.Context, g *graylanetest.Graylane,
 	sdktest.Must(t, "edge client", err)
 	t.Cleanup(func() { _ = edge.Close() })
 	sdktest.Must(t, "edge ready", edge.Ready(ctx))
-	sdktest.Eventually(t, 30*time.Second, "the edge sees v1's instances", func() (bool, string) {
-		return len(edge.Instances("shop")) == 2, fmt.Sprint(edge.Instances("shop"))
+	testenv.Eventually(t, 30*time.Second, "the edge sees v1's instances", func() error {
+		return testenv.Check(len(edge.Instances("shop")) == 2, "%v", edge.Instances("shop"))
 	})
 	httpc := &http.Client{Transport: edge.Transport(nil), Timeout: 5 * time.Second}
 
@@ -162,11 +164,10 @@ func registryCanary(t *testing.T, ctx context.Context, g *graylanetest.Graylane,
 	inForce := func(w int) gray.Document {
 		t.Helper()
 		var d gray.Document
-		sdktest.Eventually(t, 30*time.Second, fmt.Sprintf("v2 at %d%% published and followed by the edge", w), func() (bool, string) {
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("v2 at %d%% published and followed by the edge", w), func() error {
 			d = published()
 			got := d.SplitOf().Map()["v2"]
-			return got == w && edge.Router().Generation("shop") >= d.Generation,
-				fmt.Sprintf("published split %v (generation %d), edge at generation %d", d.Split, d.Generation, edge.Router().Generation("shop"))
+			return testenv.Check(got == w && edge.Router().Generation("shop") >= d.Generation, "published split %v (generation %d), edge at generation %d", d.Split, d.Generation, edge.Router().Generation("shop"))
 		})
 		return d
 	}
@@ -195,8 +196,8 @@ func registryCanary(t *testing.T, ctx context.Context, g *graylanetest.Graylane,
 	for i := 0; i < 2; i++ {
 		v1s = append(v1s, startInstance(t, ctx, "v2", v2Reg, rules))
 	}
-	sdktest.Eventually(t, 30*time.Second, "the edge sees v2's instances", func() (bool, string) {
-		return len(edge.Instances("shop")) == 4, fmt.Sprint(edge.Instances("shop"))
+	testenv.Eventually(t, 30*time.Second, "the edge sees v2's instances", func() error {
+		return testenv.Check(len(edge.Instances("shop")) == 4, "%v", edge.Instances("shop"))
 	})
 	waitFor(t, g, "shop", 30*time.Second, "paused at v2 20%", func(v engine.AppView) bool {
 		return v.Status.Phase == rollout.Paused && v.Status.Weights["v2"] == 20
@@ -231,9 +232,9 @@ func registryCanary(t *testing.T, ctx context.Context, g *graylanetest.Graylane,
 	// The abort's first pass moves the split (v2 still running: the engine
 	// drains before it scales down); the next lets v2 go, which drops the
 	// rules to it.
-	sdktest.Eventually(t, 30*time.Second, "rules to v2 dropped after the abort", func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, "rules to v2 dropped after the abort", func() error {
 		d = inForce(0)
-		return len(d.Rules) == 0, fmt.Sprintf("generation %d still has rules %+v", d.Generation, d.Rules)
+		return testenv.Check(len(d.Rules) == 0, "generation %d still has rules %+v", d.Generation, d.Rules)
 	})
 	if s := measure(users, nil); s != 0 {
 		t.Fatalf("after abort, %.1f%% of users reached v2", s)

@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
-	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/testsupport/etcdtest"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // deploySystem plays an external deploy system behind the webhook backend:
@@ -74,17 +75,10 @@ func readyz(t *testing.T, g *graylanetest.Graylane) string {
 }
 
 func TestEndToEndTwoReplicasFailOver(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx := context.Background()
-	etcd, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	cli, err := etcd.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	etcd := etcdtest.Start(t)
+	cli := etcd.Client()
 	sys := &deploySystem{}
 	hook := httptest.NewServer(sys)
 	t.Cleanup(hook.Close)
@@ -127,13 +121,10 @@ traffic: {type: none}
 	})
 
 	a.Kill() // the leader dies; its lease expires after ha.ttl
-	deadline := time.Now().Add(30 * time.Second)
-	for readyz(t, b) != "ok (leader)" {
-		if time.Now().After(deadline) {
-			t.Fatalf("standby never took over: %q", readyz(t, b))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, 30*time.Second, "the standby takes over", func() error {
+		r := readyz(t, b)
+		return testenv.Check(r == "ok (leader)", "readyz %q", r)
+	})
 	if _, err := b.Client().Command(ctx, "billing", rollout.CmdPromote); err != nil {
 		t.Fatal(err)
 	}

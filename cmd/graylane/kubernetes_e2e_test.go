@@ -14,6 +14,7 @@ import (
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/testsupport/graylanetest"
 	"github.com/graylane/graylane/testsupport/kubestack"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func kubernetesDoc(app, ns, version string) string {
@@ -46,6 +47,7 @@ backend:
 // Deployments, kill -9 while paused, restart; the new process adopts the
 // Deployments and pods without touching them and the canary continues.
 func TestEndToEndKubernetesKillNineMidCanary(t *testing.T) {
+	testenv.IntegrationTest(t)
 	c := kubestack.Start(t)
 	ns := c.NewNamespace(t)
 	cs := c.Clientset()

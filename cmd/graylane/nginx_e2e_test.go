@@ -9,6 +9,7 @@ import (
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/nginxtest"
 	"github.com/graylane/graylane/testsupport/testenv"
 )
@@ -18,6 +19,7 @@ import (
 // the real binary: a canary under load through nginx loses no request and
 // the split follows the weights.
 func TestEndToEndNginxRouterWithProcessBackend(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ngx := nginxtest.Start(t, nginxtest.Options{})
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	g := graylanetest.Start(t, graylanetest.Options{Config: map[string]any{
@@ -47,7 +49,7 @@ health: {path: /healthz, interval: 200ms}
 	waitFor(t, g, "web", 60*time.Second, "v1 healthy behind nginx", healthyAt("v1"))
 
 	wl := watchWeights(t.Context(), g.Client(), "web")
-	load := graylanetest.NewLoad("http://"+listen+"/", 4)
+	load := loadgen.Start(t, loadgen.Config{URL: "http://" + listen + "/", Workers: 4})
 	g.PutSpec("web", doc("v2"))
 	waitFor(t, g, "web", 90*time.Second, "v2 healthy behind nginx", healthyAt("v2"))
 	waitFor(t, g, "web", 30*time.Second, "v1 gone", func(v engine.AppView) bool {
@@ -58,8 +60,8 @@ health: {path: /healthz, interval: 200ms}
 		}
 		return v.Status.Phase == rollout.Healthy
 	})
-	samples := load.Stop()
-	if f := graylanetest.Failures(samples); len(f) > 0 {
+	samples := load.Stop().Samples
+	if f := loadgen.Failures(samples); len(f) > 0 {
 		t.Fatalf("%d of %d requests through nginx failed; first %+v\n%s", len(f), len(samples), f[0], ngx.LogTail(20))
 	}
 	t.Logf("%d requests through nginx during the canary, 0 failed", len(samples))
@@ -74,7 +76,7 @@ health: {path: /healthz, interval: 200ms}
 		}
 		// SetWeights returns once nginx serves the new config, and the
 		// status is written after it: requests after the change use it
-		share, n := graylanetest.Share(samples, "v2", changes[i].at.Add(100*time.Millisecond), changes[i+1].at)
+		share, n := loadgen.Share(samples, "v2", changes[i].at.Add(100*time.Millisecond), changes[i+1].at)
 		if n < 100 {
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/testenv"
 )
 
@@ -148,6 +149,7 @@ func (f *demoFleet) instances() []adapters.Instance {
 // load through the proxy loses no request, and the canary step splits the
 // traffic.
 func TestEndToEndProxyWithWebhookBackend(t *testing.T) {
+	testenv.IntegrationTest(t)
 	bin := graylanetest.Binaries(t)
 	fleet := &demoFleet{t: t, bin: filepath.Join(bin, "demoapp"), runs: map[string][]*demoRun{}}
 	hook := httptest.NewServer(fleet)
@@ -174,7 +176,7 @@ traffic:
 	}
 	g.PutSpec("hooked", doc("v1"))
 	waitFor(t, g, "hooked", 60*time.Second, "v1 healthy behind the proxy", healthyAt("v1"))
-	load := graylanetest.NewLoad("http://"+listen+"/", 4)
+	load := loadgen.Start(t, loadgen.Config{URL: "http://" + listen + "/", Workers: 4})
 	g.PutSpec("hooked", doc("v2"))
 	waitFor(t, g, "hooked", 90*time.Second, "v2 healthy", healthyAt("v2"))
 	waitFor(t, g, "hooked", 30*time.Second, "v1 gone", func(v engine.AppView) bool {
@@ -186,8 +188,8 @@ traffic:
 		return v.Status.Phase == rollout.Healthy
 	})
 	time.Sleep(500 * time.Millisecond)
-	samples := load.Stop()
-	if f := graylanetest.Failures(samples); len(f) > 0 {
+	samples := load.Stop().Samples
+	if f := loadgen.Failures(samples); len(f) > 0 {
 		t.Fatalf("%d of %d requests through the proxy failed; first %+v", len(f), len(samples), f[0])
 	}
 	seen := map[string]int{}

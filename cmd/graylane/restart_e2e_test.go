@@ -8,6 +8,7 @@ import (
 
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/testsupport/graylanetest"
+	"github.com/graylane/graylane/testsupport/loadgen"
 	"github.com/graylane/graylane/testsupport/testenv"
 )
 
@@ -19,6 +20,7 @@ import (
 // Requests may fail while graylane (and its built-in proxy) is down; only
 // the versions of successful answers are judged.
 func TestEndToEndRestartUnderLoadStaysInPersistedSplit(t *testing.T) {
+	testenv.IntegrationTest(t)
 	g := graylanetest.Start(t, graylanetest.Options{})
 	proxy := testenv.FreePort(t)
 	steps := `  type: canary
@@ -42,7 +44,7 @@ func TestEndToEndRestartUnderLoadStaysInPersistedSplit(t *testing.T) {
 		t.Fatalf("persisted split %v, want v2:100", w)
 	}
 
-	load := graylanetest.NewLoad(fmt.Sprintf("http://127.0.0.1:%d/", proxy), 6)
+	load := loadgen.Start(t, loadgen.Config{URL: fmt.Sprintf("http://127.0.0.1:%d/", proxy), Workers: 6})
 	for i := range 3 {
 		time.Sleep(500 * time.Millisecond) // requests flowing before the kill
 		g.Kill()
@@ -58,7 +60,7 @@ func TestEndToEndRestartUnderLoadStaysInPersistedSplit(t *testing.T) {
 		})
 	}
 	time.Sleep(time.Second)
-	samples := load.Stop()
+	samples := load.Stop().Samples
 
 	served := map[string]int{}
 	failed := 0

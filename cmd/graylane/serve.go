@@ -364,7 +364,7 @@ func buildSource(ctx context.Context, v *viper.Viper, cli *clientv3.Client, data
 	log = log.With("component", "source")
 	switch t := v.GetString("source.type"); t {
 	case "etcd", "":
-		s := etcdsource.New(cli, v.GetString("etcd.prefix"), etcdsource.WithLogger(log))
+		s := etcdsource.New(etcdsource.Config{Client: cli, Prefix: v.GetString("etcd.prefix"), Logger: log})
 		return sourceParts{source: s, writer: s, close: func() { s.Close() }}, nil
 	case "apollo":
 		return buildApolloSource(ctx, v, dataDir, log)

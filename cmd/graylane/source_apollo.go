@@ -37,7 +37,8 @@ func buildApolloSource(ctx context.Context, v *viper.Viper, dataDir string, log 
 		ProbeInterval:  v.GetDuration("apollo.probeInterval"),
 		StartupGrace:   v.GetDuration("apollo.startupGrace"),
 	}
-	s, err := apollo.New(cfg, apollo.WithLogger(log))
+	cfg.Logger = log
+	s, err := apollo.New(cfg)
 	if err != nil {
 		return sourceParts{}, fmt.Errorf("source.type apollo: %w", err)
 	}

@@ -50,7 +50,9 @@ func buildNacosSource(ctx context.Context, v *viper.Viper, cli *clientv3.Client,
 		return sourceParts{}, fmt.Errorf("etcd session for the nacos index lock: %w", err)
 	}
 	lock := etcdLock{concurrency.NewMutex(sess, "/graylane/locks/nacos-index/"+cfg.Namespace+"/"+cfg.Group)}
-	s, err := nacos.New(ctx, cfg, nacos.WithLogger(log), nacos.WithIndexLock(lock))
+	cfg.Logger = log
+	cfg.IndexLock = lock
+	s, err := nacos.New(ctx, cfg)
 	if err != nil {
 		sess.Close()
 		return sourceParts{}, fmt.Errorf("source.type nacos: %w", err)

@@ -76,7 +76,8 @@ func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Clie
 			Env:           fallback(v, "config.apollo.env", "apollo.env"),
 			Operator:      fallback(v, "config.apollo.operator", "apollo.operator"),
 			ConfigService: fallback(v, "config.apollo.configService", "apollo.configService", "apollo.meta"),
-		}, apollo.WithLogger(log))
+			Logger:        log,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("config targets on apollo: %w", err)
 		}

@@ -27,7 +27,8 @@ func nacosDocuments(ctx context.Context, v *viper.Viper, log *slog.Logger) (conf
 		Username: fallback(v, "config.nacos.username", "nacos.username"),
 		Password: fallback(v, "config.nacos.password", "nacos.password"),
 		Timeout:  v.GetDuration("nacos.timeout"),
-	}, nacos.WithLogger(log))
+		Logger:   log,
+	})
 	if err != nil {
 		return nil, func() {}, err
 	}

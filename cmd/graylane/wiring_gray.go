@@ -64,7 +64,7 @@ func (r *resolver) wireGray(ctx context.Context, v *viper.Viper, cli *clientv3.C
 	switch centre {
 	case "etcd", "":
 		centre = "etcd"
-		s := etcdsource.New(cli, v.GetString("gray.etcd.prefix"), etcdsource.WithLogger(log))
+		s := etcdsource.New(etcdsource.Config{Client: cli, Prefix: v.GetString("gray.etcd.prefix"), Logger: log})
 		r.closers = append(r.closers, func() { _ = s.Close() })
 		store = s
 	case "nacos":
@@ -81,7 +81,8 @@ func (r *resolver) wireGray(ctx context.Context, v *viper.Viper, cli *clientv3.C
 			Env:           fallback(v, "gray.apollo.env", "apollo.env"),
 			Operator:      fallback(v, "gray.apollo.operator", "apollo.operator"),
 			ConfigService: fallback(v, "gray.apollo.configService", "apollo.configService", "apollo.meta"),
-		}, apollo.WithLogger(log))
+			Logger:        log,
+		})
 		if err != nil {
 			return fmt.Errorf("gray.centre apollo: %w", err)
 		}

@@ -37,7 +37,8 @@ func nacosGrayStore(ctx context.Context, v *viper.Viper, log *slog.Logger) (gray
 		return nil, nil, err
 	}
 	cfg.Group = v.GetString("gray.nacos.group")
-	s, err := nacos.New(ctx, cfg, nacos.WithLogger(log))
+	cfg.Logger = log
+	s, err := nacos.New(ctx, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nacos %v: %w", cfg.Servers, err)
 	}
@@ -50,7 +51,8 @@ func nacosRegistrySource(ctx context.Context, v *viper.Viper, log *slog.Logger) 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	nr, err := nacos.NewRegistry(ctx, cfg, nacos.WithRegistryLogger(log))
+	cfg.Logger = log
+	nr, err := nacos.NewRegistry(ctx, cfg)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("connect to nacos naming %v: %w", cfg.Servers, err)
 	}

@@ -86,6 +86,8 @@ type Config struct {
 	// not confirm waits for agollo's first sync before serving the cache
 	// (DefaultStartupGrace).
 	StartupGrace time.Duration
+	// Logger defaults to discarding (logx.OrDiscard).
+	Logger *slog.Logger
 }
 
 // withDefaults validates c and fills in defaults.
@@ -149,20 +151,4 @@ func (c Config) configServiceURL() string {
 		return c.ConfigService
 	}
 	return c.Meta
-}
-
-// Option sets an optional knob of New.
-type Option func(*options)
-
-type options struct {
-	log *slog.Logger
-}
-
-// WithLogger sets the logger (default: discarded).
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
-		if l != nil {
-			o.log = l
-		}
-	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/graylane/graylane/configsync/sourcetest"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // TestConformance runs the shared Source suite against the Source talking to
@@ -15,6 +16,7 @@ import (
 // The Source reaches the config service through a proxy the Cut case can
 // cut; publishing goes through the server's admin API, as the portal does.
 func TestConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	sourcetest.Run(t, func(t *testing.T) *sourcetest.Harness {
 		t.Parallel()
 		srv := newServer(t, apolloserver.Options{})

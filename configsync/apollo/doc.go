@@ -28,7 +28,8 @@
 //	src, err := apollo.New(apollo.Config{
 //		Meta: "http://apollo-meta:8080", Portal: "http://apollo-portal:8070",
 //		Token: token, CacheDir: "/var/lib/graylane/apollo",
-//	}, apollo.WithLogger(log))
+//		Logger: log,
+//	})
 //
 // New never waits for Apollo. It loads the last-known-good cache from
 // CacheDir (replaced atomically on every change: write, fsync, rename), and

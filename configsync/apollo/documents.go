@@ -21,6 +21,7 @@ import (
 
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo/openapi"
+	"github.com/graylane/graylane/internal/logx"
 )
 
 // ContentKey is the item that holds the whole content of a yaml, yml,
@@ -47,6 +48,8 @@ type DocumentsConfig struct {
 	Secrets map[string]string
 	// RequestTimeout bounds one request (DefaultRequestTimeout).
 	RequestTimeout time.Duration
+	// Logger defaults to discarding (logx.OrDiscard).
+	Logger *slog.Logger
 }
 
 // Documents reads and writes documents at arbitrary Apollo locations
@@ -83,11 +86,7 @@ type Documents struct {
 var _ configsync.Documents = (*Documents)(nil)
 
 // NewDocuments returns Documents for one portal and config service.
-func NewDocuments(cfg DocumentsConfig, opts ...Option) (*Documents, error) {
-	o := options{log: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		opt(&o)
-	}
+func NewDocuments(cfg DocumentsConfig) (*Documents, error) {
 	if cfg.Portal == "" || cfg.Token == "" {
 		return nil, errors.New("apollo documents: a portal URL and an Open API token are required")
 	}
@@ -114,7 +113,7 @@ func NewDocuments(cfg DocumentsConfig, opts ...Option) (*Documents, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Documents{cfg: cfg, api: api, http: &http.Client{}, log: o.log.With("centre", "apollo"), base: u.String(), locks: map[string]*sync.Mutex{}}, nil
+	return &Documents{cfg: cfg, api: api, http: &http.Client{}, log: logx.OrDiscard(cfg.Logger).With("centre", "apollo"), base: u.String(), locks: map[string]*sync.Mutex{}}, nil
 }
 
 // Centre returns "apollo".

@@ -15,6 +15,7 @@ import (
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/sourcetest"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 const docsApp = "shop"
@@ -28,12 +29,13 @@ func docsServer(t *testing.T) (*apolloserver.Server, *Documents) {
 	must(t, srv.CreateApp(docsApp, ""))
 	must(t, srv.CreateToken(testToken))
 	must(t, srv.GrantApp(testToken, docsApp))
-	d, err := NewDocuments(DocumentsConfig{Portal: srv.PortalURL(), Token: testToken, ConfigService: srv.URL()}, WithLogger(testLogger(t)))
+	d, err := NewDocuments(DocumentsConfig{Portal: srv.PortalURL(), Token: testToken, ConfigService: srv.URL(), Logger: testLogger(t)})
 	must(t, err)
 	return srv, d
 }
 
 func TestDocumentsConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	for _, mode := range []string{"item", "content"} {
 		t.Run(mode, func(t *testing.T) {
 			var n atomic.Int64
@@ -77,6 +79,7 @@ func clientRead(t *testing.T, srv *apolloserver.Server, ns, label string) (strin
 }
 
 func TestDocumentsGrayByLabel(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv, d := docsServer(t)
 	ns, err := srv.CreateNamespace(docsApp, "app", apolloserver.FormatYAML)
 	must(t, err)
@@ -139,6 +142,7 @@ func TestDocumentsGrayByLabel(t *testing.T) {
 }
 
 func TestDocumentsErrorsNameTheLocation(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv, d := docsServer(t)
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/enginetest"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // BenchmarkReleaseToFirstBackendAction publishes release documents in
@@ -21,6 +22,7 @@ import (
 // the source and the real engine. Releases land at random points of
 // agollo's 2 s poll cycle. Run with -benchtime=50x for docs/benchmarks.md.
 func BenchmarkReleaseToFirstBackendAction(b *testing.B) {
+	testenv.IntegrationTest(b)
 	srv := newServer(b, apolloserver.Options{})
 	setupNamespace(b, srv)
 	publishDoc(b, srv, "demo", []byte(enginetest.Doc("demo", "v0")))

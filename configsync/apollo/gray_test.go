@@ -10,6 +10,7 @@ import (
 	"github.com/graylane/graylane/configsync/apollo/openapi"
 	"github.com/graylane/graylane/configsync/sourcetest"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // clientIP is the address the config service sees for agollo (and the
@@ -27,6 +28,7 @@ func clientIP() string {
 // an IP rule reaches both, merging makes the branch everyone's and
 // abandoning it sends its clients back to master.
 func TestGrayBranchReachesOnlyLabelledClient(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv := newServer(t, apolloserver.Options{})
 	setupNamespace(t, srv)

@@ -125,7 +125,8 @@ func testConfig(t testing.TB, srv *apolloserver.Server) Config {
 
 func newSource(t testing.TB, cfg Config) *Source {
 	t.Helper()
-	s, err := New(cfg, WithLogger(testLogger(t)))
+	cfg.Logger = testLogger(t)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("apollo.New: %v", err)
 	}
@@ -139,27 +140,11 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, d, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling with a deadline
-	}
-}
-
 // waitGet polls Get until app's document is want.
 func waitGet(t testing.TB, s *Source, app, want string, d time.Duration) configsync.Entry {
 	t.Helper()
 	var got configsync.Entry
-	eventually(t, d, fmt.Sprintf("Get(%s) = %q", app, want), func() error {
+	testenv.Eventually(t, d, fmt.Sprintf("Get(%s) = %q", app, want), func() error {
 		e, err := s.Get(ctxT(t), app)
 		if err != nil {
 			return err
@@ -176,7 +161,7 @@ func waitGet(t testing.TB, s *Source, app, want string, d time.Duration) configs
 // waitHealthy polls Healthy until it passes.
 func waitHealthy(t testing.TB, s *Source, d time.Duration) {
 	t.Helper()
-	eventually(t, d, "Healthy", func() error { return s.Healthy(ctxT(t)) })
+	testenv.Eventually(t, d, "Healthy", func() error { return s.Healthy(ctxT(t)) })
 }
 
 func wantUnavailable(t testing.TB, what string, err error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/graylane/graylane/configsync/sourcetest"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // BenchmarkReleaseToEvent measures the latency from a release in Apollo
@@ -23,6 +24,7 @@ import (
 // It reports p50, p99 and max in milliseconds (the goal: p99 within the
 // 2 s poll + 100 ms).
 func BenchmarkReleaseToEvent(b *testing.B) {
+	testenv.IntegrationTest(b)
 	srv := newServer(b, apolloserver.Options{})
 	setupNamespace(b, srv)
 	publishDoc(b, srv, "demo", doc("demo", "v0"))

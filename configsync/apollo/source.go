@@ -20,6 +20,7 @@ import (
 
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo/openapi"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -83,18 +84,14 @@ var (
 // New returns a Source for cfg. It does not wait for Apollo: it loads the
 // last-known-good cache (if any) at once, and starts agollo and the health
 // probe in the background, so graylane starts with Apollo down.
-func New(cfg Config, opts ...Option) (*Source, error) {
+func New(cfg Config) (*Source, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	o := options{log: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		opt(&o)
-	}
 	s := &Source{
 		cfg:     cfg,
-		log:     o.log.With("centre", "apollo", "appId", cfg.AppID, "cluster", cfg.Cluster, "namespace", cfg.Namespace),
+		log:     logx.OrDiscard(cfg.Logger).With("centre", "apollo", "appId", cfg.AppID, "cluster", cfg.Cluster, "namespace", cfg.Namespace),
 		ns:      openapi.Namespace{AppID: cfg.AppID, Cluster: cfg.Cluster, Name: cfg.Namespace},
 		hub:     newHub(),
 		pending: map[string]pendingWrite{},

@@ -17,6 +17,7 @@ import (
 	"github.com/graylane/graylane/configsync/sourcetest"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // settle is how long to wait before concluding that nothing more arrives
@@ -27,6 +28,7 @@ const settle = 5 * time.Second
 // by Get, List and Watch, and Watch and Healthy say that it is the cache.
 // When Apollo comes back, what changed meanwhile is delivered once.
 func TestApolloDownAtStartServesCache(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv := newServer(t, apolloserver.Options{})
 	setupNamespace(t, srv)
@@ -102,6 +104,7 @@ func mustDefaults(t testing.TB, c Config) Config {
 // going), Get serves what was received, and after the recovery nothing is
 // delivered again; a release after that still arrives.
 func TestApolloDownMidWatch(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv := newServer(t, apolloserver.Options{})
 	setupNamespace(t, srv)
@@ -144,6 +147,7 @@ func TestApolloDownMidWatch(t *testing.T) {
 // A malformed document is delivered untouched (the engine keeps the last
 // good spec and reports this one), from the portal and through Put.
 func TestInvalidContentDeliveredUntouched(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv := newServer(t, apolloserver.Options{})
 	setupNamespace(t, srv)
@@ -214,6 +218,7 @@ func (s snapshot) same(t testing.TB, after snapshot) {
 
 // Writes with a token that may not write fail clearly and change nothing.
 func TestTokenWithoutPermission(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv := newServer(t, apolloserver.Options{})
 	setupNamespace(t, srv)
@@ -284,6 +289,7 @@ func (c *offsetClock) add(d time.Duration) {
 // its rate limit), the item is restored: no modified-but-unreleased item is
 // left and no release made.
 func TestFailedReleaseRestoresItem(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	clock := &offsetClock{}
 	srv := newServer(t, apolloserver.Options{Now: clock.Now})
@@ -341,6 +347,7 @@ func TestFailedReleaseRestoresItem(t *testing.T) {
 // unfinished portal edit, and a conditional Put refuses to overwrite an
 // unpublished edit of its own app.
 func TestUnpublishedEditsAreNotPublished(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv := newServer(t, apolloserver.Options{})
 	setupNamespace(t, srv)
@@ -396,6 +403,7 @@ func TestUnpublishedEditsAreNotPublished(t *testing.T) {
 
 // A cache file that cannot be used is ignored; the Source works from Apollo.
 func TestBadCacheIgnored(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv := newServer(t, apolloserver.Options{})
 	setupNamespace(t, srv)
@@ -405,7 +413,7 @@ func TestBadCacheIgnored(t *testing.T) {
 	must(t, os.WriteFile(path, []byte(`{"format":1,"appId":"gr`), 0o600))
 	src := newSource(t, cfg)
 	waitGet(t, src, "demo", string(doc("demo", "v1")), within)
-	eventually(t, within, "cache rewritten", func() error {
+	testenv.Eventually(t, within, "cache rewritten", func() error {
 		f, err := loadCache(path, mustDefaults(t, cfg))
 		if err != nil {
 			return err
@@ -427,6 +435,7 @@ func TestBadCacheIgnored(t *testing.T) {
 // any order: one with a notification id not above the last applied is
 // dropped, and a watch never sees the older state.
 func TestOlderAgolloReadDropped(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv := newServer(t, apolloserver.Options{})
 	setupNamespace(t, srv)
@@ -465,6 +474,7 @@ func fullChange(id int64, changes map[string]any) *storage.FullChangeEvent {
 // is read with signed requests (by agollo and by the probe); a wrong secret
 // is refused with an explanation.
 func TestAccessKeyAndMetaServer(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv := newServer(t, apolloserver.Options{})
 	setupNamespace(t, srv)

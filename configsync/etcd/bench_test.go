@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/configsync/etcd"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // BenchmarkPutToEvent measures how long a write made through etcd's own
@@ -18,9 +19,10 @@ import (
 //
 //	go test -run '^$' -bench PutToEvent -benchtime 2000x ./configsync/etcd
 func BenchmarkPutToEvent(b *testing.B) {
+	testenv.IntegrationTest(b)
 	srv := startServer(b)
 	console := client(b, srv.addr())
-	src := etcd.New(client(b, srv.addr()), "")
+	src := etcd.New(etcd.Config{Client: client(b, srv.addr())})
 	defer src.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -8,7 +8,7 @@
 // and Entry.Revision the etcd store revision of the change, so a Version
 // read from Get or a watch can be handed back to Put for compare-and-swap.
 //
-// Entry point: New(client, prefix, options...). The caller owns the client
+// Entry point: New(Config). The caller owns the client
 // (internal/etcdserver.NewClient builds one suited to long-lived watches).
 //
 // Watch follows etcd's clientv3 idiom: it lists the prefix at a revision and

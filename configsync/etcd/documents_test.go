@@ -8,16 +8,13 @@ import (
 	"github.com/graylane/graylane/configsync"
 	etcdsrc "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/configsync/sourcetest"
-	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func TestDocumentsConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := startServer(t)
-	cli, err := etcdserver.NewClient([]string{s.addr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli := client(t, s.addr())
 	var n atomic.Int64
 	sourcetest.RunDocuments(t, func(t *testing.T) *sourcetest.DocumentsHarness {
 		return &sourcetest.DocumentsHarness{

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -55,57 +56,39 @@ var (
 	_ configsync.HealthChecker = (*Source)(nil)
 )
 
-// Option configures a Source.
-type Option func(*Source)
-
-// WithLogger sets the logger (default: discarded).
-func WithLogger(l *slog.Logger) Option {
-	return func(s *Source) {
-		if l != nil {
-			s.log = l
-		}
-	}
+// Config configures a Source.
+type Config struct {
+	// Client is the etcd client (required). The caller keeps ownership:
+	// Close does not close it, and a client closed before the Source
+	// leaves its watches reporting configsync.ErrUnavailable until their
+	// ctx ends.
+	Client *clientv3.Client
+	// Prefix is where the documents live ("" means DefaultPrefix; a
+	// missing trailing "/" is added).
+	Prefix string
+	// Logger defaults to discarding (logx.OrDiscard).
+	Logger *slog.Logger
+	// RequestTimeout bounds each Get, List, Put, Delete and Healthy call
+	// when the caller's ctx allows longer (DefaultRequestTimeout): an etcd
+	// that does not answer in time yields an error wrapping
+	// configsync.ErrUnavailable.
+	RequestTimeout time.Duration
+	// ProbeInterval is how long a watch may go without hearing from etcd
+	// before it checks that etcd is reachable (DefaultProbeInterval; each
+	// check is bounded by the same duration). etcd's client reconnects a
+	// broken watch silently, so this check is how a watch notices an
+	// outage and reports it.
+	ProbeInterval time.Duration
+	// RetryMin and RetryMax bound the exponential back-off between a
+	// watch's attempts to reach etcd again (DefaultRetryMin,
+	// DefaultRetryMax).
+	RetryMin, RetryMax time.Duration
 }
 
-// WithRequestTimeout bounds each Get, List, Put, Delete and Healthy call
-// when the caller's ctx allows longer (default 5 s): an etcd that does not
-// answer in time yields an error wrapping configsync.ErrUnavailable.
-func WithRequestTimeout(d time.Duration) Option {
-	return func(s *Source) {
-		if d > 0 {
-			s.requestTimeout = d
-		}
-	}
-}
-
-// WithProbeInterval sets how long a watch may go without hearing from etcd
-// before it checks that etcd is reachable (default 2 s; each check is
-// bounded by the same duration). etcd's client reconnects a broken watch
-// silently, so this check is how a watch notices an outage and reports it.
-func WithProbeInterval(d time.Duration) Option {
-	return func(s *Source) {
-		if d > 0 {
-			s.probeInterval = d
-		}
-	}
-}
-
-// WithRetryBackoff sets the exponential back-off between a watch's
-// attempts to reach etcd again (default 100 ms doubling to 5 s).
-func WithRetryBackoff(min, max time.Duration) Option {
-	return func(s *Source) {
-		if min > 0 && max >= min {
-			s.retryMin, s.retryMax = min, max
-		}
-	}
-}
-
-// New returns a Source over client for the documents under prefix
-// ("" means DefaultPrefix; a missing trailing "/" is added). The caller
-// keeps ownership of client: Close does not close it, and a client closed
-// before the Source leaves its watches reporting configsync.ErrUnavailable
-// until their ctx ends.
-func New(client *clientv3.Client, prefix string, opts ...Option) *Source {
+// New returns a Source over cfg.Client for the documents under
+// cfg.Prefix.
+func New(cfg Config) *Source {
+	prefix := cfg.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
@@ -113,16 +96,22 @@ func New(client *clientv3.Client, prefix string, opts ...Option) *Source {
 		prefix += "/"
 	}
 	s := &Source{
-		client:         client,
+		client:         cfg.Client,
 		prefix:         prefix,
-		log:            slog.New(slog.DiscardHandler),
+		log:            logx.OrDiscard(cfg.Logger),
 		requestTimeout: DefaultRequestTimeout,
 		probeInterval:  DefaultProbeInterval,
 		retryMin:       DefaultRetryMin,
 		retryMax:       DefaultRetryMax,
 	}
-	for _, o := range opts {
-		o(s)
+	if cfg.RequestTimeout > 0 {
+		s.requestTimeout = cfg.RequestTimeout
+	}
+	if cfg.ProbeInterval > 0 {
+		s.probeInterval = cfg.ProbeInterval
+	}
+	if cfg.RetryMin > 0 && cfg.RetryMax >= cfg.RetryMin {
+		s.retryMin, s.retryMax = cfg.RetryMin, cfg.RetryMax
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.log = s.log.With("centre", "etcd", "prefix", prefix)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,8 @@ import (
 	"github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/configsync/sourcetest"
 	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // server is an embedded etcd that tests can stop and start on the same
@@ -23,34 +24,19 @@ import (
 // for open watch streams, and a crash-like stop is what a watch must survive
 // anyway.
 type server struct {
-	mu      sync.Mutex
-	srv     *etcdserver.Server
-	cfg     etcdserver.Config
+	etcd    *etcdtest.Etcd
 	front   *sourcetest.Proxy
 	restore func()
 }
 
 func startServer(t testing.TB) *server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{
-		Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true,
-	})
-	if err != nil {
-		t.Fatalf("start embedded etcd: %v", err)
-	}
-	s := &server{srv: srv, cfg: srv.Config()}
-	t.Cleanup(func() { s.current().Close() })
-	s.front = sourcetest.NewProxy(t, s.cfg.ClientAddr)
+	s := &server{etcd: etcdtest.Start(t)}
+	s.front = sourcetest.NewProxy(t, s.etcd.Addr())
 	return s
 }
 
-func (s *server) current() *etcdserver.Server {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.srv
-}
+func (s *server) current() *etcdserver.Server { return s.etcd.Server() }
 
 // addr is where clients connect.
 func (s *server) addr() string { return s.front.Addr() }
@@ -58,22 +44,12 @@ func (s *server) addr() string { return s.front.Addr() }
 func (s *server) stop(t testing.TB) {
 	t.Helper()
 	s.restore = s.front.Cut()
-	if err := s.current().Close(); err != nil {
-		t.Fatalf("stop etcd: %v", err)
-	}
+	s.etcd.Stop(t)
 }
 
 func (s *server) start(t testing.TB) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := etcdserver.Start(ctx, s.cfg)
-	if err != nil {
-		t.Fatalf("restart etcd on %s: %v", s.cfg.ClientAddr, err)
-	}
-	s.mu.Lock()
-	s.srv = srv
-	s.mu.Unlock()
+	s.etcd.Restart(t)
 	s.restore()
 }
 
@@ -94,19 +70,11 @@ func client(t testing.TB, addr string) *clientv3.Client {
 // reconnecting after a restart.
 func retry(t testing.TB, what string, op func(ctx context.Context) error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, what, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := op(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling with a deadline
-	}
+		defer cancel()
+		return op(ctx)
+	})
 }
 
 // fixture is one Source behind a cuttable proxy, plus a direct "console"
@@ -119,15 +87,14 @@ type fixture struct {
 	source  *etcd.Source
 }
 
-func newFixture(t testing.TB, srv *server, opts ...etcd.Option) *fixture {
+func newFixture(t testing.TB, srv *server) *fixture {
 	t.Helper()
 	f := &fixture{srv: srv}
 	f.proxy = sourcetest.NewProxy(t, srv.addr())
 	f.console = client(t, srv.addr())
 	f.client = client(t, f.proxy.Addr())
-	opts = append([]etcd.Option{etcd.WithProbeInterval(200 * time.Millisecond), etcd.WithRequestTimeout(time.Second),
-		etcd.WithRetryBackoff(20*time.Millisecond, 500*time.Millisecond)}, opts...)
-	f.source = etcd.New(f.client, "", opts...)
+	f.source = etcd.New(etcd.Config{Client: f.client, ProbeInterval: 200 * time.Millisecond, RequestTimeout: time.Second,
+		RetryMin: 20 * time.Millisecond, RetryMax: 500 * time.Millisecond})
 	t.Cleanup(func() { f.source.Close() })
 	return f
 }
@@ -178,6 +145,7 @@ func (f *fixture) harness() *sourcetest.Harness {
 }
 
 func TestConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := startServer(t)
 	sourcetest.Run(t, func(t *testing.T) *sourcetest.Harness { return newFixture(t, srv).harness() })
 }
@@ -191,6 +159,7 @@ func watch(t testing.TB, s configsync.Source, after int64, held *configsync.Stat
 const wait = 15 * time.Second
 
 func TestVersionIsModRevision(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, startServer(t))
 	ctx := context.Background()
 	rev := f.put(t, "/graylane/apps/demo", []byte("x"))
@@ -215,6 +184,7 @@ func TestVersionIsModRevision(t *testing.T) {
 }
 
 func TestIgnoresKeysThatAreNotApps(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, startServer(t))
 	ctx := context.Background()
 	c, _ := watch(t, f.source, 0, nil)
@@ -242,9 +212,10 @@ func TestIgnoresKeysThatAreNotApps(t *testing.T) {
 }
 
 func TestPrefixes(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := startServer(t)
 	f := newFixture(t, srv)
-	other := etcd.New(f.client, "/team-b/apps") // trailing slash added
+	other := etcd.New(etcd.Config{Client: f.client, Prefix: "/team-b/apps"}) // trailing slash added
 	defer other.Close()
 	if other.Prefix() != "/team-b/apps/" {
 		t.Fatalf("prefix %q", other.Prefix())
@@ -263,6 +234,7 @@ func TestPrefixes(t *testing.T) {
 }
 
 func TestConflictErrorNamesApp(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, startServer(t))
 	ctx := context.Background()
 	f.put(t, "/graylane/apps/demo", []byte("x"))
@@ -278,6 +250,7 @@ func TestConflictErrorNamesApp(t *testing.T) {
 // A watch resumed from a compacted revision re-reads and sends a Reset
 // holding exactly the current documents.
 func TestResumeFromCompactedRevision(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := startServer(t)
 	f := newFixture(t, srv)
 	ctx := context.Background()
@@ -323,6 +296,7 @@ func TestResumeFromCompactedRevision(t *testing.T) {
 // A running watch cut off from etcd while the history it needs is compacted
 // away gets a Reset once it is back.
 func TestCompactionWhileCutOff(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := startServer(t)
 	f := newFixture(t, srv)
 	ctx := context.Background()
@@ -366,6 +340,7 @@ func TestCompactionWhileCutOff(t *testing.T) {
 // A watch whose client is cut off reports it, and delivers what changed
 // once reconnected, from where it was.
 func TestResumeAfterCut(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := startServer(t)
 	f := newFixture(t, srv)
 	c, _ := watch(t, f.source, 0, nil)
@@ -408,6 +383,7 @@ func TestResumeAfterCut(t *testing.T) {
 
 // Stopping the server is noticed; a watch outlives a restart.
 func TestServerDownReported(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := startServer(t)
 	f := newFixture(t, srv)
 	c, _ := watch(t, f.source, 0, nil)
@@ -424,6 +400,7 @@ func TestServerDownReported(t *testing.T) {
 }
 
 func TestCloseEndsWatches(t *testing.T) {
+	testenv.IntegrationTest(t)
 	f := newFixture(t, startServer(t))
 	c := sourcetest.Collect(t, f.source.Watch(context.Background(), 0))
 	c.WaitResponses(t, 1, wait)

@@ -27,7 +27,7 @@ import (
 //     across a Reset, and within one response only an app's last change is
 //     sent (configsync.State does the collapsing).
 //   - When etcd cannot be reached (the watch breaks, a list fails, or a
-//     probe after WithProbeInterval of silence fails), one response with Err
+//     probe after Config.ProbeInterval of silence fails), one response with Err
 //     wrapping configsync.ErrUnavailable is sent; the watch retries from its
 //     last revision with back-off, and the next response (with what changed
 //     meanwhile, or no events) has Err == nil.

@@ -66,7 +66,7 @@ type Config struct {
 	CacheDir string
 	// LogDir, if set, makes the SDK log to LogDir/nacos-sdk.log with its
 	// own logger. "" (the default) routes the SDK's log lines to the
-	// injected slog.Logger instead (see WithLogger). The SDK's logger is
+	// injected slog.Logger instead (Config.Logger). The SDK's logger is
 	// process-wide: with several clients, the last one created wins.
 	LogDir string
 
@@ -85,14 +85,16 @@ type Config struct {
 	// just-updated dataId now and then; real Nacos does not, so a smaller
 	// value is safe there. Negative: report at once.
 	DeleteConfirm time.Duration
-}
 
-// Option sets an optional knob of New and NewRegistry.
-type Option func(*options)
-
-type options struct {
-	log       *slog.Logger
-	indexLock IndexLocker
+	// Logger receives the client's own messages (and, unless LogDir is
+	// set, the SDK's). Default: discarded (logx.OrDiscard).
+	Logger *slog.Logger
+	// IndexLock, if set, is held around every index update (see
+	// IndexLocker).
+	IndexLock IndexLocker
+	// ServiceGroup is the Nacos group of a Registry's services
+	// (DefaultServiceGroup); Sources do not use it.
+	ServiceGroup string
 }
 
 // IndexLocker serialises index updates between graylane processes. Nacos
@@ -103,27 +105,6 @@ type options struct {
 type IndexLocker interface {
 	Lock(ctx context.Context) error
 	Unlock(ctx context.Context) error
-}
-
-// WithIndexLock sets the lock held around every index update.
-func WithIndexLock(l IndexLocker) Option { return func(o *options) { o.indexLock = l } }
-
-// WithLogger sets the logger for the source's own messages (and, unless
-// Config.LogDir is set, the SDK's). The default discards everything.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
-		if l != nil {
-			o.log = l
-		}
-	}
-}
-
-func buildOptions(opts []Option) options {
-	o := options{log: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
 }
 
 // server is one parsed entry of Config.Servers.

@@ -14,6 +14,7 @@ import (
 	"github.com/graylane/graylane/configsync/nacos"
 	"github.com/graylane/graylane/configsync/sourcetest"
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // TestConformance runs the shared configsync conformance suite against the
@@ -22,6 +23,7 @@ import (
 // gRPC) so that the Cut case can cut it off while the operator's console
 // client still gets through.
 func TestConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	sourcetest.Run(t, func(t *testing.T) *sourcetest.Harness {
 		srv := polaris.Start(t)
 		httpProxy := sourcetest.NewProxy(t, srv.NacosAddr())
@@ -35,7 +37,8 @@ func TestConformance(t *testing.T) {
 		cfg.GRPCPort, _ = strconv.Atoi(grpcPort)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s, err := nacos.New(ctx, cfg, nacos.WithLogger(testLogger(t)))
+		cfg.Logger = testLogger(t)
+		s, err := nacos.New(ctx, cfg)
 		if err != nil {
 			t.Fatalf("nacos.New: %v", err)
 		}

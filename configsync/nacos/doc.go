@@ -3,8 +3,8 @@
 // (gRPC), plus a Registry that registers instances with gray-routing
 // metadata and follows services' instance lists.
 //
-// Entry points: New(ctx, Config, options...) returns a *Source;
-// NewRegistry(ctx, Config, options...) returns a *Registry. docs/nacos.md
+// Entry points: New(ctx, Config) returns a *Source; NewRegistry(ctx,
+// Config) returns a *Registry. docs/nacos.md
 // is the operator's guide.
 //
 // # Layout

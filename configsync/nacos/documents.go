@@ -30,8 +30,7 @@ const DefaultConfigGroup = "DEFAULT_GROUP"
 // so a write is trusted only once Nacos serves it. Nacos cannot store an
 // empty document (a missing dataId reads as ""), so Write refuses one.
 type Documents struct {
-	cfg  Config
-	opts []Option
+	cfg Config
 
 	mu      sync.Mutex
 	sources map[string]*Source
@@ -43,11 +42,11 @@ var _ configsync.Documents = (*Documents)(nil)
 
 // NewDocuments returns Documents for the Nacos cluster in cfg (Servers,
 // credentials, Timeout; Namespace and Group come from each location).
-func NewDocuments(cfg Config, opts ...Option) (*Documents, error) {
+func NewDocuments(cfg Config) (*Documents, error) {
 	if _, _, err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
-	return &Documents{cfg: cfg, opts: opts, sources: map[string]*Source{}}, nil
+	return &Documents{cfg: cfg, sources: map[string]*Source{}}, nil
 }
 
 // Centre returns "nacos".
@@ -86,7 +85,7 @@ func (d *Documents) source(ctx context.Context, loc configsync.Location) (*Sourc
 	}
 	cfg := d.cfg
 	cfg.Namespace, cfg.Group = loc.Namespace, group
-	s, err := New(ctx, cfg, d.opts...)
+	s, err := New(ctx, cfg)
 	if err != nil {
 		return nil, "", err
 	}

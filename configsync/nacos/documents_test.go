@@ -13,11 +13,12 @@ import (
 	"github.com/graylane/graylane/configsync/nacos"
 	"github.com/graylane/graylane/configsync/sourcetest"
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func newDocuments(t *testing.T, srv *polaris.Server) *nacos.Documents {
 	t.Helper()
-	d, err := nacos.NewDocuments(nacos.Config{Servers: []string{srv.NacosAddr()}, Timeout: 5 * time.Second}, nacos.WithLogger(testLogger(t)))
+	d, err := nacos.NewDocuments(nacos.Config{Servers: []string{srv.NacosAddr()}, Timeout: 5 * time.Second, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,6 +27,7 @@ func newDocuments(t *testing.T, srv *polaris.Server) *nacos.Documents {
 }
 
 func TestDocumentsConformance(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := polaris.Start(t)
 	var n atomic.Int64
 	sourcetest.RunDocuments(t, func(t *testing.T) *sourcetest.DocumentsHarness {
@@ -45,6 +47,7 @@ func TestDocumentsConformance(t *testing.T) {
 // client of the server (the console's), and that ReadBack reports what
 // the server serves, not this process's own recent write.
 func TestDocumentsSeenByAnotherClient(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := polaris.Start(t)
 	d := newDocuments(t, srv)
 	group := testGroup(t)
@@ -54,7 +57,7 @@ func TestDocumentsSeenByAnotherClient(t *testing.T) {
 	if _, err := d.Write(ctx, loc, []byte("greeting: hello\n"), configsync.Absent); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the console client reads the write", func() error {
+	testenv.Eventually(t, within, "the console client reads the write", func() error {
 		if got, ok := srv.GetConfig(t, group, "shop-app.yaml"); !ok || got != "greeting: hello\n" {
 			return fmt.Errorf("console reads %q (%v)", got, ok)
 		}
@@ -62,7 +65,7 @@ func TestDocumentsSeenByAnotherClient(t *testing.T) {
 	})
 	// an edit made in the console is what ReadBack reports
 	srv.PublishConfig(t, group, "shop-app.yaml", "greeting: edited\n")
-	eventually(t, "ReadBack shows the console's edit", func() error {
+	testenv.Eventually(t, within, "ReadBack shows the console's edit", func() error {
 		doc, err := d.ReadBack(ctx, loc)
 		if err != nil || string(doc.Data) != "greeting: edited\n" {
 			return fmt.Errorf("%q %v", doc.Data, err)

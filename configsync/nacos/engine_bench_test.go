@@ -19,6 +19,7 @@ import (
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/enginetest"
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // BenchmarkNacosPublishToFirstBackendAction publishes release documents in
@@ -30,6 +31,7 @@ import (
 //
 // Run with -benchtime=100x for the 100-edit figure in docs/benchmarks.md.
 func BenchmarkNacosPublishToFirstBackendAction(b *testing.B) {
+	testenv.IntegrationTest(b)
 	srv := polaris.Start(b)
 	group := "GRAYLANE_BENCH"
 	const app = "bench"
@@ -96,20 +98,13 @@ func BenchmarkNacosPublishToFirstBackendAction(b *testing.B) {
 			mu.Unlock()
 			b.Fatalf("%v (the bare SDK listener saw it: %v)", err, pushedToo)
 		}
-		deadline := time.Now().Add(30 * time.Second)
 		var p time.Time
-		for {
+		testenv.Eventually(b, 30*time.Second, "the bare listener sees "+v, func() error {
 			mu.Lock()
 			p = pushed[v]
 			mu.Unlock()
-			if !p.IsZero() || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		if p.IsZero() {
-			b.Fatalf("the bare listener never saw %s", v)
-		}
+			return testenv.Check(!p.IsZero(), "no push of %s seen", v)
+		})
 		action = append(action, at.Sub(start))
 		push = append(push, p.Sub(start))
 		added = append(added, at.Sub(p))

@@ -55,14 +55,16 @@ func testConfig(srv *polaris.Server, group string) nacos.Config {
 
 func newSource(t testing.TB, srv *polaris.Server, group string) *nacos.Source {
 	t.Helper()
-	return newSourceWith(t, srv, group)
+	return newSourceWith(t, srv, group, nil)
 }
 
-func newSourceWith(t testing.TB, srv *polaris.Server, group string, opts ...nacos.Option) *nacos.Source {
+func newSourceWith(t testing.TB, srv *polaris.Server, group string, lock nacos.IndexLocker) *nacos.Source {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := nacos.New(ctx, testConfig(srv, group), append([]nacos.Option{nacos.WithLogger(testLogger(t))}, opts...)...)
+	cfg := testConfig(srv, group)
+	cfg.Logger, cfg.IndexLock = testLogger(t), lock
+	s, err := nacos.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("nacos.New: %v", err)
 	}
@@ -76,28 +78,12 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // waitGet polls Get until the document has the wanted content ("" = not
 // found).
 func waitGet(t testing.TB, s *nacos.Source, app, want string) configsync.Entry {
 	t.Helper()
 	var got configsync.Entry
-	eventually(t, fmt.Sprintf("get %s = %q", app, want), func() error {
+	testenv.Eventually(t, within, fmt.Sprintf("get %s = %q", app, want), func() error {
 		e, err := s.Get(ctxT(t), app)
 		if want == "" {
 			if errors.Is(err, configsync.ErrNotFound) {
@@ -164,7 +150,7 @@ func (r *recorder) state() map[string]string {
 // waitState waits until the folded watch state equals want.
 func (r *recorder) waitState(t testing.TB, want map[string]string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("watch state %v", want), func() error {
+	testenv.Eventually(t, within, fmt.Sprintf("watch state %v", want), func() error {
 		if len(r.all()) == 0 {
 			return fmt.Errorf("no response yet")
 		}
@@ -181,7 +167,7 @@ func (r *recorder) waitState(t testing.TB, want map[string]string) {
 func (r *recorder) waitErr(t testing.TB, from int, target error) int {
 	t.Helper()
 	var at int
-	eventually(t, fmt.Sprintf("watch response with err %v after #%d", target, from), func() error {
+	testenv.Eventually(t, within, fmt.Sprintf("watch response with err %v after #%d", target, from), func() error {
 		resps := r.all()
 		for i := from; i < len(resps); i++ {
 			if (target == nil && resps[i].Err == nil) || (target != nil && errors.Is(resps[i].Err, target)) {

@@ -21,6 +21,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/internal/logx"
 )
 
 // Metadata keys of an instance that gray routing reads, as Nepxion
@@ -141,32 +142,10 @@ type slot struct {
 	insts map[string]Instance // service -> its instance on this slot
 }
 
-// RegistryOption sets an optional knob of NewRegistry.
-type RegistryOption func(*Registry)
-
-// WithServiceGroup sets the Nacos group of the registry's services
-// (DefaultServiceGroup).
-func WithServiceGroup(g string) RegistryOption {
-	return func(r *Registry) {
-		if g != "" {
-			r.group = g
-		}
-	}
-}
-
-// WithRegistryLogger sets the registry's logger (see WithLogger).
-func WithRegistryLogger(l *slog.Logger) RegistryOption {
-	return func(r *Registry) {
-		if l != nil {
-			r.log = l
-		}
-	}
-}
-
 // NewRegistry connects to the Nacos registry. Like New, it waits up to ctx
 // or Config.Timeout for a first connection and does not fail when the
 // cluster is unreachable. Config.Group and IndexDataID are not used.
-func NewRegistry(ctx context.Context, cfg Config, opts ...RegistryOption) (*Registry, error) {
+func NewRegistry(ctx context.Context, cfg Config) (*Registry, error) {
 	cfg, servers, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -176,12 +155,12 @@ func NewRegistry(ctx context.Context, cfg Config, opts ...RegistryOption) (*Regi
 		return nil, err
 	}
 	r := &Registry{
-		cfg: cfg, servers: servers, group: DefaultServiceGroup, log: slog.New(slog.DiscardHandler),
+		cfg: cfg, servers: servers, group: DefaultServiceGroup, log: logx.OrDiscard(cfg.Logger),
 		cacheDir: dir, ownCache: own,
 		subs: map[*subscription]struct{}{}, closed: make(chan struct{}),
 	}
-	for _, o := range opts {
-		o(r)
+	if cfg.ServiceGroup != "" {
+		r.group = cfg.ServiceGroup
 	}
 	r.log = r.log.With("centre", "nacos", "registry", r.group)
 	r.mu.Lock()

@@ -10,13 +10,16 @@ import (
 
 	"github.com/graylane/graylane/configsync/nacos"
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func newRegistry(t testing.TB, srv *polaris.Server) *nacos.Registry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := nacos.NewRegistry(ctx, testConfig(srv, group), nacos.WithRegistryLogger(testLogger(t)))
+	cfg := testConfig(srv, group)
+	cfg.Logger = testLogger(t)
+	r, err := nacos.NewRegistry(ctx, cfg)
 	if err != nil {
 		t.Fatalf("nacos.NewRegistry: %v", err)
 	}
@@ -68,7 +71,7 @@ func describe(insts []nacos.Instance) string {
 
 func (f *follower) wait(t testing.TB, want string) {
 	t.Helper()
-	eventually(t, "subscriber sees "+want, func() error {
+	testenv.Eventually(t, within, "subscriber sees "+want, func() error {
 		l, n := f.latest()
 		if n == 0 {
 			return fmt.Errorf("no list yet")
@@ -82,7 +85,7 @@ func (f *follower) wait(t testing.TB, want string) {
 
 func waitInstances(t testing.TB, r *nacos.Registry, service, want string) {
 	t.Helper()
-	eventually(t, "instances of "+service+" = "+want, func() error {
+	testenv.Eventually(t, within, "instances of "+service+" = "+want, func() error {
 		insts, err := r.Instances(ctxT(t), service)
 		if err != nil {
 			return err
@@ -95,6 +98,7 @@ func waitInstances(t testing.TB, r *nacos.Registry, service, want string) {
 }
 
 func TestRegistryRegisterSubscribe(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := polaris.Start(t)
 	r := newRegistry(t, srv)
 	ctx := ctxT(t)
@@ -148,6 +152,7 @@ func TestRegistryRegisterSubscribe(t *testing.T) {
 }
 
 func TestRegistryInstancesGoWithTheirRegistry(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := polaris.Start(t)
 	watcher := newRegistry(t, srv)
 	a := newRegistry(t, srv)
@@ -169,6 +174,7 @@ func TestRegistryInstancesGoWithTheirRegistry(t *testing.T) {
 }
 
 func TestRegistrySurvivesRestart(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := polaris.Start(t)
 	r := newRegistry(t, srv)
 	ctx := ctxT(t)
@@ -179,7 +185,7 @@ func TestRegistrySurvivesRestart(t *testing.T) {
 	}
 	sub.wait(t, "127.0.0.1:9001:v1:::::")
 	srv.Kill()
-	eventually(t, "registry reports the outage", func() error {
+	testenv.Eventually(t, within, "registry reports the outage", func() error {
 		if err := r.Healthy(ctx); err == nil {
 			return fmt.Errorf("still healthy")
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -50,7 +51,7 @@ type Source struct {
 	ownCache bool
 	revs     revisions
 	w        writes
-	// indexLock, if set, is held around index updates (WithIndexLock).
+	// indexLock, if set, is held around index updates (Config.IndexLock).
 	indexLock IndexLocker
 
 	idxMu  sync.Mutex // Get's cached index read
@@ -68,17 +69,16 @@ type Source struct {
 // first connection but does not fail when the cluster is unreachable: the
 // Source then reports ErrUnavailable from its calls and its watches until
 // the cluster answers. It fails only on an invalid Config.
-func New(ctx context.Context, cfg Config, opts ...Option) (*Source, error) {
+func New(ctx context.Context, cfg Config) (*Source, error) {
 	cfg, servers, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	o := buildOptions(opts)
 	dir, own, err := cfg.cacheDir("config")
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{cfg: cfg, log: o.log.With("centre", "nacos", "group", cfg.Group), cacheDir: dir, ownCache: own, closed: make(chan struct{}), indexLock: o.indexLock}
+	s := &Source{cfg: cfg, log: logx.OrDiscard(cfg.Logger).With("centre", "nacos", "group", cfg.Group), cacheDir: dir, ownCache: own, closed: make(chan struct{}), indexLock: cfg.IndexLock}
 	s.revs.init()
 	dial := func() (config_client.IConfigClient, error) {
 		c, err := clients.NewConfigClient(cfg.sdkParam(servers, dir, false))

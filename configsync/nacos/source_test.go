@@ -16,6 +16,7 @@ import (
 	"github.com/graylane/graylane/configsync/nacos"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 const group = "GRAYLANE_TEST"
@@ -42,6 +43,7 @@ backend:
 `
 
 func TestPutGetDeleteCompareAndSwap(t *testing.T) {
+	testenv.IntegrationTest(t)
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	s := newSource(t, srv, group)
@@ -115,6 +117,7 @@ func TestPutGetDeleteCompareAndSwap(t *testing.T) {
 }
 
 func TestInvalidInput(t *testing.T) {
+	testenv.IntegrationTest(t)
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	s := newSource(t, srv, group)
@@ -133,6 +136,7 @@ func TestInvalidInput(t *testing.T) {
 }
 
 func TestListFollowsIndex(t *testing.T) {
+	testenv.IntegrationTest(t)
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	s := newSource(t, srv, group)
@@ -144,7 +148,7 @@ func TestListFollowsIndex(t *testing.T) {
 		}
 	}
 	waitList(t, s, "a b c")
-	eventually(t, "index lists a b c", func() error {
+	testenv.Eventually(t, within, "index lists a b c", func() error {
 		idx, _ := srv.GetConfig(t, group, nacos.DefaultIndexDataID)
 		if !strings.Contains(idx, "- a\n  - b\n  - c\n") {
 			return fmt.Errorf("index %q", idx)
@@ -176,7 +180,7 @@ func TestListFollowsIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitList(t, s, "b c")
-	eventually(t, "index without a", func() error {
+	testenv.Eventually(t, within, "index without a", func() error {
 		idx, _ := srv.GetConfig(t, group, nacos.DefaultIndexDataID)
 		if strings.Contains(idx, "- a\n") || !strings.Contains(idx, "- b\n") {
 			return fmt.Errorf("index %q", idx)
@@ -186,12 +190,19 @@ func TestListFollowsIndex(t *testing.T) {
 
 	// A malformed index fails List (it must not read as "no apps").
 	srv.PublishConfig(t, group, nacos.DefaultIndexDataID, "app: [b]\n")
-	eventually(t, "list fails on a malformed index", func() error {
+	testenv.Eventually(t, within, "list fails on a malformed index", func() error {
 		_, _, err := s.List(ctx)
 		if errors.Is(err, nacos.ErrBadIndex) {
 			return nil
 		}
 		return fmt.Errorf("list: %v", err)
+	})
+	// Put reads the index from the server, whose read cache lags a write
+	// by up to a second (the watch above may be faster): wait until a
+	// read there shows the malformed index.
+	testenv.Eventually(t, within, "the server serves the malformed index", func() error {
+		idx, _ := srv.GetConfig(t, group, nacos.DefaultIndexDataID)
+		return testenv.Check(idx == "app: [b]\n", "index %q", idx)
 	})
 	if _, err := s.Put(ctx, "d", []byte("app: d\n"), ""); !errors.Is(err, nacos.ErrBadIndex) {
 		t.Fatalf("put with a malformed index: %v, want ErrBadIndex", err)
@@ -200,7 +211,7 @@ func TestListFollowsIndex(t *testing.T) {
 
 func waitList(t testing.TB, s *nacos.Source, want string) {
 	t.Helper()
-	eventually(t, "list = "+want, func() error {
+	testenv.Eventually(t, within, "list = "+want, func() error {
 		entries, rev, err := s.List(ctxT(t))
 		if err != nil {
 			return err
@@ -238,11 +249,12 @@ func (l chanLock) Unlock(context.Context) error { <-l; return nil }
 // when they share graylane's index lock: on Polaris, which ignores casMd5
 // on updates, the lock is what makes the read-compare-write safe.
 func TestConcurrentWritersShareTheIndex(t *testing.T) {
+	testenv.IntegrationTest(t)
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	lock := make(chanLock, 1)
-	s1 := newSourceWith(t, srv, group, nacos.WithIndexLock(lock))
-	s2 := newSourceWith(t, srv, group, nacos.WithIndexLock(lock))
+	s1 := newSourceWith(t, srv, group, lock)
+	s2 := newSourceWith(t, srv, group, lock)
 	ctx := ctxT(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -267,6 +279,7 @@ func TestConcurrentWritersShareTheIndex(t *testing.T) {
 }
 
 func TestWatchDeliversChangesOnce(t *testing.T) {
+	testenv.IntegrationTest(t)
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	s := newSource(t, srv, group)
@@ -360,6 +373,7 @@ func TestWatchDeliversChangesOnce(t *testing.T) {
 }
 
 func TestWatchSurvivesRestart(t *testing.T) {
+	testenv.IntegrationTest(t)
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	s := newSource(t, srv, group)
@@ -413,6 +427,7 @@ func TestWatchSurvivesRestart(t *testing.T) {
 }
 
 func TestWatchGuardsAgainstIndexAccidents(t *testing.T) {
+	testenv.IntegrationTest(t)
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	s := newSource(t, srv, group)
@@ -453,6 +468,7 @@ func TestWatchGuardsAgainstIndexAccidents(t *testing.T) {
 }
 
 func TestWatchResumesAboveGivenRevision(t *testing.T) {
+	testenv.IntegrationTest(t)
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	s := newSource(t, srv, group)
@@ -482,13 +498,15 @@ func TestWatchResumesAboveGivenRevision(t *testing.T) {
 }
 
 func TestNewWithServerDown(t *testing.T) {
+	testenv.IntegrationTest(t)
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	cfg := testConfig(srv, group)
 	srv.Kill()
 	ctx := ctxT(t)
 	start := time.Now()
-	s, err := nacos.New(ctx, cfg, nacos.WithLogger(testLogger(t)))
+	cfg.Logger = testLogger(t)
+	s, err := nacos.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("New with the server down: %v (want a source that reports unavailability)", err)
 	}
@@ -504,7 +522,7 @@ func TestNewWithServerDown(t *testing.T) {
 	srv.Restart()
 	if _, err := s.Put(ctx, "a", []byte("app: a\n"), ""); err != nil {
 		// The first call after the restart may race the reconnection.
-		eventually(t, "put after restart", func() error {
+		testenv.Eventually(t, within, "put after restart", func() error {
 			_, err := s.Put(ctx, "a", []byte("app: a\n"), "")
 			return err
 		})
@@ -514,6 +532,7 @@ func TestNewWithServerDown(t *testing.T) {
 }
 
 func TestCloseEndsWatches(t *testing.T) {
+	testenv.IntegrationTest(t)
 	group := testGroup(t)
 	srv := polaris.Start(t)
 	s := newSource(t, srv, group)
@@ -547,6 +566,7 @@ func TestCloseEndsWatches(t *testing.T) {
 // unregistering it twice. No clock to inject: the keep-alive is the real
 // server's.
 func TestIdleSourceOutlivesServerKeepAlive(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	group := testGroup(t)
 	srv := polaris.Start(t)

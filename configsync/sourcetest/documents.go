@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // DocumentsHarness is what RunDocuments needs: a Documents implementation
@@ -94,39 +96,28 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func (h *DocumentsHarness) deadline() time.Time {
+func (h *DocumentsHarness) within() time.Duration {
 	if h.Eventually > 0 {
-		return time.Now().Add(h.Eventually)
+		return h.Eventually
 	}
-	return time.Now().Add(10 * time.Second)
+	return 10 * time.Second
 }
 
 func (h *DocumentsHarness) waitData(t *testing.T, loc configsync.Location, want []byte) configsync.Doc {
 	t.Helper()
-	end := h.deadline()
-	for {
-		d, err := h.Docs.Read(ctx(t), loc)
-		if err == nil && bytes.Equal(d.Data, want) {
-			return d
-		}
-		if time.Now().After(end) {
-			t.Fatalf("%s never read back %q (last: %q, %v)", loc, want, d.Data, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var d configsync.Doc
+	testenv.Eventually(t, h.within(), fmt.Sprintf("%s reads back %q", loc, want), func() error {
+		var err error
+		d, err = h.Docs.Read(ctx(t), loc)
+		return testenv.Check(err == nil && bytes.Equal(d.Data, want), "read %q, %v", d.Data, err)
+	})
+	return d
 }
 
 func (h *DocumentsHarness) waitGone(t *testing.T, loc configsync.Location) {
 	t.Helper()
-	end := h.deadline()
-	for {
+	testenv.Eventually(t, h.within(), fmt.Sprintf("%s gone after Delete", loc), func() error {
 		_, err := h.Docs.Read(ctx(t), loc)
-		if errors.Is(err, configsync.ErrNotFound) {
-			return
-		}
-		if time.Now().After(end) {
-			t.Fatalf("%s still readable after Delete: %v", loc, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return testenv.Check(errors.Is(err, configsync.ErrNotFound), "still readable: %v", err)
+	})
 }

@@ -1,11 +1,14 @@
 package sourcetest
 
 import (
+	"context"
 	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // Proxy forwards TCP connections from a loopback port to a target address.
@@ -98,14 +101,12 @@ func (p *Proxy) Cut() (restore func()) {
 	p.stop()
 	return func() {
 		var ln net.Listener
-		var err error
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if ln, err = net.Listen("tcp", p.addr); err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(50 * time.Millisecond) // the port is in TIME_WAIT or briefly taken: poll
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := testenv.Poll(ctx, func() (err error) { // the port may be in TIME_WAIT or briefly taken
+			ln, err = net.Listen("tcp", p.addr)
+			return err
+		})
 		if err != nil {
 			p.t.Errorf("proxy: listen again on %s: %v", p.addr, err)
 			return

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // Harness is what the suite needs to exercise one Source against its centre.
@@ -149,34 +150,23 @@ func started(t testing.TB, h *Harness, c *Collector) configsync.WatchResponse {
 func eventuallyGet(t testing.TB, h *Harness, app string, data []byte) configsync.Entry {
 	t.Helper()
 	ctx := bg(t, h)
-	deadline := time.Now().Add(h.Eventually)
-	for {
-		e, err := h.Source.Get(ctx, app)
-		if err == nil && string(e.Data) == string(data) {
-			return e
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Get(%s) = %q, %v; want %q within %s", app, e.Data, err, data, h.Eventually)
-		}
-		time.Sleep(50 * time.Millisecond) // polling with a deadline
-	}
+	var e configsync.Entry
+	testenv.Eventually(t, h.Eventually, fmt.Sprintf("Get(%s) = %q", app, data), func() error {
+		var err error
+		e, err = h.Source.Get(ctx, app)
+		return testenv.Check(err == nil && string(e.Data) == string(data), "Get(%s) = %q, %v", app, e.Data, err)
+	})
+	return e
 }
 
 // eventuallyMissing polls Get until it reports ErrNotFound.
 func eventuallyMissing(t testing.TB, h *Harness, app string) {
 	t.Helper()
 	ctx := bg(t, h)
-	deadline := time.Now().Add(h.Eventually)
-	for {
+	testenv.Eventually(t, h.Eventually, fmt.Sprintf("Get(%s) fails with ErrNotFound", app), func() error {
 		e, err := h.Source.Get(ctx, app)
-		if errors.Is(err, configsync.ErrNotFound) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Get(%s) = %q, %v; want an error wrapping ErrNotFound within %s", app, e.Data, err, h.Eventually)
-		}
-		time.Sleep(50 * time.Millisecond) // polling with a deadline
-	}
+		return testenv.Check(errors.Is(err, configsync.ErrNotFound), "Get(%s) = %q, %v", app, e.Data, err)
+	})
 }
 
 func testGetAndList(t *testing.T, h *Harness) {

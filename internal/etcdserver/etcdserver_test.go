@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -39,6 +40,7 @@ func client(t *testing.T, s *etcdserver.Server) *clientv3.Client {
 }
 
 func TestTwoServersRestartKeepsData(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := start(t, t.TempDir())
@@ -86,6 +88,7 @@ func TestTwoServersRestartKeepsData(t *testing.T) {
 }
 
 func TestCompact(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s := start(t, t.TempDir())
@@ -112,12 +115,14 @@ func TestCompact(t *testing.T) {
 }
 
 func TestStartRequiresDir(t *testing.T) {
+	testenv.IntegrationTest(t)
 	if _, err := etcdserver.Start(context.Background(), etcdserver.Config{}); err == nil {
 		t.Fatal("Start without Dir succeeded")
 	}
 }
 
 func TestStartPortTaken(t *testing.T) {
+	testenv.IntegrationTest(t)
 	a := start(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -145,6 +150,7 @@ func (l *lockedBuffer) String() string {
 }
 
 func TestEtcdLogRoutedToWriter(t *testing.T) {
+	testenv.IntegrationTest(t)
 	var buf lockedBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func f(v float64) *float64 { return &v }
@@ -36,20 +37,18 @@ func startDemo(t *testing.T, args ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
+	testenv.Eventually(t, 10*time.Second, "demoapp listens on "+addr, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
 			c.Close()
-			return "http://" + addr
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("demoapp did not listen")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
+	return "http://" + addr
 }
 
 func TestHTTPCheckAgainstDemoApp(t *testing.T) {
+	testenv.IntegrationTest(t)
 	healthy := startDemo(t)
 	sick := startDemo(t, "--fail-health")
 	ctx := context.Background()
@@ -123,6 +122,7 @@ func TestJSONAndPrometheusChecks(t *testing.T) {
 }
 
 func TestRunnerKeepsResultsPerVersionAndNotifies(t *testing.T) {
+	testenv.IntegrationTest(t)
 	healthy := startDemo(t)
 	notified := make(chan string, 100)
 	r := New(Config{Notify: func(app string) { notified <- app }})

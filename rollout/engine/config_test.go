@@ -10,8 +10,9 @@ import (
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
 	etcdsrc "github.com/graylane/graylane/configsync/etcd"
-	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 const configSpec = `
@@ -39,18 +40,11 @@ config:
 // identity, and an invalid referenced file is rejected like any invalid
 // spec.
 func TestEngineConfigInStep(t *testing.T) {
+	testenv.IntegrationTest(t)
 	c, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := etcdserver.Start(c, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	srv := etcdtest.Start(t)
+	cli := srv.Client()
 	h := newHarness(t)
 	m, err := configrelease.New(configrelease.Config{Store: configrelease.NewEtcdStore(cli, ""), Centres: []configsync.Documents{etcdsrc.NewDocuments(cli)}, Clock: h.clock})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/rollout"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // lease is an in-process leader lock standing in for etcd's election in
@@ -58,15 +59,14 @@ func TestOnlyTheLeaderReconcilesAndAStandbyTakesOver(t *testing.T) {
 	go b.Run(ctx)
 	waitFor := func(e *Engine, what string, cond func(AppView) bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
+		testenv.Eventually(t, 10*time.Second, what, func() error {
 			h.rec.settle("demo")
-			if v, err := e.App(ctx, "demo"); err == nil && cond(v) {
-				return
+			v, err := e.App(ctx, "demo")
+			if err != nil {
+				return err
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatalf("never %s", what)
+			return testenv.Check(cond(v), "status %+v", v.Status)
+		})
 	}
 	waitPhase := func(e *Engine, phase rollout.Phase, version string) {
 		t.Helper()
@@ -88,13 +88,9 @@ func TestOnlyTheLeaderReconcilesAndAStandbyTakesOver(t *testing.T) {
 		t.Fatalf("second leader %s", got)
 	}
 	h.put("demo", fmt.Sprintf(demoSpec, "v2"))
-	deadline := time.Now().Add(10 * time.Second)
-	for a.Leader() {
-		if time.Now().After(deadline) {
-			t.Fatal("a still leads")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "a steps down", func() error {
+		return testenv.Check(!a.Leader(), "a still leads")
+	})
 	waitFor(b, "v2 at its pause step", func(v AppView) bool { return v.Status.CanaryVersion == "v2" && v.Status.Step == 1 })
 	h.clock.Add(10 * time.Second)
 	b.Trigger("demo")

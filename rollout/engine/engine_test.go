@@ -16,6 +16,7 @@ import (
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -210,19 +211,12 @@ func (h *harness) put(app, doc string) {
 
 func (h *harness) waitDoc(app string, rev int64) {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.Eventually(h.t, 5*time.Second, fmt.Sprintf("the engine sees revision %d of %s", rev, app), func() error {
 		h.eng.mu.Lock()
 		got, ok := h.eng.docs.Get(app)
 		h.eng.mu.Unlock()
-		if (rev == 0 && !ok) || (rev > 0 && ok && got.Revision >= rev) {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("engine never saw revision %d of %s", rev, app)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a watch with a deadline, not ordering
-	}
+		return testenv.Check((rev == 0 && !ok) || (rev > 0 && ok && got.Revision >= rev), "it has revision %d (present %v)", got.Revision, ok)
+	})
 }
 
 // converge syncs and settles until the status stops changing.
@@ -455,25 +449,18 @@ func TestEngineHoldsWhileSourceIsDown(t *testing.T) {
 	}
 	h.rec.takeCalls()
 	h.src.SetAvailable(false)
-	deadline := time.Now().Add(5 * time.Second)
-	for h.eng.SourceError() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("engine never noticed the source went away")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "the engine notices the source went away", func() error {
+		return testenv.Check(h.eng.SourceError() != nil, "no source error")
+	})
 	h.clock.Add(time.Hour) // far past the pause and the progress deadline
 	v = h.converge("demo")
 	if v.Status.Step != 1 || v.Status.Phase != rollout.Progressing || len(h.rec.takeCalls()) != 0 || v.Status.Source.Ready {
 		t.Fatalf("release moved while the source was down: %+v calls=%v", v.Status, h.rec.calls)
 	}
 	h.src.SetAvailable(true)
-	for h.eng.SourceError() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("engine never noticed the source came back")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "the engine notices the source came back", func() error {
+		return h.eng.SourceError()
+	})
 	v = h.converge("demo")
 	if v.Status.StableVersion != "v2" || v.Status.Phase != rollout.Healthy {
 		t.Fatalf("did not continue after the outage: %+v", v.Status.Status)

@@ -15,11 +15,11 @@ var _ sdk.Rules = (*apollo.Source)(nil)
 // app and cluster to Apollo's defaults for graylane. It is read-only: leave
 // cfg.Portal empty. It does not wait for Apollo (sdk.Client.Ready does);
 // the caller closes the source.
-func Rules(cfg apollo.Config, opts ...apollo.Option) (*apollo.Source, error) {
+func Rules(cfg apollo.Config) (*apollo.Source, error) {
 	if cfg.Namespace == "" {
 		cfg.Namespace = gray.DefaultApolloNamespace
 	}
-	s, err := apollo.New(cfg, opts...)
+	s, err := apollo.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("apollo gray rules in namespace %s: %w", cfg.Namespace, err)
 	}

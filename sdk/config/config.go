@@ -45,8 +45,8 @@ type Source interface {
 	Fetch(ctx context.Context, app string, file File, id string) (data []byte, gray bool, err error)
 }
 
-// Options configures a Loader.
-type Options struct {
+// Config configures a Loader.
+type Config struct {
 	// App is the app name of the release (templates' {{.App}}).
 	App string
 	// Identity is the release identity the instance runs as: the version
@@ -83,8 +83,8 @@ type Snapshot struct {
 // Loader loads the service's config files from its centres, reloads them
 // when they change, and reports the checksum of what it loaded.
 type Loader struct {
-	opts Options
-	log  *slog.Logger
+	cfg Config
+	log *slog.Logger
 
 	mu        sync.Mutex
 	cur       Snapshot
@@ -95,18 +95,18 @@ type Loader struct {
 	done      chan struct{}
 }
 
-// New validates opts, reads the files once (waiting at most until ctx
+// New validates cfg, reads the files once (waiting at most until ctx
 // ends) and keeps re-reading them every Interval until Close. A first read
 // that fails is not an error: the Loader keeps trying and Snapshot says
 // what is missing.
-func New(ctx context.Context, opts Options) (*Loader, error) {
-	if opts.Identity == "" {
+func New(ctx context.Context, cfg Config) (*Loader, error) {
+	if cfg.Identity == "" {
 		return nil, errors.New("sdk/config: Identity (the version the instance runs as) is required")
 	}
-	if len(opts.Files) == 0 || len(opts.Sources) == 0 {
+	if len(cfg.Files) == 0 || len(cfg.Sources) == 0 {
 		return nil, errors.New("sdk/config: at least one file and one source are required")
 	}
-	for _, f := range opts.Files {
+	for _, f := range cfg.Files {
 		if !spec.ConfigFileNamePattern.MatchString(f.Name) {
 			return nil, fmt.Errorf("sdk/config: %q is not a config file name", f.Name)
 		}
@@ -116,12 +116,12 @@ func New(ctx context.Context, opts Options) (*Loader, error) {
 			return nil, fmt.Errorf("sdk/config: file %s: format %q is not yaml, json or properties", f.Name, f.format())
 		}
 	}
-	if opts.Interval <= 0 {
-		opts.Interval = DefaultInterval
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
 	}
-	opts.Logger = logx.OrDiscard(opts.Logger)
+	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	rctx, cancel := context.WithCancel(context.Background())
-	l := &Loader{opts: opts, log: opts.Logger, loaded: make(chan struct{}), stop: cancel, done: make(chan struct{})}
+	l := &Loader{cfg: cfg, log: cfg.Logger, loaded: make(chan struct{}), stop: cancel, done: make(chan struct{})}
 	go l.run(rctx)
 	select {
 	case <-l.loaded:
@@ -160,7 +160,7 @@ func (l *Loader) OnChange(fn func(Snapshot)) {
 
 func (l *Loader) run(ctx context.Context) {
 	defer close(l.done)
-	t := time.NewTicker(l.opts.Interval)
+	t := time.NewTicker(l.cfg.Interval)
 	defer t.Stop()
 	for {
 		l.load(ctx)
@@ -182,18 +182,18 @@ func (l *Loader) load(ctx context.Context) {
 		digest string
 		err    error
 	}
-	reads := make([]sourceRead, len(l.opts.Sources))
+	reads := make([]sourceRead, len(l.cfg.Sources))
 	var wg sync.WaitGroup
-	for i, src := range l.opts.Sources {
+	for i, src := range l.cfg.Sources {
 		wg.Add(1)
 		go func(i int, src Source) {
 			defer wg.Done()
-			rctx, cancel := context.WithTimeout(ctx, max(5*time.Second, l.opts.Interval))
+			rctx, cancel := context.WithTimeout(ctx, max(5*time.Second, l.cfg.Interval))
 			defer cancel()
 			r := sourceRead{files: map[string][]byte{}}
 			var files []configwire.File
-			for _, f := range l.opts.Files {
-				data, gray, err := src.Fetch(rctx, l.opts.App, f, l.opts.Identity)
+			for _, f := range l.cfg.Files {
+				data, gray, err := src.Fetch(rctx, l.cfg.App, f, l.cfg.Identity)
 				if err != nil {
 					r.err = fmt.Errorf("%s: %s: %w", src.Centre(), f.Name, err)
 					break
@@ -219,10 +219,10 @@ func (l *Loader) load(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	next := Snapshot{Identity: l.opts.Identity, LoadedAt: time.Now()}
+	next := Snapshot{Identity: l.cfg.Identity, LoadedAt: time.Now()}
 	var errs []error
 	for i, r := range reads {
-		sr := configwire.SourceReport{Centre: l.opts.Sources[i].Centre(), Checksum: r.digest, Gray: r.gray}
+		sr := configwire.SourceReport{Centre: l.cfg.Sources[i].Centre(), Checksum: r.digest, Gray: r.gray}
 		if r.err != nil {
 			sr.Error = r.err.Error()
 			errs = append(errs, r.err)
@@ -248,7 +248,7 @@ func (l *Loader) load(ctx context.Context) {
 	}
 	if next.Files != nil {
 		next.Digests = map[string]string{}
-		for _, f := range l.opts.Files {
+		for _, f := range l.cfg.Files {
 			next.Digests[f.Name], _ = configwire.FileDigest(f.format(), next.Files[f.Name])
 		}
 	}
@@ -302,7 +302,7 @@ func sortedKeys(m map[string]bool) []string {
 // instance actually loaded.
 func (l *Loader) Report() configwire.Report {
 	s := l.Snapshot()
-	r := configwire.Report{App: l.opts.App, Identity: s.Identity, Checksum: s.Checksum, Files: s.Digests, Sources: s.Sources, LoadedAt: s.LoadedAt}
+	r := configwire.Report{App: l.cfg.App, Identity: s.Identity, Checksum: s.Checksum, Files: s.Digests, Sources: s.Sources, LoadedAt: s.LoadedAt}
 	if s.Err != nil {
 		r.Error = s.Err.Error()
 	}

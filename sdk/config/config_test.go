@@ -10,10 +10,11 @@ import (
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo"
 	"github.com/graylane/graylane/configwire"
-	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/sdk/config"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func digest(t *testing.T, files ...configwire.File) string {
@@ -45,18 +46,11 @@ func waitFor(t *testing.T, ch <-chan config.Snapshot, what string, ok func(confi
 }
 
 func TestLoaderFollowsVersionBoundCopyInEtcd(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	srv := etcdtest.Start(t)
+	cli := srv.Client()
 	put := func(k, v string) {
 		if _, err := cli.Put(ctx, k, v); err != nil {
 			t.Fatal(err)
@@ -64,7 +58,7 @@ func TestLoaderFollowsVersionBoundCopyInEtcd(t *testing.T) {
 	}
 	put("/config/shop/app.yaml", "greeting: stable\n")
 	put("/config/shop/flags.properties", "b = 2\na=1\n")
-	l, err := config.New(ctx, config.Options{App: "shop", Identity: "v2", Interval: 50 * time.Millisecond,
+	l, err := config.New(ctx, config.Config{App: "shop", Identity: "v2", Interval: 50 * time.Millisecond,
 		Files:   []config.File{{Name: "app.yaml"}, {Name: "flags.properties"}},
 		Sources: []config.Source{config.Etcd(cli, "/config/{{.App}}/{{.File}}")}})
 	if err != nil {
@@ -104,6 +98,7 @@ func TestLoaderFollowsVersionBoundCopyInEtcd(t *testing.T) {
 }
 
 func TestLoaderApolloLabel(t *testing.T) {
+	testenv.IntegrationTest(t)
 	srv := apolloserver.New(apolloserver.Options{})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -127,12 +122,12 @@ func TestLoaderApolloLabel(t *testing.T) {
 	if _, err := docs.Write(ctx, loc, []byte("greeting: stable\n"), ""); err != nil {
 		t.Fatal(err)
 	}
-	src, err := config.Apollo(config.ApolloOptions{ConfigService: srv.URL()}, spec.ApolloConfigTarget{Namespace: "{{.File}}"})
+	src, err := config.Apollo(config.ApolloConfig{ConfigService: srv.URL()}, spec.ApolloConfigTarget{Namespace: "{{.File}}"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	load := func(id string) (*config.Loader, chan config.Snapshot) {
-		l, err := config.New(ctx, config.Options{App: "shop", Identity: id, Interval: 50 * time.Millisecond,
+		l, err := config.New(ctx, config.Config{App: "shop", Identity: id, Interval: 50 * time.Millisecond,
 			Files: []config.File{{Name: "app.yaml"}}, Sources: []config.Source{src}})
 		if err != nil {
 			t.Fatal(err)

@@ -5,9 +5,9 @@
 // of what it loaded so that graylane moves traffic to it only once it runs
 // with the right config.
 //
-// Entry point: New(ctx, Options) returns a *Loader.
+// Entry point: New(ctx, Config) returns a *Loader.
 //
-//	l, err := config.New(ctx, config.Options{
+//	l, err := config.New(ctx, config.Config{
 //		App:      "shop",
 //		Identity: version,                  // what graylane started it with: {{.Version}}
 //		Files:    []config.File{{Name: "application.yaml"}},

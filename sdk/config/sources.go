@@ -102,8 +102,8 @@ func (s *documentsSource) Fetch(ctx context.Context, app string, f File, id stri
 	return doc.Data, false, nil
 }
 
-// ApolloOptions says how to reach Apollo's config service.
-type ApolloOptions struct {
+// ApolloConfig says how to reach Apollo's config service.
+type ApolloConfig struct {
 	// ConfigService is the config service (or meta server) URL, e.g.
 	// http://apollo-config:8080 (apollo.meta / apollo.config-service).
 	ConfigService string
@@ -117,7 +117,7 @@ type ApolloOptions struct {
 // the release identity (apollo.label), so a gray branch whose rule lists
 // the identity serves it its version-bound copy.
 type apolloSource struct {
-	opts   ApolloOptions
+	cfg    ApolloConfig
 	base   string
 	target spec.ConfigTarget
 }
@@ -125,18 +125,18 @@ type apolloSource struct {
 // Apollo reads the files of an Apollo target, presenting the release
 // identity as the client label (what apollo.label=${APP_VERSION} does for
 // apollo-client).
-func Apollo(opts ApolloOptions, target spec.ApolloConfigTarget) (Source, error) {
-	u, err := url.Parse(opts.ConfigService)
+func Apollo(cfg ApolloConfig, target spec.ApolloConfigTarget) (Source, error) {
+	u, err := url.Parse(cfg.ConfigService)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("sdk/config: apollo config service %q is not an http(s) URL", opts.ConfigService)
+		return nil, fmt.Errorf("sdk/config: apollo config service %q is not an http(s) URL", cfg.ConfigService)
 	}
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
 	}
-	return &apolloSource{opts: opts, base: u.String(), target: spec.ConfigTarget{Apollo: &target}}, nil
+	return &apolloSource{cfg: cfg, base: u.String(), target: spec.ConfigTarget{Apollo: &target}}, nil
 }
 
 func (s *apolloSource) Centre() string { return "apollo" }
@@ -156,14 +156,14 @@ func (s *apolloSource) Fetch(ctx context.Context, app string, f File, id string)
 	if err != nil {
 		return nil, false, err
 	}
-	if s.opts.Secret != "" {
+	if s.cfg.Secret != "" {
 		ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-		mac := hmac.New(sha1.New, []byte(s.opts.Secret))
+		mac := hmac.New(sha1.New, []byte(s.cfg.Secret))
 		mac.Write([]byte(ts + "\n" + req.URL.RequestURI()))
 		req.Header.Set("Authorization", "Apollo "+loc.AppID+":"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
 		req.Header.Set("Timestamp", ts)
 	}
-	resp, err := s.opts.HTTPClient.Do(req)
+	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return nil, false, fmt.Errorf("apollo %s: %w: %w", loc, configsync.ErrUnavailable, err)
 	}

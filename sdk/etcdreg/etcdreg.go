@@ -74,11 +74,11 @@ func New(cfg Config) *Registry {
 
 // Rules returns the source of published gray documents in etcd
 // ({prefix}{app}; prefix "" is gray.DefaultRulesPrefix), for sdk.Config.Rules.
-func Rules(cli *clientv3.Client, prefix string, opts ...etcdsource.Option) *etcdsource.Source {
+func Rules(cli *clientv3.Client, prefix string) *etcdsource.Source {
 	if prefix == "" {
 		prefix = gray.DefaultRulesPrefix
 	}
-	return etcdsource.New(cli, prefix, opts...)
+	return etcdsource.New(etcdsource.Config{Client: cli, Prefix: prefix})
 }
 
 func (r *Registry) key(in gray.Instance) string {

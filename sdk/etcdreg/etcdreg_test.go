@@ -13,6 +13,8 @@ import (
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/sdk/etcdreg"
 	"github.com/graylane/graylane/sdk/sdktest"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func inst(app, version, id string) gray.Instance {
@@ -31,7 +33,8 @@ func ids(l []gray.Instance) string {
 // owner lives (past several TTLs), comes back by itself when its lease is
 // lost, and goes at once on Deregister.
 func TestRegisterOutlivesTheTTLAndComesBack(t *testing.T) {
-	cli := sdktest.Etcd(t)
+	testenv.IntegrationTest(t)
+	cli := etcdtest.Start(t).Client()
 	reg := etcdreg.New(etcdreg.Config{Client: cli, TTL: 2 * time.Second, Logger: sdktest.Logger(t, slog.LevelInfo)})
 	ctx := sdktest.Ctx(t, time.Minute)
 	watch := reg.Watch(ctx, "shop")
@@ -79,7 +82,8 @@ func TestRegisterOutlivesTheTTLAndComesBack(t *testing.T) {
 }
 
 func TestPutHeartbeatDelete(t *testing.T) {
-	cli := sdktest.Etcd(t)
+	testenv.IntegrationTest(t)
+	cli := etcdtest.Start(t).Client()
 	reg := etcdreg.New(etcdreg.Config{Client: cli})
 	ctx := sdktest.Ctx(t, time.Minute)
 	if _, err := reg.Put(ctx, inst("shop", "v1", "a"), time.Second); err == nil {
@@ -124,7 +128,8 @@ func TestPutHeartbeatDelete(t *testing.T) {
 }
 
 func TestWatchIgnoresMalformedKeys(t *testing.T) {
-	cli := sdktest.Etcd(t)
+	testenv.IntegrationTest(t)
+	cli := etcdtest.Start(t).Client()
 	reg := etcdreg.New(etcdreg.Config{Client: cli})
 	ctx := sdktest.Ctx(t, time.Minute)
 	for k, v := range map[string]string{

@@ -31,11 +31,11 @@ func New(r *nacos.Registry) *Registry { return &Registry{r: r} }
 // cfg.Group (gray.DefaultNacosGroup when empty), dataId = app, listed in
 // the group's index as graylane maintains it. The caller closes the
 // source.
-func Rules(ctx context.Context, cfg nacos.Config, opts ...nacos.Option) (*nacos.Source, error) {
+func Rules(ctx context.Context, cfg nacos.Config) (*nacos.Source, error) {
 	if cfg.Group == "" {
 		cfg.Group = gray.DefaultNacosGroup
 	}
-	s, err := nacos.New(ctx, cfg, opts...)
+	s, err := nacos.New(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("nacos gray rules in group %s: %w", cfg.Group, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/sdk"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // Registry is a registrar that is also a discovery (etcdreg, nacosreg).
@@ -92,7 +93,7 @@ func StartChain(t testing.TB, cfg ChainConfig) *Chain {
 		Must(t, "service "+s.App+" "+s.Version+" ready", s.Client.Ready(rctx))
 	}
 	// every caller sees every instance of what it calls
-	Eventually(t, 60*time.Second, "all instances visible to their callers", func() (bool, string) {
+	testenv.Eventually(t, 60*time.Second, "all instances visible to their callers", func() error {
 		callers := append([]*sdk.Client{edge}, ch.clients()...)
 		for i, app := range cfg.Apps {
 			for _, c := range callers {
@@ -100,11 +101,11 @@ func StartChain(t testing.TB, cfg ChainConfig) *Chain {
 					continue
 				}
 				if n := len(c.Instances(app)); n != len(cfg.Versions) {
-					return false, fmt.Sprintf("a caller of %s (hop %d) sees %d instances, want %d", app, i, n, len(cfg.Versions))
+					return fmt.Errorf("a caller of %s (hop %d) sees %d instances, want %d", app, i, n, len(cfg.Versions))
 				}
 			}
 		}
-		return true, ""
+		return nil
 	})
 	return ch
 }
@@ -265,12 +266,12 @@ func Uniform(hops map[string]string) (string, error) {
 // generation gen of app's document.
 func (ch *Chain) WaitGenerations(t testing.TB, d time.Duration, app string, gen int64) {
 	t.Helper()
-	Eventually(t, d, fmt.Sprintf("every client runs generation %d of %s's rules", gen, app), func() (bool, string) {
+	testenv.Eventually(t, d, fmt.Sprintf("every client runs generation %d of %s's rules", gen, app), func() error {
 		for _, c := range append([]*sdk.Client{ch.Edge}, ch.clients()...) {
 			if g := c.Router().Generation(app); g < gen {
-				return false, fmt.Sprintf("a client runs generation %d", g)
+				return fmt.Errorf("a client runs generation %d", g)
 			}
 		}
-		return true, ""
+		return nil
 	})
 }

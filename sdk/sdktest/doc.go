@@ -1,7 +1,8 @@
 // Package sdktest holds helpers for tests of graylane's gray routing and
-// its SDK: an embedded etcd per test, polling with a deadline, and Chain,
-// a set of real HTTP services (one per app and version) that use the SDK
-// and report which version of each app served a request.
+// its SDK: Chain, a set of real HTTP services (one per app and version)
+// that use the SDK and report which version of each app served a request.
+// Embedded etcd comes from testsupport/etcdtest and polling from
+// testenv.Eventually.
 //
-// Entry points: Etcd, Eventually, StartChain.
+// Entry point: StartChain.
 package sdktest

@@ -11,6 +11,8 @@ import (
 	"github.com/apolloconfig/agollo/v4"
 	"github.com/apolloconfig/agollo/v4/env/config"
 	"github.com/apolloconfig/agollo/v4/storage"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // These tests use the official Go client agollo v4.4.0 as an independent
@@ -115,6 +117,7 @@ func awaitChange(t *testing.T, c *agolloClient, key, want string) {
 // The app has an access key, so agollo's signatures are checked on every
 // request (configfiles, notifications, configs).
 func TestAgolloLoadsAndFollowsOpenAPIPublishes(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{LongPollTimeout: 10 * time.Second})
 	must(t, s.CreateApp("agollo-app", "agollo-secret"))
 	must(t, s.CreateToken("tok"))
@@ -139,6 +142,7 @@ func TestAgolloLoadsAndFollowsOpenAPIPublishes(t *testing.T) {
 }
 
 func TestAgolloGrayByLabel(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{LongPollTimeout: 10 * time.Second})
 	must(t, s.CreateApp("gray-app", ""))
 	publish(t, s, "gray-app", "default", "application", "m", "color", "blue", "size", "L")
@@ -166,6 +170,7 @@ func TestAgolloGrayByLabel(t *testing.T) {
 }
 
 func TestAgolloBackupFile(t *testing.T) {
+	testenv.IntegrationTest(t)
 	dir := t.TempDir()
 	// This server is never closed: the second client below cannot be closed
 	// race-free, and its port must not be handed to another test's server.
@@ -191,9 +196,15 @@ func TestAgolloBackupFile(t *testing.T) {
 	// release key; its first long poll then fetches /configs and rewrites the
 	// backup with the key. agollo truncates then writes: poll until a complete
 	// document with the key is there.
-	waitFor(t, 15*time.Second, "the backup file", func() bool {
+	testenv.Eventually(t, 15*time.Second, "the backup file", func() error {
 		b, err := os.ReadFile(file)
-		return err == nil && json.Unmarshal(b, &backup) == nil && backup.ReleaseKey == rel.ReleaseKey
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &backup); err != nil {
+			return err
+		}
+		return testenv.Check(backup.ReleaseKey == rel.ReleaseKey, "release key %q", backup.ReleaseKey)
 	})
 	if backup.AppID != "bk-app" || backup.NamespaceName != ns || backup.Configurations["k"] != "from-apollo" {
 		t.Fatalf("backup: %+v", backup)

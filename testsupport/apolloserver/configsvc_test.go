@@ -8,9 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func TestConfigs404BeforeFirstRelease(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{})
 	must(t, s.CreateApp("app1", ""))
 	r := get(t, s.URL()+"configs/app1/default/application")
@@ -26,6 +29,7 @@ func TestConfigs404BeforeFirstRelease(t *testing.T) {
 }
 
 func TestConfigsReleaseKeyAnd304(t *testing.T) {
+	testenv.IntegrationTest(t)
 	clock := &manualClock{t: time.Date(2024, 5, 6, 7, 8, 9, 0, time.Local)}
 	s := start(t, Options{Now: clock.Now})
 	must(t, s.CreateApp("app1", ""))
@@ -67,6 +71,7 @@ func TestConfigsReleaseKeyAnd304(t *testing.T) {
 }
 
 func TestConfigsClusterAndDataCenterFallback(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{})
 	must(t, s.CreateApp("app", ""))
 	must(t, s.CreateCluster("app", "shanghai"))
@@ -103,6 +108,7 @@ func TestConfigsClusterAndDataCenterFallback(t *testing.T) {
 }
 
 func TestConfigsNonPropertiesNamespace(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{})
 	must(t, s.CreateApp("app", ""))
 	ns, err := s.CreateNamespace("app", "gateway", FormatYAML)
@@ -133,6 +139,7 @@ func TestConfigsNonPropertiesNamespace(t *testing.T) {
 }
 
 func TestConfigFiles(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{})
 	must(t, s.CreateApp("app", ""))
 	if r := get(t, s.URL()+"configfiles/json/app/default/application"); r.status != 404 {
@@ -153,6 +160,7 @@ func TestConfigFiles(t *testing.T) {
 }
 
 func TestPublicNamespaceAndOverride(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{})
 	must(t, s.CreateApp("pub", ""))
 	must(t, s.CreateApp("app", ""))
@@ -190,6 +198,7 @@ func TestPublicNamespaceAndOverride(t *testing.T) {
 }
 
 func TestMetaServer(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{})
 	r := get(t, s.URL()+"services/config?appId=app&ip=1.2.3.4")
 	var list []struct {
@@ -205,6 +214,7 @@ func TestMetaServer(t *testing.T) {
 }
 
 func TestAccessKeySignature(t *testing.T) {
+	testenv.IntegrationTest(t)
 	clock := &manualClock{t: time.Now()}
 	s := start(t, Options{Now: clock.Now})
 	must(t, s.CreateApp("open", ""))

@@ -4,11 +4,14 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func canary() url.Values { return url.Values{"label": {"canary"}, "ip": {"10.0.0.1"}} }
 
 func TestGrayReleaseLifecycle(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := openAPIServer(t, Options{LongPollTimeout: 30 * time.Second})
 	master := publish(t, s, "app", "default", "application", "m1", "k1", "m1", "k2", "m2")
 
@@ -145,6 +148,7 @@ func TestGrayReleaseLifecycle(t *testing.T) {
 }
 
 func TestGrayByIPAndBranchDeletion(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := openAPIServer(t, Options{LongPollTimeout: 30 * time.Second})
 	master := publish(t, s, "app", "default", "application", "m", "k", "master")
 	branch, err := s.CreateBranch("app", "default", "application")
@@ -193,6 +197,7 @@ func TestGrayByIPAndBranchDeletion(t *testing.T) {
 }
 
 func TestMergeRefusedWhileMasterHasUnpublishedChanges(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := openAPIServer(t, Options{})
 	publish(t, s, "app", "default", "application", "m", "k", "v")
 	branch, err := s.CreateBranch("app", "default", "application")
@@ -206,6 +211,7 @@ func TestMergeRefusedWhileMasterHasUnpublishedChanges(t *testing.T) {
 // creates a branch release even if the branch was never gray-published, and
 // that release (master's config) puts the rules into effect.
 func TestMasterPublishReleasesANeverPublishedBranch(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := openAPIServer(t, Options{})
 	publish(t, s, "app", "default", "application", "m1", "k", "v1")
 	branch, err := s.CreateBranch("app", "default", "application")

@@ -3,6 +3,7 @@ package apolloserver
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 var releaseKeyRE = regexp.MustCompile(`^\d{14}-[0-9a-f]{16}$`)
@@ -190,21 +193,11 @@ type pollResult struct {
 	err    error
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func waitHeld(t *testing.T, s *Server, n int) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "held long polls", func() bool { return s.heldPolls() >= n })
+	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("%d held long polls", n), func() error {
+		return testenv.Check(s.heldPolls() >= n, "%d held", s.heldPolls())
+	})
 }
 
 func recv(t *testing.T, ch <-chan pollResult, timeout time.Duration) pollResult {

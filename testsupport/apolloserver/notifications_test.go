@@ -6,9 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func TestNotificationsBadRequests(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{LongPollTimeout: 100 * time.Millisecond})
 	must(t, s.CreateApp("app", ""))
 	base := s.URL() + "notifications/v2?appId=app&cluster=default"
@@ -31,6 +34,7 @@ func TestNotificationsBadRequests(t *testing.T) {
 }
 
 func TestNotificationsAnswerAtOnceWithGlobalIDs(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{LongPollTimeout: 200 * time.Millisecond})
 	must(t, s.CreateApp("app1", ""))
 	must(t, s.CreateApp("app2", ""))
@@ -80,6 +84,7 @@ func TestNotificationsAnswerAtOnceWithGlobalIDs(t *testing.T) {
 }
 
 func TestNotificationsSameNamespaceTwiceInDifferentCase(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{LongPollTimeout: 100 * time.Millisecond})
 	must(t, s.CreateApp("app", ""))
 	ns, err := s.CreateNamespace("app", "FX.apollo", FormatProperties)
@@ -112,6 +117,7 @@ func TestNotificationsSameNamespaceTwiceInDifferentCase(t *testing.T) {
 }
 
 func TestLongPollIsWokenByARelease(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{LongPollTimeout: 30 * time.Second})
 	must(t, s.CreateApp("app", ""))
 	_, err := s.CreateNamespace("app", "db", FormatProperties)
@@ -136,6 +142,7 @@ func TestLongPollIsWokenByARelease(t *testing.T) {
 }
 
 func TestCloseReleasesHeldPollsAtOnce(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := New(Options{LongPollTimeout: 10 * time.Minute})
 	must(t, s.Start())
 	must(t, s.CreateApp("app", ""))
@@ -156,6 +163,7 @@ func TestCloseReleasesHeldPollsAtOnce(t *testing.T) {
 }
 
 func TestStopAndStartKeepStateAndPorts(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := start(t, Options{LongPollTimeout: 10 * time.Minute})
 	must(t, s.CreateApp("app", ""))
 	rel := publish(t, s, "app", "default", "application", "r", "k", "v")

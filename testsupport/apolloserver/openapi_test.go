@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 const P = "/envs/DEV/apps/app/clusters/default/namespaces/application"
@@ -23,6 +25,7 @@ func openAPIServer(t *testing.T, opts Options) *Server {
 }
 
 func TestOpenAPIAuthentication(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := openAPIServer(t, Options{})
 	_, err := s.CreateNamespace("app", "db", FormatProperties)
 	must(t, err)
@@ -76,6 +79,7 @@ func TestOpenAPIAuthentication(t *testing.T) {
 }
 
 func TestOpenAPIItems(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := openAPIServer(t, Options{})
 	must(t, s.CreateUser("alice"))
 	path := P + "/items"
@@ -201,6 +205,7 @@ func releaseBody(title, by string) map[string]any {
 }
 
 func TestOpenAPIReleasesAndRollback(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := openAPIServer(t, Options{LongPollTimeout: 30 * time.Second})
 	must(t, s.CreateToken("stranger"))
 	must(t, s.SetItem("app", "default", "application", "version", "1.0"))
@@ -287,6 +292,7 @@ func TestOpenAPIReleasesAndRollback(t *testing.T) {
 }
 
 func TestOpenAPIRateLimit(t *testing.T) {
+	testenv.IntegrationTest(t)
 	clock := &manualClock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.Local)}
 	s := openAPIServer(t, Options{Now: clock.Now})
 	must(t, s.SetTokenRateLimit("tok", 2))
@@ -311,6 +317,7 @@ func TestOpenAPIRateLimit(t *testing.T) {
 }
 
 func TestOpenAPINamespaceView(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := openAPIServer(t, Options{})
 	ns, err := s.CreateNamespace("app", "gw", FormatJSON)
 	must(t, err)

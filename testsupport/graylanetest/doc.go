@@ -2,8 +2,7 @@
 // it builds bin/graylane and bin/demoapp once per test binary, runs
 // `graylane serve` on free loopback ports with a fresh data directory and
 // embedded etcd, and offers kill -9 / restart on the same data directory,
-// an API client, an etcd client, and a load generator that records which
-// version served every request.
+// an API client and an etcd client. Load comes from testsupport/loadgen.
 //
-// Entry points: Start, (*Graylane).Kill, (*Graylane).Restart, NewLoad.
+// Entry points: Start, (*Graylane).Kill, (*Graylane).Restart.
 package graylanetest

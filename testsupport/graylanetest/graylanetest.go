@@ -33,6 +33,7 @@ var (
 // returns the directory holding them.
 func Binaries(t testing.TB) string {
 	t.Helper()
+	testenv.AssertIntegrationTest(t, "the graylane binary")
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "graylane-e2e-bin-")
 		if buildErr != nil {
@@ -83,6 +84,7 @@ type Graylane struct {
 // directory and waits until /readyz answers 200.
 func Start(t testing.TB, opts Options) *Graylane {
 	t.Helper()
+	testenv.AssertIntegrationTest(t, "the graylane binary")
 	bin := Binaries(t)
 	dir := t.TempDir()
 	if err := os.Symlink(bin, filepath.Join(dir, "bin")); err != nil {
@@ -149,25 +151,19 @@ func (g *Graylane) startWaiting(path string) {
 	g.cmd = cmd
 	g.waitErr = make(chan error, 1)
 	go func() { g.waitErr <- cmd.Wait(); logf.Close() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(g.APIURL + path)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
+	testenv.Eventually(g.t, 60*time.Second, "graylane "+path+" answers 200", func() error {
 		select {
 		case err := <-g.waitErr:
 			g.t.Fatalf("graylane exited during start-up: %v\n%s", err, g.LogTail(40))
 		default:
 		}
-		if time.Now().After(deadline) {
-			g.t.Fatalf("graylane %s not 200 after 60s\n%s", path, g.LogTail(40))
+		resp, err := http.Get(g.APIURL + path)
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return testenv.Check(resp.StatusCode == 200, "%s", resp.Status) // the log tail follows at cleanup
+	})
 }
 
 // Kill sends SIGKILL to graylane (only graylane: the instances it started

@@ -133,6 +133,7 @@ type Cluster struct {
 // if the test failed, logs the tail of each component's log.
 func Start(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
+	testenv.AssertIntegrationTest(t, "kube-apiserver and kwok")
 	o := options{
 		nodes: 1, nodeCPU: "32", nodeMemory: "256Gi", nodePods: 110,
 		controllers:  DefaultControllers,
@@ -440,28 +441,30 @@ func (c *Cluster) waitHTTP(ctx context.Context, comp Component, url string, tlsC
 	return err
 }
 
-// poll calls cond every 100ms until it is true, the context ends, or any
-// started process exits.
+// poll calls cond (testenv.Poll) until it is true, the context ends, or
+// any started process exits; an error from cond ends it at once.
 func (c *Cluster) poll(ctx context.Context, comp Component, what string, cond func() (bool, error)) error {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	errNotYet := errors.New("not yet")
+	err := testenv.Poll(ctx, func() error {
 		done, err := cond()
 		if err != nil {
-			return fmt.Errorf("%s: waiting for %s: %w", comp, what, err)
+			return testenv.Stop(err)
 		}
 		if done {
 			return nil
 		}
 		if err := c.exitedProcess(); err != nil {
-			return fmt.Errorf("%s: waiting for %s: %w", comp, what, err)
+			return testenv.Stop(err)
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: waiting for %s: %w", comp, what, ctx.Err())
-		case <-tick.C:
-		}
+		return errNotYet
+	})
+	if errors.Is(err, errNotYet) {
+		err = ctx.Err()
 	}
+	if err != nil {
+		return fmt.Errorf("%s: waiting for %s: %w", comp, what, err)
+	}
+	return nil
 }
 
 // exitedProcess returns an error naming the first component that has exited.

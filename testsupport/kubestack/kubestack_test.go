@@ -19,10 +19,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/graylane/graylane/testsupport/kubestack"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if !testenv.Integration() {
+		os.Exit(m.Run()) // the unit tier builds no control plane
+	}
 	// Build (or find in the cache) the binaries before m.Run: go test's
 	// -timeout alarm starts in m.Run, and a cold build takes minutes. An
 	// error is remembered and reported by Start (fail or skip).
@@ -38,6 +42,7 @@ func TestMain(m *testing.M) {
 // Deployments roll out for real and that kwok's annotations make pods slow,
 // never ready or crash-looping.
 func TestStack(t *testing.T) {
+	testenv.IntegrationTest(t)
 	began := time.Now()
 	c := kubestack.Start(t)
 	logRSS(t, c, "after start")
@@ -93,22 +98,19 @@ func deployment(name string, replicas int32, image string, annotations map[strin
 	}
 }
 
-// waitFor polls cond every interval until it returns true or ctx ends.
-func waitFor(t *testing.T, ctx context.Context, what string, interval time.Duration, cond func() (bool, error)) {
+// waitFor polls cond (testenv.Poll) until it returns true or ctx ends; an
+// error from cond fails the test at once.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, error)) {
 	t.Helper()
-	for {
+	err := testenv.Poll(ctx, func() error {
 		ok, err := cond()
 		if err != nil {
-			t.Fatalf("%s: %v", what, err)
+			return testenv.Stop(err)
 		}
-		if ok {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(interval):
-		}
+		return testenv.Check(ok, "timed out")
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 
@@ -209,7 +211,7 @@ func testRollingUpdate(t *testing.T, c *kubestack.Cluster) {
 func waitRolledOut(t *testing.T, ctx context.Context, cs kubernetes.Interface, ns, name string, want int32, image string) {
 	t.Helper()
 	var last string
-	waitFor(t, ctx, "rollout of "+image, 100*time.Millisecond, func() (bool, error) {
+	waitFor(t, ctx, "rollout of "+image, func() (bool, error) {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -258,7 +260,7 @@ func testSlowReadiness(t *testing.T, c *kubestack.Cluster) {
 		t.Fatal(err)
 	}
 	var runningAt, readyAt time.Time
-	waitFor(t, ctx, "slow pod Ready", 50*time.Millisecond, func() (bool, error) {
+	waitFor(t, ctx, "slow pod Ready", func() (bool, error) {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, "slow", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -304,7 +306,7 @@ func testProgressDeadline(t *testing.T, c *kubestack.Cluster) {
 	}
 	var cond appsv1.DeploymentCondition
 	sawUnready := false
-	waitFor(t, ctx, "ProgressDeadlineExceeded", 200*time.Millisecond, func() (bool, error) {
+	waitFor(t, ctx, "ProgressDeadlineExceeded", func() (bool, error) {
 		if !sawUnready {
 			pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=stuck"})
 			if err != nil {
@@ -354,7 +356,7 @@ func testCrashLoop(t *testing.T, c *kubestack.Cluster) {
 	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "crash-looping pod", 100*time.Millisecond, func() (bool, error) {
+	waitFor(t, ctx, "crash-looping pod", func() (bool, error) {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, "crash", metav1.GetOptions{})
 		if err != nil || p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) != 1 {
 			return false, err

@@ -48,6 +48,7 @@ type Server struct {
 // nginx is reported with testenv.Unavailable.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	testenv.AssertIntegrationTest(t, "nginx")
 	bin := testenv.LookPath(t, "nginx")
 	dir := t.TempDir()
 	s := &Server{
@@ -127,24 +128,20 @@ http {
 
 func (s *Server) waitPing(ctx context.Context) error {
 	c := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := c.Get("http://" + s.PingAddr + "/__ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNoContent {
-				return nil
-			}
-		}
+	err := testenv.Poll(ctx, func() error {
 		select {
 		case <-s.done:
-			return fmt.Errorf("nginx exited: %v", s.err)
-		case <-ctx.Done():
-			return fmt.Errorf("no answer on %s: %v", s.PingAddr, err)
-		case <-tick.C:
+			return testenv.Stop(fmt.Errorf("nginx exited: %v", s.err))
+		default:
 		}
-	}
+		resp, err := c.Get("http://" + s.PingAddr + "/__ping")
+		if err != nil {
+			return fmt.Errorf("no answer on %s: %w", s.PingAddr, err)
+		}
+		resp.Body.Close()
+		return testenv.Check(resp.StatusCode == http.StatusNoContent, "%s answers %s", s.PingAddr, resp.Status)
+	})
+	return err
 }
 
 // PID returns the master's pid.

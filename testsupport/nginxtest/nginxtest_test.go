@@ -14,6 +14,7 @@ import (
 )
 
 func TestStartReloadStop(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ngx := nginxtest.Start(t, nginxtest.Options{})
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	conf := fmt.Sprintf("server { listen %s; location / { return 200 \"hello\"; } }\n", addr)
@@ -22,7 +23,7 @@ func TestStartReloadStop(t *testing.T) {
 	}
 	ngx.Reload(t)
 	// The reload is asynchronous: poll until the new server answers.
-	eventually(t, 5*time.Second, func() error {
+	testenv.Eventually(t, 5*time.Second, "nginx answers", func() error {
 		resp, err := http.Get("http://" + addr + "/")
 		if err != nil {
 			return err
@@ -45,23 +46,5 @@ func TestStartReloadStop(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + addr + "/"); err == nil {
 		t.Fatal("nginx still answering after Stop")
-	}
-}
-
-// eventually polls fn until it returns nil or the deadline passes.
-func eventually(t *testing.T, d time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true within %v: %v", d, err)
-		}
-		<-tick.C
 	}
 }

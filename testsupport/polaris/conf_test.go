@@ -38,6 +38,7 @@ b:
 
 // TestWriteConf applies the edits to upstream's real release conf.
 func TestWriteConf(t *testing.T) {
+	testenv.IntegrationTest(t)
 	_, src, err := build()
 	if err != nil {
 		testenv.Unavailable(t, "polaris build: %v", err)
@@ -89,6 +90,7 @@ func TestWriteConf(t *testing.T) {
 // listener that equals another listener's default (15010 is XDS's, 8848
 // Nacos') must not be rewritten again.
 func TestWriteConfPortsEqualToUpstreamDefaults(t *testing.T) {
+	testenv.IntegrationTest(t)
 	_, src, err := build()
 	if err != nil {
 		testenv.Unavailable(t, "polaris build: %v", err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/nacos-group/nacos-sdk-go/v2/clients"
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
@@ -96,20 +97,17 @@ func retry(t testing.TB, what string, req func() (bool, error)) {
 func (s *Server) GetConfig(t testing.TB, group, dataID string) (content string, ok bool) {
 	t.Helper()
 	c := s.consoleClient(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, err := c.GetConfig(vo.ConfigParam{DataId: dataID, Group: group})
-		if err != nil && strings.Contains(err.Error(), "is limited") && time.Now().Before(deadline) {
-			// nacos-sdk-go allows 5 reads per second per dataId per
-			// process; wait for the next token.
-			time.Sleep(200 * time.Millisecond)
-			continue
-		}
-		if err != nil {
+	testenv.Eventually(t, 10*time.Second, fmt.Sprintf("polaris console: get %s/%s", group, dataID), func() error {
+		var err error
+		content, err = c.GetConfig(vo.ConfigParam{DataId: dataID, Group: group})
+		if err != nil && !strings.Contains(err.Error(), "is limited") {
 			t.Fatalf("polaris console: get %s/%s: %v", group, dataID, err)
 		}
-		return got, got != ""
-	}
+		// nacos-sdk-go allows 5 reads per second per dataId per process:
+		// "is limited" passes with the next token.
+		return err
+	})
+	return content, content != ""
 }
 
 // DeleteConfig deletes dataID in group (deleting a missing one is fine).

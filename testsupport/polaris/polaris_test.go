@@ -15,6 +15,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/graylane/graylane/testsupport/polaris"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 const group = "POLARIS_TEST"
@@ -56,36 +57,19 @@ func namingClient(t *testing.T, s *polaris.Server) naming_client.INamingClient {
 	return c
 }
 
-// eventually polls cond every 50 ms until it holds or the deadline passes.
-// Polaris serves reads from a cache refreshed every second, so nothing a
-// test writes is visible at once.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v; last: %s", what, within, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func waitConfig(t *testing.T, c config_client.IConfigClient, dataID, want string) {
 	t.Helper()
-	eventually(t, 10*time.Second, "config "+dataID+" = "+strconv.Quote(want), func() (bool, string) {
+	testenv.Eventually(t, 10*time.Second, "config "+dataID+" = "+strconv.Quote(want), func() error {
 		got, err := c.GetConfig(vo.ConfigParam{DataId: dataID, Group: group})
 		if err != nil {
-			return false, "error: " + err.Error()
+			return fmt.Errorf("error: %w", err)
 		}
-		return got == want, strconv.Quote(got)
+		return testenv.Check(got == want, "%q", got)
 	})
 }
 
 func TestConfigPublishGetListen(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := polaris.Start(t)
 	if s.GRPCPort() != s.Port()+1000 {
 		t.Fatalf("grpc port %d, want http port %d + 1000", s.GRPCPort(), s.Port())
@@ -121,15 +105,15 @@ func TestConfigPublishGetListen(t *testing.T) {
 	if _, err := c.PublishConfig(vo.ConfigParam{DataId: "app", Group: group, Content: "v: 2\n", Type: "yaml"}); err != nil {
 		t.Fatalf("publish v2: %v", err)
 	}
-	eventually(t, 10*time.Second, "listener sees v: 2", func() (bool, string) {
+	testenv.Eventually(t, 10*time.Second, "listener sees v: 2", func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, d := range seen {
 			if d == "v: 2\n" {
-				return true, ""
+				return nil
 			}
 		}
-		return false, fmt.Sprintf("%q", seen)
+		return fmt.Errorf("%q", seen)
 	})
 	t.Logf("publish -> listener: %v", time.Since(start).Round(time.Millisecond))
 
@@ -145,6 +129,7 @@ func TestConfigPublishGetListen(t *testing.T) {
 const namingGroup = "DEFAULT_GROUP"
 
 func TestNamingRegisterSubscribe(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := polaris.Start(t)
 	n := namingClient(t, s)
 	const svc = "demo"
@@ -170,14 +155,14 @@ func TestNamingRegisterSubscribe(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("register: %v, %v", ok, err)
 	}
-	eventually(t, 10*time.Second, "subscriber sees the instance with version v2", func() (bool, string) {
+	testenv.Eventually(t, 10*time.Second, "subscriber sees the instance with version v2", func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		// Polaris adds internal-* metadata keys: look at ours only.
 		if len(last) == 1 && last[0].Port == 9001 && last[0].Metadata["version"] == "v2" {
-			return true, ""
+			return nil
 		}
-		return false, strconv.Itoa(len(last)) + " instances"
+		return fmt.Errorf("%d instances", len(last))
 	})
 	ok, err = n.DeregisterInstance(vo.DeregisterInstanceParam{
 		Ip: "127.0.0.1", Port: 9001, ServiceName: svc, GroupName: group, Ephemeral: true,
@@ -186,14 +171,15 @@ func TestNamingRegisterSubscribe(t *testing.T) {
 		t.Fatalf("deregister: %v, %v", ok, err)
 	}
 	// Without UpdateCacheWhenEmpty the SDK would never report the empty list.
-	eventually(t, 10*time.Second, "subscriber sees the last instance go", func() (bool, string) {
+	testenv.Eventually(t, 10*time.Second, "subscriber sees the last instance go", func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(last) == 0, strconv.Itoa(len(last)) + " instances after " + strconv.Itoa(calls) + " callbacks"
+		return testenv.Check(len(last) == 0, "%d instances after %d callbacks", len(last), calls)
 	})
 }
 
 func TestRestartKeepsData(t *testing.T) {
+	testenv.IntegrationTest(t)
 	s := polaris.Start(t)
 	c := configClient(t, s)
 	if _, err := c.PublishConfig(vo.ConfigParam{DataId: "kept", Group: group, Content: "before restart"}); err != nil {
@@ -227,8 +213,8 @@ func TestRestartKeepsData(t *testing.T) {
 	}
 	waitConfig(t, c, "kept", "after restart")
 	s.DeleteConfig(t, group, "console")
-	eventually(t, 10*time.Second, "console delete visible", func() (bool, string) {
+	testenv.Eventually(t, 10*time.Second, "console delete visible", func() error {
 		got, ok := s.GetConfig(t, group, "console")
-		return !ok, got
+		return testenv.Check(!ok, "%s", got)
 	})
 }

@@ -2,6 +2,7 @@ package polaris
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -56,6 +57,7 @@ type Server struct {
 // GRAYLANE_INTEGRATION=1, a skip otherwise).
 func Start(t testing.TB) *Server {
 	t.Helper()
+	testenv.AssertIntegrationTest(t, "Polaris (a Nacos server)")
 	bin, conf, err := build()
 	if err != nil {
 		testenv.Unavailable(t, "polaris server binary: %v", err)
@@ -208,27 +210,28 @@ func (s *Server) start() error {
 	}()
 	s.cmd, s.done, s.out = cmd, done, out
 
-	deadline := begin.Add(startTimeout)
-	for {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	err = testenv.Poll(ctx, func() error {
 		select {
 		case <-done:
 			s.cmd = nil
 			if s.portTaken() {
-				return fmt.Errorf("%w: polaris exited during start (%v)", errPortTaken, cmd.ProcessState)
+				return testenv.Stop(fmt.Errorf("%w: polaris exited during start (%v)", errPortTaken, cmd.ProcessState))
 			}
-			return fmt.Errorf("polaris exited during start (%v):\n%s", cmd.ProcessState, out.Tail(30))
+			return testenv.Stop(fmt.Errorf("polaris exited during start (%v):\n%s", cmd.ProcessState, out.Tail(30)))
 		default:
 		}
-		if out.Ready() && canDial(s.ports.Nacos) && canDial(s.ports.NacosGRPC()) {
-			s.startTime = time.Since(begin)
-			return nil
-		}
-		if time.Now().After(deadline) {
+		return testenv.Check(out.Ready() && canDial(s.ports.Nacos) && canDial(s.ports.NacosGRPC()), "polaris not ready after %v:\n%s", startTimeout, out.Tail(30))
+	})
+	if err != nil {
+		if s.cmd != nil {
 			s.killLocked()
-			return fmt.Errorf("polaris not ready after %v:\n%s", startTimeout, out.Tail(30))
 		}
-		time.Sleep(20 * time.Millisecond)
+		return err
 	}
+	s.startTime = time.Since(begin)
+	return nil
 }
 
 // errPortTaken: a port picked as free was taken before Polaris bound it

@@ -60,6 +60,7 @@ type Cluster struct {
 // sshd is reported with testenv.Unavailable.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	testenv.AssertIntegrationTest(t, "sshd")
 	bin := testenv.LookPath(t, "sshd")
 	if os.Geteuid() == 0 {
 		// Privilege separation directory, required when sshd runs as root.
@@ -190,45 +191,31 @@ func (c *Cluster) RegenerateHostKey(t testing.TB, i int) ssh.PublicKey {
 
 // waitLog polls the host's log until text appears after offset.
 func (h *Host) waitLog(ctx context.Context, offset int64, text string) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if b, err := os.ReadFile(h.logFile); err == nil && int64(len(b)) >= offset && strings.Contains(string(b[offset:]), text) {
-			return nil
-		}
+	return testenv.Poll(ctx, func() error {
 		select {
 		case <-h.done:
-			return fmt.Errorf("sshd exited")
-		case <-ctx.Done():
-			return fmt.Errorf("%q not logged: %v", text, ctx.Err())
-		case <-tick.C:
+			return testenv.Stop(errors.New("sshd exited"))
+		default:
 		}
-	}
+		b, err := os.ReadFile(h.logFile)
+		return testenv.Check(err == nil && int64(len(b)) >= offset && strings.Contains(string(b[offset:]), text), "%q not logged (%v)", text, err)
+	})
 }
 
 // waitKey polls until a handshake with the host presents want.
 func (h *Host) waitKey(ctx context.Context, want ssh.PublicKey) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		got, err := serverKey(ctx, h.Addr)
-		if err == nil && string(got.Marshal()) == string(want.Marshal()) {
-			return nil
-		}
-		if err == nil {
-			last = errors.New("still serving the previous host key")
-		} else {
-			last = err
-		}
+	return testenv.Poll(ctx, func() error {
 		select {
 		case <-h.done:
-			return fmt.Errorf("sshd exited")
-		case <-ctx.Done():
-			return fmt.Errorf("%v (last: %v)", ctx.Err(), last)
-		case <-tick.C:
+			return testenv.Stop(errors.New("sshd exited"))
+		default:
 		}
-	}
+		got, err := serverKey(ctx, h.Addr)
+		if err != nil {
+			return err
+		}
+		return testenv.Check(string(got.Marshal()) == string(want.Marshal()), "still serving the previous host key")
+	})
 }
 
 var errGotKey = errors.New("got key")

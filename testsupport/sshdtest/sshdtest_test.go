@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/graylane/graylane/testsupport/sshdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func dial(t *testing.T, c *sshdtest.Cluster, h *sshdtest.Host) (*ssh.Client, error) {
@@ -28,6 +29,7 @@ func dial(t *testing.T, c *sshdtest.Cluster, h *sshdtest.Host) (*ssh.Client, err
 }
 
 func TestHostsAndChangedKey(t *testing.T) {
+	testenv.IntegrationTest(t)
 	c := sshdtest.Start(t, 2)
 	for _, h := range c.Hosts {
 		cl, err := dial(t, c, h)
@@ -64,6 +66,7 @@ func TestHostsAndChangedKey(t *testing.T) {
 }
 
 func TestBuildHostApp(t *testing.T) {
+	testenv.IntegrationTest(t)
 	p := sshdtest.BuildHostApp(t)
 	if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
 		t.Fatalf("hostapp not built: %v", err)

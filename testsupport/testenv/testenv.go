@@ -21,14 +21,13 @@ import (
 	"testing"
 )
 
-// Integration reports whether the run demands every real server
-// (GRAYLANE_INTEGRATION=1, set by `make test`).
-func Integration() bool { return os.Getenv("GRAYLANE_INTEGRATION") == "1" }
-
 // Unavailable reports that a real server a test needs is not available. Under
-// GRAYLANE_INTEGRATION=1 that is a test failure; otherwise the test is skipped.
+// GRAYLANE_INTEGRATION=1 that is a test failure; otherwise the test is
+// skipped. Only integration tests may call it (AssertIntegrationTest), and
+// those only run under GRAYLANE_INTEGRATION=1, so in practice it fails.
 func Unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
+	AssertIntegrationTest(t, "a real server")
 	msg := fmt.Sprintf(format, args...)
 	if Integration() {
 		t.Fatalf("required server unavailable (GRAYLANE_INTEGRATION=1): %s", msg)
@@ -39,6 +38,7 @@ func Unavailable(t testing.TB, format string, args ...any) {
 // Require calls Unavailable when err is not nil.
 func Require(t testing.TB, what string, err error) {
 	t.Helper()
+	AssertIntegrationTest(t, what)
 	if err != nil {
 		Unavailable(t, "%s: %v", what, err)
 	}
@@ -48,6 +48,7 @@ func Require(t testing.TB, what string, err error) {
 // or reports it unavailable.
 func LookPath(t testing.TB, name string) string {
 	t.Helper()
+	AssertIntegrationTest(t, name)
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
@@ -179,6 +180,7 @@ func ToolHash(modDir string) (string, error) {
 // building the same tool twice. Extra ldflags may be passed.
 func BuildTool(t testing.TB, modDir, pkg, name string, ldflags ...string) string {
 	t.Helper()
+	AssertIntegrationTest(t, name)
 	p, err := BuildToolPath(filepath.Join(RepoRoot(t), modDir), pkg, name, ldflags...)
 	if err != nil {
 		Unavailable(t, "build %s: %v", name, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/graylane/graylane/configsync/apollo/openapi"
 	"github.com/graylane/graylane/testsupport/apolloserver"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 const (
@@ -85,6 +86,7 @@ func setup(t *testing.T) (*apolloserver.Server, *openapi.Client, openapi.Namespa
 }
 
 func TestItemsAndReleases(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv, c, ns, _ := setup(t)
 	ctx := ctxT(t)
@@ -147,6 +149,7 @@ func TestItemsAndReleases(t *testing.T) {
 }
 
 func TestErrorsAreClassified(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv, c, ns, _ := setup(t)
 	ctx := ctxT(t)
@@ -190,14 +193,10 @@ func TestErrorsAreClassified(t *testing.T) {
 
 	// Rate limit: 1 request per second after the 1 s warm-up.
 	must(t, srv.SetTokenRateLimit(token, 1))
-	var err error
-	deadline := time.Now().Add(10 * time.Second)
-	for !errors.Is(err, openapi.ErrRateLimited) && time.Now().Before(deadline) {
-		_, err = c.Items(ctx, ns)
-	}
-	if !errors.Is(err, openapi.ErrRateLimited) {
-		t.Fatalf("no 429 under a 1/s limit: %v", err)
-	}
+	testenv.Eventually(t, 10*time.Second, "a 429 under a 1/s limit", func() error {
+		_, err := c.Items(ctx, ns)
+		return testenv.Check(errors.Is(err, openapi.ErrRateLimited), "Items: %v", err)
+	})
 	must(t, srv.SetTokenRateLimit(token, 0))
 
 	// Portal down.
@@ -208,6 +207,7 @@ func TestErrorsAreClassified(t *testing.T) {
 }
 
 func TestGrayBranchLifecycle(t *testing.T) {
+	testenv.IntegrationTest(t)
 	t.Parallel()
 	srv, c, ns, rec := setup(t)
 	ctx := ctxT(t)

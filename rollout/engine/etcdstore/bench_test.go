@@ -10,10 +10,11 @@ import (
 	"time"
 
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
-	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/enginetest"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // BenchmarkEtcdPutToFirstBackendAction measures, on embedded etcd, the time
@@ -21,6 +22,7 @@ import (
 // first backend action for that version. Run with -benchtime=1000x for the
 // 1,000-edit figure in docs/benchmarks.md.
 func BenchmarkEtcdPutToFirstBackendAction(b *testing.B) {
+	testenv.IntegrationTest(b)
 	// fsync: etcd as in production; nofsync: the disk taken out, leaving
 	// graylane's own overhead plus etcd's in-memory path.
 	b.Run("fsync", func(b *testing.B) { benchPutToAction(b, false) })
@@ -30,17 +32,12 @@ func BenchmarkEtcdPutToFirstBackendAction(b *testing.B) {
 func benchPutToAction(b *testing.B, noFsync bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: b.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: noFsync})
-	if err != nil {
-		b.Fatal(err)
+	var opts []etcdtest.Option
+	if !noFsync {
+		opts = append(opts, etcdtest.WithFsync())
 	}
-	defer srv.Close()
-	cli, err := srv.Client()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cli.Close()
-	src := etcdsource.New(cli, "")
+	cli := etcdtest.Start(b, opts...).Client()
+	src := etcdsource.New(etcdsource.Config{Client: cli, Prefix: ""})
 	defer src.Close()
 	be := enginetest.NewSignalling(16)
 	eng := engine.New(engine.Config{Source: src, Store: etcdstore.New(cli, ""), Resolver: be,

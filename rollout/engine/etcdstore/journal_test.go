@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // deleteSignal reports the journal's deletes.
@@ -42,18 +43,10 @@ func wait[T any](t *testing.T, ch <-chan T, what string) T {
 // "crash", 3 after the first round of the new runner), results of another
 // analysis are not restored, and the entry goes when the analysis ends.
 func TestJournalKeepsAnalysisAcrossRestart(t *testing.T) {
+	testenv.IntegrationTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := etcdtest.Start(t).Client()
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "broken", http.StatusInternalServerError)
 	}))
