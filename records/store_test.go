@@ -10,28 +10,18 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/graylane/graylane/clock"
-	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
-// etcdClient starts an embedded etcd for one test.
+// etcdClient starts an embedded etcd for one integration test.
 func etcdClient(t *testing.T) *clientv3.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	srv, err := etcdserver.Start(ctx, etcdserver.Config{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return etcdtest.Start(t).Client()
 }
 
 func TestStoreRetentionDeletionAndSummaries(t *testing.T) {
+	testenv.IntegrationTest(t)
 	cli := etcdClient(t)
 	ctx := context.Background()
 	clk := &manual{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -85,6 +75,7 @@ func TestStoreRetentionDeletionAndSummaries(t *testing.T) {
 }
 
 func TestStoreIntentsAndNewerSchema(t *testing.T) {
+	testenv.IntegrationTest(t)
 	cli := etcdClient(t)
 	ctx := context.Background()
 	s := NewStore(StoreConfig{Client: cli})
