@@ -99,6 +99,9 @@ func (s *Server) getRevision(c *gin.Context) {
 		return
 	}
 	r, err := rs.Revision(c.Request.Context(), app, n)
+	if errors.Is(err, records.ErrNotFound) {
+		err = fmt.Errorf("%w: %w", configsync.ErrNotFound, err)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
