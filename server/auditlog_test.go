@@ -169,3 +169,38 @@ func TestUnknownQueryParametersAreRefused(t *testing.T) {
 		t.Fatal("a refused request changed the spec")
 	}
 }
+
+// TestConfigHistoryRedactedForReaders: config history contents are whole
+// only with a write token; a read token sees credential-looking keys and
+// keys marked secret redacted.
+func TestConfigHistoryRedactedForReaders(t *testing.T) {
+	testenv.IntegrationTest(t)
+	e := newFullEnv(t, Token{Name: "ops", Secret: "w", Role: RoleWrite}, Token{Name: "viewer", Secret: "r", Role: RoleRead})
+	doc := strings.Replace(configSpec, `content: "greeting: hello\n"`, `content: "greeting: hello\ndb:\n  password: hunter2\nbanner: internal-only\n"
+      secrets: [banner]`, 1)
+	if code, b, _ := e.raw("w", "PUT", "/api/v1/apps/demo", "application/yaml", doc); code != 200 {
+		t.Fatalf("write: %d %s", code, b)
+	}
+	e.waitPhase("demo", "Healthy")
+	for _, c := range []struct {
+		token  string
+		hidden bool
+	}{{"w", false}, {"r", true}} {
+		for _, p := range []string{"/api/v1/apps/demo/config/history/v1", "/api/v1/apps/demo/config/history/v1/files/app.yaml"} {
+			code, b, _ := e.raw(c.token, "GET", p, "", "")
+			if code != 200 {
+				t.Fatalf("%s: %d %s", p, code, b)
+			}
+			shown := strings.Contains(string(b), "hunter2") || strings.Contains(string(b), "internal-only")
+			if shown == c.hidden || !strings.Contains(string(b), "hello") {
+				t.Errorf("token %s, %s: secrets hidden=%v, want %v:\n%s", c.token, p, !shown, c.hidden, b)
+			}
+		}
+	}
+	// and no config content in the audit log
+	for _, r := range e.auditRecords() {
+		if fmt.Sprint(r.Content) != "" && strings.Contains(fmt.Sprint(r.Content), "hunter2") {
+			t.Errorf("audit record carries config content: %+v", r)
+		}
+	}
+}
