@@ -4,7 +4,7 @@ PKGS    ?= ./...
 # Where heavy test servers (Polaris, Kubernetes, kwok) are built once and kept.
 export GRAYLANE_CACHE ?= $(HOME)/.cache/graylane
 
-.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean
+.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean console console-check
 
 all: build
 
@@ -27,8 +27,20 @@ tools:
 	  if git ls-files --error-unmatch $$p >/dev/null 2>&1; then $(GO) run $$p || exit 1; fi; \
 	done
 
+## console: rebuild the web console (console/web -> console/dist, embedded in the binary; commit the result)
+console:
+	cd console/web && npm ci --no-audit --no-fund && npm run build
+
+## console-check: rebuild the console into a temporary directory and fail if it differs from the committed console/dist
+console-check:
+	cd console/web && npm ci --no-audit --no-fund
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	  (cd console/web && npm run build -- --outDir $$tmp/dist --emptyOutDir >/dev/null) && \
+	  if diff -r console/dist $$tmp/dist; then echo "console/dist matches its sources"; \
+	  else echo "console/dist is stale: run 'make console' and commit console/dist" >&2; exit 1; fi
+
 ## test: both tiers, against real servers; a missing server fails (docs/testing.md)
-test: test-deps tools build
+test: test-deps console-check tools build
 	GRAYLANE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 80m $(PKGS)
 
 ## test-unit: the unit tier: every package, integration tests skipped (no etcd, no servers, no programs)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages graylane's tests use for real: nginx,
-# OpenSSH's server, and a JDK. Idempotent; does nothing when they are present.
+# OpenSSH's server, a JDK, and Chromium (the console's browser tests).
+# Idempotent; does nothing when they are present.
 set -euo pipefail
 need=()
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
@@ -8,6 +9,8 @@ need=()
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 # javac: docs/gray.md's Java bucketing class is compiled and checked against the test vectors
 command -v javac >/dev/null || need+=(default-jdk-headless)
+# chromium: the web console's browser tests drive Debian's Chromium headless
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -16,3 +19,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 mkdir -p /run/sshd 2>/dev/null || true
+# the console is built with Node.js (Vite 8 needs Node 20.19 or newer)
+if ! command -v npm >/dev/null; then
+  echo "npm not found: the web console's build check (make console-check) needs Node.js 20.19+ and npm" >&2
+  exit 1
+fi

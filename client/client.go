@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,28 +97,69 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte
 }
 
 // Summary is one row of Apps.
-type Summary struct {
-	App           string         `json:"app"`
-	Version       string         `json:"version"`
-	Phase         rollout.Phase  `json:"phase"`
-	StableVersion string         `json:"stableVersion"`
-	CanaryVersion string         `json:"canaryVersion"`
-	Step          int            `json:"step"`
-	TotalSteps    int            `json:"totalSteps"`
-	Weights       map[string]int `json:"weights"`
-	Ready         int            `json:"ready"`
-	Instances     int            `json:"instances"`
-	Message       string         `json:"message"`
-	SpecError     string         `json:"specError"`
+type Summary = engine.Summary
+
+// ListOptions filters and pages GET /api/v1/apps.
+type ListOptions struct {
+	// Phase keeps apps in these phases (comma-separated, e.g. "Paused,Degraded").
+	Phase string
+	// Search keeps apps whose name contains it.
+	Search string
+	// Attention keeps apps needing attention: "true" or one reason.
+	Attention string
+	// Limit is the page size (0: the server's default, 100).
+	Limit int
+	// Continue is the token of the previous page.
+	Continue string
 }
 
-// Apps lists apps.
-func (c *Client) Apps(ctx context.Context) ([]Summary, error) {
-	var out struct {
-		Apps []Summary `json:"apps"`
+// AppList is one page of apps.
+type AppList struct {
+	Apps     []Summary     `json:"apps"`
+	Continue string        `json:"continue"`
+	Total    int           `json:"total"`
+	Counts   engine.Counts `json:"counts"`
+	Limit    int           `json:"limit"`
+}
+
+// AppsPage reads one page of the apps list.
+func (c *Client) AppsPage(ctx context.Context, o ListOptions) (AppList, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"phase": o.Phase, "q": o.Search, "attention": o.Attention, "continue": o.Continue} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
-	err := c.do(ctx, http.MethodGet, "/api/v1/apps", "", nil, &out)
-	return out.Apps, err
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	path := "/api/v1/apps"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out AppList
+	err := c.do(ctx, http.MethodGet, path, "", nil, &out)
+	return out, err
+}
+
+// Apps lists every app matching o, following the pages.
+func (c *Client) Apps(ctx context.Context, o ...ListOptions) ([]Summary, error) {
+	var opt ListOptions
+	if len(o) > 0 {
+		opt = o[0]
+	}
+	var all []Summary
+	for {
+		p, err := c.AppsPage(ctx, opt)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, p.Apps...)
+		if p.Continue == "" {
+			return all, nil
+		}
+		opt.Continue = p.Continue
+	}
 }
 
 // App returns one app's view.

@@ -142,6 +142,9 @@ type CheckRun struct {
 	At      time.Time `json:"at"`
 	OK      bool      `json:"ok"`
 	Message string    `json:"message,omitempty"`
+	// Value is the number the check measured, when it measures one
+	// (jsonPath, Prometheus), for charts against the thresholds.
+	Value *float64 `json:"value,omitempty"`
 }
 
 // CheckResult is the recent history of one analysis check against the

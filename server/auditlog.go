@@ -15,7 +15,8 @@ import (
 	"github.com/graylane/graylane/spec"
 )
 
-// AuditLog is the persistent audit log (audit.Store).
+// AuditLog is the persistent audit log (audit.Store): StoreAuditor
+// writes to it, GET /api/v1/audit reads it.
 type AuditLog interface {
 	// Append writes one record; it never replaces one.
 	Append(ctx context.Context, r audit.Record) error
@@ -33,6 +34,7 @@ type Denials interface {
 // with the reason. Every other mutating route is (auditlog_test.go
 // enumerates the router to prove it).
 var auditExempt = map[string]string{
+	"POST /api/v1/apps/:app/validate":           "validates a spec and writes nothing (a read token may call it)",
 	"POST /api/v1/instances/:app/:id/heartbeat": "heartbeats renew a registration every few seconds and would flood the log; registration and deregistration are audited",
 }
 
@@ -96,46 +98,36 @@ func (s *Server) auditRequests(c *gin.Context) {
 	}
 	status := c.Writer.Status()
 	who, known := c.Get(actorKey)
-	rec := audit.Record{Time: start, Via: callerVia(c), Source: c.ClientIP(), Method: c.Request.Method, Route: c.FullPath(),
+	e := AuditEntry{Time: start, Via: via(c), Remote: c.ClientIP(), Method: c.Request.Method, Route: c.FullPath(),
 		Action: n.action, App: n.app, Target: c.Request.URL.Path, Status: status, Error: n.err}
-	if rec.App == "" {
-		rec.App = c.Param("app")
+	if e.App == "" {
+		e.App = c.Param("app")
 	}
-	if rec.Action == "" {
-		rec.Action = defaultAction(c)
+	if e.Action == "" {
+		e.Action = defaultAction(c)
 	}
 	if n.target != "" {
-		rec.Target = n.target
+		e.Target = n.target
 	}
 	if n.content != nil {
-		rec.Content = redact.Value(n.content).(map[string]any)
+		e.Content = redact.Value(n.content).(map[string]any)
+	}
+	e.Actor = audit.Unauthenticated
+	if known {
+		e.Actor = fmt.Sprint(who)
 	}
 	switch {
-	case status == http.StatusUnauthorized && !known:
-		if s.cfg.Denials != nil {
-			s.cfg.Denials.Deny(rec.Source, route, n.err)
-			return
-		}
-		rec.Actor, rec.Outcome = audit.Unauthenticated, audit.Denied
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		rec.Actor, rec.Outcome = fmt.Sprint(who), audit.Denied
-	case status >= 400:
-		rec.Actor, rec.Outcome = fmt.Sprint(who), audit.Failed
-	default:
-		rec.Actor, rec.Outcome = fmt.Sprint(who), audit.Allowed
-	}
-	if !known {
-		rec.Actor = audit.Unauthenticated
-	}
-	if s.cfg.AuditLog == nil {
+	case status == http.StatusUnauthorized && !known && s.cfg.Denials != nil:
+		s.cfg.Denials.Deny(e.Remote, route, n.err) // one record per source and minute
 		return
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		e.Outcome = audit.Denied
+	case status >= 400:
+		e.Outcome = audit.Failed
+	default:
+		e.Outcome = audit.Allowed
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 5*time.Second)
-	defer cancel()
-	if err := s.cfg.AuditLog.Append(ctx, rec); err != nil {
-		s.log.Error("write audit record: the change itself is done; its record is only in this log", "actor", rec.Actor, "app", rec.App,
-			"action", rec.Action, "outcome", rec.Outcome, "err", err)
-	}
+	s.cfg.Auditor.Audit(c.Request.Context(), e)
 }
 
 // defaultAction names a request by its route when its handler did not.

@@ -2,15 +2,12 @@ package server
 
 import (
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/graylane/graylane/rollout"
-	"github.com/graylane/graylane/rollout/engine"
 )
 
 // Role is what a token may do.
@@ -24,8 +21,9 @@ const (
 	RoleWrite Role = "write"
 )
 
-// Token is one API credential, sent as "Authorization: Bearer <Secret>".
-// Name identifies the caller in the audit trail.
+// Token is one API credential, sent as "Authorization: Bearer <Secret>"
+// (or exchanged for a console session, session.go). Name identifies the
+// caller in the audit trail.
 type Token struct {
 	Name   string `mapstructure:"name"`
 	Secret string `mapstructure:"token"`
@@ -35,6 +33,7 @@ type Token struct {
 const (
 	actorKey = "graylane.actor"
 	roleKey  = "graylane.role"
+	viaKey   = "graylane.via"
 )
 
 // canWrite reports whether the caller holds a write token (or no tokens
@@ -44,40 +43,93 @@ func canWrite(c *gin.Context) bool {
 	return r == RoleWrite
 }
 
-// authenticate checks the bearer token when tokens are configured; with
-// none, every caller is "anonymous" with write access (graylane binds to
-// 127.0.0.1 by default).
+// How a request was authenticated (AuditEntry.Via).
+const (
+	viaAPI     = "api"
+	viaConsole = "console"
+)
+
+func mutating(r *http.Request) bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
+}
+
+// authenticate checks the caller when tokens are configured: a bearer
+// token, or a console session cookie (session.go) whose changes also need
+// the session's CSRF token. With no tokens, every caller is "anonymous"
+// with write access (graylane binds to 127.0.0.1 by default), but a
+// browser request sent from another site may change nothing.
 func (s *Server) authenticate(need Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if len(s.cfg.Tokens) == 0 {
+			if mutating(c.Request) && !s.sameOrigin(c) {
+				return
+			}
 			c.Set(actorKey, "anonymous")
 			c.Set(roleKey, RoleWrite)
+			c.Set(viaKey, viaAPI)
 			return
 		}
-		h := c.GetHeader("Authorization")
-		secret, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || secret == "" {
-			note(c).err = "missing bearer token"
-			c.Header("WWW-Authenticate", `Bearer realm="graylane"`)
-			c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "missing bearer token (Authorization: Bearer <token>)"})
+		if h := c.GetHeader("Authorization"); h != "" {
+			s.bearer(c, need, h)
 			return
 		}
-		for _, t := range s.cfg.Tokens {
-			if subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1 {
-				c.Set(actorKey, t.Name) // denied or not, the audit log names the caller
-				c.Set(roleKey, t.Role)
-				if need == RoleWrite && t.Role != RoleWrite {
-					msg := fmt.Sprintf("token %q is read-only", t.Name)
-					note(c).err = msg
-					c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: msg})
-					return
-				}
+		ses, err := s.readSession(c.Request)
+		if err != nil {
+			note(c).err = err.Error() // auditlog.go
+			if errors.Is(err, errNoSession) {
+				c.Header("WWW-Authenticate", `Bearer realm="graylane"`)
+				c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "missing bearer token (Authorization: Bearer <token>)"})
+				return
+			}
+			c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: err.Error()})
+			return
+		}
+		// denied or not, the audit log names the caller (auditlog.go)
+		c.Set(actorKey, ses.token.Name)
+		c.Set(roleKey, ses.token.Role)
+		c.Set(viaKey, viaConsole)
+		if need == RoleWrite && ses.token.Role != RoleWrite {
+			note(c).err = fmt.Sprintf("token %q is read-only", ses.token.Name)
+			c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: note(c).err})
+			return
+		}
+		if mutating(c.Request) {
+			if !s.sameOrigin(c) {
+				return
+			}
+			if subtle.ConstantTimeCompare([]byte(c.GetHeader(csrfHeader)), []byte(ses.csrf())) != 1 {
+				note(c).err = "missing or wrong CSRF token"
+				c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: "missing or wrong CSRF token (X-CSRF-Token)"})
 				return
 			}
 		}
-		note(c).err = "unknown token"
-		c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "unknown token"})
 	}
+}
+
+func (s *Server) bearer(c *gin.Context, need Role, h string) {
+	secret, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || secret == "" {
+		note(c).err = "missing bearer token"
+		c.Header("WWW-Authenticate", `Bearer realm="graylane"`)
+		c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "missing bearer token (Authorization: Bearer <token>)"})
+		return
+	}
+	for _, t := range s.cfg.Tokens {
+		if subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1 {
+			// denied or not, the audit log names the caller (auditlog.go)
+			c.Set(actorKey, t.Name)
+			c.Set(roleKey, t.Role)
+			c.Set(viaKey, viaAPI)
+			if need == RoleWrite && t.Role != RoleWrite {
+				note(c).err = fmt.Sprintf("token %q is read-only", t.Name)
+				c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: note(c).err})
+				return
+			}
+			return
+		}
+	}
+	note(c).err = "unknown token"
+	c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "unknown token"})
 }
 
 func actor(c *gin.Context) string {
@@ -87,20 +139,11 @@ func actor(c *gin.Context) string {
 	return "anonymous"
 }
 
-// audit records who changed what: in the log and on the app's event
-// stream (reason "Audit").
-func (s *Server) audit(c *gin.Context, app, action string, err error) {
-	who := actor(c)
-	outcome := "ok"
-	if err != nil {
-		outcome = "failed: " + err.Error()
+func via(c *gin.Context) string {
+	if v, ok := c.Get(viaKey); ok {
+		return v.(string)
 	}
-	s.annotate(c, app, action, nil) // the persistent record (auditlog.go)
-	s.log.Info("audit", "actor", who, "app", app, "action", action, "outcome", outcome, "remote", c.ClientIP())
-	s.cfg.Engine.Broker().Publish(app, engine.Message{Kind: "event", Event: &engine.EventView{
-		Event: rollout.Event{Type: rollout.Normal, Reason: "Audit", Message: fmt.Sprintf("%s: %s (%s)", who, action, outcome)},
-		App:   app, Time: time.Now(),
-	}})
+	return viaAPI
 }
 
 // SetTokens replaces the API tokens (before serving).

@@ -49,12 +49,6 @@ type DryRunResult struct {
 	Gray []GrayChange `json:"gray,omitempty"`
 }
 
-// fieldMsg is one field error.
-type fieldMsg struct {
-	Field string `json:"field"`
-	Error string `json:"error"`
-}
-
 // PlanPreview is the planner's simulated course of the release.
 type PlanPreview struct {
 	// From is the version running now, To the release identity the
@@ -142,19 +136,6 @@ func (s *Server) preview(c *gin.Context, app string, doc []byte) {
 	out.Plan = plan(rel, identity, view)
 	out.Gray = s.grayChanges(c, rel, out.Plan)
 	c.JSON(http.StatusOK, out)
-}
-
-// fieldMsgs lists every field error of a validation error.
-func fieldMsgs(err error) []fieldMsg {
-	var ve *spec.ValidationError
-	if !errors.As(err, &ve) {
-		return nil
-	}
-	out := make([]fieldMsg, 0, len(ve.Errors))
-	for _, fe := range ve.Errors {
-		out = append(out, fieldMsg{Field: fe.Path, Error: fe.Msg})
-	}
-	return out
 }
 
 // plan simulates the release from the app's status with the pure planner.

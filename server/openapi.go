@@ -13,7 +13,6 @@ import (
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/records"
-	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -92,15 +91,25 @@ type (
 func routes() []route {
 	dry := []queryParam{{"dryRun", "true: validate and answer what would change (the diff, the plan, config and gray changes); nothing is written anywhere", "boolean"}}
 	cmd := func(name, summary string) route {
-		return route{method: "POST", path: "/api/v1/apps/:app/" + name, summary: summary, tag: "commands", auth: "write", ok: 200, resp: engine.AppView{}}
+		return route{method: "POST", path: "/api/v1/apps/:app/" + name, summary: summary, tag: "commands", auth: "write", ok: 200, resp: AppDetail{}}
 	}
 	return []route{
 		{method: "GET", path: "/healthz", summary: "Liveness", tag: "health", ok: 200, text: "text/plain"},
 		{method: "GET", path: "/readyz", summary: "Readiness: 200 once the centre was read and is reachable, else 503 with the reason", tag: "health", ok: 200, text: "text/plain"},
 		{method: "GET", path: "/metrics", summary: "Prometheus metrics", tag: "health", ok: 200, text: "text/plain"},
 		{method: "GET", path: "/api/v1/openapi.json", summary: "This document", tag: "health", ok: 200, resp: map[string]any{}},
-		{method: "GET", path: "/api/v1/apps", summary: "All apps with a status summary", tag: "apps", auth: "read", ok: 200, resp: appsList{}},
-		{method: "GET", path: "/api/v1/apps/:app", summary: "An app: its spec, status and instances", tag: "apps", auth: "read", ok: 200, resp: engine.AppView{}},
+		{method: "GET", path: "/api/v1/apps", summary: "A page of apps with a status summary, filtered", tag: "apps", auth: "read", ok: 200, resp: AppList{},
+			query: []queryParam{{"phase", "comma-separated phases", "string"}, {"q", "search in names and versions", "string"},
+				{"attention", "only apps that need attention (true) or not (false)", "string"}, {"limit", "page size", "integer"}, {"continue", "the token of the next page", "string"}}},
+		{method: "GET", path: "/api/v1/events", summary: "Server-Sent Events of every app (batches of changed summaries)", tag: "apps", auth: "read", ok: 200, text: "text/event-stream",
+			query: []queryParam{{"events", "1 adds every app's events", "string"}}},
+		{method: "GET", path: "/api/v1/health", summary: "Readiness as JSON (always 200)", tag: "health", auth: "read", ok: 200, resp: Health{}},
+		{method: "GET", path: "/api/v1/session", summary: "The console session, if any", tag: "console", ok: 200, resp: SessionInfo{}},
+		{method: "POST", path: "/api/v1/session", summary: "Console sign-in with a token (sets the session cookie)", tag: "console", body: loginBody{}, ok: 200, resp: SessionInfo{}},
+		{method: "DELETE", path: "/api/v1/session", summary: "Console sign-out", tag: "console", ok: 200, resp: SessionInfo{}},
+		{method: "GET", path: "/api/v1/apps/:app", summary: "An app: its spec, status, instances and the actions possible now", tag: "apps", auth: "read", ok: 200, resp: AppDetail{}},
+		{method: "GET", path: "/api/v1/apps/:app/spec", summary: "The app's document as the centre holds it", tag: "apps", auth: "read", ok: 200, resp: specDoc{}},
+		{method: "POST", path: "/api/v1/apps/:app/validate", summary: "Validate a spec as PUT would, writing nothing", tag: "apps", auth: "read", body: spec.Release{}, bodyYAML: true, ok: 200, resp: validation{}},
 		{method: "PUT", path: "/api/v1/apps/:app", summary: "Write an app's whole release spec to the config centre (If-Match: compare-and-swap)", tag: "apps", auth: "write",
 			body: spec.Release{}, bodyYAML: true, query: dry, ok: 200, resp: writeResult{}, also: []any{DryRunResult{}}},
 		{method: "DELETE", path: "/api/v1/apps/:app", summary: "Remove an app's spec from the centre: graylane scales it to zero and forgets it", tag: "apps", auth: "write", ok: 200, resp: deleteResult{}},
@@ -114,7 +123,7 @@ func routes() []route {
 		cmd("resume", "Continue a paused release, or retry an aborted one"),
 		cmd("abort", "Send all traffic back to the stable version"),
 		{method: "POST", path: "/api/v1/apps/:app/rollback", summary: "Without a body: the rollback command. With {revision} or {version}: back to that revision's code and bound config, written to the centre",
-			tag: "commands", auth: "write", body: RollbackRequest{}, bodyOptional: true, ok: 200, resp: engine.AppView{}, also: []any{RollbackResult{}}},
+			tag: "commands", auth: "write", body: RollbackRequest{}, bodyOptional: true, ok: 200, resp: AppDetail{}, also: []any{RollbackResult{}}},
 		{method: "GET", path: "/api/v1/apps/:app/gray", summary: "The app's published gray document", tag: "gray", auth: "read", ok: 200, resp: gray.Document{}},
 		{method: "GET", path: "/api/v1/apps/:app/instances", summary: "Registered instances per version", tag: "gray", auth: "read", ok: 200, resp: InstancesView{}},
 		{method: "GET", path: "/api/v1/instances", summary: "Every registered instance", tag: "gray", auth: "read", ok: 200, resp: instanceList{},

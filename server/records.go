@@ -196,7 +196,7 @@ func (s *Server) intent(c *gin.Context, app string, data []byte, action string, 
 		return func() {}, nil
 	}
 	d := records.DocumentDigest(data)
-	err := rs.PutIntent(c.Request.Context(), records.Intent{App: app, Digest: d, Actor: actor(c), Via: callerVia(c), Action: action,
+	err := rs.PutIntent(c.Request.Context(), records.Intent{App: app, Digest: d, Actor: actor(c), Via: via(c), Action: action,
 		RollbackTo: rollbackTo, Version: version, At: time.Now()})
 	if err != nil {
 		return nil, fmt.Errorf("record the intent to write %s: %w: %w", app, configsync.ErrUnavailable, err)
@@ -208,15 +208,4 @@ func (s *Server) intent(c *gin.Context, app string, data []byte, action string, 
 			s.log.Warn("remove the intent of a failed write", "app", app, "err", err)
 		}
 	}, nil
-}
-
-// callerVia is how the caller reached the API: "console" for a console
-// session, else "api" (the console's authentication sets it).
-func callerVia(c *gin.Context) string {
-	if v, ok := c.Get("graylane.via"); ok {
-		if s, ok := v.(string); ok && s != "" {
-			return s
-		}
-	}
-	return "api"
 }

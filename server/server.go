@@ -26,8 +26,12 @@ import (
 
 // Engine is what the API needs from the control loop.
 type Engine interface {
-	Apps(ctx context.Context) ([]engine.AppView, error)
 	App(ctx context.Context, app string) (engine.AppView, error)
+	// List answers a page of the apps list from the engine's index.
+	List(ctx context.Context, q engine.Query) (engine.Page, error)
+	// Changes and SubscribeChanges feed the all-apps event stream.
+	Changes(seq uint64) engine.Changes
+	SubscribeChanges() (<-chan struct{}, func())
 	Command(ctx context.Context, app string, cmd rollout.Command) (engine.CommandResult, error)
 	Broker() *engine.Broker
 	SourceError() error
@@ -69,6 +73,19 @@ type Config struct {
 	// Denials aggregates unauthenticated denials for the audit log; nil
 	// writes each one.
 	Denials Denials
+	// Auditor records every change (audit.go); nil logs them and puts
+	// them on the app's event stream (LogAuditor).
+	Auditor Auditor
+	// Console, if set, serves the web console at / (every path outside
+	// /api/, /healthz, /readyz and /metrics).
+	Console http.Handler
+	// SessionTTL is how long a console session lasts (default 12h).
+	SessionTTL time.Duration
+	// SecureCookies marks session cookies Secure even on plain HTTP: for
+	// graylane behind a TLS-terminating proxy (over TLS they always are).
+	SecureCookies bool
+	// Version is graylane's version, shown by the console.
+	Version string
 }
 
 // Server is the HTTP API.
@@ -86,6 +103,19 @@ func New(cfg Config) *Server {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.NewRegistry()
 	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.Auditor == nil {
+		la := LogAuditor{Log: cfg.Logger}
+		if cfg.Engine != nil {
+			la.Broker = cfg.Engine.Broker()
+		}
+		cfg.Auditor = la
+	}
+	if cfg.AuditLog != nil {
+		cfg.Auditor = StoreAuditor{Store: cfg.AuditLog, Next: cfg.Auditor, Log: cfg.Logger}
+	}
 	return &Server{cfg: cfg, log: cfg.Logger}
 }
 
@@ -93,6 +123,8 @@ func New(cfg Config) *Server {
 type apiError struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
+	// Errors lists every field error of a rejected spec.
+	Errors []fieldMsg `json:"errors,omitempty"`
 }
 
 // statusOf maps an error to an HTTP status.
@@ -128,6 +160,10 @@ func (s *Server) fail(c *gin.Context, err error) {
 		body.Field = fe.field
 	}
 	note(c).err = err.Error()
+	var verr *spec.ValidationError
+	if errors.As(err, &verr) {
+		body.Errors = fieldMsgs(err)
+	}
 	lvl := slog.LevelWarn
 	if code >= 500 {
 		lvl = slog.LevelError
@@ -162,8 +198,15 @@ func (s *Server) Router() *gin.Engine {
 	v1 := r.Group("/api/v1")
 	v1.Use(s.auditRequests, s.checkQuery) // auditlog.go, query.go
 	read, write := s.authenticate(RoleRead), s.authenticate(RoleWrite)
-	v1.GET("/apps", read, s.listApps)
+	v1.GET("/apps", read, s.listApps) // list.go
+	v1.GET("/events", read, s.allEvents)
+	v1.GET("/health", read, s.health)
+	v1.GET("/session", s.getSession) // session.go
+	v1.POST("/session", s.login)
+	v1.DELETE("/session", s.logout)
 	v1.GET("/apps/:app", read, s.getApp)
+	v1.GET("/apps/:app/spec", read, s.getSpec) // spec.go
+	v1.POST("/apps/:app/validate", read, s.validateSpec)
 	v1.PUT("/apps/:app", write, s.putSpec)
 	v1.DELETE("/apps/:app", write, s.deleteApp)
 	v1.PUT("/apps/:app/version", write, s.putVersion)
@@ -179,9 +222,15 @@ func (s *Server) Router() *gin.Engine {
 	return r
 }
 
-// noRoute answers paths that are no endpoint; a POST to an app's
-// unknown command is bad input (400, field command).
+// noRoute serves the console outside /api/, and answers paths that are
+// no endpoint; a POST to an app's unknown command is bad input (400,
+// field command).
 func (s *Server) noRoute(c *gin.Context) {
+	if s.cfg.Console != nil && !strings.HasPrefix(c.Request.URL.Path, "/api/") &&
+		(c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
+		s.cfg.Console.ServeHTTP(c.Writer, c.Request)
+		return
+	}
 	if c.Request.Method == http.MethodPost {
 		if rest, ok := strings.CutPrefix(c.Request.URL.Path, "/api/v1/apps/"); ok {
 			if app, cmd, ok := strings.Cut(rest, "/"); ok && spec.CheckApp(app) == nil && !strings.Contains(cmd, "/") {
@@ -195,71 +244,52 @@ func (s *Server) noRoute(c *gin.Context) {
 }
 
 func (s *Server) readyz(c *gin.Context) {
+	h := s.healthOf(c.Request.Context())
+	if !h.Ready {
+		c.JSON(http.StatusServiceUnavailable, apiError{Error: h.Error})
+		return
+	}
+	c.String(http.StatusOK, "ok ("+h.Role+")\n")
+}
+
+// Health is the answer of GET /api/v1/health: /readyz as JSON, always
+// 200, for the console's header.
+type Health struct {
+	Ready bool `json:"ready"`
+	// Role is "leader" or "standby".
+	Role string `json:"role"`
+	// Source is the config centre holding the releases.
+	Source string `json:"source"`
+	// Error says what is not ready ("" when ready).
+	Error string `json:"error,omitempty"`
+}
+
+func (s *Server) healthOf(ctx context.Context) Health {
+	h := Health{Role: "standby", Source: s.cfg.Source.Name()}
+	if s.cfg.Engine.Leader() {
+		h.Role = "leader"
+	}
 	select {
 	case <-s.cfg.Engine.Synced():
 	default:
-		c.JSON(http.StatusServiceUnavailable, apiError{Error: "not ready: first read of the config source not finished"})
-		return
+		h.Error = "not ready: first read of the config source not finished"
+		return h
 	}
 	if err := s.cfg.Engine.SourceError(); err != nil {
-		c.JSON(http.StatusServiceUnavailable, apiError{Error: "config source " + s.cfg.Source.Name() + " unavailable: " + err.Error()})
-		return
+		h.Error = "config source " + s.cfg.Source.Name() + " unavailable: " + err.Error()
+		return h
 	}
 	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(c.Request.Context()); err != nil {
-			c.JSON(http.StatusServiceUnavailable, apiError{Error: err.Error()})
-			return
+		if err := s.cfg.Ready(ctx); err != nil {
+			h.Error = err.Error()
+			return h
 		}
 	}
-	role := "standby"
-	if s.cfg.Engine.Leader() {
-		role = "leader"
-	}
-	c.String(http.StatusOK, "ok ("+role+")\n")
+	h.Ready = true
+	return h
 }
 
-// AppSummary is one row of GET /api/v1/apps.
-type AppSummary struct {
-	App           string         `json:"app"`
-	Version       string         `json:"version"`
-	Phase         rollout.Phase  `json:"phase"`
-	StableVersion string         `json:"stableVersion"`
-	CanaryVersion string         `json:"canaryVersion,omitempty"`
-	Step          int            `json:"step"`
-	TotalSteps    int            `json:"totalSteps"`
-	Weights       map[string]int `json:"weights,omitempty"`
-	Ready         int            `json:"ready"`
-	Instances     int            `json:"instances"`
-	Message       string         `json:"message,omitempty"`
-	SpecError     string         `json:"specError,omitempty"`
-}
-
-func (s *Server) listApps(c *gin.Context) {
-	views, err := s.cfg.Engine.Apps(c.Request.Context())
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	out := make([]AppSummary, 0, len(views))
-	for _, v := range views {
-		sum := AppSummary{App: v.App, Phase: v.Status.Phase, StableVersion: v.Status.StableVersion,
-			CanaryVersion: v.Status.CanaryVersion, Step: v.Status.Step, TotalSteps: v.Status.TotalSteps,
-			Weights: v.Status.Weights, Instances: len(v.Status.Instances), Message: v.Status.Message}
-		if v.Spec != nil {
-			sum.Version = v.Spec.Version
-		}
-		for _, in := range v.Status.Instances {
-			if in.Ready {
-				sum.Ready++
-			}
-		}
-		if v.Status.SpecError != nil {
-			sum.SpecError = v.Status.SpecError.Error
-		}
-		out = append(out, sum)
-	}
-	c.JSON(http.StatusOK, gin.H{"apps": out})
-}
+func (s *Server) health(c *gin.Context) { c.JSON(http.StatusOK, s.healthOf(c.Request.Context())) }
 
 func (s *Server) getApp(c *gin.Context) {
 	v, err := s.cfg.Engine.App(c.Request.Context(), c.Param("app"))
@@ -267,7 +297,7 @@ func (s *Server) getApp(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, v)
+	c.JSON(http.StatusOK, s.detail(c, v))
 }
 
 func (s *Server) checkApp(c *gin.Context) (string, bool) {
@@ -499,7 +529,7 @@ func (s *Server) command(cmd rollout.Command) gin.HandlerFunc {
 // it and answers the app's view.
 func (s *Server) runCommand(c *gin.Context, app string, cmd rollout.Command) {
 	s.annotate(c, app, string(cmd), map[string]any{"command": string(cmd)})
-	ctx, cancel := context.WithTimeout(engine.WithCaller(c.Request.Context(), actor(c), callerVia(c)), s.cfg.CommandTimeout)
+	ctx, cancel := context.WithTimeout(engine.WithCaller(c.Request.Context(), actor(c), via(c)), s.cfg.CommandTimeout)
 	defer cancel()
 	res, err := s.cfg.Engine.Command(ctx, app, cmd)
 	if err == nil && res.Error != "" {
@@ -520,11 +550,12 @@ func (s *Server) runCommand(c *gin.Context, app string, cmd rollout.Command) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, v)
+	c.JSON(http.StatusOK, s.detail(c, v))
 }
 
 // events streams an app's status changes and events as Server-Sent Events:
-// "event: status" carries the whole app view, "event: event" one event.
+// "event: status" carries the whole app view with its actions (as GET
+// /api/v1/apps/{app}), "event: event" one event.
 func (s *Server) events(c *gin.Context) {
 	app, ok := s.checkApp(c)
 	if !ok {
@@ -538,21 +569,16 @@ func (s *Server) events(c *gin.Context) {
 	ch, cancel := s.cfg.Engine.Broker().Subscribe(app)
 	defer cancel()
 	w := c.Writer
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("Connection", "keep-alive")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	startSSE(w)
 	send := func(m engine.Message) bool {
-		b, err := json.Marshal(m)
-		if err != nil {
-			return false
+		if m.Kind == "status" && m.App != nil {
+			d := s.detail(c, *m.App)
+			return sendSSE(w, m.Kind, struct {
+				Kind string     `json:"kind"`
+				App  *AppDetail `json:"app"`
+			}{m.Kind, &d})
 		}
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", m.Kind, b); err != nil {
-			return false
-		}
-		w.Flush()
-		return true
+		return sendSSE(w, m.Kind, m)
 	}
 	if c.Query("history") != "0" {
 		for _, m := range s.cfg.Engine.Broker().Recent(app) {
@@ -564,6 +590,11 @@ func (s *Server) events(c *gin.Context) {
 	if !send(engine.Message{Kind: "status", App: &v}) {
 		return
 	}
+	// Only the leader's passes publish statuses; a standby follows the
+	// state records instead (the apps index), so its stream is live too.
+	changed, stop := s.cfg.Engine.SubscribeChanges()
+	defer stop()
+	seq := s.cfg.Engine.Changes(^uint64(0)).Seq
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	for {
@@ -574,6 +605,16 @@ func (s *Server) events(c *gin.Context) {
 			if !send(m) {
 				return
 			}
+		case <-changed:
+			chg := s.cfg.Engine.Changes(seq)
+			seq = chg.Seq
+			if s.cfg.Engine.Leader() || !touches(chg, app) {
+				continue
+			}
+			v, err := s.cfg.Engine.App(c.Request.Context(), app)
+			if err == nil && !send(engine.Message{Kind: "status", App: &v}) {
+				return
+			}
 		case <-keepalive.C:
 			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
 				return
@@ -581,4 +622,17 @@ func (s *Server) events(c *gin.Context) {
 			w.Flush()
 		}
 	}
+}
+
+// touches reports whether chg may concern app.
+func touches(chg engine.Changes, app string) bool {
+	if chg.Reset {
+		return true
+	}
+	for _, sm := range chg.Changed {
+		if sm.App == app {
+			return true
+		}
+	}
+	return false
 }

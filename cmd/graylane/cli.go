@@ -76,24 +76,43 @@ func cliCommands() []*cobra.Command {
 	status.Flags().Bool("watch", false, "follow changes live until interrupted")
 	cmds = append(cmds, status)
 
-	cmds = append(cmds, &cobra.Command{
+	apps := &cobra.Command{
 		Use:   "apps",
-		Short: "List apps",
+		Short: "List apps (every page; filter with --phase, --search, --attention)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			apps, err := apiClient(cmd).Apps(cmd.Context())
-			if err != nil {
-				return err
+			f := cmd.Flags()
+			var o client.ListOptions
+			o.Phase, _ = f.GetString("phase")
+			o.Search, _ = f.GetString("search")
+			o.Limit, _ = f.GetInt("page-size")
+			if att, _ := f.GetString("attention"); att != "" {
+				o.Attention = att
 			}
+			c := apiClient(cmd)
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%-20s %-10s %-12s %-10s %-10s %-7s %s\n", "APP", "VERSION", "PHASE", "STABLE", "CANARY", "READY", "WEIGHTS")
-			for _, a := range apps {
-				fmt.Fprintf(w, "%-20s %-10s %-12s %-10s %-10s %-7s %s\n", a.App, a.Version, a.Phase, a.StableVersion,
-					dash(a.CanaryVersion), fmt.Sprintf("%d/%d", a.Ready, a.Instances), fmtWeights(a.Weights))
+			for {
+				p, err := c.AppsPage(cmd.Context(), o)
+				if err != nil {
+					return err
+				}
+				for _, a := range p.Apps {
+					fmt.Fprintf(w, "%-20s %-10s %-12s %-10s %-10s %-7s %s\n", a.App, a.Version, a.Phase, a.StableVersion,
+						dash(a.CanaryVersion), fmt.Sprintf("%d/%d", a.Ready, a.Instances), fmtWeights(a.Weights))
+				}
+				if p.Continue == "" {
+					return nil
+				}
+				o.Continue = p.Continue
 			}
-			return nil
 		},
-	})
+	}
+	apps.Flags().String("phase", "", "only apps in these phases (comma-separated: Progressing,Paused,Healthy,Degraded,RolledBack)")
+	apps.Flags().StringP("search", "q", "", "only apps whose name contains this")
+	apps.Flags().String("attention", "", "only apps needing attention: true, or one reason (paused, degraded, rolledBack, invalidSpec, configDrift, centreDown, error)")
+	apps.Flags().Int("page-size", 0, "apps per request (default: the server's, 100)")
+	cmds = append(cmds, apps)
 
 	apply := &cobra.Command{
 		Use:   "apply -f FILE",

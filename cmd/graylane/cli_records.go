@@ -220,7 +220,7 @@ func printDryRun(w io.Writer, r server.DryRunResult) error {
 	if !r.Valid {
 		fmt.Fprintln(w, "INVALID:")
 		for _, e := range r.Errors {
-			fmt.Fprintf(w, "  %s: %s\n", e.Field, e.Error)
+			fmt.Fprintf(w, "  %s: %s\n", e.Field, e.Message)
 		}
 		if len(r.Errors) == 0 {
 			fmt.Fprintf(w, "  %s\n", r.Error)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/client"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/testsupport/etcdtest"
@@ -112,12 +113,44 @@ traffic: {type: none}
 		t.Fatal(err)
 	}
 	waitFor(t, a, "billing", 60*time.Second, "v1 healthy", healthyAt("v1"))
+	// the standby's event stream follows the leader's progress
+	opened, sawCanary := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go b.Client().Watch(wctx, "billing", func(m engine.Message) bool {
+		once.Do(func() { close(opened) }) // the stream's first status: it is open
+		if m.App != nil && m.App.Status.CanaryVersion == "v2" {
+			close(sawCanary)
+			return false
+		}
+		return true
+	})
+	select {
+	case <-opened:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the standby's event stream never opened")
+	}
 	if _, err := cli.Put(ctx, "/graylane/apps/billing", doc("v2")); err != nil {
 		t.Fatal(err)
 	}
 	// the standby serves the same view
 	waitFor(t, b, "billing", 60*time.Second, "paused at step 2 (seen through the standby)", func(v engine.AppView) bool {
 		return v.Status.Phase == rollout.Paused && v.Status.Step == 1
+	})
+
+	select {
+	case <-sawCanary:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the standby's event stream never showed the canary v2")
+	}
+	// and lists it from the state records, paused, without a pass of its own
+	testenv.Eventually(t, 30*time.Second, "the standby lists billing paused", func() error {
+		l, err := b.Client().Apps(ctx, client.ListOptions{Phase: "Paused"})
+		if err != nil {
+			return err
+		}
+		return testenv.Check(len(l) == 1 && l[0].App == "billing" && l[0].CanaryVersion == "v2", "paused apps %+v", l)
 	})
 
 	a.Kill() // the leader dies; its lease expires after ha.ttl

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/graylane/graylane/configsync"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
+	"github.com/graylane/graylane/console"
 	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/rollout/engine"
@@ -33,6 +35,10 @@ import (
 var defaults = map[string]any{
 	"http.addr":                "127.0.0.1:8080",
 	"http.token":               "",
+	"http.tls.certFile":        "",
+	"http.tls.keyFile":         "",
+	"http.secureCookies":       false,
+	"http.sessionTTL":          "12h",
 	"data.dir":                 "./data",
 	"log.level":                "info",
 	"log.format":               "text",
@@ -303,11 +309,21 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return &exitError{code: 2, err: err}
 	}
 
+	tlsCert, tlsKey := v.GetString("http.tls.certFile"), v.GetString("http.tls.keyFile")
+	if (tlsCert == "") != (tlsKey == "") {
+		return &exitError{code: 2, err: errors.New("http.tls: set both certFile and keyFile (or neither)")}
+	}
+	sessionTTL := v.GetDuration("http.sessionTTL")
+	if sessionTTL <= 0 {
+		return &exitError{code: 2, err: fmt.Errorf("http.sessionTTL: %q is not a positive duration", v.GetString("http.sessionTTL"))}
+	}
 	api := server.New(server.Config{
 		Config: cfgw.manager,
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
 		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
 		Records: recs.store, AuditLog: recs.audit, Denials: recs.denials,
+		Console: console.Handler(), Version: buildVersion(),
+		SessionTTL: sessionTTL, SecureCookies: v.GetBool("http.secureCookies") || tlsCert != "",
 	})
 	tokens, err := apiTokens(v)
 	if err != nil {
@@ -323,13 +339,28 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return fmt.Errorf("http.addr %s: %w", addr, err)
 	}
 	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("graylane serving", "api", "http://"+ln.Addr().String(), "source", src.Name(), "data", dataDir)
+	scheme := "http"
+	if tlsCert != "" {
+		// load now, so a bad certificate stops graylane with a clear error
+		if _, err := tls.LoadX509KeyPair(tlsCert, tlsKey); err != nil {
+			ln.Close()
+			return &exitError{code: 2, err: fmt.Errorf("http.tls: load %s and %s: %w", tlsCert, tlsKey, err)}
+		}
+		httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
+	log.Info("graylane serving", "api", scheme+"://"+ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/", "source", src.Name(), "data", dataDir)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error { return recs.run(gctx) })
 	g.Go(func() error {
-		err := httpSrv.Serve(ln)
+		var err error
+		if tlsCert != "" {
+			err = httpSrv.ServeTLS(ln, tlsCert, tlsKey)
+		} else {
+			err = httpSrv.Serve(ln)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}

@@ -196,7 +196,7 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 	defer t.Stop()
 	for {
 		for _, c := range a.Checks {
-			ok, msg := Run(ctx, r.client, c, data)
+			ok, msg, val := Measure(ctx, r.client, c, data)
 			if ctx.Err() != nil {
 				return
 			}
@@ -206,7 +206,7 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 			r.mu.Lock()
 			res := ru.results[c.Name]
 			res.Version = ru.version
-			res.Runs = append(res.Runs, rollout.CheckRun{At: r.clock.Now(), OK: ok, Message: msg})
+			res.Runs = append(res.Runs, rollout.CheckRun{At: r.clock.Now(), OK: ok, Message: msg, Value: val})
 			if len(res.Runs) > MaxRuns {
 				res.Runs = res.Runs[len(res.Runs)-MaxRuns:]
 			}
@@ -231,31 +231,38 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 
 // Run runs one check once and says whether it passed, and why not.
 func Run(ctx context.Context, client *http.Client, c spec.Check, data map[string]string) (bool, string) {
+	ok, msg, _ := Measure(ctx, client, c, data)
+	return ok, msg
+}
+
+// Measure is Run that also returns the value measured (nil for a check
+// that only looks at the status code, or that failed to measure).
+func Measure(ctx context.Context, client *http.Client, c spec.Check, data map[string]string) (bool, string, *float64) {
 	var v float64
 	var err error
 	var lo, hi *float64
 	switch {
 	case c.HTTP != nil:
 		if v, err = runHTTP(ctx, client, c.HTTP, data); err == nil && c.HTTP.JSONPath == "" {
-			return true, ""
+			return true, "", nil
 		}
 		lo, hi = c.HTTP.Min, c.HTTP.Max
 	case c.Prometheus != nil:
 		v, err = runPrometheus(ctx, client, c.Prometheus, data)
 		lo, hi = c.Prometheus.Min, c.Prometheus.Max
 	default:
-		return false, "check has neither http nor prometheus"
+		return false, "check has neither http nor prometheus", nil
 	}
 	if err != nil {
-		return false, err.Error()
+		return false, err.Error(), nil
 	}
 	if lo != nil && v < *lo {
-		return false, fmt.Sprintf("value %g is below min %g", v, *lo)
+		return false, fmt.Sprintf("value %g is below min %g", v, *lo), &v
 	}
 	if hi != nil && v > *hi {
-		return false, fmt.Sprintf("value %g is above max %g", v, *hi)
+		return false, fmt.Sprintf("value %g is above max %g", v, *hi), &v
 	}
-	return true, fmt.Sprintf("value %g", v)
+	return true, fmt.Sprintf("value %g", v), &v
 }
 
 func timeout(d *spec.Duration) time.Duration {

@@ -167,3 +167,23 @@ func TestRunnerKeepsResultsPerVersionAndNotifies(t *testing.T) {
 		t.Fatalf("results after Stop: %v", res)
 	}
 }
+
+// Measure returns the number a check measured, passing or not, so the
+// console can chart it against the thresholds.
+func TestMeasureReturnsTheValue(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"data": {"errorRate": 0.3}}`))
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		max float64
+		ok  bool
+	}{{0.5, true}, {0.1, false}} {
+		max := c.max
+		chk := spec.Check{Name: "errors", HTTP: &spec.HTTPCheck{URL: srv.URL, JSONPath: "data.errorRate", Max: &max}}
+		ok, msg, v := Measure(context.Background(), srv.Client(), chk, nil)
+		if ok != c.ok || v == nil || *v != 0.3 {
+			t.Fatalf("max %g: ok %v, msg %q, value %v", c.max, ok, msg, v)
+		}
+	}
+}

@@ -84,6 +84,8 @@ type Engine struct {
 	waiters   map[string]chan CommandResult
 
 	broker *Broker
+	// index holds every app's list row (index.go, list.go).
+	index *index
 }
 
 // parsedDoc is an app's newest document from the source, parsed once
@@ -156,6 +158,7 @@ func New(cfg Config) *Engine {
 		live:      map[string]*live{},
 		waiters:   map[string]chan CommandResult{},
 		broker:    NewBroker(),
+		index:     newIndex(),
 	}
 }
 
@@ -195,10 +198,14 @@ func (e *Engine) SourceError() error {
 // Config.Elect it reconciles only during its terms as leader.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		e.watch(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		e.feedIndex(ctx) // list.go
 	}()
 	defer wg.Wait()
 	select {
@@ -302,6 +309,7 @@ func (e *Engine) watch(ctx context.Context) {
 				e.received[ch.Entry.App] = now
 				e.seen[ch.Entry.App] = seen{revision: ch.Entry.Revision, at: now}
 				delete(e.parsed, ch.Entry.App)
+				e.index.doc(ch.Entry.App, e.cfg.Source.Name(), ch.Type != configsync.Delete)
 			}
 			first := resp.Reset && !e.isSynced
 			if first {

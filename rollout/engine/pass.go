@@ -349,6 +349,7 @@ func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
 	delete(e.live, app)
 	delete(e.parsed, app)
 	e.mu.Unlock()
+	e.index.remove(app)
 	if e.cfg.Analysis != nil {
 		e.cfg.Analysis.Stop(app)
 	}
@@ -408,6 +409,7 @@ func (p *pass) changed() bool {
 func (p *pass) publish() {
 	v, ok := p.e.view(p.app, p.stored, p.rev)
 	if ok {
+		p.e.index.put(SummaryOf(v), p.rev, true)
 		p.e.broker.Publish(p.app, Message{Kind: "status", App: &v})
 	}
 }

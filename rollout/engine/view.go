@@ -32,6 +32,9 @@ type StatusView struct {
 	TotalSteps int `json:"totalSteps"`
 	// Instances are the backend's instances as last observed.
 	Instances []adapters.Instance `json:"instances"`
+	// ObservedWeights is the traffic split the router last reported (or
+	// was last set to), by version; Weights is what graylane wants.
+	ObservedWeights map[string]int `json:"observedWeights,omitempty"`
 	// ObservedRevision is the source revision of the spec in force.
 	ObservedRevision int64 `json:"observedRevision"`
 	// SpecError is the error of a newer, rejected document.
@@ -79,10 +82,17 @@ func (e *Engine) view(app string, rec Record, rev int64) (AppView, bool) {
 	doc, haveDoc := e.docs.Get(app)
 	pd := e.parsed[app]
 	var insts []adapters.Instance
+	var observed map[string]int
 	lastErr := ""
 	if l := e.live[app]; l != nil {
 		insts = append(insts, l.instances...)
 		lastErr = l.lastError
+		for _, w := range l.split.Weights {
+			if observed == nil {
+				observed = map[string]int{}
+			}
+			observed[w.Version] = w.Weight
+		}
 	}
 	srcErr := e.sourceErr
 	e.mu.Unlock()
@@ -110,12 +120,13 @@ func (e *Engine) view(app string, rec Record, rev int64) (AppView, bool) {
 	v.Status.UpdatedAt = rec.UpdatedAt
 	v.Status.Instances = append([]adapters.Instance{}, insts...)
 	v.Status.LastError = lastErr
+	v.Status.ObservedWeights = observed
 	sort.Slice(v.Status.Instances, func(i, j int) bool { return v.Status.Instances[i].ID < v.Status.Instances[j].ID })
 	if e.cfg.Analysis != nil && rec.Status.CanaryVersion != "" {
 		if res := e.cfg.Analysis.Results(app); len(res) > 0 {
 			for k, r := range res {
-				if len(r.Runs) > 5 {
-					r.Runs = r.Runs[len(r.Runs)-5:]
+				if len(r.Runs) > viewRuns {
+					r.Runs = r.Runs[len(r.Runs)-viewRuns:]
 				}
 				res[k] = r
 			}

@@ -1,0 +1,274 @@
+// The graylane API as the console uses it: the same routes as the CLI and
+// curl, authenticated by the session cookie, with the session's CSRF token
+// on every change.
+
+export type Phase = 'Progressing' | 'Paused' | 'Healthy' | 'Degraded' | 'RolledBack' | '';
+
+export const PHASES: Phase[] = ['Progressing', 'Paused', 'Healthy', 'Degraded', 'RolledBack'];
+
+export interface VersionCount { version: string; ready: number; total: number }
+
+export interface Summary {
+  app: string;
+  version: string;
+  phase: Phase;
+  stableVersion: string;
+  canaryVersion?: string;
+  step: number;
+  totalSteps: number;
+  weights?: Record<string, number>;
+  ready: number;
+  instances: number;
+  versions?: VersionCount[];
+  strategy?: string;
+  backend?: string;
+  source: string;
+  sourceReady: boolean;
+  message?: string;
+  specError?: string;
+  lastError?: string;
+  drift?: number;
+  attention?: string[];
+  updatedAt: string;
+}
+
+export interface Counts { all: number; phases: Record<string, number>; attention: number }
+
+export interface AppList {
+  apps: Summary[];
+  continue?: string;
+  total: number;
+  counts: Counts;
+  limit: number;
+  seq: number;
+}
+
+export interface Changes {
+  seq: number;
+  reset?: boolean;
+  changed?: Summary[];
+  removed?: string[];
+  counts: Counts;
+}
+
+export interface Instance {
+  id: string;
+  version: string;
+  addr?: string;
+  ready: boolean;
+  message?: string;
+  meta?: Record<string, string>;
+}
+
+export interface Step {
+  setWeight?: number;
+  pause?: { duration?: string };
+  setCanaryScale?: { replicas?: number; weight?: number; matchTrafficWeight?: boolean };
+  analysis?: { checks?: string[]; count?: number };
+}
+
+export interface Bound { min?: number; max?: number }
+
+export interface Check {
+  name: string;
+  http?: Bound & { url: string; jsonPath?: string };
+  prometheus?: Bound & { address: string; query: string };
+}
+
+export interface Spec {
+  app: string;
+  version: string;
+  replicas?: number;
+  strategy: {
+    type: string;
+    steps?: Step[];
+    analysis?: { checks: Check[] };
+    scaleDownDelay?: string;
+    progressDeadline?: string;
+  };
+  backend: { type: string };
+  traffic?: { type?: string };
+  config?: unknown;
+}
+
+export interface CheckRun { at: string; ok: boolean; message?: string; value?: number }
+
+export interface Drift {
+  placement: { centre: string; file: string; role: string; location?: unknown };
+  identity: string;
+  want: string;
+  got: string;
+  diff?: string;
+  since: string;
+}
+
+export interface ConfigView {
+  identity: string;
+  layout: { stableIdentity?: string; stableDigest?: string; grayIdentity?: string; grayDigest?: string };
+  gate?: { waiting?: string; stableDigest?: string; placed?: Record<string, boolean>; loaded?: Record<string, number>; verify?: boolean };
+  placements: { centre: string; file: string; role: string; identity: string; want: string; verified: boolean; error?: string }[];
+  pending?: unknown;
+  drift?: Drift[];
+  error?: string;
+}
+
+export interface Status {
+  phase: Phase;
+  message?: string;
+  stableVersion?: string;
+  canaryVersion?: string;
+  step: number;
+  stepStartedAt?: string;
+  paused?: boolean;
+  previousVersion?: string;
+  rejectedVersion?: string;
+  weights?: Record<string, number>;
+  observedWeights?: Record<string, number>;
+  preview?: string;
+  history?: { version: string; outcome: string; at: string }[];
+  totalSteps: number;
+  instances: Instance[] | null;
+  observedRevision: number;
+  specError?: { error: string; field?: string; revision?: number };
+  lastError?: string;
+  lastCommand?: { id: string; command: string; error?: string };
+  analysis?: Record<string, { version: string; runs: CheckRun[] }>;
+  config?: ConfigView;
+  source: { name: string; ready: boolean; error?: string };
+  updatedAt: string;
+}
+
+export interface Action { name: string; allowed: boolean; reason?: string }
+
+export interface AppDetail {
+  app: string;
+  spec?: Spec;
+  documentVersion?: string;
+  status: Status;
+  actions: Action[];
+}
+
+export interface EventView {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+  app: string;
+  time: string;
+}
+
+export interface SessionInfo {
+  authRequired: boolean;
+  authenticated: boolean;
+  user?: string;
+  role?: 'read' | 'write';
+  csrf?: string;
+  expiresAt?: string;
+  error?: string;
+  version: string;
+}
+
+export interface Health { ready: boolean; role: string; source: string; error?: string }
+
+export interface FieldMsg { field?: string; message: string }
+
+export interface SpecDoc { app: string; document: string; documentVersion: string; centre: string }
+
+export interface GrayDoc {
+  rules: { name?: string; version: string; match?: unknown }[];
+  split: { version: string; weight: number }[];
+  preview?: string;
+  canary?: string;
+  stable?: string;
+  generation: number;
+}
+
+/** ApiError is a failed API call, with the answer put in words. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+    readonly field?: string,
+    readonly errors?: FieldMsg[],
+  ) {
+    super(describe(status, detail));
+  }
+}
+
+function describe(status: number, detail: string): string {
+  switch (status) {
+    case 400:
+      return `Not accepted: ${detail}`;
+    case 401:
+      return `Not signed in: ${detail}`;
+    case 403:
+      return `Not allowed: ${detail}`;
+    case 404:
+      return `Not found: ${detail}`;
+    case 409:
+      return `The engine refused: ${detail}`;
+    case 412:
+      return 'Someone changed this spec since you loaded it. Reload to see their change, then edit again.';
+    case 405:
+      return `Not possible here: ${detail}`;
+    case 503:
+      return `graylane is not ready: ${detail}`;
+    case 0:
+      return `graylane did not answer: ${detail}`;
+  }
+  return `graylane answered ${status}: ${detail}`;
+}
+
+let csrf = '';
+let onUnauthorized: (msg: string) => void = () => {};
+
+/** setSession remembers the CSRF token and what to do on a 401. */
+export function setSession(token: string, unauthorized: (msg: string) => void) {
+  csrf = token;
+  onUnauthorized = unauthorized;
+}
+
+export async function call<T>(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<T> {
+  const h: Record<string, string> = { Accept: 'application/json', ...headers };
+  if (method !== 'GET' && csrf) h['X-CSRF-Token'] = csrf;
+  if (body !== undefined && !h['Content-Type']) h['Content-Type'] = 'application/json';
+  let resp: Response;
+  try {
+    resp = await fetch(path, { method, body, headers: h, credentials: 'same-origin' });
+  } catch (e) {
+    throw new ApiError(0, String(e));
+  }
+  const text = await resp.text();
+  let data: any = undefined;
+  try {
+    data = text ? JSON.parse(text) : undefined;
+  } catch {
+    data = undefined;
+  }
+  if (!resp.ok) {
+    const detail = (data && data.error) || text || resp.statusText;
+    const err = new ApiError(resp.status, detail, data?.field, data?.errors);
+    if (resp.status === 401) onUnauthorized(detail);
+    throw err;
+  }
+  return data as T;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  session: () => call<SessionInfo>('GET', '/api/v1/session'),
+  login: (token: string) => call<SessionInfo>('POST', '/api/v1/session', JSON.stringify({ token })),
+  logout: () => call<SessionInfo>('DELETE', '/api/v1/session'),
+  health: () => call<Health>('GET', '/api/v1/health'),
+  list: (q: URLSearchParams) => call<AppList>('GET', '/api/v1/apps?' + q.toString()),
+  app: (app: string) => call<AppDetail>('GET', `/api/v1/apps/${enc(app)}`),
+  spec: (app: string) => call<SpecDoc>('GET', `/api/v1/apps/${enc(app)}/spec`),
+  gray: (app: string) => call<GrayDoc>('GET', `/api/v1/apps/${enc(app)}/gray`),
+  validate: (app: string, doc: string) =>
+    call<{ valid: boolean; errors?: FieldMsg[] }>('POST', `/api/v1/apps/${enc(app)}/validate`, doc, { 'Content-Type': 'application/yaml' }),
+  save: (app: string, doc: string, ifMatch: string) =>
+    call<{ documentVersion: string }>('PUT', `/api/v1/apps/${enc(app)}`, doc, { 'Content-Type': 'application/yaml', 'If-Match': ifMatch }),
+  setVersion: (app: string, version: string) =>
+    call<{ documentVersion: string }>('PUT', `/api/v1/apps/${enc(app)}/version`, JSON.stringify({ version })),
+  command: (app: string, cmd: string) => call<AppDetail>('POST', `/api/v1/apps/${enc(app)}/${enc(cmd)}`),
+};
