@@ -325,10 +325,10 @@ func asMap(doc []byte) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// plain numbers (not json.Number): they are encoded back into YAML
+	// as numbers (a schema's minLength: 1 stays a number)
 	var m map[string]any
-	d := json.NewDecoder(bytes.NewReader(j))
-	d.UseNumber()
-	if err := d.Decode(&m); err != nil {
+	if err := json.Unmarshal(j, &m); err != nil {
 		return nil, err
 	}
 	return m, nil

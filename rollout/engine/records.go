@@ -249,11 +249,12 @@ func (m *Metrics) observeRevisions(ch records.Changes) {
 			continue
 		}
 		r.ended.WithLabelValues(e.App, e.Outcome).Inc()
-		if e.Outcome == records.Promoted {
+		switch {
+		case e.Outcome != records.Promoted:
+		case e.Kind == records.KindRelease:
 			r.lead.WithLabelValues(e.App).Observe(e.Took(e.EndedAt).Seconds())
-			if e.Kind == records.KindRollback && e.RollbackTo > 0 {
-				r.restore.WithLabelValues(e.App).Observe(e.Took(e.EndedAt).Seconds())
-			}
+		case e.RollbackTo > 0:
+			r.restore.WithLabelValues(e.App).Observe(e.Took(e.EndedAt).Seconds())
 		}
 	}
 	for _, w := range ch.Restored {
