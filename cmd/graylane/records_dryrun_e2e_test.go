@@ -114,8 +114,8 @@ func TestEndToEndDryRunWritesNothing(t *testing.T) {
 	out, code := cli(t, e.g, "diff", "-f", write("v2.yaml", e.spec("v2", "two", "report")))
 	for _, want := range []string{"nothing was written", "-version: v1", "+version: v2", "plan: v1 → v2 (canary)",
 		"v1 100%", "v1 50% · v2 50%", "promote (paused", "v2 100%",
-		"config: identity v2 (new binding)", "create etcd /config/demo/app.yaml@v2 (gray, at canary)", "+greeting: two",
-		"update etcd /config/demo/app.yaml (stable, at promotion)", "-greeting: one", "update nacos", "apollo"} {
+		"config: identity v2 (new binding)", "create etcd key=/config/demo/app.yaml@v2 (gray, at canary)", "+greeting: two",
+		"update etcd key=/config/demo/app.yaml (stable, at promotion)", "-greeting: one", "update nacos", "apollo"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("graylane diff lacks %q:\n%s", want, out)
 		}
