@@ -64,7 +64,7 @@ func BenchmarkStoragePer1000Releases(b *testing.B) {
 					{Name: "application.yaml", Format: "yaml", SHA256: fmt.Sprintf("%064x", n+1), Bytes: 40},
 					{Name: "limits.json", Format: "json", SHA256: fmt.Sprintf("%064x", n+2), Bytes: 12}}},
 				SpecDigest: rel.Hash(), Spec: text, SpecDiff: diffSpecs(prev[rel.App], text, num-1),
-				Cause: Cause{Kind: CauseAPI, Actor: "ops", Via: "api", Action: "set-version", Centre: "etcd", DocumentVersion: fmt.Sprint(1000 + n), DocumentRevision: int64(1000 + n)},
+				Cause:    Cause{Kind: CauseAPI, Actor: "ops", Via: "api", Action: "set-version", Centre: "etcd", DocumentVersion: fmt.Sprint(1000 + n), DocumentRevision: int64(1000 + n)},
 				Replaces: num - 1, Strategy: "canary", SeenAt: at, StartedAt: at, EndedAt: at.Add(3 * time.Minute), Outcome: Promoted,
 				Verdicts: []Verdict{{Check: "smoke", Runs: 12, OK: true, At: at.Add(2 * time.Minute)}}}
 			for s, name := range []string{"setWeight 10", "pause 1m0s", "setWeight 50", "pause (until promoted)", "setWeight 100"} {
