@@ -279,12 +279,12 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		}
 		elect = etcdElect(cli, v.GetString("ha.key"), id, v.GetDuration("ha.ttl"), log.With("component", "election"))
 	}
-	cfgw, err := buildConfigReleaser(ctx, v, cli, log) // wiring_config.go
+	recs := buildRecords(v, cli, src.Name(), log)                                   // wiring_records.go
+	cfgw, err := buildConfigReleaser(ctx, v, cli, log, recs.store.ConfigIdentities) // wiring_config.go
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	defer cfgw.close()
-	recs := buildRecords(v, cli, src.Name(), log) // wiring_records.go
 	var eng *engine.Engine
 	checks := analysis.New(analysis.Config{Notify: func(app string) { eng.Trigger(app) }, Logger: log.With("component", "analysis"),
 		Journal: etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))})
