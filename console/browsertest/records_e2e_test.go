@@ -46,6 +46,15 @@ func TestConsoleRevisionsStatsAndAudit(t *testing.T) {
 		t.Fatalf("revisions after the console's rollback: %v %+v", err, revs)
 	}
 
+	// the Set version dialog previews the release with a dry-run, writing nothing
+	b.Do("set version", chromedp.Click(chromedp.CSS(`[data-action=set-version]`)))
+	b.Do("type v3, preview", chromedp.SendKeys(chromedp.ID("new-version"), "v3"), chromedp.Click(chromedp.CSS(`button[data-preview]`)))
+	b.Eventually(20*time.Second, "the plan of the dry-run", `[...document.querySelectorAll('[data-testid=dry-run] tbody tr')].some(tr => tr.textContent.includes('v3 100%'))`)
+	if v, err := c.App(t.Context(), "shop"); err != nil || v.Spec.Version != "v1" {
+		t.Fatalf("the preview changed the desired version: %v %+v", err, v.Spec)
+	}
+	b.Do("cancel", chromedp.Click(chromedp.CSS(`dialog[open] .dialog-buttons button.btn:not(.btn-primary):not([data-preview])`)))
+
 	b.Do("statistics", chromedp.Click(chromedp.CSS(`.top-nav a[href="/stats"]`)))
 	b.Eventually(10*time.Second, "shop's 7-day row", `document.querySelector('[data-testid=stats] tr[data-app=shop][data-window="7d"]')?.children[2]?.textContent === '3'`)
 	b.Do("audit log", chromedp.Click(chromedp.CSS(`.top-nav a[href="/audit"]`)))

@@ -201,6 +201,15 @@ export interface Revision {
   reason?: string;
 }
 
+export interface DryRun {
+  dryRun: boolean;
+  valid: boolean;
+  diff: string;
+  errors?: FieldMsg[];
+  plan?: { from?: string; to: string; strategy: string; note?: string; steps: { after: number; phase: string; step: number; replicas: Record<string, number>; weights?: Record<string, number> }[] };
+  config?: { identity: string; binding: string; writes: { action: string; when: string }[] };
+}
+
 export interface Durations { count: number; medianSeconds: number; p90Seconds: number }
 
 export interface Stats {
@@ -322,6 +331,7 @@ export const api = {
   setVersion: (app: string, version: string) =>
     call<{ documentVersion: string }>('PUT', `/api/v1/apps/${enc(app)}/version`, JSON.stringify({ version })),
   command: (app: string, cmd: string) => call<AppDetail>('POST', `/api/v1/apps/${enc(app)}/${enc(cmd)}`),
+  dryRunVersion: (app: string, version: string) => call<DryRun>('PUT', `/api/v1/apps/${enc(app)}/version?dryRun=true`, JSON.stringify({ version })),
   revisions: (app: string) => call<{ app: string; revisions: Revision[] }>('GET', `/api/v1/apps/${enc(app)}/revisions`),
   rollbackTo: (app: string, revision: number) =>
     call<{ revision: number; version: string; mode: string }>('POST', `/api/v1/apps/${enc(app)}/rollback`, JSON.stringify({ revision })),
