@@ -18,9 +18,9 @@ import (
 	"github.com/graylane/graylane/configrelease"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/gray"
-	"github.com/graylane/graylane/records"
 	"github.com/graylane/graylane/internal/backup"
 	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/records"
 )
 
 // backupCommands are `graylane backup` and `graylane restore`: graylane's
