@@ -17,7 +17,7 @@ build:
 run: build
 	./bin/graylane serve --config deployments/local/graylane.yaml
 
-## test-deps: install the system packages the tests use (nginx, OpenSSH server)
+## test-deps: install the system packages the tests use (nginx + Lua module, OpenSSH server, JDK, wrk)
 test-deps:
 	./.ci/install-deps.sh
 
@@ -47,9 +47,10 @@ test: test-deps console-check tools build
 test-unit:
 	GRAYLANE_INTEGRATION= $(GO) test -count=1 $(PKGS)
 
-## bench: the benchmarks behind docs/benchmarks.md (some need embedded etcd)
+## bench: the benchmarks behind docs/benchmarks.md (some need embedded etcd; the proxy against nginx needs make test-deps)
 bench: build
 	GRAYLANE_INTEGRATION=1 $(GO) test -run '^$$' -bench . -benchmem -count=1 ./rollout/... ./adapters/proxy/... ./configsync/etcd/...
+	$(GO) run ./bench/proxybench -duration 10s -rounds 5
 
 ## chart-lint: `helm lint --strict` of deployments/helm/graylane through Helm's Go SDK (bin/graylane-helm from tools/helm)
 chart-lint:

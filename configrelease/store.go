@@ -141,10 +141,21 @@ type Store interface {
 
 // EtcdStore keeps config history and state in etcd.
 type EtcdStore struct {
-	cli    *clientv3.Client
-	prefix string
-	limit  int
-	gate   *upgrade.Gate
+	cli     *clientv3.Client
+	prefix  string
+	limit   int
+	protect func(ctx context.Context, app string) (map[string]bool, error)
+	gate    *upgrade.Gate
+}
+
+// StoreOption configures an EtcdStore.
+type StoreOption func(*EtcdStore)
+
+// WithProtect keeps, when old history entries are pruned, the identities
+// f names for an app (the config bound to release revisions that are
+// still kept, so a rollback to any of them finds its files).
+func WithProtect(f func(ctx context.Context, app string) (map[string]bool, error)) StoreOption {
+	return func(s *EtcdStore) { s.protect = f }
 }
 
 var _ Store = (*EtcdStore)(nil)
@@ -154,6 +165,8 @@ type EtcdStoreConfig struct {
 	Client *clientv3.Client
 	// Prefix holds history and state (DefaultPrefix when empty).
 	Prefix string
+	// Protect is as WithProtect (nil: none).
+	Protect func(ctx context.Context, app string) (map[string]bool, error)
 	// Gate says at which schema version records are written; nil writes
 	// the current one.
 	Gate *upgrade.Gate
@@ -168,13 +181,17 @@ func OpenEtcdStore(cfg EtcdStoreConfig) *EtcdStore {
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	return &EtcdStore{cli: cfg.Client, prefix: prefix, limit: DefaultHistoryLimit, gate: cfg.Gate}
+	return &EtcdStore{cli: cfg.Client, prefix: prefix, limit: DefaultHistoryLimit, protect: cfg.Protect, gate: cfg.Gate}
 }
 
 // NewEtcdStore returns a store under prefix (DefaultPrefix when ""),
 // without a Gate.
-func NewEtcdStore(cli *clientv3.Client, prefix string) *EtcdStore {
-	return OpenEtcdStore(EtcdStoreConfig{Client: cli, Prefix: prefix})
+func NewEtcdStore(cli *clientv3.Client, prefix string, opts ...StoreOption) *EtcdStore {
+	s := OpenEtcdStore(EtcdStoreConfig{Client: cli, Prefix: prefix})
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Collections are where the records live, for the Gate's migrations.
@@ -274,6 +291,15 @@ func (s *EtcdStore) PutEntry(ctx context.Context, e HistoryEntry, keep ...string
 	protect := map[string]bool{e.Identity: true}
 	for _, k := range keep {
 		protect[k] = true
+	}
+	if s.protect != nil {
+		more, err := s.protect(ctx, e.App)
+		if err != nil {
+			return fmt.Errorf("prune config history of %s: which entries kept revisions name: %w", e.App, err)
+		}
+		for k := range more {
+			protect[k] = true
+		}
 	}
 	for _, old := range all[s.limit:] {
 		if !protect[old.Identity] {

@@ -60,6 +60,9 @@ type Release struct {
 	Config *Config `json:"config,omitempty"`
 	// Gray holds the gray rules services follow; optional.
 	Gray *Gray `json:"gray,omitempty"`
+	// Rollback says how a rollback to an earlier revision runs; optional
+	// (default: fast, without steps).
+	Rollback *RollbackPolicy `json:"rollback,omitempty"`
 }
 
 // Strategy is the rollout strategy.
@@ -137,6 +140,9 @@ type Traffic struct {
 	Nginx *NginxTraffic `json:"nginx,omitempty"`
 	// Proxy configures graylane's built-in proxy (type proxy).
 	Proxy *ProxyTraffic `json:"proxy,omitempty"`
+	// Trust names the callers allowed to steer versions at the edge
+	// (proxy and nginx); nobody by default.
+	Trust *TrafficTrust `json:"trust,omitempty"`
 }
 
 // Health says how an instance is judged ready.

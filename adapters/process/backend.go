@@ -322,7 +322,22 @@ func (a *app) newSlot(b *Backend, version string, n int) *slot {
 // Notify registers fn, called with the app's name whenever one of its
 // instances starts, becomes ready or unready, exits or is removed. fn must
 // not block.
-func (b *Backend) Notify(fn func(app string)) { b.listeners.Add(fn) }
+//
+// fn is also called at once for every app the backend already runs (its
+// adopted instances, checked before New returned, included), so a router
+// wired after New catches up without waiting for the next change.
+func (b *Backend) Notify(fn func(app string)) {
+	b.listeners.Add(fn)
+	b.mu.Lock()
+	apps := make([]string, 0, len(b.apps))
+	for name := range b.apps {
+		apps = append(apps, name)
+	}
+	b.mu.Unlock()
+	for _, name := range apps {
+		fn(name)
+	}
+}
 
 func (b *Backend) notify(app string) { b.listeners.Fire(app) }
 

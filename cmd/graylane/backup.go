@@ -14,12 +14,14 @@ import (
 	"github.com/spf13/viper"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/graylane/graylane/audit"
 	"github.com/graylane/graylane/configrelease"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/internal/backup"
 	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/internal/upgrade"
+	"github.com/graylane/graylane/records"
 )
 
 // backupCommands are `graylane backup` and `graylane restore`: graylane's
@@ -105,6 +107,8 @@ func statePrefixes(v *viper.Viper) []string {
 		v.GetString("etcd.analysisPrefix"),
 		getOr(v, "config.prefix", configrelease.DefaultPrefix),
 		getOr(v, "gray.etcd.prefix", gray.DefaultRulesPrefix),
+		getOr(v, "records.prefix", records.DefaultPrefix),
+		getOr(v, "audit.prefix", audit.DefaultPrefix),
 		getOr(v, "upgrade.prefix", upgrade.DefaultPrefix), // the storage schema versions (member records are lease-bound: left out)
 	}
 	var out []string

@@ -213,7 +213,8 @@ func TestEndToEndDockerBlueGreenThroughProxy(t *testing.T) {
 	eng.DemoImages(t, "demoapp:v1", "demoapp:v2")
 	g := graylanetest.Start(t, graylanetest.Options{Config: map[string]any{"docker": map[string]any{"host": eng.Host, "drainDelay": "200ms"}}})
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	proxy := fmt.Sprintf("traffic:\n  type: proxy\n  proxy: {listen: \"%s\"}", listen)
+	// the preview request comes from loopback: trusted (traffic.trust)
+	proxy := fmt.Sprintf("traffic:\n  type: proxy\n  proxy: {listen: \"%s\"}\n  trust: {clientIPs: [127.0.0.1]}", listen)
 	bg := `  type: bluegreen
   autoPromotionDelay: 3s
   scaleDownDelay: 1s
@@ -375,7 +376,11 @@ func TestEndToEndDockerExitAtStartRollsBack(t *testing.T) {
 	defer mu.Unlock()
 	found := ""
 	for _, e := range events {
-		if strings.HasPrefix(e, "ProgressDeadlineExceeded") && strings.Contains(e, "exited with code 1") && strings.Contains(e, "--config-files needs a source") {
+		// The engine reports the container as exited, or (when the health
+		// check ran first, on a loaded machine) as failing its checks; either
+		// way the container's own last words must reach the event.
+		engineSaid := strings.Contains(e, "exited with code 1") || strings.Contains(e, "keeps failing")
+		if strings.HasPrefix(e, "ProgressDeadlineExceeded") && engineSaid && strings.Contains(e, "--config-files needs a source") {
 			found = e
 		}
 	}

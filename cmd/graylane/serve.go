@@ -298,7 +298,8 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		// advertises under (graylanes before it are known by this key alone)
 		elect = etcdElect(cli, v.GetString("ha.key"), memberID(v), v.GetDuration("ha.ttl"), log.With("component", "election"))
 	}
-	cfgw, err := buildConfigReleaser(ctx, v, cli, gate, log) // wiring_config.go
+	recs := buildRecords(v, cli, src.Name(), log)                                         // wiring_records.go
+	cfgw, err := buildConfigReleaser(ctx, v, cli, gate, log, recs.store.ConfigIdentities) // wiring_config.go
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -318,6 +319,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Metrics:  engine.NewMetrics(reg),
 		Workers:  v.GetInt("engine.workers"),
 		Resync:   v.GetDuration("engine.resync"),
+		Records:  recs.keeper,
 	})
 	adapters.Notify(eng.Trigger)
 	adapters.releases = eng.Release
@@ -338,6 +340,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Config: cfgw.manager,
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
 		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
+		Records: recs.store, AuditLog: recs.audit, Denials: recs.denials,
 		Console: console.Handler(), Version: buildVersion(),
 		SessionTTL: sessionTTL, SecureCookies: v.GetBool("http.secureCookies") || tlsCert != "",
 	})
@@ -370,6 +373,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error { return gate.Run(gctx) })
+	g.Go(func() error { return recs.run(gctx) })
 	g.Go(func() error {
 		var err error
 		if tlsCert != "" {

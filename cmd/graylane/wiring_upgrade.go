@@ -10,9 +10,11 @@ import (
 	"github.com/spf13/viper"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/graylane/graylane/audit"
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/internal/schema"
 	"github.com/graylane/graylane/internal/upgrade"
+	"github.com/graylane/graylane/records"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
 )
 
@@ -38,7 +40,9 @@ func collections(v *viper.Viper) []upgrade.Collection {
 		etcdstore.Collection(v.GetString("etcd.statePrefix")),
 		etcdstore.JournalCollection(v.GetString("etcd.analysisPrefix")),
 	}
-	return append(out, configrelease.Collections(getOr(v, "config.prefix", configrelease.DefaultPrefix))...)
+	out = append(out, configrelease.Collections(getOr(v, "config.prefix", configrelease.DefaultPrefix))...)
+	out = append(out, records.Collections(getOr(v, "records.prefix", records.DefaultPrefix))...)
+	return append(out, audit.Collection(getOr(v, "audit.prefix", audit.DefaultPrefix)))
 }
 
 // electionPrefix is where HA candidates hold their keys (the presence of
