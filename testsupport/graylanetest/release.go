@@ -16,7 +16,7 @@ import (
 // this one": the newest commit of main before graylane's records carried
 // schema versions (docs/upgrades.md). Its records are version 0 of every
 // kind, and it neither advertises itself nor checks versions.
-const PreviousRelease = "48638c5eece6f656b3dc9484fb1af495be02fbbf"
+const PreviousRelease = "e493939edf0cab9273071697dc21323a901cdf88"
 
 // ReleaseBinaries builds graylane and demoapp as they were at commit (a
 // commit of this repository: git archive of it, built with the module
