@@ -187,14 +187,22 @@ func (b *Backend) load(name string) ([]*slot, error) {
 	log := b.log.With("app", name)
 	a := &app{name: name, slots: map[slotKey]*slot{}}
 	var f appFile
-	if err := readJSON(b.dirs.appFile(name), AppFileKind(), &f); err != nil && !errors.Is(err, os.ErrNotExist) {
+	from, err := readVersioned(b.dirs.appFile(name), AppFileKind(), &f)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
 		return nil, fmt.Errorf("process backend: load app %s: %w", name, err)
+	case from < AppFileKind().Current:
+		// written by an earlier release: migrate it once, now
+		if err := writeJSON(b.dirs.appFile(name), AppFileKind(), f); err != nil {
+			return nil, fmt.Errorf("process backend: app %s: migrate %s: %w", name, b.dirs.appFile(name), err)
+		}
 	}
 	a.rel, a.want = f.Release, f.Replicas
 	a.saved = digest(f)
 
 	recs, bad, err := b.dirs.readRecords(name)
-	if err != nil {
+	if err != nil { // a newer graylane's record
 		return nil, fmt.Errorf("process backend: load app %s: %w", name, err)
 	}
 	for _, msg := range bad {

@@ -84,8 +84,10 @@ func TestStateFilesSchemaStep0To1(t *testing.T) {
 	if got := pids(t, waitReady(t, b2, "files", traffic.Replicas{"v1": 1})); fmt.Sprint(got) != fmt.Sprint(orig) {
 		t.Fatalf("version-0 files: instances %v, want the adopted %v", got, orig)
 	}
-	if v := fileSchema(t, record); v != 1.0 {
-		t.Fatalf("adopted record rewritten at schema %v", v)
+	for _, f := range []string{record, app} {
+		if v := fileSchema(t, f); v != 1.0 {
+			t.Fatalf("%s rewritten at schema %v", f, v)
+		}
 	}
 	b2.Close()
 

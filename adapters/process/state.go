@@ -144,18 +144,24 @@ func syncDir(dir string) error {
 // readJSON reads a record of kind k of any version this graylane reads
 // into v; a newer one is an error wrapping schema.ErrNewer.
 func readJSON(path string, k schema.Kind, v any) error {
+	_, err := readVersioned(path, k, v)
+	return err
+}
+
+// readVersioned is readJSON that also returns the version the file had.
+func readVersioned(path string, k schema.Kind, v any) (int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	cur, _, err := k.Decode(b)
+	cur, from, err := k.Decode(b)
 	if err == nil {
 		err = json.Unmarshal(cur, v)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return from, fmt.Errorf("%s: %w", path, err)
 	}
-	return nil
+	return from, nil
 }
 
 // removeFile removes path and syncs its directory; a missing file is fine.

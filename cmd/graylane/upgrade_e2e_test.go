@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -289,5 +290,96 @@ traffic: {type: none}
 	sort.Ints(missing)
 	if len(missing) > 0 || states[len(states)-1].Replicas != "map[v2:4]" {
 		t.Fatalf("steps %v never applied, or not finished at v2 x4: %s", missing, strings.Join(trace, " → "))
+	}
+}
+
+// fileSchema is the schema member of a JSON file (nil when absent).
+func fileSchema(t *testing.T, path string) any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return m["schema"]
+}
+
+// TestEndToEndUpgradeOneGraylaneWithEmbeddedEtcd: the default install (one
+// graylane, embedded etcd, process backend behind the proxy process) of the
+// previous release, mid-canary, replaced by this release on the same data
+// directory. It adopts every instance (none started again), migrates its
+// records at once (it is the only member) and rewrites the process
+// backend's files at version 1, and the canary finishes. Then, with etcd
+// marked as holding rollout records of a newer schema than this release
+// reads, this release refuses to start (exit code 2) and says why.
+func TestEndToEndUpgradeOneGraylaneWithEmbeddedEtcd(t *testing.T) {
+	testenv.IntegrationTest(t)
+	ctx := context.Background()
+	oldBin := graylanetest.ReleaseBinaries(t, graylanetest.PreviousRelease)
+	newBin := graylanetest.Binaries(t)
+	g := graylanetest.Start(t, graylanetest.Options{Bin: oldBin})
+	port := testenv.FreePort(t)
+	strategy := "  type: canary\n  steps: [{setWeight: 25}, {pause: {}}, {setWeight: 100}]\n  scaleDownDelay: 0s"
+	g.PutSpec("shop", releaseDoc("shop", "v1", port, strategy))
+	waitFor(t, g, "shop", 90*time.Second, "v1 healthy", healthyAt("v1"))
+	g.PutSpec("shop", releaseDoc("shop", "v2", port, strategy))
+	waitFor(t, g, "shop", 90*time.Second, "paused at step 2", func(v engine.AppView) bool {
+		return v.Status.Phase == rollout.Paused && v.Status.CanaryVersion == "v2" && v.Status.Step == 1
+	})
+	if s := recordSchema(t, g.Etcd(), "/graylane/state/shop"); s != 0 {
+		t.Fatalf("previous release wrote schema %d", s)
+	}
+	instances, _ := filepath.Glob(filepath.Join(g.Dir, "data", "process", "apps", "shop", "instances", "*.json"))
+	if len(instances) != 5 { // 4 of v1, 1 canary
+		t.Fatalf("instance records %v", instances)
+	}
+	for _, f := range instances {
+		if v := fileSchema(t, f); v != nil {
+			t.Fatalf("%s: schema %v from the previous release", f, v)
+		}
+	}
+	before := g.Starts("shop")
+
+	g.Upgrade(newBin)
+	testenv.Eventually(t, 60*time.Second, "records migrated", func() error {
+		rep, err := upgrade.Inspect(ctx, g.Etcd(), "", []string{"/graylane/leader/"})
+		if err != nil {
+			return err
+		}
+		return testenv.Check(rep.Storage.Migrated["rollout-record"] == 1, "storage %+v", rep.Storage)
+	})
+	if s := recordSchema(t, g.Etcd(), "/graylane/state/shop"); s != 1 {
+		t.Fatalf("state record at schema %d after the upgrade", s)
+	}
+	for _, f := range append(instances, filepath.Join(g.Dir, "data", "process", "apps", "shop", "app.json")) {
+		if v := fileSchema(t, f); v != 1.0 {
+			t.Fatalf("%s: schema %v after the upgrade", f, v)
+		}
+	}
+	if after := g.Starts("shop"); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("instances started again by the upgrade: %v, before %v", after, before)
+	}
+	if _, err := g.Client().Command(ctx, "shop", rollout.CmdPromote); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, g, "shop", 90*time.Second, "v2 healthy", healthyAt("v2"))
+
+	// a newer release raised the rollout records' schema: this one refuses
+	if _, err := g.Etcd().Put(ctx, upgrade.DefaultPrefix+"storage",
+		`{"schema":1,"kinds":{"rollout-record":2},"migrated":{"rollout-record":2},"raisedBy":"c (v9.9.9)"}`); err != nil {
+		t.Fatal(err)
+	}
+	g.Stop()
+	if code := g.RestartExpectingExit(60 * time.Second); code != 2 {
+		t.Fatalf("exit code %d, want 2\n%s", code, g.LogTail(20))
+	}
+	log := g.LastLog()
+	for _, want := range []string{"cannot run on this etcd", "rollout-record records at schema version 2 (raised by c (v9.9.9))", "reads up to 1"} {
+		if !strings.Contains(log, want) {
+			t.Fatalf("refusal does not say %q:\n%s", want, log)
+		}
 	}
 }
