@@ -17,8 +17,9 @@ import (
 	"github.com/graylane/graylane/testsupport/testenv"
 )
 
-// dyingKV lets the first n record writes through and then hangs every
-// later one, as a graylane frozen (and about to be killed) mid-migration.
+// dyingKV lets the first n transactions writing records through and then
+// hangs every later one, as a graylane frozen (and about to be killed)
+// mid-migration.
 type dyingKV struct {
 	clientv3.KV
 	n      int64
@@ -56,11 +57,11 @@ func (t *dyingTxn) Commit() (*clientv3.TxnResponse, error) {
 	return t.Txn.Commit()
 }
 
-// A graylane killed in the middle of a migration (it froze after 300 of
-// 1000 record writes while holding the migration mutex, then its lease
-// expired) leaves records of both versions, all readable; another member
-// takes the mutex when the lease is gone, finishes, and no record is
-// rewritten twice.
+// A graylane killed in the middle of a migration (it froze after 4
+// transactions of 64 records, 256 of 1000, while holding the migration
+// mutex; then its lease expired) leaves records of both versions, all
+// readable; another member takes the mutex when the lease is gone,
+// finishes, and no record is rewritten twice.
 func TestKilledMidMigrationAnotherMemberFinishes(t *testing.T) {
 	testenv.IntegrationTest(t)
 	ctx := context.Background()
@@ -70,7 +71,7 @@ func TestKilledMidMigrationAnotherMemberFinishes(t *testing.T) {
 	seed(t, cli, n)
 
 	frozen := e.NewClient(t)
-	dying := &dyingKV{KV: frozen.KV, n: 300, dead: make(chan struct{})}
+	dying := &dyingKV{KV: frozen.KV, n: 4, dead: make(chan struct{})}
 	frozen.KV = dying
 	var once sync.Once
 	kill := func() { once.Do(func() { close(dying.dead) }) }
@@ -78,10 +79,10 @@ func TestKilledMidMigrationAnotherMemberFinishes(t *testing.T) {
 	a := newGate(t, frozen, "a")
 	run(t, a)
 	testenv.Eventually(t, 60*time.Second, "a froze mid-migration", func() error {
-		return testenv.Check(dying.writes.Load() > 300, "%d record writes", dying.writes.Load())
+		return testenv.Check(dying.writes.Load() > 4, "%d transactions", dying.writes.Load())
 	})
 	got := versions(t, cli)
-	if got[0] != n-300 || got[1] != 300 {
+	if got[0] != n-256 || got[1] != 256 {
 		t.Fatalf("after the freeze: %v", got)
 	}
 	if st := storage(t, cli); st.Kinds["rec"] != 1 || st.Migrated["rec"] == 1 {
@@ -130,48 +131,65 @@ func TestKilledMidMigrationAnotherMemberFinishes(t *testing.T) {
 	}
 }
 
-// Migrate stopped by an error part-way through (its etcd calls fail after
-// 20 transactions; parallel workers stop at the first failure) is resumed
-// by running it again; a third run finds nothing to do.
+// Migrate stopped by an error part-way through (etcd fails it after 2
+// transactions of 64 records) is resumed by running it again; a third run
+// finds nothing to do.
 func TestMigrateResumes(t *testing.T) {
 	testenv.IntegrationTest(t)
 	ctx := context.Background()
 	cli := etcdtest.Start(t).Client()
-	seed(t, cli, 50)
+	const n = 300
+	seed(t, cli, n)
 	c := collections()[0]
-	broken := &failingKV{KV: cli.KV, left: 20}
+	broken := &failingKV{KV: cli.KV, left: 2}
 	first, err := upgrade.Migrate(ctx, broken, c, 1, nil)
-	// a write cut off by the failure may have landed without its caller
-	// knowing: records at 1 are at least what the run counted
 	done := int64(versions(t, cli)[1])
-	if err == nil || first.Migrated == 0 || done < first.Migrated || done > 20 {
+	if err == nil || done != 128 || first.Migrated != 128 {
 		t.Fatalf("first run: %+v, %v (records at 1: %d)", first, err, done)
 	}
 	st, err := upgrade.Migrate(ctx, cli, c, 1, nil)
-	if err != nil || st.Migrated != 50-done || st.Current != done {
+	if err != nil || st.Migrated != n-done || st.Current != done {
 		t.Fatalf("second run: %+v, %v", st, err)
 	}
 	st, err = upgrade.Migrate(ctx, cli, c, 1, nil)
-	if err != nil || st.Migrated != 0 || st.Current != 50 {
+	if err != nil || st.Migrated != 0 || st.Current != n {
 		t.Fatalf("third run: %+v, %v", st, err)
 	}
 }
 
-// failingKV fails every transaction after the first left ones.
+// failingKV lets the first left transactions commit and fails every later
+// one, once those have finished (so exactly left transactions land).
 type failingKV struct {
 	clientv3.KV
-	mu   sync.Mutex
-	left int
+	mu      sync.Mutex
+	left    int
+	landing sync.WaitGroup
 }
 
 func (f *failingKV) Txn(ctx context.Context) clientv3.Txn {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.left <= 0 {
-		c, cancel := context.WithCancel(ctx)
-		cancel()
-		return f.KV.Txn(c)
+	return &failingTxn{Txn: f.KV.Txn(ctx), f: f}
+}
+
+type failingTxn struct {
+	clientv3.Txn
+	f *failingKV
+}
+
+func (t *failingTxn) If(cs ...clientv3.Cmp) clientv3.Txn   { t.Txn = t.Txn.If(cs...); return t }
+func (t *failingTxn) Then(ops ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Then(ops...); return t }
+func (t *failingTxn) Else(ops ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Else(ops...); return t }
+func (t *failingTxn) Commit() (*clientv3.TxnResponse, error) {
+	t.f.mu.Lock()
+	ok := t.f.left > 0
+	if ok {
+		t.f.left--
+		t.f.landing.Add(1)
 	}
-	f.left--
-	return f.KV.Txn(ctx)
+	t.f.mu.Unlock()
+	if !ok {
+		t.f.landing.Wait()
+		return nil, errors.New("etcd unreachable")
+	}
+	defer t.f.landing.Done()
+	return t.Txn.Commit()
 }
