@@ -36,6 +36,7 @@ type world struct {
 	maxUnavailable int        // invariant bound for rolling, -1 = unchecked
 	config         *configSim // config gate (config_test.go); nil: none
 	intent         bool       // the desired version was written by a rollback to a revision
+	applyErr       string     // the last apply failed with this
 }
 
 func newWorld(t *testing.T, yaml string) *world {
@@ -56,7 +57,7 @@ func (w *world) input(cmd Command) Input {
 		}
 	}
 	in := Input{Spec: w.spec, Status: w.status, Command: cmd, Now: w.now, Checks: w.checks,
-		Observed: Observed{Versions: vs, Router: w.router, Split: w.split, Stalled: w.stalled}, RollbackIntent: w.intent}
+		Observed: Observed{Versions: vs, Router: w.router, Split: w.split, Stalled: w.stalled, ApplyError: w.applyErr}, RollbackIntent: w.intent}
 	if w.config != nil {
 		in.Config = w.config.gate(w)
 	}
@@ -284,6 +285,14 @@ func (w *world) do(line string) {
 	case "unstall":
 		delete(w.stalled, f[1])
 		w.run()
+	case "applyfail":
+		// applyfail MESSAGE...: the backend's last Apply failed (what
+		// runs is unchanged)
+		w.applyErr = strings.Join(f[1:], " ")
+		w.run()
+	case "applyok":
+		w.applyErr = ""
+		w.run()
 	case "norouter":
 		w.router = false
 	case "config":
@@ -330,6 +339,12 @@ func (w *world) expect(line string, kv []string) {
 				ev = append(ev, e.Reason)
 			}
 			got = strings.Join(ev, ",")
+		case "message":
+			// message=WORD: the status message contains WORD
+			got = v
+			if !strings.Contains(st.Message, v) {
+				got = st.Message
+			}
 		default:
 			w.t.Fatalf("unknown expectation %q", k)
 		}

@@ -135,6 +135,12 @@ type Observed struct {
 	// (adapters.MetaStalled) to the reason. The version being rolled out
 	// is then past its progress deadline at once.
 	Stalled map[string]string
+	// ApplyError is why the last Backend.Apply or TrafficRouter.SetWeights
+	// failed ("" when it worked): the backend did not put the desired state
+	// in place (a Service it may not create, a deploy system answering
+	// 500). An app whose desired state is not in place is not Healthy: it
+	// is Degraded with the error, until an apply works again.
+	ApplyError string
 }
 
 // CheckRun is one run of an analysis check.

@@ -135,6 +135,9 @@ type live struct {
 	instances []adapters.Instance
 	split     traffic.Split
 	lastError string
+	// applyError is why the last pass's Apply or SetWeights failed ("":
+	// it worked); the next pass's planner sees it (Observed.ApplyError).
+	applyError string
 }
 
 // New builds an Engine.

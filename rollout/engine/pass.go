@@ -234,6 +234,11 @@ func (p *pass) decide() {
 	if e.cfg.Analysis != nil {
 		checks = e.cfg.Analysis.Results(app)
 	}
+	e.mu.Lock()
+	if l := e.live[app]; l != nil {
+		p.obs.ApplyError = l.applyError
+	}
+	e.mu.Unlock()
 	p.checks = checks
 	p.plan = rollout.Plan(rollout.Input{Spec: p.rel, Status: st, Observed: p.obs, Command: p.cmd.Command, Now: p.now, Checks: checks, Config: p.config.gate,
 		RollbackIntent: p.rollbackIntent()})
@@ -287,9 +292,9 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 		if d.Split != nil && applyErr == nil {
 			l.split = *d.Split
 		}
-		l.lastError = ""
+		l.lastError, l.applyError = "", ""
 		if applyErr != nil {
-			l.lastError = applyErr.Error()
+			l.lastError, l.applyError = applyErr.Error(), applyErr.Error()
 		}
 	})
 	if err := p.save(ctx, d.Events); err != nil {
@@ -306,7 +311,10 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 		e.emit(app, rollout.Event{Type: rollout.Warning, Reason: "ApplyFailed", Message: applyErr.Error()})
 		return 0, applyErr
 	}
-	if len(p.rec.Commands) > 0 {
+	if len(p.rec.Commands) > 0 || p.obs.ApplyError != "" {
+		// commands wait; or this pass was planned under the previous
+		// pass's apply error and its apply worked: plan again now rather
+		// than show Degraded until the resync
 		return time.Millisecond, nil
 	}
 	return sooner(d.RequeueAfter, p.config.requeue), nil
