@@ -61,10 +61,14 @@ func (b *Backend) waitHealthy(ctx context.Context, h host, rel *spec.Release) er
 		interval = rel.Health.Interval.Duration
 	}
 	wait := 20 * time.Millisecond
+	var answered error // the last probe that ended before the deadline: what the app said
 	for {
 		err := b.probe(ctx, h, rel)
 		if err == nil {
 			return nil
+		}
+		if ctx.Err() == nil {
+			answered = err
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -72,6 +76,11 @@ func (b *Backend) waitHealthy(ctx context.Context, h host, rel *spec.Release) er
 			t.Stop()
 			if parent := context.Cause(ctx); errors.Is(parent, context.Canceled) {
 				return parent
+			}
+			// A probe cut short by the deadline says less than the last
+			// one that got an answer (a 503, a refused connection).
+			if answered != nil {
+				err = answered
 			}
 			return fmt.Errorf("%w within %v: %v", ErrHealthCheck, limit, err)
 		case <-t.C:
