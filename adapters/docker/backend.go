@@ -78,8 +78,12 @@ func (b *Backend) Notify(fn func(app string)) { b.listeners.Add(fn) }
 
 func (b *Backend) notify(app string) { b.listeners.Fire(app) }
 
-// getApp returns the app's tracker, starting it when create is set.
-func (b *Backend) getApp(name string, create bool) (*app, error) {
+// getApp returns the app's tracker, starting it when create is set. When
+// prime is not nil it runs on the tracker before getApp returns and, for a
+// new tracker, before its loop starts: the first pass (the one a first
+// Observe waits for) then already scans the engines prime recorded, never
+// the default engine an app nobody applied falls back to.
+func (b *Backend) getApp(name string, create bool, prime func(*app)) (*app, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -89,8 +93,15 @@ func (b *Backend) getApp(name string, create bool) (*app, error) {
 	if a == nil && create {
 		a = newApp(b, name)
 		b.apps[name] = a
+		if prime != nil {
+			prime(a)
+		}
 		b.wg.Add(1)
 		go a.run()
+		return a, nil
+	}
+	if a != nil && prime != nil {
+		prime(a)
 	}
 	return a, nil
 }
@@ -144,11 +155,10 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 			return fmt.Errorf("apply app %s: %w", rel.App, err)
 		}
 	}
-	a, err := b.getApp(rel.App, true)
-	if err != nil {
+	rel = rel.Clone()
+	if _, err := b.getApp(rel.App, true, func(a *app) { a.setDesired(rel, eff, wantCopy) }); err != nil {
 		return fmt.Errorf("apply app %s: %w", rel.App, err)
 	}
-	a.setDesired(rel.Clone(), eff, wantCopy)
 	return nil
 }
 
@@ -169,7 +179,7 @@ func (b *Backend) Observe(ctx context.Context, appName string) ([]adapters.Insta
 	if err := spec.CheckApp(appName); err != nil {
 		return nil, fmt.Errorf("observe app %q: %v: %w", appName, err, spec.ErrInvalid)
 	}
-	a, err := b.getApp(appName, true)
+	a, err := b.getApp(appName, true, nil)
 	if err != nil {
 		return nil, fmt.Errorf("observe app %s: %w", appName, err)
 	}
@@ -193,7 +203,7 @@ func (b *Backend) Forget(ctx context.Context, appName string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	a, err := b.getApp(appName, false)
+	a, err := b.getApp(appName, false, nil)
 	if err != nil {
 		return fmt.Errorf("forget app %s: %w", appName, err)
 	}

@@ -7,6 +7,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/docker"
@@ -60,6 +64,19 @@ func TestSSHEngine(t *testing.T) {
 	_, err := b2.Observe(context.Background(), app)
 	if err == nil || !strings.Contains(err.Error(), "knownhosts: key is unknown") {
 		t.Fatalf("Observe through an ssh host with an unknown key = %v, want knownhosts' refusal", err)
+	}
+	// Close waits for every worker in flight, so a container the refused
+	// backend had started anywhere (say on its default engine, which is
+	// this same dockerd) would be listed now.
+	b2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	left, err := e.Client().ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelApp+"="+app))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("the backend refused by knownhosts left %d container(s) of %s on the engine; want none", len(left), app)
 	}
 	// and without ssh settings, ssh:// engines are refused outright
 	b3 := newBackend(t, e)
