@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/healthprobe"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -24,7 +24,7 @@ type Backend struct {
 	log     *slog.Logger
 	engines *engines
 	compose *composeCache
-	probe   *http.Client
+	prober  *healthprobe.Prober
 	started time.Time
 
 	ctx    context.Context // cancelled by Close
@@ -61,7 +61,7 @@ func New(cfg Config) (*Backend, error) {
 	b := &Backend{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "docker-backend"),
-		probe:   &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}},
+		prober:  healthprobe.New(nil),
 		started: time.Now(),
 		apps:    map[string]*app{},
 	}
@@ -129,17 +129,9 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 	if rel.Backend.Docker == nil {
 		return fmt.Errorf("apply app %s: backend.type is %q, not docker: %w", rel.App, rel.Backend.Type, adapters.ErrUnsupported)
 	}
-	wantCopy := traffic.Replicas{}
-	for v, n := range want {
-		if err := spec.CheckVersion(v); err != nil {
-			return fmt.Errorf("apply app %s: version %q %v: %w", rel.App, v, err, spec.ErrInvalid)
-		}
-		if n < 0 || n > spec.MaxReplicas {
-			return fmt.Errorf("apply app %s: version %s: %d replicas is outside 0..%d: %w", rel.App, v, n, spec.MaxReplicas, spec.ErrInvalid)
-		}
-		if n > 0 {
-			wantCopy[v] = n
-		}
+	wantCopy, err := adapters.CheckReplicas(rel.App, want)
+	if err != nil {
+		return err
 	}
 	eff, err := resolve(rel, b.cfg.DefaultHost, b.compose)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/docker"
+	"github.com/graylane/graylane/internal/sshdial"
 	"github.com/graylane/graylane/testsupport/sshdtest"
 	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
@@ -62,8 +63,8 @@ func TestSSHEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := b2.Observe(context.Background(), app)
-	if err == nil || !strings.Contains(err.Error(), "knownhosts: key is unknown") {
-		t.Fatalf("Observe through an ssh host with an unknown key = %v, want knownhosts' refusal", err)
+	if !errors.Is(err, sshdial.ErrHostKeyUnknown) || !strings.Contains(err.Error(), c.Hosts[0].Addr) {
+		t.Fatalf("Observe through an ssh host with an unknown key = %v, want known_hosts' refusal naming %s", err, c.Hosts[0].Addr)
 	}
 	// Close waits for every worker in flight, so a container the refused
 	// backend had started anywhere (say on its default engine, which is
