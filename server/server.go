@@ -319,22 +319,17 @@ func (s *Server) putSpec(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, spec.MaxSpecBytes+1))
-	if err != nil {
-		s.fail(c, fmt.Errorf("%w: read body: %v", errBadRequest, err))
+	body, ok := s.readSpec(c) // spec.go
+	if !ok {
 		return
 	}
 	if dry {
 		s.preview(c, app, body)
 		return
 	}
-	rel, err := spec.Parse(body)
+	rel, err := parseFor(app, body)
 	if err != nil {
 		s.fail(c, err)
-		return
-	}
-	if rel.App != app {
-		s.fail(c, &fieldErr{field: "app", err: fmt.Errorf("%w: %q does not match the URL's app %q", errBadRequest, rel.App, app)})
 		return
 	}
 	s.annotate(c, app, "", map[string]any{"version": rel.Version, "specDigest": rel.Hash(), "ifMatch": c.GetHeader("If-Match")})

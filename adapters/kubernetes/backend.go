@@ -79,6 +79,10 @@ type Backend struct {
 	mu        sync.Mutex
 	listeners adapters.Listeners
 	reported  map[string]string // namespace/deployment -> problem last logged
+	// seen is, per app, the most pods of each namespace and version
+	// (seenKey) Observe reported since the app's last Apply: what the
+	// engine planned that Apply from (rollingView).
+	seen map[string]map[string]int
 }
 
 // Interface guards.
@@ -110,6 +114,7 @@ func New(cfg Config) (*Backend, error) {
 		log:      cfg.Logger.With("backend", "kubernetes"),
 		stop:     make(chan struct{}),
 		reported: map[string]string{},
+		seen:     map[string]map[string]int{},
 	}, nil
 }
 
@@ -286,6 +291,9 @@ func (b *Backend) Forget(ctx context.Context, app string) error {
 			return err
 		}
 	}
+	b.mu.Lock()
+	delete(b.seen, app)
+	b.mu.Unlock()
 	return nil
 }
 

@@ -233,18 +233,11 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 	if err != nil {
 		return fmt.Errorf("webhook apply: %w", err)
 	}
-	ds := DesiredState{App: rel.App, Version: rel.Version, Replicas: map[string]int{}, ReleaseHash: rel.Hash()}
-	for v, n := range want {
-		if err := spec.CheckVersion(v); err != nil {
-			return fmt.Errorf("webhook apply of app %s: version %q: %w", rel.App, v, err)
-		}
-		if n < 0 {
-			return fmt.Errorf("webhook apply of app %s: %d replicas of %s", rel.App, n, v)
-		}
-		if n > 0 {
-			ds.Replicas[v] = n
-		}
+	replicas, err := adapters.CheckReplicas(rel.App, want)
+	if err != nil {
+		return fmt.Errorf("webhook backend: %w", err)
 	}
+	ds := DesiredState{App: rel.App, Version: rel.Version, Replicas: replicas, ReleaseHash: rel.Hash()}
 	ds.IdempotencyKey = IdempotencyKey(rel.App, rel.Version, want)
 	if step.Index >= 0 {
 		idx := step.Index
