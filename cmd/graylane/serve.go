@@ -21,6 +21,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/graylane/graylane/adapters/webhook"
 	"github.com/graylane/graylane/configsync"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/console"
@@ -58,11 +59,14 @@ var defaults = map[string]any{
 	"etcd.embedded.defragInterval":      etcdserver.DefaultDefragInterval.String(),
 	"etcd.embedded.logLevel":            etcdserver.DefaultEtcdLogLevel,
 	"engine.workers":                    4,
+	"debug.pprofAddr":                   "",
 	"ha.enabled":                        false,
 	"ha.ttl":                            "10s",
 	"ha.id":                             "",
 	"ha.key":                            "/graylane/leader",
 	"engine.resync":                     "10s",
+	"engine.idleResync":                 engine.DefaultIdleResync.String(),
+	"webhook.reassert":                  webhook.DefaultReassert.String(),
 	"bootstrap.specs":                   "",
 	"process.stateDir":                  "",
 	"process.stopOnExit":                false,
@@ -299,6 +303,8 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Metrics:  engine.NewMetrics(reg),
 		Workers:  v.GetInt("engine.workers"),
 		Resync:   v.GetDuration("engine.resync"),
+		// IdleResync: the back-off ceiling of idle apps (README)
+		IdleResync: v.GetDuration("engine.idleResync"),
 	})
 	adapters.Notify(eng.Trigger)
 	adapters.releases = eng.Release
@@ -349,6 +355,13 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	log.Info("graylane serving", "api", scheme+"://"+ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/", "source", src.Name(), "data", dataDir)
 
 	g, gctx := errgroup.WithContext(ctx)
+	if addr := v.GetString("debug.pprofAddr"); addr != "" {
+		stop, err := servePprof(gctx, addr, log)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		defer stop()
+	}
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error {
 		var err error

@@ -99,7 +99,8 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 	}
 
 	// Webhooks: always available; the secret may come from the spec's secretEnv.
-	wb, err := webhook.New(webhook.Config{Secret: []byte(v.GetString("webhook.secret")), Releases: releases, Logger: log.With("component", "webhook")})
+	wb, err := webhook.New(webhook.Config{Secret: []byte(v.GetString("webhook.secret")), Releases: releases, Logger: log.With("component", "webhook"),
+		Reassert: v.GetDuration("webhook.reassert")})
 	if err != nil {
 		return nil, fmt.Errorf("webhook backend: %w", err)
 	}

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/client-go/util/workqueue"
-
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configsync"
@@ -42,8 +40,18 @@ type Config struct {
 	Metrics *Metrics
 	// Workers is the number of apps reconciled at once (default 4).
 	Workers int
-	// Resync is the longest time between two passes of an app (default 10s).
+	// Resync is the longest time between two passes of an app that is
+	// doing something (default 10s), and the first step of an idle app's
+	// back-off.
 	Resync time.Duration
+	// IdleResync is the ceiling of an idle app's back-off (default 5m): an
+	// app whose pass changed nothing and waits for nothing is looked at
+	// again after Resync, then twice as long each quiet pass, up to this.
+	// Any event (a new document, a command, a backend's notification, the
+	// observe callback) brings a pass at once. It is the longest time a
+	// crash of an idle app's instances goes unseen on a backend that
+	// cannot notify.
+	IdleResync time.Duration
 	// Analysis runs strategy.analysis checks; nil disables analysis (checks
 	// never report, so analysis steps wait for ever).
 	Analysis *analysis.Runner
@@ -65,7 +73,7 @@ type Engine struct {
 	log *slog.Logger
 
 	qmu    sync.Mutex
-	queue  workqueue.TypedRateLimitingInterface[string] // nil while not leading
+	queue  *queue // nil while not leading
 	leader bool
 
 	mu        sync.Mutex
@@ -128,6 +136,10 @@ type live struct {
 	instances []adapters.Instance
 	split     traffic.Split
 	lastError string
+	// applied is the desired state the last pass applied without error
+	// (nil: none); observedAt when that pass observed.
+	applied    traffic.Replicas
+	observedAt time.Time
 }
 
 // New builds an Engine.
@@ -140,6 +152,10 @@ func New(cfg Config) *Engine {
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Second
 	}
+	if cfg.IdleResync <= 0 {
+		cfg.IdleResync = DefaultIdleResync
+	}
+	cfg.IdleResync = max(cfg.IdleResync, cfg.Resync)
 	return &Engine{
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -154,11 +170,15 @@ func New(cfg Config) *Engine {
 	}
 }
 
+// DefaultIdleResync is Config.IdleResync's default.
+const DefaultIdleResync = 5 * time.Minute
+
 // Broker returns the engine's status broadcaster.
 func (e *Engine) Broker() *Broker { return e.broker }
 
-// Trigger asks for a pass over app soon (wired to adapters.Notifier). It
-// does nothing while this engine does not lead.
+// Trigger asks for a pass over app at once, ahead of timed passes (wired
+// to adapters.Notifier, the observe callback, commands). It does nothing
+// while this engine does not lead.
 func (e *Engine) Trigger(app string) {
 	e.qmu.Lock()
 	q := e.queue
@@ -234,10 +254,7 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // lead reconciles every app until ctx ends (one leadership term).
 func (e *Engine) lead(ctx context.Context) {
-	rl := workqueue.NewTypedMaxOfRateLimiter(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 10*time.Second),
-	)
-	q := workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[string]{Name: "graylane"})
+	q := newQueue(time.Now)
 	e.qmu.Lock()
 	e.queue, e.leader = q, true
 	e.qmu.Unlock()
@@ -248,16 +265,18 @@ func (e *Engine) lead(ctx context.Context) {
 		e.qmu.Unlock()
 		e.cfg.Metrics.setLeader(false)
 	}()
+	// every app once, through the timed lane: an edit arriving meanwhile
+	// goes ahead of this start-up sweep
 	if apps, err := e.cfg.Store.Apps(ctx); err == nil {
 		for _, a := range apps {
-			q.Add(a)
+			q.Schedule(a, time.Nanosecond)
 		}
 	} else {
 		e.log.Error("list persisted apps", "err", err)
 	}
 	e.mu.Lock()
 	for _, en := range e.docs.Entries() {
-		q.Add(en.App)
+		q.Schedule(en.App, time.Nanosecond)
 	}
 	e.mu.Unlock()
 	var wg sync.WaitGroup
@@ -327,27 +346,31 @@ func (e *Engine) watch(ctx context.Context) {
 	}
 }
 
-func (e *Engine) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
-	app, quit := q.Get()
-	if quit {
+func (e *Engine) processNext(ctx context.Context, q *queue) bool {
+	app, event, ok := q.Get()
+	if !ok {
 		return false
 	}
 	defer q.Done(app)
 	start := time.Now()
-	next, err := e.Sync(ctx, app)
+	r, err := e.sync(ctx, app, event, q.IdleStreak(app) > 0)
 	e.cfg.Metrics.observeSync(time.Since(start), err)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Error("reconcile failed", "app", app, "err", err)
 		}
-		q.AddRateLimited(app)
+		q.Retry(app)
 		return true
 	}
-	q.Forget(app)
-	if next > 0 {
-		q.AddAfter(app, min(next, e.cfg.Resync))
-	} else if next == 0 {
-		q.AddAfter(app, e.cfg.Resync)
+	switch {
+	case r.next < 0:
+		q.Forget(app)
+	case r.quiet:
+		q.Idle(app, e.cfg.Resync, e.cfg.IdleResync)
+	case r.next > 0:
+		q.Busy(app, min(r.next, e.cfg.Resync))
+	default:
+		q.Busy(app, e.cfg.Resync)
 	}
 	return true
 }

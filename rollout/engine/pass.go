@@ -18,8 +18,25 @@ import (
 // Sync runs one pass over app: load, observe, plan, apply, persist. It
 // returns when to look again (-1: never, 0: at the next resync).
 func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
-	p := &pass{e: e, app: app, now: e.cfg.Clock.Now(), log: e.log.With("app", app)}
-	return p.run(ctx)
+	r, err := e.sync(ctx, app, true, false)
+	return r.next, err
+}
+
+// passResult is what a pass tells the queue.
+type passResult struct {
+	// next is when to look again (-1: never, 0: at the next resync).
+	next time.Duration
+	// quiet: the pass changed nothing and waits for nothing, so the next
+	// one may back off (Config.IdleResync).
+	quiet bool
+}
+
+// sync runs one pass. event says the pass was asked for by an event (not
+// a timer); idle that the app's last pass was quiet.
+func (e *Engine) sync(ctx context.Context, app string, event, idle bool) (passResult, error) {
+	p := &pass{e: e, app: app, now: e.cfg.Clock.Now(), log: e.log.With("app", app), event: event, idle: idle}
+	next, err := p.run(ctx)
+	return passResult{next: next, quiet: err == nil && next >= 0 && p.quiet}, err
 }
 
 // pass is one reconcile pass over one app. It holds what the pass has
@@ -67,6 +84,15 @@ type pass struct {
 	obs     rollout.Observed
 	config  configPass
 	plan    rollout.Decision
+
+	// event: a pass asked for by an event, not a timer; idle: the app's
+	// last pass was quiet. An idle app's timed pass on a backend (and
+	// router) that notifies every change uses what it last observed
+	// (cached) instead of asking them (observe.go's skip).
+	event, idle, cached bool
+	// busy is set when the pass saved, emitted an event or failed; quiet
+	// when it ends without that and without a timer (persist).
+	busy, quiet bool
 }
 
 // prepared is configrelease's Prepare answer for one release.
@@ -121,6 +147,7 @@ func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, er
 		fe := &FieldError{Error: d.err.Error(), Field: spec.FieldOf(d.err), Revision: d.revision}
 		if old := p.rec.SpecError; old == nil || old.Error != fe.Error || old.Revision != fe.Revision {
 			p.log.Error("rejected release spec; last good spec stays in force", "revision", d.revision, "field", fe.Field, "err", d.err)
+			p.busy = true
 			e.emit(app, rollout.Event{Type: rollout.Warning, Reason: "InvalidSpec", Message: fe.Error})
 		}
 		p.rec.SpecError = fe
@@ -145,7 +172,9 @@ func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, er
 	}
 	if rel == nil {
 		// only an invalid document so far: record the error, apply nothing
-		return 0, true, p.save(ctx, nil)
+		err := p.save(ctx, nil)
+		p.quiet = !p.busy
+		return 0, true, err
 	}
 	p.rel, p.spec = rel, rel
 	return 0, false, nil
@@ -170,9 +199,12 @@ func (p *pass) observe(ctx context.Context) (time.Duration, bool, error) {
 	if len(p.rec.Commands) > 0 {
 		p.cmd = p.rec.Commands[0]
 	}
-	insts, err := p.backend.Observe(ctx, app)
-	if err != nil {
-		return 0, true, p.fail(ctx, fmt.Errorf("observe %s: %w", app, err))
+	insts, cached := p.cachedObservation() // observe.go
+	var err error
+	if !cached {
+		if insts, err = p.backend.Observe(ctx, app); err != nil {
+			return 0, true, p.fail(ctx, fmt.Errorf("observe %s: %w", app, err))
+		}
 	}
 	if p.doc.sourceDown && p.cmd.ID == "" {
 		// Desired state may have changed in the centre: do not advance or
@@ -250,7 +282,10 @@ func (p *pass) apply(ctx context.Context) error {
 		step.Index = d.Status.Step
 	}
 	var applyErr error
-	if err := p.backend.Apply(ctx, p.rel, d.Replicas, step); err != nil {
+	if p.cached && p.sameAsApplied(d.Replicas) {
+		// an idle app on a backend that notifies: what it runs was
+		// applied already and has not changed since
+	} else if err := p.backend.Apply(ctx, p.rel, d.Replicas, step); err != nil {
 		applyErr = fmt.Errorf("apply replicas %v for %s: %w", d.Replicas, app, err)
 	} else if d.Split != nil && p.router != nil && !d.Split.Equal(p.obs.Split) {
 		if err := p.router.SetWeights(ctx, p.rel, *d.Split); err != nil {
@@ -278,13 +313,19 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 			l.split = *d.Split
 		}
 		l.lastError = ""
+		l.applied = nil
 		if applyErr != nil {
 			l.lastError = applyErr.Error()
+		} else {
+			l.applied = d.Replicas
 		}
+		l.observedAt = p.now
 	})
 	if err := p.save(ctx, d.Events); err != nil {
 		return 0, err
 	}
+	p.quiet = !p.busy && applyErr == nil && cmd.ID == "" && len(p.rec.Commands) == 0 &&
+		d.RequeueAfter == 0 && p.config.requeue == 0 && met(p.obs, d.Replicas) // observe.go
 	if cmd.ID != "" {
 		e.resolveCommand(*p.rec.LastCommand)
 	}
@@ -348,6 +389,7 @@ func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
 // fail reports err on the app, saves what the pass learnt so far and
 // returns err (nil when retrying cannot help).
 func (p *pass) fail(ctx context.Context, err error) error {
+	p.busy = true
 	p.e.setLive(p.app, func(l *live) { l.lastError = err.Error() })
 	p.e.emit(p.app, rollout.Event{Type: rollout.Warning, Reason: "ReconcileFailed", Message: err.Error()})
 	if serr := p.save(ctx, nil); serr != nil {
@@ -370,6 +412,10 @@ func (p *pass) save(ctx context.Context, events []rollout.Event) error {
 		}
 		p.rev, p.stored = rev, p.rec
 		p.loaded, _ = json.Marshal(p.rec)
+		p.busy = true
+	}
+	if len(events) > 0 {
+		p.busy = true
 	}
 	for _, ev := range events {
 		p.e.emit(p.app, ev)
