@@ -1,8 +1,186 @@
 package main
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"time"
 
-// sharded measures r replicas in ha.mode shard.
-func sharded(ctx context.Context, o options, dir string, r int, rep *report) error {
+	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/testsupport/deploysim"
+)
+
+// sharded measures n replicas in ha.mode shard on one etcd (in this
+// process, fsync on): convergence, apps per replica, a storm's throughput,
+// a kill -9 during a storm (takeover time, completion), and a replica
+// joining (time to take its share).
+func sharded(ctx context.Context, o options, dir string, n int, rep *report) error {
+	label := fmt.Sprintf("shard: %d replicas, %d apps", n, o.shardN)
+	etcd, err := etcdserver.Start(ctx, etcdserver.Config{Dir: filepath.Join(dir, "etcd"), ClientAddr: fmt.Sprintf("127.0.0.1:%d", freePort()),
+		PeerAddr: fmt.Sprintf("127.0.0.1:%d", freePort())})
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	cli, err := etcd.Client()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	sim, hookURL, stopSim := startSim(deploysim.Config{Fencing: true})
+	defer stopSim()
+	ttl := 5 * time.Second
+	start := func(id string) (*replica, error) {
+		cfg := o.engineConfig()
+		merge(cfg, map[string]any{
+			"etcd": map[string]any{"endpoints": etcd.Endpoints()},
+			"ha":   map[string]any{"mode": "shard", "ttl": ttl.String(), "id": id},
+		})
+		return startReplica(ctx, o.bin, dir, id, cfg)
+	}
+	var reps []*replica
+	defer func() {
+		for _, r := range reps {
+			if r.alive() {
+				r.stop()
+			}
+		}
+	}()
+	for i := 0; i < n; i++ {
+		r, err := start(fmt.Sprintf("r%d", i))
+		if err != nil {
+			return err
+		}
+		reps = append(reps, r)
+	}
+	rep.note(label, "load average at start %s; ha.ttl %s", loadAvg(), ttl)
+	d := newDriver(cli, hookURL)
+	apps := names("app", o.shardN)
+	api := reps[0].api
+
+	t0 := time.Now()
+	if err := d.put(ctx, apps, "v1"); err != nil {
+		return err
+	}
+	if _, err := d.waitHealthy(ctx, api, "app-", "v1", apps, t0, 30*time.Minute); err != nil {
+		return err
+	}
+	rep.add(label, "first releases: all Healthy", time.Since(t0).Round(100*time.Millisecond).String())
+	rep.add(label, "apps per replica (the deploy system's view of who drives each app)", perReplica(sim.Drivers()))
+
+	// a storm of every app: throughput
+	t0 = time.Now()
+	if err := d.put(ctx, apps, "v2"); err != nil {
+		return err
+	}
+	done, err := d.waitHealthy(ctx, api, "app-", "v2", apps, t0, 30*time.Minute)
+	if err != nil {
+		return err
+	}
+	el := maxOf(done)
+	rep.add(label, fmt.Sprintf("storm of all %d apps: all Healthy", len(apps)), el.Round(100*time.Millisecond).String())
+	rep.add(label, "throughput", fmt.Sprintf("%.0f rollouts/min", float64(len(apps))/el.Minutes()))
+	var cpu []string
+	for _, r := range reps {
+		if st, err := readProc(r.pid()); err == nil {
+			cpu = append(cpu, fmt.Sprintf("%s %s", r.id, mb(st.rss)))
+		}
+	}
+	rep.add(label, "RSS per replica after the storm", fmt.Sprint(cpu))
+
+	// kill -9 one replica during a storm
+	if n > 1 {
+		victim := reps[n-1]
+		owned := 0
+		for _, who := range sim.Drivers() {
+			if who == victim.id {
+				owned++
+			}
+		}
+		t0 = time.Now()
+		if err := d.put(ctx, apps, "v3"); err != nil {
+			return err
+		}
+		sleep(ctx, 2*time.Second)
+		killed := time.Now()
+		victim.kill()
+		if _, err := d.waitHealthy(ctx, api, "app-", "v3", apps, t0, 30*time.Minute); err != nil {
+			return err
+		}
+		var take latencies
+		for app, at := range sim.Taken() {
+			if at.After(killed) && sim.Drivers()[app] != victim.id {
+				take.add(at.Sub(killed))
+			}
+		}
+		rep.add(label, fmt.Sprintf("kill -9 of %s (%d apps) 2 s into a storm: kill → first request of the new owner, per app", victim.id, owned), take.String())
+		rep.add(label, "storm with the kill: all Healthy", time.Since(t0).Round(100*time.Millisecond).String())
+		reps = reps[:n-1]
+	}
+
+	// a replica joins
+	joined := time.Now()
+	nr, err := start(fmt.Sprintf("r%d", n))
+	if err != nil {
+		return err
+	}
+	reps = append(reps, nr)
+	share := o.shardN / len(reps)
+	var held int
+	for time.Since(joined) < 5*time.Minute {
+		held = shardHeld(nr.api)
+		if held >= share*9/10 {
+			break
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	rep.add(label, fmt.Sprintf("a replica joins (%d live): start → it holds 90%% of its share (%d)", len(reps), share), fmt.Sprintf("%s (holds %d)", time.Since(joined).Round(100*time.Millisecond), held))
 	return nil
+}
+
+func maxOf(m map[string]time.Duration) time.Duration {
+	var out time.Duration
+	for _, d := range m {
+		out = max(out, d)
+	}
+	return out
+}
+
+func perReplica(drivers map[string]string) string {
+	count := map[string]int{}
+	for _, r := range drivers {
+		count[r]++
+	}
+	var ids []string
+	for id := range count {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := ""
+	for _, id := range ids {
+		out += fmt.Sprintf("%s %d, ", id, count[id])
+	}
+	if out == "" {
+		return "none"
+	}
+	return out[:len(out)-2]
+}
+
+// shardHeld reads how many apps a replica drives (GET /api/v1/health).
+func shardHeld(api string) int {
+	resp, err := http.Get(api + "/api/v1/health")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Shard struct {
+			Held int `json:"held"`
+		} `json:"shard"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&h)
+	return h.Shard.Held
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
+	"github.com/graylane/graylane/rollout/engine/shard"
 	"github.com/graylane/graylane/server"
 )
 
@@ -61,6 +62,8 @@ var defaults = map[string]any{
 	"engine.workers":                    4,
 	"debug.pprofAddr":                   "",
 	"ha.enabled":                        false,
+	"ha.mode":                           "",
+	"ha.prefix":                         shard.DefaultPrefix,
 	"ha.ttl":                            "10s",
 	"ha.id":                             "",
 	"ha.key":                            "/graylane/leader",
@@ -275,14 +278,11 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	if err := adapters.wireGray(ctx, v, cli, log); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	var elect engine.Elect
-	if v.GetBool("ha.enabled") {
-		id := v.GetString("ha.id")
-		if id == "" {
-			id = defaultID()
-		}
-		elect = etcdElect(cli, v.GetString("ha.key"), id, v.GetDuration("ha.ttl"), log.With("component", "election"))
+	ha, err := buildHA(v, cli, log) // ha.go
+	if err != nil {
+		return &exitError{code: 2, err: err}
 	}
+	adapters.shard = ha.shard != nil
 	cfgw, err := buildConfigReleaser(ctx, v, cli, log) // wiring_config.go
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -293,16 +293,19 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Journal: etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))})
 	defer checks.Close()
 	eng = engine.New(engine.Config{
-		Config:   cfgw.manager,
-		Analysis: checks,
-		Elect:    elect,
-		Source:   src,
-		Store:    etcdstore.New(cli, v.GetString("etcd.statePrefix")),
-		Resolver: adapters,
-		Logger:   log.With("component", "engine"),
-		Metrics:  engine.NewMetrics(reg),
-		Workers:  v.GetInt("engine.workers"),
-		Resync:   v.GetDuration("engine.resync"),
+		Config:    cfgw.manager,
+		Analysis:  checks,
+		Elect:     ha.elect,
+		Shard:     ha.engineShard(),
+		Nudges:    ha.nudges,
+		ReplicaID: ha.id,
+		Source:    src,
+		Store:     etcdstore.New(cli, v.GetString("etcd.statePrefix")),
+		Resolver:  adapters,
+		Logger:    log.With("component", "engine"),
+		Metrics:   engine.NewMetrics(reg),
+		Workers:   v.GetInt("engine.workers"),
+		Resync:    v.GetDuration("engine.resync"),
 		// IdleResync: the back-off ceiling of idle apps (README)
 		IdleResync: v.GetDuration("engine.idleResync"),
 	})

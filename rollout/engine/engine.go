@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -61,6 +62,18 @@ type Config struct {
 	// Elect, if set, makes this engine one of several: it watches and
 	// serves views all the time but reconciles only while it leads.
 	Elect Elect
+	// Shard, if set (instead of Elect), makes this engine one of several
+	// replicas sharing the apps (sharding.go): it drives only the apps
+	// that belong to it, and serves every app's view from the records.
+	// The Store must be a FencedStore.
+	Shard Shard
+	// Nudges carries observe callbacks between replicas (with Elect or
+	// Shard; nil: a callback received by a replica that does not drive
+	// the app waits for the app's next timed pass).
+	Nudges Nudger
+	// ReplicaID names this graylane in the records it writes
+	// (Record.Driver) with Elect; with Shard, Shard.ID is used.
+	ReplicaID string
 }
 
 // Elect blocks until this graylane leads (or ctx ends) and returns a
@@ -173,6 +186,17 @@ func New(cfg Config) *Engine {
 // DefaultIdleResync is Config.IdleResync's default.
 const DefaultIdleResync = 5 * time.Minute
 
+// replicaID names this replica in records ("" for a lone graylane).
+func (e *Engine) replicaID() string {
+	if e.cfg.Shard != nil {
+		return e.cfg.Shard.ID()
+	}
+	if e.cfg.Elect != nil {
+		return e.cfg.ReplicaID
+	}
+	return ""
+}
+
 // Broker returns the engine's status broadcaster.
 func (e *Engine) Broker() *Broker { return e.broker }
 
@@ -210,10 +234,14 @@ func (e *Engine) SourceError() error {
 // Config.Elect it reconciles only during its terms as leader.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		e.watch(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		e.followNudges(ctx) // sharding.go
 	}()
 	go func() {
 		defer wg.Done()
@@ -224,6 +252,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	case <-e.synced:
+	}
+	if e.cfg.Shard != nil {
+		if _, ok := e.cfg.Store.(FencedStore); !ok {
+			return errors.New("shard mode needs a store that fences its writes (etcdstore)")
+		}
+		for ctx.Err() == nil {
+			e.shardTerm(ctx) // sharding.go
+		}
+		return nil
 	}
 	for ctx.Err() == nil {
 		lctx := ctx
@@ -267,16 +304,21 @@ func (e *Engine) lead(ctx context.Context) {
 	}()
 	// every app once, through the timed lane: an edit arriving meanwhile
 	// goes ahead of this start-up sweep
+	mine := func(app string) bool { return e.cfg.Shard == nil || e.cfg.Shard.Mine(app) }
 	if apps, err := e.cfg.Store.Apps(ctx); err == nil {
 		for _, a := range apps {
-			q.Schedule(a, time.Nanosecond)
+			if mine(a) {
+				q.Schedule(a, time.Nanosecond)
+			}
 		}
 	} else {
 		e.log.Error("list persisted apps", "err", err)
 	}
 	e.mu.Lock()
 	for _, en := range e.docs.Entries() {
-		q.Schedule(en.App, time.Nanosecond)
+		if mine(en.App) {
+			q.Schedule(en.App, time.Nanosecond)
+		}
 	}
 	e.mu.Unlock()
 	var wg sync.WaitGroup

@@ -97,6 +97,11 @@ func (e *Engine) feedIndex(ctx context.Context) {
 			if v, ok := e.view(ch.App, ch.Record, ch.Rev); ok {
 				e.index.put(SummaryOf(v), ch.Rev, false)
 			}
+			if len(ch.Record.Commands) > 0 {
+				// a command queued through another replica's API: the
+				// replica driving the app acts on it at once
+				e.Trigger(ch.App)
+			}
 		}
 	}
 }

@@ -35,6 +35,13 @@ type passResult struct {
 // a timer); idle that the app's last pass was quiet.
 func (e *Engine) sync(ctx context.Context, app string, event, idle bool) (passResult, error) {
 	p := &pass{e: e, app: app, now: e.cfg.Clock.Now(), log: e.log.With("app", app), event: event, idle: idle}
+	if e.cfg.Shard != nil {
+		f, ok, err := e.claim(ctx, app) // sharding.go
+		if !ok {
+			return passResult{next: -1}, err
+		}
+		p.fence = f
+	}
 	next, err := p.run(ctx)
 	return passResult{next: next, quiet: err == nil && next >= 0 && p.quiet}, err
 }
@@ -58,7 +65,7 @@ type pass struct {
 
 	// rec is the app's record, changed by the pass; stored is the record
 	// as persisted (loaded, or last saved by this pass), rev its revision
-	// (0: none yet) and loaded its JSON, to save only when something
+	// (0: none yet) and loaded its JSON without UpdatedAt, to save only when something
 	// changed. Views are built from stored: no Store.Load per publish.
 	rec    Record
 	stored Record
@@ -77,13 +84,22 @@ type pass struct {
 	identity string
 	prepared *prepared
 
+	// backend and router are the adapters the release asks for (their
+	// optional capabilities are checked on them); call and route are the
+	// same adapters as the pass calls them: in shard mode each call first
+	// checks the lease and carries the fence (sharding.go).
 	backend adapters.Backend
 	router  adapters.TrafficRouter
-	cmd     PendingCommand
-	insts   []adapters.Instance
-	obs     rollout.Observed
-	config  configPass
-	plan    rollout.Decision
+	call    adapters.Backend
+	route   adapters.TrafficRouter
+	// fence is this replica's hold on the app in shard mode (zero
+	// otherwise): every write of the record is conditional on it.
+	fence  Fence
+	cmd    PendingCommand
+	insts  []adapters.Instance
+	obs    rollout.Observed
+	config configPass
+	plan   rollout.Decision
 
 	// event: a pass asked for by an event, not a timer; idle: the app's
 	// last pass was quiet. An idle app's timed pass on a backend (and
@@ -133,7 +149,7 @@ func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, er
 		return 0, true, fmt.Errorf("load state of %s: %w", app, err)
 	}
 	p.rec, p.stored, p.rev, p.before = rec, rec, rev, rec.Status
-	p.loaded, _ = json.Marshal(rec)
+	p.loaded = comparable(rec)
 
 	p.doc = e.latest(app)
 	p.checkConfig(ctx) // config.go
@@ -189,6 +205,8 @@ func (p *pass) resolve(ctx context.Context) (time.Duration, bool, error) {
 	if p.router, err = p.e.cfg.Resolver.Router(p.rel); err != nil {
 		return 0, true, p.fail(ctx, fmt.Errorf("router for %s: %w", p.app, err))
 	}
+	p.call, p.route = p.backend, p.router
+	p.fenceAdapters()
 	return 0, false, nil
 }
 
@@ -202,7 +220,7 @@ func (p *pass) observe(ctx context.Context) (time.Duration, bool, error) {
 	insts, cached := p.cachedObservation() // observe.go
 	var err error
 	if !cached {
-		if insts, err = p.backend.Observe(ctx, app); err != nil {
+		if insts, err = p.call.Observe(ctx, app); err != nil {
 			return 0, true, p.fail(ctx, fmt.Errorf("observe %s: %w", app, err))
 		}
 	}
@@ -236,7 +254,7 @@ func (p *pass) observe(ctx context.Context) (time.Duration, bool, error) {
 		}
 	}
 	if p.router != nil {
-		if p.obs.Split, err = p.router.Weights(ctx, app); err != nil {
+		if p.obs.Split, err = p.route.Weights(ctx, app); err != nil {
 			return 0, true, p.fail(ctx, fmt.Errorf("read traffic split of %s: %w", app, err))
 		}
 	}
@@ -285,10 +303,10 @@ func (p *pass) apply(ctx context.Context) error {
 	if p.cached && p.sameAsApplied(d.Replicas) {
 		// an idle app on a backend that notifies: what it runs was
 		// applied already and has not changed since
-	} else if err := p.backend.Apply(ctx, p.rel, d.Replicas, step); err != nil {
+	} else if err := p.call.Apply(ctx, p.rel, d.Replicas, step); err != nil {
 		applyErr = fmt.Errorf("apply replicas %v for %s: %w", d.Replicas, app, err)
 	} else if d.Split != nil && p.router != nil && !d.Split.Equal(p.obs.Split) {
-		if err := p.router.SetWeights(ctx, p.rel, *d.Split); err != nil {
+		if err := p.route.SetWeights(ctx, p.rel, *d.Split); err != nil {
 			applyErr = fmt.Errorf("set traffic split %v for %s: %w", d.Split.Weights, app, err)
 		}
 	}
@@ -301,6 +319,8 @@ func (p *pass) apply(ctx context.Context) error {
 func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, error) {
 	e, app, d := p.e, p.app, p.plan
 	p.rec.Status = d.Status
+	p.rec.Observed = VersionCounts(p.insts, d.Status.CanaryVersion, d.Status.StableVersion)
+	p.rec.Driver = e.replicaID()
 	cmd := p.cmd
 	if cmd.ID != "" {
 		p.rec.Commands = p.rec.Commands[1:]
@@ -344,13 +364,13 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 // teardown scales a deleted app to zero, then forgets it.
 func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
 	e, app := p.e, p.app
-	insts, err := p.backend.Observe(ctx, app)
+	insts, err := p.call.Observe(ctx, app)
 	if err != nil {
 		return 0, fmt.Errorf("observe %s for deletion: %w", app, err)
 	}
 	if len(insts) > 0 {
 		why := adapters.Step{Index: -1, Reason: "deleting: " + app + " was removed from " + e.cfg.Source.Name()}
-		if err := p.backend.Apply(ctx, p.rel, traffic.Replicas{}, why); err != nil {
+		if err := p.call.Apply(ctx, p.rel, traffic.Replicas{}, why); err != nil {
 			return 0, fmt.Errorf("scale %s to zero: %w", app, err)
 		}
 		p.rec.Status.Phase, p.rec.Status.Message = rollout.Progressing, fmt.Sprintf("deleting: %d instances left", len(insts))
@@ -368,7 +388,7 @@ func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	if p.rev != 0 {
-		if err := e.cfg.Store.Delete(ctx, app, p.rev); err != nil {
+		if err := e.deleteRecord(ctx, app, p.rev, p.fence); err != nil {
 			return 0, fmt.Errorf("delete state of %s: %w", app, err)
 		}
 	}
@@ -376,6 +396,14 @@ func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
 	delete(e.live, app)
 	delete(e.parsed, app)
 	e.mu.Unlock()
+	if f, ok := e.cfg.Nudges.(interface {
+		Forget(context.Context, string) error
+	}); ok {
+		_ = f.Forget(ctx, app)
+	}
+	if e.cfg.Shard != nil {
+		_ = e.cfg.Shard.Release(ctx, app)
+	}
 	e.index.remove(app)
 	if e.cfg.Analysis != nil {
 		e.cfg.Analysis.Stop(app)
@@ -406,12 +434,12 @@ func (p *pass) fail(ctx context.Context, err error) error {
 func (p *pass) save(ctx context.Context, events []rollout.Event) error {
 	if p.changed() {
 		p.rec.UpdatedAt = p.e.cfg.Clock.Now()
-		rev, err := p.e.cfg.Store.Save(ctx, p.app, p.rec, p.rev)
+		rev, err := p.e.saveRecord(ctx, p.app, p.rec, p.rev, p.fence) // sharding.go
 		if err != nil {
 			return fmt.Errorf("persist state of %s: %w", p.app, err)
 		}
 		p.rev, p.stored = rev, p.rec
-		p.loaded, _ = json.Marshal(p.rec)
+		p.loaded = comparable(p.rec)
 		p.busy = true
 	}
 	if len(events) > 0 {
@@ -426,15 +454,14 @@ func (p *pass) save(ctx context.Context, events []rollout.Event) error {
 
 // changed reports whether the record differs from the one loaded,
 // UpdatedAt aside.
-func (p *pass) changed() bool {
-	now := p.rec
-	now.UpdatedAt = time.Time{}
-	var was Record
-	_ = json.Unmarshal(p.loaded, &was)
-	was.UpdatedAt = time.Time{}
-	a, _ := json.Marshal(now)
-	b, _ := json.Marshal(was)
-	return !bytes.Equal(a, b)
+func (p *pass) changed() bool { return !bytes.Equal(comparable(p.rec), p.loaded) }
+
+// comparable is a record's JSON without UpdatedAt, taken when it is
+// loaded or saved (so later changes to shared slices cannot alter it).
+func comparable(r Record) []byte {
+	r.UpdatedAt = time.Time{}
+	b, _ := json.Marshal(r)
+	return b
 }
 
 // publish sends the app's view, built from the record as persisted.

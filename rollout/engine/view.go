@@ -30,8 +30,16 @@ type StatusView struct {
 	rollout.Status
 	// TotalSteps is the number of canary steps.
 	TotalSteps int `json:"totalSteps"`
-	// Instances are the backend's instances as last observed.
+	// Instances are the backend's instances as last observed by this
+	// replica (in ha.mode shard and on a standby: empty unless this
+	// replica drives the app; Versions still counts them).
 	Instances []adapters.Instance `json:"instances"`
+	// Versions counts the instances per version, newest rollout first:
+	// from Instances, or as the replica driving the app recorded them.
+	Versions []VersionCount `json:"versions,omitempty"`
+	// Driver names the replica driving the app (empty for a lone
+	// graylane).
+	Driver string `json:"driver,omitempty"`
 	// ObservedWeights is the traffic split the router last reported (or
 	// was last set to), by version; Weights is what graylane wants.
 	ObservedWeights map[string]int `json:"observedWeights,omitempty"`
@@ -119,6 +127,12 @@ func (e *Engine) view(app string, rec Record, rev int64) (AppView, bool) {
 	v.Status.LastCommand = rec.LastCommand
 	v.Status.UpdatedAt = rec.UpdatedAt
 	v.Status.Instances = append([]adapters.Instance{}, insts...)
+	if insts != nil {
+		v.Status.Versions = VersionCounts(insts, rec.Status.CanaryVersion, rec.Status.StableVersion)
+	} else {
+		v.Status.Versions = rec.Observed
+	}
+	v.Status.Driver = rec.Driver
 	v.Status.LastError = lastErr
 	v.Status.ObservedWeights = observed
 	sort.Slice(v.Status.Instances, func(i, j int) bool { return v.Status.Instances[i].ID < v.Status.Instances[j].ID })

@@ -60,6 +60,10 @@ type Sim struct {
 	apps   map[string]*app
 	log    []Request
 	counts Counts
+	// driver is the replica of the last admitted request per app; taken
+	// records when it changed to another replica.
+	driver map[string]string
+	taken  map[string]time.Time
 	expect map[string]*expectation // app + "\x00" + version
 }
 
@@ -83,7 +87,7 @@ type expectation struct {
 
 // New returns a Sim.
 func New(cfg Config) *Sim {
-	return &Sim{cfg: cfg, apps: map[string]*app{}, expect: map[string]*expectation{}}
+	return &Sim{cfg: cfg, apps: map[string]*app{}, expect: map[string]*expectation{}, driver: map[string]string{}, taken: map[string]time.Time{}}
 }
 
 // Start serves a new Sim on a loopback port for t's duration and returns
@@ -197,6 +201,14 @@ func (s *Sim) admit(a *app, req *Request) bool {
 	if !ok {
 		s.counts.Refused++
 	}
+	if ok && req.Replica != "" {
+		if was := s.driver[req.App]; was != req.Replica {
+			s.driver[req.App] = req.Replica
+			if was != "" {
+				s.taken[req.App] = req.At
+			}
+		}
+	}
 	if s.cfg.Record {
 		s.log = append(s.log, *req)
 	}
@@ -307,4 +319,27 @@ func (s *Sim) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Request(nil), s.log...)
+}
+
+// Drivers returns, per app, the replica whose request was admitted last.
+func (s *Sim) Drivers() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.driver))
+	for k, v := range s.driver {
+		out[k] = v
+	}
+	return out
+}
+
+// Taken returns, per app that changed hands, when the new replica's first
+// request was admitted (the last change).
+func (s *Sim) Taken() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]time.Time, len(s.taken))
+	for k, v := range s.taken {
+		out[k] = v
+	}
+	return out
 }
