@@ -115,6 +115,11 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 		return nil, err
 	}
 
+	// Docker Engines named by each release, or docker.host (wiring_docker.go).
+	if err := r.addDocker(v, releases, proxyRouter, log); err != nil {
+		return nil, err
+	}
+
 	// nginx: graylane owns nginx.includeDir, which nginx.conf includes.
 	if dir := v.GetString("nginx.includeDir"); dir != "" {
 		nr, err := nginx.New(nginx.Config{

@@ -70,7 +70,12 @@ func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Clie
 	names := []string{"etcd"}
 
 	if portal := fallback(v, "config.apollo.portal", "apollo.portal"); portal != "" {
+		tc, err := optionalTLS(v, "apollo.tls")
+		if err != nil {
+			return nil, err
+		}
 		d, err := apollo.NewDocuments(apollo.DocumentsConfig{
+			TLS:           tc,
 			Portal:        portal,
 			Token:         fallback(v, "config.apollo.token", "apollo.token"),
 			Env:           fallback(v, "config.apollo.env", "apollo.env"),
