@@ -118,7 +118,7 @@ type Backend struct {
 	// instances per version the last status read reported, when all of
 	// them were ready.
 	sent map[string]delivery
-	seen map[string]map[string]int
+	seen map[string]string // countsKey of what runs
 }
 
 // delivery is one desired state acknowledged by the deploy system.
@@ -161,7 +161,7 @@ func New(cfg Config) (*Backend, error) {
 	cfg.Clock = clock.Or(cfg.Clock)
 	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	return &Backend{cfg: cfg, log: cfg.Logger.With("backend", "webhook"), releases: map[string]*spec.Release{},
-		sent: map[string]delivery{}, seen: map[string]map[string]int{}}, nil
+		sent: map[string]delivery{}, seen: map[string]string{}}, nil
 }
 
 // DefaultMaxIdleConnsPerHost is how many idle connections NewClient keeps
@@ -326,7 +326,29 @@ func (b *Backend) delivered(app, key string, token int64, want map[string]int) b
 		return false
 	}
 	seen, ok := b.seen[app]
-	return ok && equalCounts(seen, want)
+	return ok && seen == countsKey(want)
+}
+
+// countsKey is a canonical form of instances per version ("v1=2,v2=1",
+// zero counts left out), small enough to keep per app.
+func countsKey(c map[string]int) string {
+	vs := make([]string, 0, len(c))
+	for v, n := range c {
+		if n > 0 {
+			vs = append(vs, v)
+		}
+	}
+	sort.Strings(vs)
+	var b strings.Builder
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(v)
+		b.WriteByte('=')
+		b.WriteString(strconv.Itoa(c[v]))
+	}
+	return b.String()
 }
 
 // Observe GETs the status URL and returns its instances as they are.
@@ -393,7 +415,7 @@ func (b *Backend) observe(ctx context.Context, app string, f adapters.Fence) ([]
 	}
 	b.mu.Lock()
 	if running != nil {
-		b.seen[app] = running
+		b.seen[app] = countsKey(running)
 	} else {
 		delete(b.seen, app)
 	}

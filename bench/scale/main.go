@@ -238,9 +238,10 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 	rep.note(slabel, "load average at start %s", loadAvg())
 	smp.resetPeak()
 	lctx, stopLoads := context.WithCancel(ctx)
-	var edit, get, list latencies
-	wgs := []interface{ Wait() }{
-		d.probeEdits(lctx, sim, probes, 200*time.Millisecond, &edit),
+	defer stopLoads()
+	var edit, get, list, first latencies
+	var wgs []interface{ Wait() }
+	wgs = append(wgs,
 		loop(lctx, 20*time.Millisecond, func() {
 			if el, err := d.get(lctx, r.api, randomApp(all)); err == nil {
 				get.add(el)
@@ -250,13 +251,26 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 			if _, el, err := d.list(lctx, r.api, "limit=100"); err == nil {
 				list.add(el)
 			}
-		}),
+		}))
+	acted := make([]<-chan time.Time, len(stormApps))
+	for i, a := range stormApps {
+		acted[i] = sim.Expect(a, "v2")
 	}
 	start = time.Now()
 	if err := d.put(ctx, stormApps, "v2"); err != nil {
-		stopLoads()
 		return err
 	}
+	// the storm's own edits: each one's first backend action
+	for _, ch := range acted {
+		select {
+		case at := <-ch:
+			first.add(at.Sub(start))
+		case <-time.After(10 * time.Minute):
+			return fmt.Errorf("a storm edit was not acted on within 10 minutes")
+		}
+	}
+	// probe edits while the 2,000 rollouts are in flight
+	wgs = append(wgs, d.probeEdits(lctx, sim, probes, 200*time.Millisecond, &edit))
 	done, err := d.waitHealthy(ctx, r.api, "storm-", "v2", stormApps, start, 20*time.Minute)
 	stopLoads()
 	for _, w := range wgs {
@@ -270,7 +284,8 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 		comp.add(t)
 	}
 	rep.add(slabel, "version change → Healthy, per rollout (500 ms resolution)", comp.String())
-	rep.add(slabel, "edit → first backend action, probe edits during the storm", edit.String())
+	rep.add(slabel, "the storm's own edits (written at once): edit → first backend action", first.String())
+	rep.add(slabel, "edit → first backend action, one probe edit at a time while the storm's rollouts are in flight", edit.String())
 	rep.add(slabel, "GET /api/v1/apps/{app} during the storm", get.String())
 	rep.add(slabel, "GET /api/v1/apps?limit=100 during the storm", list.String())
 	rep.add(slabel, "peak RSS during the storm", mb(smp.resetPeak()))

@@ -59,7 +59,7 @@ var defaults = map[string]any{
 	"etcd.embedded.warnRequestDuration": etcdserver.DefaultWarnRequestDuration.String(),
 	"etcd.embedded.defragInterval":      etcdserver.DefaultDefragInterval.String(),
 	"etcd.embedded.logLevel":            etcdserver.DefaultEtcdLogLevel,
-	"engine.workers":                    4,
+	"engine.workers":                    engine.DefaultWorkers,
 	"debug.pprofAddr":                   "",
 	"ha.enabled":                        false,
 	"ha.mode":                           "",

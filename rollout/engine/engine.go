@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,7 +40,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
-	// Workers is the number of apps reconciled at once (default 4).
+	// Workers is the number of apps reconciled at once (default
+	// DefaultWorkers).
 	Workers int
 	// Resync is the longest time between two passes of an app that is
 	// doing something (default 10s), and the first step of an idle app's
@@ -111,6 +113,8 @@ type parsedDoc struct {
 	revision int64
 	rel      *spec.Release
 	err      error
+	// json is rel as JSON (the record's Spec), made once per revision.
+	json []byte
 }
 
 // latestDoc is what a pass knows of the app's newest document.
@@ -141,6 +145,9 @@ func (e *Engine) latest(app string) latestDoc {
 		err = &spec.ValidationError{Errors: []spec.FieldError{{Path: "app", Msg: fmt.Sprintf("%q does not match the key it is stored under (%q)", rel.App, app)}}}
 	}
 	p := parsedDoc{revision: en.Revision, rel: rel, err: err}
+	if err == nil {
+		p.json, _ = json.Marshal(rel)
+	}
 	e.parsed[app] = p
 	return latestDoc{parsedDoc: p, present: true, sourceDown: down}
 }
@@ -160,7 +167,7 @@ func New(cfg Config) *Engine {
 	cfg.Clock = clock.Or(cfg.Clock)
 	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = DefaultWorkers
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Second
@@ -182,6 +189,12 @@ func New(cfg Config) *Engine {
 		index:     newIndex(),
 	}
 }
+
+// DefaultWorkers is Config.Workers' default. A pass mostly waits (an etcd
+// write with its fsync, a deploy system's answer), so more passes at once
+// than cores keep both busy: with 4, a storm of 2,000 rollouts queued
+// behind etcd's fsyncs.
+const DefaultWorkers = 16
 
 // DefaultIdleResync is Config.IdleResync's default.
 const DefaultIdleResync = 5 * time.Minute

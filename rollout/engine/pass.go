@@ -109,6 +109,9 @@ type pass struct {
 	// busy is set when the pass saved, emitted an event or failed; quiet
 	// when it ends without that and without a timer (persist).
 	busy, quiet bool
+	// viewSpec: stored.Spec is p.spec as JSON, so the published view can
+	// use p.spec instead of decoding the record's copy.
+	viewSpec bool
 }
 
 // prepared is configrelease's Prepare answer for one release.
@@ -157,8 +160,7 @@ func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, er
 	switch d := p.doc; {
 	case d.present && d.err == nil:
 		rel = d.rel
-		b, _ := json.Marshal(rel)
-		p.rec.Spec, p.rec.SpecRevision, p.rec.SpecError, p.rec.Deleting = b, d.revision, nil, false
+		p.rec.Spec, p.rec.SpecRevision, p.rec.SpecError, p.rec.Deleting = d.json, d.revision, nil, false
 	case d.present:
 		fe := &FieldError{Error: d.err.Error(), Field: spec.FieldOf(d.err), Revision: d.revision}
 		if old := p.rec.SpecError; old == nil || old.Error != fe.Error || old.Revision != fe.Revision {
@@ -193,6 +195,7 @@ func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, er
 		return 0, true, err
 	}
 	p.rel, p.spec = rel, rel
+	p.viewSpec = bytes.Equal(p.stored.Spec, p.rec.Spec)
 	return 0, false, nil
 }
 
@@ -440,6 +443,7 @@ func (p *pass) save(ctx context.Context, events []rollout.Event) error {
 		}
 		p.rev, p.stored = rev, p.rec
 		p.loaded = comparable(p.rec)
+		p.viewSpec = p.spec != nil && bytes.Equal(p.rec.Spec, p.stored.Spec)
 		p.busy = true
 	}
 	if len(events) > 0 {
@@ -454,19 +458,26 @@ func (p *pass) save(ctx context.Context, events []rollout.Event) error {
 
 // changed reports whether the record differs from the one loaded,
 // UpdatedAt aside.
-func (p *pass) changed() bool { return !bytes.Equal(comparable(p.rec), p.loaded) }
+func (p *pass) changed() bool {
+	return !bytes.Equal(p.rec.Spec, p.stored.Spec) || !bytes.Equal(comparable(p.rec), p.loaded)
+}
 
-// comparable is a record's JSON without UpdatedAt, taken when it is
-// loaded or saved (so later changes to shared slices cannot alter it).
+// comparable is a record's JSON without UpdatedAt and Spec (compared as
+// bytes: re-encoding it is most of the cost), taken when it is loaded or
+// saved (so later changes to shared slices cannot alter it).
 func comparable(r Record) []byte {
-	r.UpdatedAt = time.Time{}
+	r.UpdatedAt, r.Spec = time.Time{}, nil
 	b, _ := json.Marshal(r)
 	return b
 }
 
 // publish sends the app's view, built from the record as persisted.
 func (p *pass) publish() {
-	v, ok := p.e.view(p.app, p.stored, p.rev)
+	var rel *spec.Release
+	if p.viewSpec {
+		rel = p.spec
+	}
+	v, ok := p.e.view(p.app, p.stored, p.rev, rel)
 	if ok {
 		p.e.index.put(SummaryOf(v), p.rev, true)
 		p.e.broker.Publish(p.app, Message{Kind: "status", App: &v})

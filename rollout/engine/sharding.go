@@ -216,6 +216,7 @@ func (e *Engine) forgetLocal(app string) {
 		u.Unload(app)
 	}
 	e.cfg.Metrics.forget(app)
+	e.broker.Forget(app)
 }
 
 // Drives reports whether this replica drives app now: always alone, while
