@@ -26,7 +26,7 @@
 // Verify and deduplicate on the key. Apply is level-triggered, but it does
 // not POST a desired state again while it is met: same key (and fencing
 // token) as the last one delivered, the last status read showing exactly
-// those instances, all ready, and less than Config.Reassert (10 min)
+// those instances, all ready, and less than Config.Reassert (1 h)
 // since it was delivered. Otherwise it POSTs.
 //
 // With ha.mode shard every request also carries the sending replica and

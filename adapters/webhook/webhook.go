@@ -128,8 +128,11 @@ type delivery struct {
 	at    time.Time
 }
 
-// DefaultReassert is Config.Reassert's default.
-const DefaultReassert = 10 * time.Minute
+// DefaultReassert is Config.Reassert's default: at 20,000 idle apps, 5.6
+// POSTs a second; a deploy system that loses a desired state while still
+// reporting its instances gets it back within the hour (one that reports
+// them gone gets it at the next pass).
+const DefaultReassert = time.Hour
 
 var (
 	_ adapters.Backend       = (*Backend)(nil)

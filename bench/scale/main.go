@@ -201,10 +201,14 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 
 	// steady state
 	sleep(ctx, o.settle)
+	c0 := sim.Counts()
 	cores, rss, err := cpuOver(ctx, r.pid(), o.window)
 	if err != nil {
 		return err
 	}
+	c1 := sim.Counts()
+	rep.add(label, "deploy-system requests per second while idle", fmt.Sprintf("%.1f POST/s, %.1f GET/s",
+		float64(c1.Posts-c0.Posts)/o.window.Seconds(), float64(c1.Gets-c0.Gets)/o.window.Seconds()))
 	rep.add(label, fmt.Sprintf("CPU while idle, %s after converging, over %s (load %s)", o.settle, o.window, loadAvg()), fmt.Sprintf("%.1f %% of one core", cores*100))
 	rep.add(label, "RSS steady", mb(rss))
 	if st, err := cli.Status(ctx, r.etcd); err == nil {
