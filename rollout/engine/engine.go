@@ -160,6 +160,9 @@ type live struct {
 	// (nil: none); observedAt when that pass observed.
 	applied    traffic.Replicas
 	observedAt time.Time
+	// rev is the revision of the app's record this replica last loaded
+	// or saved (loadRecord).
+	rev int64
 }
 
 // New builds an Engine.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"maps"
 
 	"github.com/graylane/graylane/rollout"
@@ -64,4 +65,36 @@ func met(obs rollout.Observed, want traffic.Replicas) bool {
 		}
 	}
 	return true
+}
+
+// loadRecord reads an app's record for a pass. With a ViewStore it first
+// tries the quick read (etcd: serializable, answered by the member without
+// a round through the leader, which waits behind a storm's writes) and
+// keeps it only if it is at least as new as what this replica last read
+// or wrote for the app: a quick read from a member that lags could
+// otherwise bring back a status older than this replica's own last step,
+// which would be applied before the compare-and-swap refused it. Missing
+// from a lagging member, or not yet read here: the linearizable read.
+// Another writer's newer change (a command queued through another
+// replica) that a quick read misses only makes the save conflict, and the
+// pass is retried.
+func (e *Engine) loadRecord(ctx context.Context, app string) (Record, int64, error) {
+	vs, ok := e.cfg.Store.(ViewStore)
+	e.mu.Lock()
+	var known int64
+	if l := e.live[app]; l != nil {
+		known = l.rev
+	}
+	e.mu.Unlock()
+	if ok && known > 0 {
+		rec, rev, err := vs.LoadView(ctx, app)
+		if err == nil && rev >= known {
+			return rec, rev, nil
+		}
+	}
+	rec, rev, err := e.cfg.Store.Load(ctx, app)
+	if err == nil && rev > 0 {
+		e.setLive(app, func(l *live) { l.rev = max(l.rev, rev) })
+	}
+	return rec, rev, err
 }

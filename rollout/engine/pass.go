@@ -147,7 +147,7 @@ func (p *pass) run(ctx context.Context) (time.Duration, error) {
 // the release in force. done reports that the pass ends here.
 func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, err error) {
 	e, app := p.e, p.app
-	rec, rev, err := e.cfg.Store.Load(ctx, app)
+	rec, rev, err := e.loadRecord(ctx, app) // observe.go
 	if err != nil {
 		return 0, true, fmt.Errorf("load state of %s: %w", app, err)
 	}
@@ -442,6 +442,7 @@ func (p *pass) save(ctx context.Context, events []rollout.Event) error {
 			return fmt.Errorf("persist state of %s: %w", p.app, err)
 		}
 		p.rev, p.stored = rev, p.rec
+		p.e.setLive(p.app, func(l *live) { l.rev = rev })
 		p.loaded = comparable(p.rec)
 		p.viewSpec = p.spec != nil && bytes.Equal(p.rec.Spec, p.stored.Spec)
 		p.busy = true
