@@ -22,6 +22,6 @@ for p in $(go list "${pkgs[@]}"); do
   [ "$action" != skip ] || continue # no test files
   elapsed=$(sed -E 's/.*"Elapsed":([0-9.]+).*/\1/' <<<"$line")
   total=$(awk -v a="$total" -v b="$elapsed" 'BEGIN { print a + b }')
-  echo "| \`${p#github.com/graylane/graylane/}\` | $action | $elapsed | $load |"
+  printf '| `%s` | %s | %.1f | %s |\n' "${p#github.com/graylane/graylane/}" "$action" "$elapsed" "$load"
 done
-echo "| **total** | | $total | |"
+printf '| **total** | | %.0f | |\n' "$total"

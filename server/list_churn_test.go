@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -29,7 +30,7 @@ func TestListPagingWhileAppsComeAndGo(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
-	churned := 0
+	var churned atomic.Int64
 	go func() {
 		defer wg.Done()
 		r := rand.New(rand.NewSource(1))
@@ -50,7 +51,7 @@ func TestListPagingWhileAppsComeAndGo(t *testing.T) {
 			} else {
 				e.src.Delete(context.Background(), n, "")
 			}
-			churned++
+			churned.Add(1)
 			time.Sleep(time.Millisecond)
 		}
 	}()
@@ -84,7 +85,11 @@ func TestListPagingWhileAppsComeAndGo(t *testing.T) {
 			}
 		}
 	}
-	for round := 0; round < 6; round++ {
+	// list again and again until apps came and went during many listings
+	for round := 0; round < 6 || churned.Load() < 300; round++ {
+		if round > 2000 {
+			t.Fatalf("only %d apps came or went in %d listings", churned.Load(), round)
+		}
 		query := "limit=37"
 		if round%2 == 1 {
 			query = "limit=23&q=app-"
@@ -106,7 +111,4 @@ func TestListPagingWhileAppsComeAndGo(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	if churned < 50 {
-		t.Fatalf("only %d apps came or went during the listings", churned)
-	}
 }

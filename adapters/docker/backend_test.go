@@ -2,13 +2,14 @@ package docker_test
 
 import (
 	"context"
-	"github.com/graylane/graylane/testsupport/testenv"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
@@ -187,14 +188,11 @@ func TestEngineDownHoldsAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var err error
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err = b.Observe(context.Background(), app); err != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err == nil || !strings.Contains(err.Error(), "Cannot connect to the Docker daemon") || !strings.Contains(err.Error(), e.Host) {
+	testenv.Eventually(t, 30*time.Second, "Observe fails with the engine down", func() error {
+		_, err = b.Observe(context.Background(), app)
+		return testenv.Check(err != nil, "Observe still answers")
+	})
+	if !strings.Contains(err.Error(), "Cannot connect to the Docker daemon") || !strings.Contains(err.Error(), e.Host) {
 		t.Fatalf("Observe with the engine down = %v, want the engine's message naming %s", err, e.Host)
 	}
 	t.Logf("engine down: %v", err)

@@ -2,10 +2,11 @@ package docker_test
 
 import (
 	"fmt"
-	"github.com/graylane/graylane/testsupport/testenv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 
 	"github.com/graylane/graylane/adapters/adaptertest"
 	"github.com/graylane/graylane/spec"

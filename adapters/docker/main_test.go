@@ -148,17 +148,11 @@ func waitReady(t *testing.T, b *docker.Backend, app string, want traffic.Replica
 // waitFor polls Observe until cond holds (90s).
 func waitFor(t *testing.T, b *docker.Backend, app, what string, cond func([]adapters.Instance) bool) []adapters.Instance {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	var last []adapters.Instance
-	var lastErr error
-	for time.Now().Before(deadline) {
-		got, err := b.Observe(context.Background(), app)
-		if err == nil && cond(got) {
-			return got
-		}
-		last, lastErr = got, err
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached in 90s; last %s (err %v)", what, adaptertest.Describe(last), lastErr)
-	return nil
+	var got []adapters.Instance
+	testenv.Eventually(t, 90*time.Second, what, func() error {
+		var err error
+		got, err = b.Observe(context.Background(), app)
+		return testenv.Check(err == nil && cond(got), "%s (err %v)", adaptertest.Describe(got), err)
+	})
+	return got
 }

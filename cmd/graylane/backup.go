@@ -14,11 +14,13 @@ import (
 	"github.com/spf13/viper"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/graylane/graylane/audit"
 	"github.com/graylane/graylane/configrelease"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/internal/backup"
 	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/records"
 )
 
 // backupCommands are `graylane backup` and `graylane restore`: graylane's
@@ -104,6 +106,8 @@ func statePrefixes(v *viper.Viper) []string {
 		v.GetString("etcd.analysisPrefix"),
 		getOr(v, "config.prefix", configrelease.DefaultPrefix),
 		getOr(v, "gray.etcd.prefix", gray.DefaultRulesPrefix),
+		getOr(v, "records.prefix", records.DefaultPrefix),
+		getOr(v, "audit.prefix", audit.DefaultPrefix),
 	}
 	var out []string
 	for _, p := range cand {

@@ -375,7 +375,11 @@ func TestEndToEndDockerExitAtStartRollsBack(t *testing.T) {
 	defer mu.Unlock()
 	found := ""
 	for _, e := range events {
-		if strings.HasPrefix(e, "ProgressDeadlineExceeded") && strings.Contains(e, "exited with code 1") && strings.Contains(e, "--config-files needs a source") {
+		// The engine reports the container as exited, or (when the health
+		// check ran first, on a loaded machine) as failing its checks; either
+		// way the container's own last words must reach the event.
+		engineSaid := strings.Contains(e, "exited with code 1") || strings.Contains(e, "keeps failing")
+		if strings.HasPrefix(e, "ProgressDeadlineExceeded") && engineSaid && strings.Contains(e, "--config-files needs a source") {
 			found = e
 		}
 	}

@@ -296,7 +296,8 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return &exitError{code: 2, err: err}
 	}
 	adapters.shard = ha.shard != nil
-	cfgw, err := buildConfigReleaser(ctx, v, cli, log) // wiring_config.go
+	recs := buildRecords(v, cli, src.Name(), log)                                   // wiring_records.go
+	cfgw, err := buildConfigReleaser(ctx, v, cli, log, recs.store.ConfigIdentities) // wiring_config.go
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -321,6 +322,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Resync:    v.GetDuration("engine.resync"),
 		// IdleResync: the back-off ceiling of idle apps (README)
 		IdleResync: v.GetDuration("engine.idleResync"),
+		Records:    recs.keeper,
 	})
 	adapters.Notify(eng.Trigger)
 	adapters.releases = eng.Release
@@ -341,6 +343,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Config: cfgw.manager,
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
 		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
+		Records: recs.store, AuditLog: recs.audit, Denials: recs.denials,
 		Console: console.Handler(), Version: buildVersion(),
 		SessionTTL: sessionTTL, SecureCookies: v.GetBool("http.secureCookies") || tlsCert != "",
 	})
@@ -379,6 +382,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		defer stop()
 	}
 	g.Go(func() error { return eng.Run(gctx) })
+	g.Go(func() error { return recs.run(gctx) })
 	g.Go(func() error {
 		var err error
 		if tlsCert != "" {

@@ -66,35 +66,39 @@ func TestSingleStackAnswersReadyz(t *testing.T) {
 	compose(t, env, "-f", file, "up", "-d", "--no-build")
 	t.Cleanup(func() { compose(t, env, "-f", file, "down", "-v") })
 
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/readyz"
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not 200 after 90s (%v)\n%s", url, err, compose(t, env, "-f", file, "logs", "--tail", "30"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	logsOnFailure(t, env, "-f", file)
+	waitReady(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/readyz", 90*time.Second)
 	// the image's own health check: graylane probe, no shell
 	id := strings.TrimSpace(compose(t, env, "-f", file, "ps", "-q", "graylane"))
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+	testenv.Eventually(t, 60*time.Second, "the container healthy", func() error {
 		c, err := e.Client().ContainerInspect(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.State.Health != nil && c.State.Health.Status == "healthy" {
-			break
+		return testenv.Check(c.State.Health != nil && c.State.Health.Status == "healthy", "container health: %+v", c.State.Health)
+	})
+}
+
+// waitReady waits until url answers 200.
+func waitReady(t *testing.T, url string, within time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, within, url+" answers 200", func() error {
+		resp, err := http.Get(url)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("container health: %+v", c.State.Health)
+		resp.Body.Close()
+		return testenv.Check(resp.StatusCode == 200, "%s", resp.Status)
+	})
+}
+
+// logsOnFailure prints the stack's last log lines when the test failed.
+func logsOnFailure(t *testing.T, env []string, files ...string) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("docker compose logs:\n%s", compose(t, env, append(files, "logs", "--tail", "30")...))
 		}
-	}
+	})
 }
 
 // The HA stack (docker-compose.ha.yml): two graylanes on an external etcd
@@ -133,32 +137,13 @@ services:
 	}
 	compose(t, env, "-f", file, "-f", override, "up", "-d", "--no-build")
 	t.Cleanup(func() { compose(t, env, "-f", file, "-f", override, "down", "-v") })
+	logsOnFailure(t, env, "-f", file, "-f", override)
 	for _, port := range []int{pa, pb} {
-		url := "http://127.0.0.1:" + strconv.Itoa(port) + "/readyz"
-		deadline := time.Now().Add(120 * time.Second)
-		for {
-			resp, err := http.Get(url)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not 200 after 120s (%v)\n%s", url, err, compose(t, env, "-f", file, "-f", override, "logs", "--tail", "30"))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		waitReady(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/readyz", 120*time.Second)
 	}
 	// both campaign on the shared etcd; exactly one leads
-	var logs string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-		logs = compose(t, env, "-f", file, "-f", override, "logs", "graylane-a", "graylane-b")
-		if strings.Count(logs, "campaigning for leadership") >= 2 && strings.Count(logs, "leading: reconciling releases") == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("want both graylanes campaigning and exactly one leading:\n%s", logs)
-		}
-	}
+	testenv.Eventually(t, 30*time.Second, "both graylanes campaigning and exactly one leading", func() error {
+		logs := compose(t, env, "-f", file, "-f", override, "logs", "graylane-a", "graylane-b")
+		return testenv.Check(strings.Count(logs, "campaigning for leadership") >= 2 && strings.Count(logs, "leading: reconciling releases") == 1, "logs:\n%s", logs)
+	})
 }

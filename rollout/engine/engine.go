@@ -76,6 +76,9 @@ type Config struct {
 	// ReplicaID names this graylane in the records it writes
 	// (Record.Driver) with Elect; with Shard, Shard.ID is used.
 	ReplicaID string
+	// Records keeps release records: numbered revisions and who caused
+	// them (records.go); nil keeps none.
+	Records Recorder
 }
 
 // Elect blocks until this graylane leads (or ctx ends) and returns a
@@ -95,6 +98,7 @@ type Engine struct {
 	docs      configsync.State
 	parsed    map[string]parsedDoc
 	received  map[string]time.Time // when an app's newest document arrived
+	seen      map[string]seen      // the same, kept for the revision it starts
 	synced    chan struct{}
 	isSynced  bool
 	sourceErr error
@@ -125,6 +129,9 @@ type latestDoc struct {
 	// sourceDown is true while the source reports a problem: the
 	// document may be stale.
 	sourceDown bool
+	// data and version are the document as the centre holds it.
+	data    []byte
+	version string
 }
 
 // latest returns the app's newest document, parsed (and cached per
@@ -138,7 +145,7 @@ func (e *Engine) latest(app string) latestDoc {
 		return latestDoc{sourceDown: down}
 	}
 	if p, ok := e.parsed[app]; ok && p.revision == en.Revision {
-		return latestDoc{parsedDoc: p, present: true, sourceDown: down}
+		return latestDoc{parsedDoc: p, present: true, sourceDown: down, data: en.Data, version: en.Version}
 	}
 	rel, err := spec.Parse(en.Data)
 	if err == nil && rel.App != app {
@@ -149,7 +156,7 @@ func (e *Engine) latest(app string) latestDoc {
 		p.json, _ = json.Marshal(rel)
 	}
 	e.parsed[app] = p
-	return latestDoc{parsedDoc: p, present: true, sourceDown: down}
+	return latestDoc{parsedDoc: p, present: true, sourceDown: down, data: en.Data, version: en.Version}
 }
 
 type live struct {
@@ -184,6 +191,7 @@ func New(cfg Config) *Engine {
 		log:       cfg.Logger,
 		parsed:    map[string]parsedDoc{},
 		received:  map[string]time.Time{},
+		seen:      map[string]seen{},
 		synced:    make(chan struct{}),
 		outageEnd: map[string]time.Time{},
 		live:      map[string]*live{},
@@ -376,6 +384,7 @@ func (e *Engine) watch(ctx context.Context) {
 			}
 			for _, ch := range changes {
 				e.received[ch.Entry.App] = now
+				e.seen[ch.Entry.App] = seen{revision: ch.Entry.Revision, at: now}
 				delete(e.parsed, ch.Entry.App)
 				e.index.doc(ch.Entry.App, e.cfg.Source.Name(), ch.Type != configsync.Delete)
 			}

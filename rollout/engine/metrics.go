@@ -19,6 +19,7 @@ type Metrics struct {
 	sourceUpG    prometheus.Gauge
 	sourceToAct  prometheus.Histogram
 	leader       prometheus.Gauge
+	releases     *releaseMetrics // records.go
 	shardMembers prometheus.Gauge
 	shardApps    prometheus.Gauge
 
@@ -58,6 +59,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.shardApps = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graylane_shard_apps", Help: "Apps this replica drives (ha.mode shard)."})
 	reg.MustRegister(m.shardMembers, m.shardApps)
 	reg.MustRegister(m.phase, m.stepDuration, m.syncs, m.syncSeconds, m.sourceUpG, m.sourceToAct, m.leader)
+	m.releases = newReleaseMetrics(reg)
 	return m
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/graylane/graylane/records"
 	"github.com/graylane/graylane/rollout"
 )
 
@@ -44,6 +45,10 @@ type Record struct {
 	// saw them, so that every replica lists them (only the driver holds
 	// the instances themselves).
 	Observed []VersionCount `json:"observed,omitempty"`
+	// Revisions is the app's release-records log: the revision in
+	// progress and who wrote the document in force (records.Log, which
+	// carries its own schema version).
+	Revisions *records.Log `json:"revisions,omitempty"`
 	// UpdatedAt is when the record was last saved.
 	UpdatedAt time.Time `json:"updatedAt"`
 }
@@ -87,6 +92,10 @@ type PendingCommand struct {
 	ID      string          `json:"id"`
 	Command rollout.Command `json:"command"`
 	At      time.Time       `json:"at"`
+	// By names the caller (a token name) and Via how it came (api,
+	// console), for the revision a command starts.
+	By  string `json:"by,omitempty"`
+	Via string `json:"via,omitempty"`
 }
 
 // CommandResult is what became of a command.

@@ -3,12 +3,13 @@ package dockertest
 import (
 	"context"
 	"fmt"
-	"github.com/graylane/graylane/testsupport/testenv"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -37,7 +38,7 @@ func TestEngineRunsDemoImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var addr, health string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	testenv.Eventually(t, 30*time.Second, "the container healthy with its port published", func() error {
 		in, err := cli.ContainerInspect(ctx, created.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -48,10 +49,8 @@ func TestEngineRunsDemoImage(t *testing.T) {
 		if in.State.Health != nil {
 			health = in.State.Health.Status
 		}
-		if addr != "" && health == "healthy" {
-			break
-		}
-	}
+		return testenv.Check(addr != "" && health == "healthy", "address %q, health %q", addr, health)
+	})
 	if health != "healthy" || !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Fatalf("container: published at %q, health %q; want 127.0.0.1:port and healthy", addr, health)
 	}

@@ -219,26 +219,25 @@ func (e *Engine) start() error {
 		}
 		e.cli = cli
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := e.cli.Ping(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = testenv.Poll(ctx, func() error {
 		select {
 		case werr := <-e.waitErr:
 			e.cmd = nil
-			return fmt.Errorf("dockerd exited during start-up: %v\n%s", werr, e.LogTail(20))
+			return testenv.Stop(fmt.Errorf("dockerd exited during start-up: %v\n%s", werr, e.LogTail(20)))
 		default:
 		}
-		if time.Now().After(deadline) {
-			e.stop(syscall.SIGKILL)
-			return fmt.Errorf("dockerd not answering after 60s: %v\n%s", err, e.LogTail(20))
-		}
-		time.Sleep(100 * time.Millisecond)
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer pcancel()
+		_, err := e.cli.Ping(pctx)
+		return err
+	})
+	if err != nil && e.cmd != nil {
+		e.stop(syscall.SIGKILL)
+		return fmt.Errorf("dockerd not answering after 60s: %v\n%s", err, e.LogTail(20))
 	}
+	return err
 }
 
 // Client is an API client of the engine (API version negotiated).
