@@ -202,8 +202,9 @@ func (q *queue) Busy(key string, d time.Duration) {
 
 // Idle records a quiet pass (nothing changed, nothing to wait for) and
 // schedules the next one with back-off: base, then doubling per quiet
-// pass up to ceiling, with ±10% jitter so that apps converged together
-// spread out. It returns the delay chosen.
+// pass up to ceiling, each drawn from [3/4, 1] of that so that apps that
+// converged together spread out instead of coming back in waves (the
+// ceiling stays a bound). It returns the delay chosen.
 func (q *queue) Idle(key string, base, ceiling time.Duration) time.Duration {
 	q.mu.Lock()
 	it := q.item(key)
@@ -260,7 +261,7 @@ func jitter(d time.Duration) time.Duration {
 	if d < 10*time.Millisecond {
 		return d
 	}
-	return d - d/10 + rand.N(d/5)
+	return d - d/4 + rand.N(d/4+1)
 }
 
 // Len is the number of apps waiting in the lanes.

@@ -128,7 +128,8 @@ func TestQueueScheduleReplacesTheTimer(t *testing.T) {
 	}
 }
 
-// Idle doubles the delay per quiet pass up to the ceiling (±10% jitter);
+// Idle doubles the delay per quiet pass up to the ceiling (drawn from
+// [3/4, 1] of it);
 // Busy and Retry reset it.
 func TestQueueIdleBackOff(t *testing.T) {
 	q := newQueue(time.Now)
@@ -140,9 +141,9 @@ func TestQueueIdleBackOff(t *testing.T) {
 	}
 	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute}
 	for i := range want {
-		lo, hi := want[i]-want[i]/10, want[i]+want[i]/10
+		lo, hi := want[i]-want[i]/4, want[i]
 		if got[i] < lo || got[i] > hi {
-			t.Fatalf("idle delays %v, want %v ±10%%", got, want)
+			t.Fatalf("idle delays %v, want %v, each down to 3/4 of it", got, want)
 		}
 	}
 	if s := q.IdleStreak("a"); s != 5 {
