@@ -240,3 +240,22 @@ func names(prefix string, n int) []string {
 	}
 	return out
 }
+
+// waitCount waits until the list's total for query reaches n.
+func (d *driver) waitCount(ctx context.Context, api, query string, n int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		l, _, err := d.list(ctx, api, query)
+		if err == nil && l.Total >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d after %v (?%s)", l.Total, n, within, query)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -31,6 +31,7 @@ type options struct {
 	idleWindow time.Duration
 	shards     []int
 	shardN     int
+	shardStorm bool
 	workers    int
 	extra      map[string]string
 	keep       bool
@@ -49,6 +50,7 @@ func main() {
 	flag.DurationVar(&o.idleWindow, "idle-window", 5*time.Minute, "CPU measuring window after -idle-wait: one engine.idleResync, so the idle passes' waves average out")
 	flag.StringVar(&shards, "shards", "", "replica counts of the shard runs, e.g. 3,5 (empty: none)")
 	flag.IntVar(&o.shardN, "shard-apps", 5000, "apps in each shard run")
+	flag.BoolVar(&o.shardStorm, "shard-storm", true, "shard runs: storms of every app (throughput; the kill happens during one); false: first releases, idle CPU and RSS per replica, a kill of idle apps, a join (for 100,000 apps)")
 	flag.IntVar(&o.workers, "workers", 0, "engine.workers for every replica (0: graylane's default)")
 	flag.StringVar(&extra, "set", "", "extra graylane config, key=value,... (e.g. engine.resync=10s)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, data)")

@@ -65,12 +65,19 @@ func sharded(ctx context.Context, o options, dir string, n int, rep *report) err
 	if err := d.put(ctx, apps, "v1"); err != nil {
 		return err
 	}
-	if _, err := d.waitHealthy(ctx, api, "app-", "v1", apps, t0, 30*time.Minute); err != nil {
+	if o.shardStorm {
+		if _, err := d.waitHealthy(ctx, api, "app-", "v1", apps, t0, 30*time.Minute); err != nil {
+			return err
+		}
+	} else if err := d.waitCount(ctx, api, "limit=1&phase=Healthy", len(apps), 60*time.Minute); err != nil {
 		return err
 	}
 	rep.add(label, "first releases: all Healthy", time.Since(t0).Round(100*time.Millisecond).String())
 	rep.add(label, "apps per replica (the deploy system's view of who drives each app)", perReplica(sim.Drivers()))
 
+	if !o.shardStorm {
+		return shardIdle(ctx, o, sim, reps, start, label, rep, func(rs []*replica) { reps = rs })
+	}
 	// a storm of every app: throughput
 	t0 = time.Now()
 	if err := d.put(ctx, apps, "v2"); err != nil {
@@ -121,13 +128,18 @@ func sharded(ctx context.Context, o options, dir string, n int, rep *report) err
 		reps = reps[:n-1]
 	}
 
-	// a replica joins
+	return join(ctx, o, reps, start, label, rep, func(rs []*replica) { reps = rs })
+}
+
+// join starts one more replica and measures how fast it takes its share.
+func join(ctx context.Context, o options, reps []*replica, start func(string) (*replica, error), label string, rep *report, set func([]*replica)) error {
 	joined := time.Now()
-	nr, err := start(fmt.Sprintf("r%d", n))
+	nr, err := start(fmt.Sprintf("r%d", len(reps)+1))
 	if err != nil {
 		return err
 	}
 	reps = append(reps, nr)
+	set(reps)
 	share := o.shardN / len(reps)
 	var held int
 	for time.Since(joined) < 5*time.Minute {
@@ -183,4 +195,69 @@ func shardHeld(api string) int {
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&h)
 	return h.Shard.Held
+}
+
+// shardIdle measures idle replicas: CPU and RSS of each over a window, then
+// the takeover of a killed replica's idle apps, then a join.
+func shardIdle(ctx context.Context, o options, sim *deploysim.Sim, reps []*replica, start func(string) (*replica, error), label string, rep *report,
+	set func([]*replica)) error {
+	sleep(ctx, o.idleWait)
+	before := make([]procStat, len(reps))
+	for i, r := range reps {
+		before[i], _ = readProc(r.pid())
+	}
+	c0 := sim.Counts()
+	sleep(ctx, o.idleWindow)
+	c1 := sim.Counts()
+	var per []string
+	var total float64
+	for i, r := range reps {
+		after, err := readProc(r.pid())
+		if err != nil {
+			return err
+		}
+		cores := float64(after.cpu-before[i].cpu) / float64(after.at.Sub(before[i].at))
+		total += cores
+		per = append(per, fmt.Sprintf("%s %.1f %% / %s", r.id, cores*100, mb(after.rss)))
+	}
+	rep.add(label, fmt.Sprintf("idle, %s after converging, over %s (load %s): CPU of one core / RSS per replica", o.idleWait, o.idleWindow, loadAvg()), fmt.Sprint(per))
+	rep.add(label, "idle: CPU of all replicas together", fmt.Sprintf("%.1f %% of one core", total*100))
+	rep.add(label, "idle: deploy-system requests per second", fmt.Sprintf("%.1f POST/s, %.1f GET/s",
+		float64(c1.Posts-c0.Posts)/o.idleWindow.Seconds(), float64(c1.Gets-c0.Gets)/o.idleWindow.Seconds()))
+
+	victim := reps[len(reps)-1]
+	var orphans []string
+	for app, who := range sim.Drivers() {
+		if who == victim.id {
+			orphans = append(orphans, app)
+		}
+	}
+	killed := time.Now()
+	victim.kill()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		drivers := sim.Drivers()
+		left := 0
+		for _, a := range orphans {
+			if drivers[a] == victim.id {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %s's %d apps not taken over after 10 minutes", left, victim.id, len(orphans))
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	var take latencies
+	taken := sim.Taken()
+	for _, a := range orphans {
+		take.add(taken[a].Sub(killed))
+	}
+	rep.add(label, fmt.Sprintf("kill -9 of %s (%d idle apps): kill → first request of the new owner, per app", victim.id, len(orphans)), take.String())
+	reps = reps[:len(reps)-1]
+	set(reps)
+	return join(ctx, o, reps, start, label, rep, set)
 }

@@ -238,8 +238,8 @@ func (e *Engine) ShardStatus() (ShardStatus, bool) {
 	return e.cfg.Shard.Status(), true
 }
 
-// fenced wraps a pass's backend and router so that every call first
-// checks the lease deadline and carries the fence.
+// fencedBackend and fencedRouter wrap a pass's adapters in shard mode:
+// every call first checks the lease deadline.
 type fencedBackend struct {
 	b     adapters.Backend
 	check func() error
@@ -258,6 +258,11 @@ func (g fencedBackend) Apply(ctx context.Context, rel *spec.Release, want traffi
 	}
 	return g.b.Apply(ctx, rel, want, step)
 }
+
+var (
+	_ adapters.Backend       = fencedBackend{}
+	_ adapters.TrafficRouter = fencedRouter{}
+)
 
 type fencedRouter struct {
 	r     adapters.TrafficRouter
@@ -278,7 +283,7 @@ func (g fencedRouter) SetWeights(ctx context.Context, rel *spec.Release, s traff
 	return g.r.SetWeights(ctx, rel, s)
 }
 
-// fence makes the pass's adapters fenced (shard mode): the backend
+// fenceAdapters makes the pass's adapters fenced (shard mode): the backend
 // carries the token when it can (adapters.FencedBackend), and every call
 // checks the lease first.
 func (p *pass) fenceAdapters() {

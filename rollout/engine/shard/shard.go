@@ -109,7 +109,7 @@ func (s *Shard) Term(ctx context.Context, ready func(), changed func(app string)
 	s.mu.Lock()
 	s.lease, s.deadline, s.held = lease, sent.Add(time.Duration(grant.TTL)*time.Second), map[string]engine.Fence{}
 	s.mu.Unlock()
-	defer s.end(lease, ctx)
+	defer s.end(ctx, lease)
 
 	if err := s.register(ctx, lease); err != nil {
 		return err
@@ -141,7 +141,7 @@ func (s *Shard) Term(ctx context.Context, ready func(), changed func(app string)
 
 // end closes a term: nothing is held any more; on a clean stop (ctx
 // ended) the lease is revoked, which deletes the member and owner keys.
-func (s *Shard) end(lease clientv3.LeaseID, ctx context.Context) {
+func (s *Shard) end(ctx context.Context, lease clientv3.LeaseID) {
 	s.mu.Lock()
 	s.active = false
 	s.held = map[string]engine.Fence{}
