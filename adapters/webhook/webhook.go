@@ -112,13 +112,23 @@ type Backend struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	releases map[string]*spec.Release
+	mu sync.Mutex
+	// targets holds, per app applied here, what Observe needs of its
+	// spec (not the whole spec: at 20,000 apps that is what the engine
+	// can let go of between an idle app's passes).
+	targets map[string]target
 	// sent is the last desired state delivered per app; seen the
 	// instances per version the last status read reported, when all of
 	// them were ready.
 	sent map[string]delivery
 	seen map[string]string // countsKey of what runs
+}
+
+// target is what the backend keeps of an app's spec.
+type target struct {
+	w *spec.WebhookBackend
+	// interval is health.interval (0: default), for WaitConverged.
+	interval time.Duration
 }
 
 // delivery is one desired state acknowledged by the deploy system.
@@ -163,7 +173,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	cfg.Clock = clock.Or(cfg.Clock)
 	cfg.Logger = logx.OrDiscard(cfg.Logger)
-	return &Backend{cfg: cfg, log: cfg.Logger.With("backend", "webhook"), releases: map[string]*spec.Release{},
+	return &Backend{cfg: cfg, log: cfg.Logger.With("backend", "webhook"), targets: map[string]target{},
 		sent: map[string]delivery{}, seen: map[string]string{}}, nil
 }
 
@@ -299,8 +309,12 @@ func (b *Backend) apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 	if err != nil {
 		return err
 	}
+	t := target{w: w}
+	if rel.Health.Interval != nil {
+		t.interval = rel.Health.Interval.Duration
+	}
 	b.mu.Lock()
-	b.releases[rel.App] = rel
+	b.targets[rel.App] = t
 	skip := b.delivered(rel.App, ds.IdempotencyKey, f.Token, ds.Replicas)
 	b.mu.Unlock()
 	if skip {
@@ -363,14 +377,11 @@ func (b *Backend) observe(ctx context.Context, app string, f adapters.Fence) ([]
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rel, err := b.release(ctx, app)
-	if err != nil || rel == nil {
+	t, ok, err := b.target(ctx, app)
+	if err != nil || !ok {
 		return nil, err
 	}
-	w, err := section(rel)
-	if err != nil {
-		return nil, fmt.Errorf("webhook observe: %w", err)
-	}
+	w := t.w
 	url, err := w.RenderStatusURL(app)
 	if err != nil {
 		return nil, fmt.Errorf("webhook observe of app %s: status URL: %w", app, err)
@@ -450,7 +461,7 @@ func (x fenced) Apply(ctx context.Context, rel *spec.Release, want traffic.Repli
 // back, its desired state is POSTed again).
 func (b *Backend) Unload(app string) {
 	b.mu.Lock()
-	delete(b.releases, app)
+	delete(b.targets, app)
 	delete(b.sent, app)
 	delete(b.seen, app)
 	b.mu.Unlock()
@@ -461,8 +472,8 @@ func (b *Backend) Unload(app string) {
 // ErrNotConverged with the wanted and last observed counts.
 func (b *Backend) WaitConverged(ctx context.Context, app string, want traffic.Replicas) error {
 	interval := spec.DefaultHealthInterval
-	if rel, _ := b.release(ctx, app); rel != nil && rel.Health.Interval != nil {
-		interval = rel.Health.Interval.Duration
+	if t, ok, _ := b.target(ctx, app); ok && t.interval > 0 {
+		interval = t.interval
 	}
 	wantNZ := map[string]int{}
 	for v, n := range want {
@@ -522,21 +533,28 @@ func (b *Backend) Forget(ctx context.Context, app string) error {
 	return ctx.Err()
 }
 
-func (b *Backend) release(ctx context.Context, app string) (*spec.Release, error) {
+// target returns what Observe needs of app's spec: remembered from Apply,
+// else looked up (Config.Releases); ok false when the app has no webhook
+// section.
+func (b *Backend) target(ctx context.Context, app string) (target, bool, error) {
 	b.mu.Lock()
-	rel := b.releases[app]
+	t, ok := b.targets[app]
 	b.mu.Unlock()
-	if rel != nil || b.cfg.Releases == nil {
-		return rel, nil
+	if ok || b.cfg.Releases == nil {
+		return t, ok, nil
 	}
 	rel, err := b.cfg.Releases(ctx, app)
 	if err != nil {
-		return nil, fmt.Errorf("look up release of app %s: %w", app, err)
+		return target{}, false, fmt.Errorf("look up release of app %s: %w", app, err)
 	}
-	if rel != nil && rel.Backend.Webhook == nil {
-		return nil, nil
+	if rel == nil || rel.Backend.Webhook == nil {
+		return target{}, false, nil
 	}
-	return rel, nil
+	t = target{w: rel.Backend.Webhook}
+	if rel.Health.Interval != nil {
+		t.interval = rel.Health.Interval.Duration
+	}
+	return t, true, nil
 }
 
 // StatusError is a non-2xx answer.

@@ -16,25 +16,27 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/testsupport/deploysim"
 )
 
 // options are the harness' flags.
 type options struct {
-	bin        string
-	sizes      []int
-	storm      int
-	probes     int
-	settle     time.Duration
-	window     time.Duration
-	idleWait   time.Duration
-	idleWindow time.Duration
-	shards     []int
-	shardN     int
-	shardStorm bool
-	workers    int
-	extra      map[string]string
-	keep       bool
+	bin          string
+	sizes        []int
+	storm        int
+	probes       int
+	settle       time.Duration
+	window       time.Duration
+	idleWait     time.Duration
+	idleWindow   time.Duration
+	shards       []int
+	shardN       int
+	shardStorm   bool
+	workers      int
+	extra        map[string]string
+	keep         bool
+	externalEtcd bool
 }
 
 func main() {
@@ -54,6 +56,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 0, "engine.workers for every replica (0: graylane's default)")
 	flag.StringVar(&extra, "set", "", "extra graylane config, key=value,... (e.g. engine.resync=10s)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, data)")
+	flag.BoolVar(&o.externalEtcd, "external-etcd", false, "single-process runs: etcd in the harness' process instead of embedded in graylane (graylane's own RSS and CPU)")
 	flag.Parse()
 	var err error
 	if o.sizes, err = ints(sizes); err != nil {
@@ -159,12 +162,28 @@ func startSim(cfg deploysim.Config) (*deploysim.Sim, string, func()) {
 func single(ctx context.Context, o options, dir string, n, storm int, rep *report) error {
 	sim, hookURL, stopSim := startSim(deploysim.Config{})
 	defer stopSim()
-	r, err := startReplica(ctx, o.bin, dir, "single", o.engineConfig())
+	cfg := o.engineConfig()
+	endpoint := ""
+	if o.externalEtcd {
+		// graylane's own memory and CPU, without etcd's (as in HA setups)
+		etcd, err := etcdserver.Start(ctx, etcdserver.Config{Dir: filepath.Join(dir, "etcd"), ClientAddr: fmt.Sprintf("127.0.0.1:%d", freePort()),
+			PeerAddr: fmt.Sprintf("127.0.0.1:%d", freePort())})
+		if err != nil {
+			return err
+		}
+		defer etcd.Close()
+		cfg["etcd"] = map[string]any{"endpoints": etcd.Endpoints()}
+		endpoint = etcd.ClientAddr()
+	}
+	r, err := startReplica(ctx, o.bin, dir, "single", cfg)
 	if err != nil {
 		return err
 	}
 	defer r.stop()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{r.etcd}, DialTimeout: 5 * time.Second})
+	if endpoint == "" {
+		endpoint = r.etcd
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -173,6 +192,9 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 	smp := newSampler(r.pid())
 	defer smp.close()
 	label := fmt.Sprintf("%d apps", n)
+	if o.externalEtcd {
+		label += " (etcd in another process)"
+	}
 	rep.note(label, "load average at start %s", loadAvg())
 
 	probes := names("probe", min(o.probes, n/10))
@@ -201,7 +223,7 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 		}
 	}
 	rep.add(label, fmt.Sprintf("time until all Healthy (specs written in %s)", wrote.Round(time.Millisecond)), time.Since(start).Round(100*time.Millisecond).String())
-	rep.add(label, "peak RSS while converging", mb(smp.resetPeak()))
+	rep.add(label, "peak RSS while converging", smp.resetPeak())
 
 	// steady state
 	sleep(ctx, o.settle)
@@ -214,8 +236,8 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 	rep.add(label, "deploy-system requests per second while idle", fmt.Sprintf("%.1f POST/s, %.1f GET/s",
 		float64(c1.Posts-c0.Posts)/o.window.Seconds(), float64(c1.Gets-c0.Gets)/o.window.Seconds()))
 	rep.add(label, fmt.Sprintf("CPU while idle, %s after converging, over %s (load %s)", o.settle, o.window, loadAvg()), fmt.Sprintf("%.1f %% of one core", cores*100))
-	rep.add(label, "RSS steady", mb(rss))
-	if st, err := cli.Status(ctx, r.etcd); err == nil {
+	rep.add(label, "RSS steady", rss.String())
+	if st, err := cli.Status(ctx, endpoint); err == nil {
 		rep.add(label, "etcd database", mb(st.DbSize))
 	}
 
@@ -236,7 +258,7 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 		}
 	}
 	rep.add(label, "GET /api/v1/apps/{app}", getLat.String())
-	rep.add(label, "peak RSS during the API reads", mb(smp.resetPeak()))
+	rep.add(label, "peak RSS during the API reads", smp.resetPeak())
 	if storm == 0 {
 		return nil
 	}
@@ -296,7 +318,7 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 	rep.add(slabel, "edit → first backend action, one probe edit at a time while the storm's rollouts are in flight", edit.String())
 	rep.add(slabel, "GET /api/v1/apps/{app} during the storm", get.String())
 	rep.add(slabel, "GET /api/v1/apps?limit=100 during the storm", list.String())
-	rep.add(slabel, "peak RSS during the storm", mb(smp.resetPeak()))
+	rep.add(slabel, "peak RSS during the storm", smp.resetPeak())
 	c := sim.Counts()
 	rep.add(slabel, "deploy-system requests over the whole run", fmt.Sprintf("%d POST, %d GET", c.Posts, c.Gets))
 
@@ -309,7 +331,7 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 		}
 		after := sim.Counts()
 		rep.add(label, fmt.Sprintf("CPU while idle, %s after the storm, over %s (load %s)", o.idleWait, o.idleWindow, loadAvg()), fmt.Sprintf("%.1f %% of one core", cores*100))
-		rep.add(label, "RSS idle after the storm", mb(rss))
+		rep.add(label, "RSS idle after the storm", rss.String())
 		rep.add(label, "deploy-system requests per second while idle, after the storm", fmt.Sprintf("%.1f POST/s, %.1f GET/s",
 			float64(after.Posts-before.Posts)/o.idleWindow.Seconds(), float64(after.Gets-before.Gets)/o.idleWindow.Seconds()))
 	}

@@ -145,6 +145,10 @@ type procStat struct {
 	at  time.Time
 	cpu time.Duration // user + system
 	rss int64         // bytes
+	// anon is the anonymous part of rss (heaps, stacks); the rest is
+	// files mapped (the embedded etcd's database, the binary), pages the
+	// kernel can drop and read again
+	anon int64
 }
 
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
@@ -173,6 +177,10 @@ func readProc(pid int) (procStat, error) {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			st.rss = kb << 10
 		}
+		if rest, ok := strings.CutPrefix(sc.Text(), "RssAnon:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			st.anon = kb << 10
+		}
 	}
 	return st, nil
 }
@@ -181,7 +189,7 @@ func readProc(pid int) (procStat, error) {
 type sampler struct {
 	pid  int
 	mu   sync.Mutex
-	peak int64
+	peak procStat // the sample with the highest rss
 	last procStat
 	stop chan struct{}
 }
@@ -202,7 +210,9 @@ func newSampler(pid int) *sampler {
 				}
 				s.mu.Lock()
 				s.last = st
-				s.peak = max(s.peak, st.rss)
+				if st.rss > s.peak.rss {
+					s.peak = st
+				}
 				s.mu.Unlock()
 			}
 		}
@@ -210,40 +220,38 @@ func newSampler(pid int) *sampler {
 	return s
 }
 
-// resetPeak starts a new peak window and returns the previous peak.
-func (s *sampler) resetPeak() int64 {
+// resetPeak starts a new peak window and returns the previous peak
+// ("RSS (anonymous …)").
+func (s *sampler) resetPeak() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.peak
-	s.peak = s.last.rss
-	return p
+	s.peak = s.last
+	return p.String()
 }
 
-func (s *sampler) peakRSS() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.peak
-}
+// String is the RSS with its anonymous part.
+func (p procStat) String() string { return fmt.Sprintf("%s (anonymous %s)", mb(p.rss), mb(p.anon)) }
 
 func (s *sampler) close() { close(s.stop) }
 
-// cpuOver measures a process' CPU use (in cores) and its RSS at the end of
-// a window.
-func cpuOver(ctx context.Context, pid int, window time.Duration) (cores float64, rss int64, err error) {
+// cpuOver measures a process' CPU use (in cores) over a window, and its
+// memory at the end of it.
+func cpuOver(ctx context.Context, pid int, window time.Duration) (cores float64, end procStat, err error) {
 	a, err := readProc(pid)
 	if err != nil {
-		return 0, 0, err
+		return 0, procStat{}, err
 	}
 	select {
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return 0, procStat{}, ctx.Err()
 	case <-time.After(window):
 	}
 	b, err := readProc(pid)
 	if err != nil {
-		return 0, 0, err
+		return 0, procStat{}, err
 	}
-	return float64(b.cpu-a.cpu) / float64(b.at.Sub(a.at)), b.rss, nil
+	return float64(b.cpu-a.cpu) / float64(b.at.Sub(a.at)), b, nil
 }
 
 // loadAvg returns the 1-minute load average.

@@ -93,7 +93,7 @@ func sharded(ctx context.Context, o options, dir string, n int, rep *report) err
 	var cpu []string
 	for _, r := range reps {
 		if st, err := readProc(r.pid()); err == nil {
-			cpu = append(cpu, fmt.Sprintf("%s %s", r.id, mb(st.rss)))
+			cpu = append(cpu, fmt.Sprintf("%s %s", r.id, st))
 		}
 	}
 	rep.add(label, "RSS per replica after the storm", fmt.Sprint(cpu))
@@ -218,7 +218,7 @@ func shardIdle(ctx context.Context, o options, sim *deploysim.Sim, reps []*repli
 		}
 		cores := float64(after.cpu-before[i].cpu) / float64(after.at.Sub(before[i].at))
 		total += cores
-		per = append(per, fmt.Sprintf("%s %.1f %% / %s", r.id, cores*100, mb(after.rss)))
+		per = append(per, fmt.Sprintf("%s %.1f %% / %s", r.id, cores*100, after))
 	}
 	rep.add(label, fmt.Sprintf("idle, %s after converging, over %s (load %s): CPU of one core / RSS per replica", o.idleWait, o.idleWindow, loadAvg()), fmt.Sprint(per))
 	rep.add(label, "idle: CPU of all replicas together", fmt.Sprintf("%.1f %% of one core", total*100))

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,8 +116,6 @@ type parsedDoc struct {
 	revision int64
 	rel      *spec.Release
 	err      error
-	// json is rel as JSON (the record's Spec), made once per revision.
-	json []byte
 }
 
 // latestDoc is what a pass knows of the app's newest document.
@@ -152,9 +149,6 @@ func (e *Engine) latest(app string) latestDoc {
 		err = &spec.ValidationError{Errors: []spec.FieldError{{Path: "app", Msg: fmt.Sprintf("%q does not match the key it is stored under (%q)", rel.App, app)}}}
 	}
 	p := parsedDoc{revision: en.Revision, rel: rel, err: err}
-	if err == nil {
-		p.json, _ = json.Marshal(rel)
-	}
 	e.parsed[app] = p
 	return latestDoc{parsedDoc: p, present: true, sourceDown: down, data: en.Data, version: en.Version}
 }
@@ -170,6 +164,9 @@ type live struct {
 	// rev is the revision of the app's record this replica last loaded
 	// or saved (loadRecord).
 	rev int64
+	// specRev is the document revision whose spec this process last put
+	// into the record (it is not encoded again for the same revision).
+	specRev int64
 }
 
 // New builds an Engine.

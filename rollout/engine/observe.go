@@ -98,3 +98,14 @@ func (e *Engine) loadRecord(ctx context.Context, app string) (Record, int64, err
 	}
 	return rec, rev, err
 }
+
+// specRev is the document revision whose spec this process last put into
+// app's record (0: none).
+func (e *Engine) specRev(app string) int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if l := e.live[app]; l != nil {
+		return l.specRev
+	}
+	return 0
+}

@@ -164,7 +164,14 @@ func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, er
 	switch d := p.doc; {
 	case d.present && d.err == nil:
 		rel = d.rel
-		p.rec.Spec, p.rec.SpecRevision, p.rec.SpecError, p.rec.Deleting = d.json, d.revision, nil, false
+		if len(p.rec.Spec) == 0 || p.rec.SpecRevision != d.revision || e.specRev(app) != d.revision {
+			// the record does not hold this document's JSON yet (the
+			// same revision's, put there by this process, is not
+			// encoded again)
+			p.rec.Spec, _ = json.Marshal(rel)
+			e.setLive(app, func(l *live) { l.specRev = d.revision })
+		}
+		p.rec.SpecRevision, p.rec.SpecError, p.rec.Deleting = d.revision, nil, false
 	case d.present:
 		fe := &FieldError{Error: d.err.Error(), Field: spec.FieldOf(d.err), Revision: d.revision}
 		if old := p.rec.SpecError; old == nil || old.Error != fe.Error || old.Revision != fe.Revision {
