@@ -166,7 +166,7 @@ func single(ctx context.Context, o options, dir string, n, storm int, rep *repor
 	endpoint := ""
 	if o.externalEtcd {
 		// graylane's own memory and CPU, without etcd's (as in HA setups)
-		etcd, err := etcdserver.Start(ctx, etcdserver.Config{Dir: filepath.Join(dir, "etcd"), ClientAddr: fmt.Sprintf("127.0.0.1:%d", freePort()),
+		etcd, err := etcdserver.Start(ctx, etcdserver.Config{Dir: filepath.Join(dir, "etcd"), QuotaBackendBytes: 8 << 30, ClientAddr: fmt.Sprintf("127.0.0.1:%d", freePort()),
 			PeerAddr: fmt.Sprintf("127.0.0.1:%d", freePort())})
 		if err != nil {
 			return err

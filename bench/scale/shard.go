@@ -19,7 +19,7 @@ import (
 // joining (time to take its share).
 func sharded(ctx context.Context, o options, dir string, n int, rep *report) error {
 	label := fmt.Sprintf("shard: %d replicas, %d apps", n, o.shardN)
-	etcd, err := etcdserver.Start(ctx, etcdserver.Config{Dir: filepath.Join(dir, "etcd"), ClientAddr: fmt.Sprintf("127.0.0.1:%d", freePort()),
+	etcd, err := etcdserver.Start(ctx, etcdserver.Config{Dir: filepath.Join(dir, "etcd"), QuotaBackendBytes: 8 << 30, ClientAddr: fmt.Sprintf("127.0.0.1:%d", freePort()),
 		PeerAddr: fmt.Sprintf("127.0.0.1:%d", freePort())})
 	if err != nil {
 		return err

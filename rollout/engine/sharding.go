@@ -100,6 +100,7 @@ func (e *Engine) shardTerm(ctx context.Context) {
 	select {
 	case <-started:
 		e.log.Info("shard term started: driving this replica's apps", "replica", e.cfg.Shard.ID())
+		e.cfg.Metrics.setShard(e.cfg.Shard.Status())
 		e.lead(tctx)
 	case <-tctx.Done():
 	}
