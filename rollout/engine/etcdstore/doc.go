@@ -7,6 +7,8 @@
 // version the upgrade Gate allows and read back migrated to the current
 // one; a record of a newer graylane is refused, never misread.
 //
-// Entry points: Open(Config), OpenJournal(Config); New and NewJournal
-// without a Gate.
+// Entry points: Open(Config), OpenJournal(Config); New(client, prefix) and
+// NewJournal without a Gate. In ha.mode shard its writes are fenced
+// (fenced.go: SaveFenced, DeleteFenced compare the app's ownership key);
+// NewNudger (nudge.go) carries the observe callback between replicas.
 package etcdstore
