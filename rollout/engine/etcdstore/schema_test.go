@@ -110,3 +110,58 @@ func TestStoreReadsOlderAndRefusesNewerRecords(t *testing.T) {
 		t.Fatalf("saved through the gate as %v", m)
 	}
 }
+
+// Fenced saves (ha.mode shard) carry the schema version like Save: the
+// current one without a Gate, version 0 through a Gate while an older
+// graylane runs; a lost fence is ErrFenced, a lost revision ErrConflict.
+func TestFencedSaveWritesTheSchemaVersion(t *testing.T) {
+	testenv.IntegrationTest(t)
+	ctx := context.Background()
+	cli := etcdtest.Start(t).Client()
+	own, err := cli.Put(ctx, "/gl/shard/owners/shop", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := engine.Fence{Key: "/gl/shard/owners/shop", Token: own.Header.Revision, Holder: "a"}
+	st := etcdstore.New(cli, "/gl/state/")
+	rev, err := st.SaveFenced(ctx, "shop", engine.Record{Driver: "a"}, 0, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, m := schemaOf(t, cli, "/gl/state/shop"); v != engine.RecordKind().Current || m["driver"] != "a" {
+		t.Fatalf("fenced save without a gate wrote %v", m)
+	}
+
+	l, err := cli.Grant(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/gl/leader/1", "old-graylane", clientv3.WithLease(l.ID)); err != nil {
+		t.Fatal(err)
+	}
+	g, err := upgrade.New(upgrade.Config{Client: cli, Prefix: "/gl/upgrade/", ID: "new", Release: "test",
+		Collections: []upgrade.Collection{st.Collection()}, Presence: []string{"/gl/leader/"}, TTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	gated := etcdstore.Open(etcdstore.Config{Client: cli, Prefix: "/gl/state/", Gate: g})
+	if rev, err = gated.SaveFenced(ctx, "shop", engine.Record{Driver: "a"}, rev, f); err != nil {
+		t.Fatal(err)
+	}
+	if v, m := schemaOf(t, cli, "/gl/state/shop"); v != 0 || m["schema"] != nil {
+		t.Fatalf("fenced save through the gate while an older graylane runs wrote %v", m)
+	}
+	if _, err := gated.SaveFenced(ctx, "shop", engine.Record{Driver: "a"}, rev-1, f); !errors.Is(err, engine.ErrConflict) {
+		t.Fatalf("fenced save at a stale revision: %v", err)
+	}
+	if _, err := cli.Delete(ctx, f.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gated.SaveFenced(ctx, "shop", engine.Record{Driver: "a"}, rev, f); !errors.Is(err, engine.ErrFenced) {
+		t.Fatalf("fenced save without the ownership key: %v", err)
+	}
+}
