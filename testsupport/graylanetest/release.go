@@ -33,6 +33,12 @@ func ReleaseBinaries(t testing.TB, commit string) string {
 	return dir
 }
 
+// BuildRelease is ReleaseBinaries outside a test (make tools, through
+// ./testsupport/graylanetest/prebuild): it builds graylane and demoapp as
+// they were at commit, from the clone at root, into the cache once, and
+// returns the directory.
+func BuildRelease(root, commit string) (string, error) { return releaseBinaries(root, commit) }
+
 func releaseBinaries(root, commit string) (string, error) {
 	out := filepath.Join(testenv.CacheDir(), "release", commit)
 	done := filepath.Join(out, ".built")
