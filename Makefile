@@ -4,7 +4,7 @@ PKGS    ?= ./...
 # Where heavy test servers (Polaris, Kubernetes, kwok) are built once and kept.
 export GRAYLANE_CACHE ?= $(HOME)/.cache/graylane
 
-.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean console console-check chart-lint
+.PHONY: all build run test test-unit test-deps tools bench bench-scale fmt vet lint clean console console-check chart-lint
 
 all: build
 
@@ -56,6 +56,14 @@ bench: build
 chart-lint:
 	cd tools/helm && GOWORK=off $(GO) build -o ../../bin/graylane-helm .
 	./bin/graylane-helm lint deployments/helm/graylane --strict
+
+## bench-scale: the scale harness behind docs/benchmarks.md's scale figures (the real binary, a simulated
+## deploy system; 1k/5k/20k apps, a 2,000-rollout storm, 3 and 5 replicas in ha.mode shard). It takes
+## 30-60 minutes and both cores: run it on a quiet machine. BENCH_SCALE_FLAGS overrides the sizes
+## (go run ./bench/scale -h), e.g. make bench-scale BENCH_SCALE_FLAGS='-apps 1000 -storm 200 -shards 3'
+BENCH_SCALE_FLAGS ?= -apps 1000,5000,20000 -storm 2000 -idle-wait 6m -shards 3,5 -shard-apps 5000
+bench-scale: build
+	$(GO) run ./bench/scale -bin bin/graylane $(BENCH_SCALE_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

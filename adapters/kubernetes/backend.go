@@ -87,9 +87,10 @@ type Backend struct {
 
 // Interface guards.
 var (
-	_ adapters.Backend   = (*Backend)(nil)
-	_ adapters.Notifier  = (*Backend)(nil)
-	_ adapters.Forgetter = (*Backend)(nil)
+	_ adapters.Backend        = (*Backend)(nil)
+	_ adapters.Notifier       = (*Backend)(nil)
+	_ adapters.ChangeNotifier = (*Backend)(nil)
+	_ adapters.Forgetter      = (*Backend)(nil)
 )
 
 const indexApp = "app"
@@ -321,3 +322,6 @@ func kube(rel *spec.Release) (*spec.KubernetesBackend, error) {
 	}
 	return rel.Backend.Kubernetes, nil
 }
+
+// NotifiesEveryChange implements adapters.ChangeNotifier: the informers notify every change of the app's Deployments and pods, whoever made it.
+func (b *Backend) NotifiesEveryChange() bool { return true }

@@ -86,9 +86,10 @@ type Backend struct {
 }
 
 var (
-	_ adapters.Backend   = (*Backend)(nil)
-	_ adapters.Notifier  = (*Backend)(nil)
-	_ adapters.Forgetter = (*Backend)(nil)
+	_ adapters.Backend        = (*Backend)(nil)
+	_ adapters.Notifier       = (*Backend)(nil)
+	_ adapters.ChangeNotifier = (*Backend)(nil)
+	_ adapters.Forgetter      = (*Backend)(nil)
 )
 
 // app is one app's desired state and slots.
@@ -632,3 +633,6 @@ func (b *Backend) portReserved(port int) bool {
 	defer b.mu.Unlock()
 	return b.ports[port]
 }
+
+// NotifiesEveryChange implements adapters.ChangeNotifier: every instance start, exit, readiness change and health-check flip is notified.
+func (b *Backend) NotifiesEveryChange() bool { return true }

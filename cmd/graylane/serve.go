@@ -21,6 +21,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/graylane/graylane/adapters/webhook"
 	"github.com/graylane/graylane/configsync"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/console"
@@ -28,6 +29,7 @@ import (
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
+	"github.com/graylane/graylane/rollout/engine/shard"
 	"github.com/graylane/graylane/server"
 )
 
@@ -57,12 +59,17 @@ var defaults = map[string]any{
 	"etcd.embedded.warnRequestDuration": etcdserver.DefaultWarnRequestDuration.String(),
 	"etcd.embedded.defragInterval":      etcdserver.DefaultDefragInterval.String(),
 	"etcd.embedded.logLevel":            etcdserver.DefaultEtcdLogLevel,
-	"engine.workers":                    4,
+	"engine.workers":                    engine.DefaultWorkers,
+	"debug.pprofAddr":                   "",
 	"ha.enabled":                        false,
+	"ha.mode":                           "",
+	"ha.prefix":                         shard.DefaultPrefix,
 	"ha.ttl":                            "10s",
 	"ha.id":                             "",
 	"ha.key":                            "/graylane/leader",
 	"engine.resync":                     "10s",
+	"engine.idleResync":                 engine.DefaultIdleResync.String(),
+	"webhook.reassert":                  webhook.DefaultReassert.String(),
 	"bootstrap.specs":                   "",
 	"process.stateDir":                  "",
 	"process.stopOnExit":                false,
@@ -284,14 +291,11 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	if err := adapters.wireGray(ctx, v, cli, log); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	var elect engine.Elect
-	if v.GetBool("ha.enabled") {
-		id := v.GetString("ha.id")
-		if id == "" {
-			id = defaultID()
-		}
-		elect = etcdElect(cli, v.GetString("ha.key"), id, v.GetDuration("ha.ttl"), log.With("component", "election"))
+	ha, err := buildHA(v, cli, log) // ha.go
+	if err != nil {
+		return &exitError{code: 2, err: err}
 	}
+	adapters.shard = ha.shard != nil
 	recs := buildRecords(v, cli, src.Name(), log)                                   // wiring_records.go
 	cfgw, err := buildConfigReleaser(ctx, v, cli, log, recs.store.ConfigIdentities) // wiring_config.go
 	if err != nil {
@@ -303,17 +307,22 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Journal: etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))})
 	defer checks.Close()
 	eng = engine.New(engine.Config{
-		Config:   cfgw.manager,
-		Analysis: checks,
-		Elect:    elect,
-		Source:   src,
-		Store:    etcdstore.New(cli, v.GetString("etcd.statePrefix")),
-		Resolver: adapters,
-		Logger:   log.With("component", "engine"),
-		Metrics:  engine.NewMetrics(reg),
-		Workers:  v.GetInt("engine.workers"),
-		Resync:   v.GetDuration("engine.resync"),
-		Records:  recs.keeper,
+		Config:    cfgw.manager,
+		Analysis:  checks,
+		Elect:     ha.elect,
+		Shard:     ha.engineShard(),
+		Nudges:    ha.nudges,
+		ReplicaID: ha.id,
+		Source:    src,
+		Store:     etcdstore.New(cli, v.GetString("etcd.statePrefix")),
+		Resolver:  adapters,
+		Logger:    log.With("component", "engine"),
+		Metrics:   engine.NewMetrics(reg),
+		Workers:   v.GetInt("engine.workers"),
+		Resync:    v.GetDuration("engine.resync"),
+		// IdleResync: the back-off ceiling of idle apps (README)
+		IdleResync: v.GetDuration("engine.idleResync"),
+		Records:    recs.keeper,
 	})
 	adapters.Notify(eng.Trigger)
 	adapters.releases = eng.Release
@@ -365,6 +374,13 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	log.Info("graylane serving", "api", scheme+"://"+ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/", "source", src.Name(), "data", dataDir)
 
 	g, gctx := errgroup.WithContext(ctx)
+	if addr := v.GetString("debug.pprofAddr"); addr != "" {
+		stop, err := servePprof(gctx, addr, log)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		defer stop()
+	}
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error { return recs.run(gctx) })
 	g.Go(func() error {

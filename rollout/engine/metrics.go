@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,13 +20,18 @@ type Metrics struct {
 	sourceToAct  prometheus.Histogram
 	leader       prometheus.Gauge
 	releases     *releaseMetrics // records.go
+	shardMembers prometheus.Gauge
+	shardApps    prometheus.Gauge
+
+	mu     sync.Mutex
+	phases map[string]rollout.Phase // the phase series set per app
 }
 
 // NewMetrics registers the engine's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
+	m := &Metrics{phases: map[string]rollout.Phase{},
 		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "graylane_rollout_phase", Help: "1 for the phase each app is in.",
+			Name: "graylane_rollout_phase", Help: "1 for the phase each app is in (one series per app, its current phase).",
 		}, []string{"app", "phase"}),
 		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "graylane_step_duration_seconds", Help: "Time each canary step took, from start to completion.",
@@ -49,6 +55,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "graylane_leader", Help: "1 while this graylane reconciles releases (leads).",
 		}),
 	}
+	m.shardMembers = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graylane_shard_members", Help: "Live replicas this one sees (ha.mode shard)."})
+	m.shardApps = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graylane_shard_apps", Help: "Apps this replica drives (ha.mode shard)."})
+	reg.MustRegister(m.shardMembers, m.shardApps)
 	reg.MustRegister(m.phase, m.stepDuration, m.syncs, m.syncSeconds, m.sourceUpG, m.sourceToAct, m.leader)
 	m.releases = newReleaseMetrics(reg)
 	return m
@@ -56,16 +65,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 var allPhases = []rollout.Phase{rollout.Progressing, rollout.Paused, rollout.Healthy, rollout.Degraded, rollout.RolledBack}
 
+// observeStatus keeps one phase series per app, the current phase's (set
+// to 1), touched only when the phase changes: at 20,000 apps a series per
+// phase would be 100,000 series and five map updates per pass.
 func (m *Metrics) observeStatus(app string, before, after rollout.Status, now time.Time) {
 	if m == nil {
 		return
 	}
-	for _, p := range allPhases {
-		v := 0.0
-		if p == after.Phase {
-			v = 1
+	m.mu.Lock()
+	was, known := m.phases[app]
+	if !known || was != after.Phase {
+		m.phases[app] = after.Phase
+	}
+	m.mu.Unlock()
+	if !known || was != after.Phase {
+		if known {
+			m.phase.DeleteLabelValues(app, string(was))
 		}
-		m.phase.WithLabelValues(app, string(p)).Set(v)
+		m.phase.WithLabelValues(app, string(after.Phase)).Set(1)
 	}
 	if before.CanaryVersion != "" && before.CanaryVersion == after.CanaryVersion && after.Step > before.Step && !before.StepStartedAt.IsZero() {
 		m.stepDuration.WithLabelValues(app).Observe(now.Sub(before.StepStartedAt).Seconds())
@@ -76,6 +93,9 @@ func (m *Metrics) forget(app string) {
 	if m == nil {
 		return
 	}
+	m.mu.Lock()
+	delete(m.phases, app)
+	m.mu.Unlock()
 	for _, p := range allPhases {
 		m.phase.DeleteLabelValues(app, string(p))
 	}
@@ -121,4 +141,12 @@ func (m *Metrics) setLeader(on bool) {
 	} else {
 		m.leader.Set(0)
 	}
+}
+
+func (m *Metrics) setShard(st ShardStatus) {
+	if m == nil {
+		return
+	}
+	m.shardMembers.Set(float64(len(st.Members)))
+	m.shardApps.Set(float64(st.Held))
 }

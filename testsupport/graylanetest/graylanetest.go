@@ -183,6 +183,27 @@ func (g *Graylane) Kill() {
 	}
 }
 
+// Pause stops graylane with SIGSTOP (as a long GC pause, a frozen VM or
+// a debugger would); Resume continues it with SIGCONT.
+func (g *Graylane) Pause() {
+	g.t.Helper()
+	if g.cmd != nil {
+		if err := g.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			g.t.Fatalf("SIGSTOP graylane: %v", err)
+		}
+	}
+}
+
+// Resume continues a paused graylane (SIGCONT).
+func (g *Graylane) Resume() {
+	g.t.Helper()
+	if g.cmd != nil {
+		if err := g.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			g.t.Fatalf("SIGCONT graylane: %v", err)
+		}
+	}
+}
+
 // Stop sends SIGTERM to graylane (a graceful stop, as Ctrl-C) and waits
 // for it to exit.
 func (g *Graylane) Stop() {
