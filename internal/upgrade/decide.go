@@ -96,5 +96,11 @@ func Decide(v View) Decision {
 		}
 	}
 	d.Refuse = errors.Join(refuse...)
+	if d.Refuse != nil {
+		// a newer graylane owns this etcd: one that cannot read all of it
+		// raises and migrates nothing (it would sign the storage record as
+		// the raiser of versions it does not read)
+		d.Raise, d.Migrate = map[string]int{}, map[string]int{}
+	}
 	return d
 }

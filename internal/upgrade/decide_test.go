@@ -73,9 +73,9 @@ func TestDecide(t *testing.T) {
 			waiting: []string{"rec: written at schema 0 (migration to 1 held: upgrade.migration is hold)"},
 		},
 		{
-			name:  "storage newer than this graylane reads: refuse",
+			name:  "storage newer than this graylane reads: refuse, and raise or migrate no other kind",
 			view:  View{Members: []Member{self}, Storage: Storage{Kinds: map[string]int{"rec": 2}, RaisedBy: "n (v9)"}},
-			raise: map[string]int{"born": 2}, migrate: map[string]int{"born": 2},
+			raise: map[string]int{}, migrate: map[string]int{},
 			refuse: true,
 		},
 	} {
