@@ -40,6 +40,9 @@ func (r *resolver) addProxy(v *viper.Viper, dataDir string, log *slog.Logger) (*
 		if n := v.GetInt("proxy.procs"); n > 0 {
 			args = append(args, "--procs", strconv.Itoa(n))
 		}
+		if v.IsSet("proxy.gcBudgetMiB") {
+			args = append(args, "--gc-budget-mib", strconv.Itoa(v.GetInt("proxy.gcBudgetMiB")))
+		}
 		sup, err := proxyd.Supervise(ctx, proxyd.SupervisorConfig{Dir: dir, Args: args, Logger: plog})
 		cancel()
 		if err != nil {
