@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 )
 
 // The common upstream response — HTTP/1.1, a status with a body, one
@@ -193,8 +192,7 @@ func (s *connSink) rawResponse(r *http.Request, uc *upConn, rr *rawResponse, e *
 	}
 	writeHeader(bw, UpstreamHeader, e.addr)
 	bw.WriteString("Content-Length: ")
-	var num [20]byte
-	bw.Write(strconv.AppendInt(num[:0], rr.length, 10))
+	writeInt(bw, rr.length)
 	bw.WriteString("\r\n")
 	if s.close {
 		bw.WriteString("Connection: close\r\n")
@@ -218,4 +216,17 @@ func (s *connSink) rawResponse(r *http.Request, uc *upConn, rr *rawResponse, e *
 		return false
 	}
 	return !rr.close && !r.Close
+}
+
+// writeInt writes n >= 0 in decimal (strconv.FormatInt allocates for
+// numbers of three digits and more, and a buffer given to bw.Write
+// escapes).
+func writeInt(bw *bufio.Writer, n int64) {
+	d := int64(1)
+	for d <= n/10 {
+		d *= 10
+	}
+	for ; d > 0; d /= 10 {
+		bw.WriteByte(byte('0' + n/d%10))
+	}
 }

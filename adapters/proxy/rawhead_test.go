@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -63,5 +64,17 @@ func TestPeekResponse(t *testing.T) {
 	// http.ReadResponse
 	if _, err := peekResponse(bufio.NewReader(strings.NewReader("")), &rawResponse{}); err == nil {
 		t.Error("empty connection: no error")
+	}
+}
+
+func TestWriteInt(t *testing.T) {
+	for _, n := range []int64{0, 7, 10, 99, 100, 12345, 1 << 40} {
+		var b strings.Builder
+		bw := bufio.NewWriter(&b)
+		writeInt(bw, n)
+		bw.Flush()
+		if want := strconv.FormatInt(n, 10); b.String() != want {
+			t.Errorf("writeInt(%d) = %q", n, b.String())
+		}
 	}
 }
