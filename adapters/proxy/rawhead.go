@@ -130,7 +130,7 @@ func digits(v []byte) int64 {
 }
 
 // asciiFold reports whether b equals s ignoring ASCII case.
-func asciiFold(b []byte, s string) bool {
+func asciiFold[T string | []byte](b T, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
