@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof" // served only with --debug-addr
@@ -29,6 +30,9 @@ func newProxyCmd() *cobra.Command {
 				return &exitError{code: 2, err: err}
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			if gcBudgetMiB < 0 || gcPercent <= 0 {
+				return &exitError{code: 2, err: fmt.Errorf("--gc-budget-mib (%d) must be 0 or more and --gc-percent (%d) more than 0", gcBudgetMiB, gcPercent)}
+			}
 			tuneRuntime(procs)
 			if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
 				go proxyd.TuneGC(cmd.Context(), proxyd.GCConfig{Budget: int64(gcBudgetMiB) << 20, Percent: gcPercent})
