@@ -22,7 +22,8 @@ const PreviousRelease = "e493939edf0cab9273071697dc21323a901cdf88"
 // commit of this repository: git archive of it, built with the module
 // cache) into $GRAYLANE_CACHE/release/<commit>/, once per commit, and
 // returns that directory. A commit missing from the clone (a shallow CI
-// checkout) fails the test naming it.
+// checkout) is fetched from the clone's origin first; if that fails too,
+// the test fails naming it.
 func ReleaseBinaries(t testing.TB, commit string) string {
 	t.Helper()
 	testenv.AssertIntegrationTest(t, "graylane of an earlier release")
@@ -60,8 +61,8 @@ func releaseBinaries(root, commit string) (string, error) {
 	if _, err := os.Stat(done); err == nil {
 		return out, nil // built by another test binary while we waited
 	}
-	if b, err := exec.Command("git", "-C", root, "cat-file", "-e", commit+"^{commit}").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("commit %s is not in the clone at %s (a shallow checkout? fetch the history): %v %s", commit, root, err, b)
+	if err := haveCommit(root, commit); err != nil {
+		return "", err
 	}
 	src, err := os.MkdirTemp("", "graylane-release-src-")
 	if err != nil {
@@ -82,4 +83,29 @@ func releaseBinaries(root, commit string) (string, error) {
 		}
 	}
 	return out, os.WriteFile(done, []byte(commit+"\n"), 0o644)
+}
+
+// haveCommit makes sure commit is in the clone at root: a shallow clone
+// (as CI checkouts often are) is deepened from its origin, or the commit
+// alone fetched, before giving up with an error that names it.
+func haveCommit(root, commit string) error {
+	has := func() bool {
+		return exec.Command("git", "-C", root, "cat-file", "-e", commit+"^{commit}").Run() == nil
+	}
+	if has() {
+		return nil
+	}
+	var tried []string
+	for _, args := range [][]string{
+		{"fetch", "--quiet", "--unshallow", "origin"},
+		{"fetch", "--quiet", "origin", commit},
+	} {
+		b, err := exec.Command("git", append([]string{"-C", root}, args...)...).CombinedOutput()
+		if has() {
+			return nil
+		}
+		tried = append(tried, fmt.Sprintf("git %s: %v %s", strings.Join(args, " "), err, strings.TrimSpace(string(b))))
+	}
+	return fmt.Errorf("commit %s is not in the clone at %s and could not be fetched (a shallow checkout without its origin? clone with the full history): %s",
+		commit, root, strings.Join(tried, "; "))
 }
