@@ -92,6 +92,8 @@ type Engine struct {
 	qmu    sync.Mutex
 	queue  *queue // nil while not leading
 	leader bool
+	// takeovers feeds the shard mode's takeover loop (takeover.go).
+	takeovers *takeovers
 
 	mu        sync.Mutex
 	docs      configsync.State
@@ -202,6 +204,7 @@ func New(cfg Config) *Engine {
 		waiters:    map[string]chan CommandResult{},
 		broker:     NewBroker(),
 		index:      newIndex(),
+		takeovers:  newTakeovers(),
 	}
 }
 

@@ -10,11 +10,16 @@ import (
 // queue is the engine's keyed work queue (practice 5: one worker per app at
 // a time), with what graylane needs beyond a plain FIFO:
 //
-//   - two lanes: events (a new document, a command, a backend's
-//     notification, the observe callback) go to the urgent lane, served
-//     before timed passes, so an edit is acted on at once even while
-//     thousands of rollouts poll; one Get in urgentShare takes from the
-//     timed lane when both hold apps, so timers are never starved;
+//   - three lanes: apps this replica has just taken over from a dead or
+//     departed one (shard mode, Takeover) go to the takeover lane, served
+//     before everything else, so a killed replica's apps are driven again
+//     at once even behind a storm (the lane holds at most the apps that
+//     moved, so it cannot starve the others); events (a new document, a
+//     command, a backend's notification, the observe callback) go to the
+//     urgent lane, served before timed passes, so an edit is acted on at
+//     once even while thousands of rollouts poll; one Get in urgentShare
+//     takes from the timed lane when both hold apps, so timers are never
+//     starved;
 //   - one timer per app: Schedule replaces the app's pending timer instead
 //     of adding another, so an event pass followed by a reschedule leaves
 //     no stray pass behind;
@@ -26,6 +31,7 @@ type queue struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	items    map[string]*item
+	takeover fifo
 	urgent   fifo
 	normal   fifo
 	timers   timerHeap
@@ -40,13 +46,22 @@ type queue struct {
 // item is one app's place in the queue.
 type item struct {
 	queued     bool // in a lane (or waiting for Done, when processing)
-	urgent     bool // the queued entry is urgent
+	lane       lane // the queued entry's lane
 	processing bool
 	gen        uint64    // bumped when the app enters a lane: older lane entries are stale
 	due        time.Time // pending timer (zero: none)
 	failures   int
 	idle       int // consecutive quiet passes
 }
+
+// lane is where a queued app waits, in increasing priority.
+type lane uint8
+
+const (
+	laneTimed lane = iota
+	laneUrgent
+	laneTakeover
+)
 
 // urgentShare: when both lanes hold apps, every urgentShare-th Get takes
 // from the timed lane.
@@ -70,21 +85,25 @@ func (q *queue) item(key string) *item {
 }
 
 // Add queues key in the urgent lane (an event).
-func (q *queue) Add(key string) { q.add(key, true) }
+func (q *queue) Add(key string) { q.add(key, laneUrgent) }
 
-func (q *queue) add(key string, urgent bool) {
+// Takeover queues key in the takeover lane, ahead of events: an app this
+// replica has just taken over (its pass counts as an event's).
+func (q *queue) Takeover(key string) { q.add(key, laneTakeover) }
+
+func (q *queue) add(key string, l lane) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.shutdown {
 		return
 	}
 	it := q.item(key)
-	if it.queued && (it.urgent || !urgent) {
+	if it.queued && it.lane >= l {
 		return
 	}
-	it.urgent = it.urgent || urgent
+	it.lane = max(it.lane, l)
 	if it.queued && it.processing {
-		return // queued again by Done, urgently
+		return // queued again by Done, in the higher lane
 	}
 	it.queued = true
 	if it.processing {
@@ -96,16 +115,20 @@ func (q *queue) add(key string, urgent bool) {
 // push puts key into its lane. Callers hold q.mu.
 func (q *queue) push(key string, it *item) {
 	it.gen++
-	if it.urgent {
+	switch it.lane {
+	case laneTakeover:
+		q.takeover.push(key, it.gen)
+	case laneUrgent:
 		q.urgent.push(key, it.gen)
-	} else {
+	default:
 		q.normal.push(key, it.gen)
 	}
 	q.cond.Signal()
 }
 
 // Get blocks until an app is ready and returns it, whether it came through
-// the urgent lane, and false once the queue is shut down.
+// the urgent or the takeover lane (an event's pass), and false once the
+// queue is shut down.
 func (q *queue) Get() (key string, urgent bool, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -114,10 +137,9 @@ func (q *queue) Get() (key string, urgent bool, ok bool) {
 			return "", false, false
 		}
 		q.gets++
-		preferNormal := q.gets%urgentShare == 0
-		lanes := []*fifo{&q.urgent, &q.normal}
-		if preferNormal {
-			lanes[0], lanes[1] = lanes[1], lanes[0]
+		lanes := []*fifo{&q.takeover, &q.urgent, &q.normal}
+		if q.gets%urgentShare == 0 {
+			lanes[1], lanes[2] = lanes[2], lanes[1]
 		}
 		for _, l := range lanes {
 			for l.len() > 0 {
@@ -126,8 +148,8 @@ func (q *queue) Get() (key string, urgent bool, ok bool) {
 				if it == nil || !it.queued || it.processing || it.gen != gen {
 					continue // stale entry
 				}
-				urgent := it.urgent
-				it.queued, it.urgent, it.processing = false, false, true
+				urgent := it.lane >= laneUrgent
+				it.queued, it.lane, it.processing = false, laneTimed, true
 				return k, urgent, true
 			}
 		}

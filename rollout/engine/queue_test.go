@@ -187,3 +187,61 @@ func TestQueueShutDownWakesGet(t *testing.T) {
 		t.Fatal("Get still blocked after ShutDown")
 	}
 }
+
+// A taken-over app goes ahead of events and timers, its pass counts as an
+// event's, and an app already queued as an event moves up to the takeover
+// lane (once: its old entry is stale).
+func TestQueueTakeoverLaneFirst(t *testing.T) {
+	q := newQueue(time.Now)
+	defer q.ShutDown()
+	q.Schedule("t1", time.Nanosecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for q.Len() < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	q.Add("e1")
+	q.Add("e2")
+	q.Takeover("k1")
+	q.Takeover("e2") // queued as an event, then taken over
+	q.Add("k1")      // an event for a taken-over app does not demote it
+	var order []string
+	for i := 0; i < 4; i++ {
+		k, urgent := get(t, q)
+		if (k == "k1" || k == "e2") && !urgent {
+			t.Fatalf("%s: takeover pass not reported as an event's", k)
+		}
+		order = append(order, k)
+		q.Done(k)
+	}
+	want := []string{"k1", "e2", "e1", "t1"}
+	for i := range want {
+		if order[i] != want[i] {
+			t.Fatalf("order %v, want %v", order, want)
+		}
+	}
+	if n := q.Len(); n != 0 {
+		t.Fatalf("%d apps left queued (stale entries served twice?)", n)
+	}
+}
+
+// A takeover of an app whose pass is running queues it again, in the
+// takeover lane, when the pass is done.
+func TestQueueTakeoverWhileProcessing(t *testing.T) {
+	q := newQueue(time.Now)
+	defer q.ShutDown()
+	q.Add("a")
+	if k, _ := get(t, q); k != "a" {
+		t.Fatalf("got %s, want a", k)
+	}
+	q.Takeover("a")
+	q.Add("b")
+	q.Done("a")
+	k, urgent := get(t, q)
+	if k != "a" || !urgent {
+		t.Fatalf("after Done: got %s urgent=%v, want a ahead of b", k, urgent)
+	}
+	q.Done("a")
+	if k, _ := get(t, q); k != "b" {
+		t.Fatalf("got %s, want b", k)
+	}
+}

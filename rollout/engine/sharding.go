@@ -31,6 +31,12 @@ type Shard interface {
 	// held); an error wrapping ErrHeldElsewhere while another replica
 	// holds it.
 	Acquire(ctx context.Context, app string) (Fence, error)
+	// Claim takes the ownership keys of those of apps that no replica
+	// holds, many per transaction (a takeover: a dead replica's apps,
+	// all at once), with the same exclusivity and fences as Acquire. It
+	// returns the apps it newly holds (Held gives their fences), also
+	// when it fails part-way; apps held elsewhere are not in the answer.
+	Claim(ctx context.Context, apps []string) ([]string, error)
 	// Release gives app up: its key is deleted if it is still this
 	// replica's.
 	Release(ctx context.Context, app string) error
@@ -101,11 +107,13 @@ func (e *Engine) shardTerm(ctx context.Context) {
 	case <-started:
 		e.log.Info("shard term started: driving this replica's apps", "replica", e.cfg.Shard.ID())
 		e.cfg.Metrics.setShard(e.cfg.Shard.Status())
+		go e.takeOver(tctx) // takeover.go
 		e.lead(tctx)
 	case <-tctx.Done():
 	}
 	cancel()
 	err := <-done
+	e.takeovers.drain()
 	e.dropAll()
 	if ctx.Err() == nil {
 		e.log.Warn("shard term ended: every app dropped; joining again", "err", err)
@@ -113,21 +121,36 @@ func (e *Engine) shardTerm(ctx context.Context) {
 	}
 }
 
-// shardChanged is the Shard's changed callback.
+// shardChanged is the Shard's changed callback: an app that is this
+// replica's and not held goes to the takeover loop (takeover.go), which
+// claims many at once; one held that is not this replica's any more gets
+// a pass, which gives it up.
 func (e *Engine) shardChanged(app string) {
 	sh := e.cfg.Shard
 	if app != "" {
-		if sh.Mine(app) {
+		if !sh.Mine(app) {
+			return
+		}
+		if _, held := sh.Held(app); held {
 			e.Trigger(app)
+		} else {
+			e.takeovers.add(app)
 		}
 		return
 	}
 	e.cfg.Metrics.setShard(sh.Status())
+	var take []string
 	for _, a := range e.allApps() {
 		_, held := sh.Held(a)
-		if held != sh.Mine(a) {
+		switch mine := sh.Mine(a); {
+		case mine && !held:
+			take = append(take, a)
+		case held && !mine:
 			e.Trigger(a)
 		}
+	}
+	if len(take) > 0 {
+		e.takeovers.add(take...)
 	}
 }
 

@@ -38,6 +38,10 @@ type Config struct {
 	// it (use a monotonic clock: the real one is).
 	Clock  clock.Clock
 	Logger *slog.Logger
+	// ClaimBatch is how many apps one Claim transaction takes at most
+	// (default DefaultClaimBatch, for etcd's default --max-txn-ops of 128;
+	// at most the server's --max-txn-ops minus one).
+	ClaimBatch int
 }
 
 // Member is one live replica.
@@ -79,6 +83,9 @@ func New(cfg Config) (*Shard, error) {
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 10 * time.Second
+	}
+	if cfg.ClaimBatch <= 0 {
+		cfg.ClaimBatch = DefaultClaimBatch
 	}
 	cfg.Clock = clock.Or(cfg.Clock)
 	cfg.Logger = logx.OrDiscard(cfg.Logger)
