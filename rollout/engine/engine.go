@@ -425,6 +425,13 @@ func (e *Engine) processNext(ctx context.Context, q *queue) bool {
 	if !ok {
 		return false
 	}
+	e.process(ctx, q, app, event)
+	return true
+}
+
+// process runs one pass over app, which q handed out, and tells q when to
+// look again.
+func (e *Engine) process(ctx context.Context, q *queue, app string, event bool) {
 	defer q.Done(app)
 	start := time.Now()
 	r, err := e.sync(ctx, app, event, q.IdleStreak(app) > 0)
@@ -434,7 +441,7 @@ func (e *Engine) processNext(ctx context.Context, q *queue) bool {
 			e.log.Error("reconcile failed", "app", app, "err", err)
 		}
 		q.Retry(app)
-		return true
+		return
 	}
 	switch {
 	case r.next < 0:
@@ -446,7 +453,6 @@ func (e *Engine) processNext(ctx context.Context, q *queue) bool {
 	default:
 		q.Busy(app, e.cfg.Resync)
 	}
-	return true
 }
 
 func (e *Engine) emit(app string, ev rollout.Event) {

@@ -158,6 +158,24 @@ func (q *queue) Get() (key string, urgent bool, ok bool) {
 	}
 }
 
+// TryTakeover returns the next app of the takeover lane without waiting
+// (ok false when the lane is empty or the queue shut down): the takeover
+// loop's extra workers drain the lane with it, next to the ordinary ones.
+func (q *queue) TryTakeover() (key string, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for !q.shutdown && q.takeover.len() > 0 {
+		k, gen := q.takeover.pop()
+		it := q.items[k]
+		if it == nil || !it.queued || it.processing || it.gen != gen {
+			continue // stale entry
+		}
+		it.queued, it.lane, it.processing = false, laneTimed, true
+		return k, true
+	}
+	return "", false
+}
+
 // Done releases key after a pass; an add that came meanwhile queues it
 // again.
 func (q *queue) Done(key string) {

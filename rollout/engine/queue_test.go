@@ -245,3 +245,33 @@ func TestQueueTakeoverWhileProcessing(t *testing.T) {
 		t.Fatalf("got %s, want b", k)
 	}
 }
+
+// TryTakeover hands out the takeover lane only, never waits, and respects
+// one worker per app.
+func TestQueueTryTakeover(t *testing.T) {
+	q := newQueue(time.Now)
+	defer q.ShutDown()
+	q.Add("e1")
+	if k, ok := q.TryTakeover(); ok {
+		t.Fatalf("TryTakeover returned %s from the event lane", k)
+	}
+	q.Takeover("k1")
+	q.Takeover("k2")
+	if k, ok := q.TryTakeover(); !ok || k != "k1" {
+		t.Fatalf("TryTakeover: %s %v, want k1", k, ok)
+	}
+	q.Takeover("k1") // while its pass runs: after Done, not twice at once
+	if k, ok := q.TryTakeover(); !ok || k != "k2" {
+		t.Fatalf("TryTakeover: %s %v, want k2", k, ok)
+	}
+	if k, ok := q.TryTakeover(); ok {
+		t.Fatalf("TryTakeover returned %s while k1 is processed", k)
+	}
+	q.Done("k1")
+	if k, ok := q.TryTakeover(); !ok || k != "k1" {
+		t.Fatalf("after Done: %s %v, want k1 again", k, ok)
+	}
+	if k, _ := get(t, q); k != "e1" {
+		t.Fatalf("Get: %s, want e1", k)
+	}
+}

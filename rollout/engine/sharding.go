@@ -107,8 +107,11 @@ func (e *Engine) shardTerm(ctx context.Context) {
 	case <-started:
 		e.log.Info("shard term started: driving this replica's apps", "replica", e.cfg.Shard.ID())
 		e.cfg.Metrics.setShard(e.cfg.Shard.Status())
-		go e.takeOver(tctx) // takeover.go
+		taking := make(chan struct{})
+		go func() { defer close(taking); e.takeOver(tctx) }() // takeover.go
 		e.lead(tctx)
+		cancel()
+		<-taking
 	case <-tctx.Done():
 	}
 	cancel()

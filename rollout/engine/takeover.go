@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,8 +55,17 @@ func (t *takeovers) drain() []string {
 // the kill instead of within the TTL. Apps held elsewhere are left: their
 // keys' deletions bring them back. When a claim fails (etcd unavailable)
 // the apps get ordinary passes, whose claim retries one by one.
+//
+// While the takeover lane holds apps, up to Config.Workers extra workers
+// drain it next to the ordinary ones (which serve it first too): a pass
+// mostly waits on etcd and the deploy system, and the ordinary workers
+// are busy with a storm's passes when a replica dies. takeOver returns
+// once ctx ended and its extra workers are done.
 func (e *Engine) takeOver(ctx context.Context) {
 	sh := e.cfg.Shard
+	var extra sync.WaitGroup
+	defer extra.Wait()
+	var running atomic.Int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -77,6 +87,7 @@ func (e *Engine) takeOver(ctx context.Context) {
 			e.forgetLocal(a) // anything left from an earlier holding is stale
 			e.queueTakeover(a)
 		}
+		e.drainTakeovers(ctx, len(taken), &running, &extra)
 		if len(taken) > 0 {
 			e.cfg.Metrics.setShard(sh.Status())
 			e.log.Info("took apps over", "apps", len(taken), "candidates", len(todo), "took", time.Since(start).Round(time.Millisecond))
@@ -93,6 +104,36 @@ func (e *Engine) takeOver(ctx context.Context) {
 				}
 			}
 		}
+	}
+}
+
+// drainTakeovers starts up to n extra workers (never more than
+// Config.Workers running) that run the takeover lane's passes until it is
+// empty.
+func (e *Engine) drainTakeovers(ctx context.Context, n int, running *atomic.Int64, wg *sync.WaitGroup) {
+	e.qmu.Lock()
+	q := e.queue
+	e.qmu.Unlock()
+	if q == nil {
+		return
+	}
+	for i := 0; i < n; i++ {
+		if running.Add(1) > int64(e.cfg.Workers) {
+			running.Add(-1)
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer running.Add(-1)
+			for ctx.Err() == nil {
+				app, ok := q.TryTakeover()
+				if !ok {
+					return
+				}
+				e.process(ctx, q, app, true)
+			}
+		}()
 	}
 }
 

@@ -2,8 +2,10 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -23,8 +25,9 @@ const DefaultClaimBatch = 127
 // Each app is one nested transaction inside the batch — If the key's
 // create revision is 0, Then put it bound to this replica's lease, Else
 // read it — so a key that exists fails only its own app, never the batch:
-// the claim is exclusive per key exactly as Acquire's is. The apps taken
-// in one batch share one fencing token (the batch's revision, which is
+// the claim is exclusive per key exactly as Acquire's is. Up to
+// claimsInFlight transactions run at once. The apps taken in one batch
+// share one fencing token (the batch's revision, which is
 // each new key's create revision). A key found bound to this replica's
 // own lease is held with its create revision, as Acquire does. Apps held
 // elsewhere are left out of the answer: their keys' deletions will be
@@ -49,32 +52,65 @@ func (s *Shard) Claim(ctx context.Context, apps []string) ([]string, error) {
 	sort.Strings(todo)
 	todo = dedupSorted(todo)
 
-	var taken []string
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		taken []string
+		errs  []error
+		slots = make(chan struct{}, claimsInFlight)
+	)
 	for len(todo) > 0 {
 		n := min(len(todo), s.cfg.ClaimBatch)
 		batch := todo[:n]
 		todo = todo[n:]
-		got, err := s.claimBatch(ctx, lease, batch)
-		if err != nil {
-			return taken, err
-		}
-		s.mu.Lock()
-		if !s.active || s.lease != lease {
-			s.mu.Unlock()
-			return taken, ErrLeaseExpired
-		}
-		for _, app := range batch {
-			f, ok := got[app]
-			if !ok {
-				continue
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			got, err := s.claimBatch(ctx, lease, batch)
+			if err == nil {
+				var mine []string
+				mine, err = s.hold(lease, batch, got)
+				mu.Lock()
+				taken = append(taken, mine...)
+				mu.Unlock()
 			}
-			if _, held := s.held[app]; held {
-				continue // an Acquire recorded it meanwhile
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
 			}
-			s.held[app] = f
-			taken = append(taken, app)
+		}()
+	}
+	wg.Wait()
+	return taken, errors.Join(errs...)
+}
+
+// claimsInFlight is how many claim transactions one Claim runs at once:
+// each waits for etcd's fsync, and a takeover of a few thousand apps
+// should not wait for a dozen of them in a row.
+const claimsInFlight = 4
+
+// hold records the fences a claim transaction of lease got and returns the
+// apps newly held (not those an Acquire recorded meanwhile).
+func (s *Shard) hold(lease clientv3.LeaseID, batch []string, got map[string]engine.Fence) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active || s.lease != lease {
+		return nil, ErrLeaseExpired
+	}
+	var taken []string
+	for _, app := range batch {
+		f, ok := got[app]
+		if !ok {
+			continue
 		}
-		s.mu.Unlock()
+		if _, held := s.held[app]; held {
+			continue
+		}
+		s.held[app] = f
+		taken = append(taken, app)
 	}
 	return taken, nil
 }
