@@ -11,10 +11,12 @@
 // effect is observed.
 //
 // Files: engine.go (the watch, leadership, the workers), queue.go (the
-// two-lane keyed queue with idle and failure back-off), pass.go (one
-// pass: load, observe, plan, apply, persist), observe.go (what an idle
-// app's pass may skip), sharding.go (ha.mode shard: claiming apps,
-// fencing, the observe callback's nudges), config.go (the config layer's
+// keyed queue — takeover, event and timed lanes — with idle and failure
+// back-off), pass.go (one pass: load, observe, plan, apply, persist),
+// observe.go (what an idle app's pass may skip), sharding.go (ha.mode
+// shard: claiming apps, fencing, the observe callback's nudges),
+// takeover.go (shard mode: claiming the apps that became this replica's
+// many per transaction and driving them first), config.go (the config layer's
 // part of a pass), commands.go (operator commands), view.go (what the API
 // shows), store.go (records), broker.go (event streams), metrics.go.
 //

@@ -18,7 +18,9 @@
 //     higher than every earlier one. A replica gives an app up by deleting
 //     the key (only if it is still its own); a dead replica's keys vanish
 //     with its lease, and the replicas watching the owners take the apps
-//     over at once.
+//     over at once: Claim takes many apps in one transaction (one nested
+//     If-absent-Then-put per app, so a key held elsewhere fails alone;
+//     claim.go).
 //   - Fencing: the engine writes an app's state only in a transaction that
 //     also compares the ownership key's create revision with its token
 //     (etcdstore.SaveFenced), checks Check — the lease deadline, measured
