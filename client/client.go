@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graylane/graylane/audit"
+	"github.com/graylane/graylane/records"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/server"
 )
 
 // Client talks to one graylane server.
@@ -47,6 +51,7 @@ type Error struct {
 	Status  int
 	Message string `json:"error"`
 	Field   string `json:"field"`
+	body    []byte
 }
 
 func (e *Error) Error() string {
@@ -79,7 +84,7 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte
 		return err
 	}
 	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode}
+		e := &Error{Status: resp.StatusCode, body: b}
 		if json.Unmarshal(b, e) != nil || e.Message == "" {
 			e.Message = strings.TrimSpace(string(b))
 		}
@@ -243,4 +248,91 @@ func (c *Client) watchOnce(ctx context.Context, app string, fn func(engine.Messa
 		}
 	}
 	return false, sc.Err()
+}
+
+// Revisions lists an app's kept revisions, newest first (without their
+// spec texts).
+func (c *Client) Revisions(ctx context.Context, app string) ([]records.Revision, error) {
+	var out server.RevisionList
+	err := c.do(ctx, http.MethodGet, "/api/v1/apps/"+url.PathEscape(app)+"/revisions", "", nil, &out)
+	return out.Revisions, err
+}
+
+// Revision returns one revision with its spec and spec diff.
+func (c *Client) Revision(ctx context.Context, app string, n int) (records.Revision, error) {
+	var out records.Revision
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/apps/%s/revisions/%d", url.PathEscape(app), n), "", nil, &out)
+	return out, err
+}
+
+// RollbackTo rolls app back to a kept revision (or the newest of a
+// version): its code version and bound config are written to the centre.
+func (c *Client) RollbackTo(ctx context.Context, app string, req server.RollbackRequest) (server.RollbackResult, error) {
+	body, _ := json.Marshal(req)
+	var out server.RollbackResult
+	err := c.do(ctx, http.MethodPost, "/api/v1/apps/"+url.PathEscape(app)+"/rollback", "application/json", body, &out)
+	return out, err
+}
+
+// DryRunSpec asks what writing doc as app's spec would do; nothing is
+// written. An invalid spec is not an error here: the result says Valid
+// false and lists the field errors.
+func (c *Client) DryRunSpec(ctx context.Context, app string, doc []byte) (server.DryRunResult, error) {
+	return c.dryRun(ctx, "/api/v1/apps/"+url.PathEscape(app)+"?dryRun=true", "application/yaml", doc)
+}
+
+// DryRunVersion asks what setting app's version would do.
+func (c *Client) DryRunVersion(ctx context.Context, app, version string) (server.DryRunResult, error) {
+	body, _ := json.Marshal(map[string]string{"version": version})
+	return c.dryRun(ctx, "/api/v1/apps/"+url.PathEscape(app)+"/version?dryRun=true", "application/json", body)
+}
+
+func (c *Client) dryRun(ctx context.Context, path, ctype string, body []byte) (server.DryRunResult, error) {
+	var out server.DryRunResult
+	err := c.do(ctx, http.MethodPut, path, ctype, body, &out)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusBadRequest && e.body != nil && json.Unmarshal(e.body, &out) == nil && out.DryRun {
+		return out, nil
+	}
+	return out, err
+}
+
+// Stats returns every app's release statistics.
+func (c *Client) Stats(ctx context.Context) (server.AllStats, error) {
+	var out server.AllStats
+	err := c.do(ctx, http.MethodGet, "/api/v1/stats", "", nil, &out)
+	return out, err
+}
+
+// AppStats returns one app's release statistics.
+func (c *Client) AppStats(ctx context.Context, app string) (server.AppStats, error) {
+	var out server.AppStats
+	err := c.do(ctx, http.MethodGet, "/api/v1/apps/"+url.PathEscape(app)+"/stats", "", nil, &out)
+	return out, err
+}
+
+// AuditQuery selects audit records (GET /api/v1/audit).
+type AuditQuery struct {
+	App, User, Since, Until string
+	Limit                   int
+}
+
+// Audit reads the audit log, newest first.
+func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]audit.Record, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"app": q.App, "user": q.User, "since": q.Since, "until": q.Until} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Limit > 0 {
+		v.Set("limit", fmt.Sprint(q.Limit))
+	}
+	path := "/api/v1/audit"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out server.AuditList
+	err := c.do(ctx, http.MethodGet, path, "", nil, &out)
+	return out.Records, err
 }

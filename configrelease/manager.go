@@ -224,6 +224,14 @@ type Result struct {
 	RequeueAfter time.Duration
 }
 
+// Resolve reads and validates rel's config section (files given by
+// contentRef included) and returns its bundle, writing nothing: the check
+// a rollback to a revision or a dry-run makes. Invalid config returns a
+// *spec.ValidationError.
+func (m *Manager) Resolve(ctx context.Context, rel *spec.Release) (Bundle, error) {
+	return Resolve(ctx, rel.App, rel.Config, m.cfg.Store)
+}
+
 // History lists an app's config versions, newest first.
 func (m *Manager) History(ctx context.Context, app string) ([]HistoryEntry, error) {
 	return m.cfg.Store.History(ctx, app)

@@ -34,6 +34,11 @@
 //   - D is the previous version and the previous version is still within
 //     its scaleDownDelay: a fast rollout: traffic moves back as soon as the
 //     previous version is ready (it usually already is); no steps run.
+//   - D was written by a rollback to an earlier revision
+//     (Input.RollbackIntent) and spec.rollback.mode is fast (the default):
+//     the same rollout without steps or analysis, whether D still runs or
+//     not — it is scaled to R first if it does not, then takes all traffic
+//     at once. With mode steps D is rolled out like any new version.
 //   - D was rejected (aborted or rolled back): it is left alone until D
 //     changes or resume retries it.
 //

@@ -140,9 +140,13 @@ func (p *planner) retarget() {
 		}
 	default:
 		rollback := target == next.PreviousVersion && p.in.Now.Before(next.ScaleDownAt)
-		p.start(target, rollback)
-		if rollback {
+		toRevision := !rollback && p.in.RollbackIntent && target == d && p.in.Spec.RollbackMode() == spec.RollbackFast
+		p.start(target, rollback || toRevision)
+		switch {
+		case rollback:
 			p.event(Normal, "Rollback", "%s is the previous version and still running: moving traffic back", target)
+		case toRevision:
+			p.event(Normal, "Rollback", "rolling back to %s (an earlier revision) without steps: traffic moves once it is ready", target)
 		}
 	}
 }

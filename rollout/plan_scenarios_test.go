@@ -212,6 +212,43 @@ func TestCanaryScenarios(t *testing.T) {
 		version v1
 		expect phase=Healthy stable=v1 previous=v2 rejected= split=v1:100 running=v1:4/4,v2:4/4
 	`)
+	runScenario(t, "rollback_to_revision_still_running_moves_traffic_only", canaryYAML, `
+		run
+		version v2
+		wait 5s
+		cmd promote
+		expect phase=Healthy stable=v2 previous=v1 running=v1:4/4,v2:4/4
+		rollback-to v1
+		expect phase=Healthy stable=v1 previous=v2 rejected= split=v1:100 running=v1:4/4,v2:4/4 events=
+	`)
+	runScenario(t, "rollback_to_revision_scaled_away_scales_up_then_switches", canaryYAML, `
+		run
+		version v2
+		wait 5s
+		cmd promote
+		version v3
+		wait 5s
+		cmd promote
+		wait 30s
+		expect phase=Healthy stable=v3 running=v3:4/4
+		hang v1
+		rollback-to v1
+		# no canary step: v1 comes up at full size beside v3, which keeps
+		# all traffic until v1 is ready
+		expect phase=Progressing canary=v1 step=0 split=v3:100 running=v1:0/4,v3:4/4
+		unhang v1
+		run
+		expect phase=Healthy stable=v1 previous=v3 split=v1:100 running=v1:4/4,v3:4/4
+	`)
+	runScenario(t, "rollback_to_revision_with_mode_steps_runs_the_strategy", canaryYAML, `
+		run
+		version v2
+		wait 5s
+		cmd promote
+		wait 30s
+		rollback-to v1 steps
+		expect phase=Progressing canary=v1 step=1 split=v1:25,v2:75
+	`)
 	runScenario(t, "desired_previous_after_window_runs_steps", canaryYAML, `
 		run
 		version v2

@@ -25,5 +25,9 @@ func (p *planner) rollBack() {
 	} else if p.obs(s).Ready > 0 {
 		p.split = splitOf(weight(s, 100))
 	}
-	p.msg = fmt.Sprintf("moving traffic back to %s (its instances are still up, no steps): %d/%d ready", d, c.Ready, p.replicas)
+	if c.Total >= p.replicas {
+		p.msg = fmt.Sprintf("moving traffic back to %s (its instances are still up, no steps): %d/%d ready", d, c.Ready, p.replicas)
+	} else {
+		p.msg = fmt.Sprintf("rolling back to %s without steps: scaling it up first, %d/%d ready", d, c.Ready, p.replicas)
+	}
 }

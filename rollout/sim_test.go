@@ -35,6 +35,7 @@ type world struct {
 	trace          []string
 	maxUnavailable int        // invariant bound for rolling, -1 = unchecked
 	config         *configSim // config gate (config_test.go); nil: none
+	intent         bool       // the desired version was written by a rollback to a revision
 }
 
 func newWorld(t *testing.T, yaml string) *world {
@@ -55,7 +56,7 @@ func (w *world) input(cmd Command) Input {
 		}
 	}
 	in := Input{Spec: w.spec, Status: w.status, Command: cmd, Now: w.now, Checks: w.checks,
-		Observed: Observed{Versions: vs, Router: w.router, Split: w.split, Stalled: w.stalled}}
+		Observed: Observed{Versions: vs, Router: w.router, Split: w.split, Stalled: w.stalled}, RollbackIntent: w.intent}
 	if w.config != nil {
 		in.Config = w.config.gate(w)
 	}
@@ -252,7 +253,15 @@ func (w *world) do(line string) {
 		w.settle()
 		w.run()
 	case "version":
-		w.spec.Version = f[1]
+		w.spec.Version, w.intent = f[1], false
+		w.run()
+	case "rollback-to":
+		// rollback-to VERSION [steps]: the desired version written by a
+		// rollback to an earlier revision (with rollback.mode steps)
+		w.spec.Version, w.intent = f[1], true
+		if len(f) > 2 && f[2] == "steps" {
+			w.spec.Rollback = &spec.RollbackPolicy{Mode: spec.RollbackSteps}
+		}
 		w.run()
 	case "check":
 		// check NAME ok|fail: one run of an analysis check against the

@@ -167,6 +167,13 @@ type Input struct {
 	// (config-in-step, see config.go); nil when the app has no config
 	// section, and then nothing is gated.
 	Config *ConfigGate
+	// RollbackIntent says that the desired version was written by a
+	// rollback to an earlier revision (an intent record the API saved
+	// before it wrote the centre). With the spec's rollback.mode fast (the
+	// default) a rollout toward it starts as a rollback: no steps, no
+	// analysis; traffic moves once the target is ready (it is scaled up
+	// first if it no longer runs).
+	RollbackIntent bool
 }
 
 // EventType says whether an event is routine or a problem.

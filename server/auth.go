@@ -36,6 +36,13 @@ const (
 	viaKey   = "graylane.via"
 )
 
+// canWrite reports whether the caller holds a write token (or no tokens
+// are configured).
+func canWrite(c *gin.Context) bool {
+	r, _ := c.Get(roleKey)
+	return r == RoleWrite
+}
+
 // How a request was authenticated (AuditEntry.Via).
 const (
 	viaAPI     = "api"
@@ -68,6 +75,7 @@ func (s *Server) authenticate(need Role) gin.HandlerFunc {
 		}
 		ses, err := s.readSession(c.Request)
 		if err != nil {
+			note(c).err = err.Error() // auditlog.go
 			if errors.Is(err, errNoSession) {
 				c.Header("WWW-Authenticate", `Bearer realm="graylane"`)
 				c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "missing bearer token (Authorization: Bearer <token>)"})
@@ -76,8 +84,13 @@ func (s *Server) authenticate(need Role) gin.HandlerFunc {
 			c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: err.Error()})
 			return
 		}
+		// denied or not, the audit log names the caller (auditlog.go)
+		c.Set(actorKey, ses.token.Name)
+		c.Set(roleKey, ses.token.Role)
+		c.Set(viaKey, viaConsole)
 		if need == RoleWrite && ses.token.Role != RoleWrite {
-			c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: fmt.Sprintf("token %q is read-only", ses.token.Name)})
+			note(c).err = fmt.Sprintf("token %q is read-only", ses.token.Name)
+			c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: note(c).err})
 			return
 		}
 		if mutating(c.Request) {
@@ -85,35 +98,37 @@ func (s *Server) authenticate(need Role) gin.HandlerFunc {
 				return
 			}
 			if subtle.ConstantTimeCompare([]byte(c.GetHeader(csrfHeader)), []byte(ses.csrf())) != 1 {
+				note(c).err = "missing or wrong CSRF token"
 				c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: "missing or wrong CSRF token (X-CSRF-Token)"})
 				return
 			}
 		}
-		c.Set(actorKey, ses.token.Name)
-		c.Set(roleKey, ses.token.Role)
-		c.Set(viaKey, viaConsole)
 	}
 }
 
 func (s *Server) bearer(c *gin.Context, need Role, h string) {
 	secret, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || secret == "" {
+		note(c).err = "missing bearer token"
 		c.Header("WWW-Authenticate", `Bearer realm="graylane"`)
 		c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "missing bearer token (Authorization: Bearer <token>)"})
 		return
 	}
 	for _, t := range s.cfg.Tokens {
 		if subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1 {
-			if need == RoleWrite && t.Role != RoleWrite {
-				c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: fmt.Sprintf("token %q is read-only", t.Name)})
-				return
-			}
+			// denied or not, the audit log names the caller (auditlog.go)
 			c.Set(actorKey, t.Name)
 			c.Set(roleKey, t.Role)
 			c.Set(viaKey, viaAPI)
+			if need == RoleWrite && t.Role != RoleWrite {
+				note(c).err = fmt.Sprintf("token %q is read-only", t.Name)
+				c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: note(c).err})
+				return
+			}
 			return
 		}
 	}
+	note(c).err = "unknown token"
 	c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{Error: "unknown token"})
 }
 

@@ -10,6 +10,9 @@ import (
 
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
+	"github.com/graylane/graylane/configwire"
+	"github.com/graylane/graylane/internal/redact"
+	"github.com/graylane/graylane/spec"
 )
 
 // ConfigService is what the config routes need (configrelease.Manager).
@@ -20,6 +23,13 @@ type ConfigService interface {
 	History(ctx context.Context, app string) ([]configrelease.HistoryEntry, error)
 	// Entry returns one config version (ok false when unknown).
 	Entry(ctx context.Context, app, identity string) (configrelease.HistoryEntry, bool, error)
+	// Resolve validates a release's config section, reading its
+	// referenced files, and returns the bundle; it writes nothing.
+	Resolve(ctx context.Context, rel *spec.Release) (configrelease.Bundle, error)
+	// Preview says what releasing rel would write to each config target,
+	// with diffs against what they hold; it writes nothing. stable is the
+	// identity running now.
+	Preview(ctx context.Context, rel *spec.Release, stable string) (*configrelease.Preview, error)
 }
 
 var errConfigOff = errors.New("config-in-step is not configured in this graylane")
@@ -124,8 +134,29 @@ func (s *Server) entry(c *gin.Context) (configrelease.HistoryEntry, bool) {
 
 func (s *Server) configVersion(c *gin.Context) {
 	if e, ok := s.entry(c); ok {
+		if !canWrite(c) {
+			e.Bundle.Files = append([]configwire.File(nil), e.Bundle.Files...)
+			for i := range e.Bundle.Files {
+				f := &e.Bundle.Files[i]
+				f.Content = redact.Text(f.Format, f.Content, s.secrets(c, e.App, f.Name)...)
+			}
+		}
 		c.JSON(http.StatusOK, e)
 	}
+}
+
+// secrets are the keys the app's spec marks secret in a config file.
+func (s *Server) secrets(c *gin.Context, app, file string) []string {
+	v, err := s.cfg.Engine.App(c.Request.Context(), app)
+	if err != nil || v.Spec == nil || v.Spec.Config == nil {
+		return nil
+	}
+	for _, f := range v.Spec.Config.Files {
+		if f.Name == file {
+			return f.Secrets
+		}
+	}
+	return nil
 }
 
 func (s *Server) configFile(c *gin.Context) {
@@ -139,5 +170,12 @@ func (s *Server) configFile(c *gin.Context) {
 		return
 	}
 	c.Header("X-Config-SHA256", f.SHA256)
-	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(f.Content))
+	content := f.Content
+	if !canWrite(c) {
+		// readers without a write token see secrets redacted; the digest
+		// stays that of the file as released
+		content = redact.Text(f.Format, f.Content, s.secrets(c, e.App, f.Name)...)
+		c.Header("X-Config-Redacted", "true")
+	}
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(content))
 }

@@ -63,6 +63,16 @@ type Config struct {
 	// Config serves config-in-step status and history (config.go); nil
 	// answers those routes with 501.
 	Config ConfigService
+	// Records serves revisions, statistics and rollback to a revision
+	// (records.go, rollback.go); nil answers those routes with 501 and
+	// records no intents.
+	Records RecordsService
+	// AuditLog, if set, keeps a persistent record of every mutating
+	// request (auditlog.go) and serves GET /api/v1/audit.
+	AuditLog AuditLog
+	// Denials aggregates unauthenticated denials for the audit log; nil
+	// writes each one.
+	Denials Denials
 	// Auditor records every change (audit.go); nil logs them and puts
 	// them on the app's event stream (LogAuditor).
 	Auditor Auditor
@@ -96,8 +106,15 @@ func New(cfg Config) *Server {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
-	if cfg.Auditor == nil && cfg.Engine != nil {
-		cfg.Auditor = LogAuditor{Log: cfg.Logger, Broker: cfg.Engine.Broker()}
+	if cfg.Auditor == nil {
+		la := LogAuditor{Log: cfg.Logger}
+		if cfg.Engine != nil {
+			la.Broker = cfg.Engine.Broker()
+		}
+		cfg.Auditor = la
+	}
+	if cfg.AuditLog != nil {
+		cfg.Auditor = StoreAuditor{Store: cfg.AuditLog, Next: cfg.Auditor, Log: cfg.Logger}
 	}
 	return &Server{cfg: cfg, log: cfg.Logger}
 }
@@ -142,6 +159,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if errors.As(err, &fe) {
 		body.Field = fe.field
 	}
+	note(c).err = err.Error()
 	var verr *spec.ValidationError
 	if errors.As(err, &verr) {
 		body.Errors = fieldMsgs(err)
@@ -163,23 +181,22 @@ func (e *fieldErr) Error() string { return e.field + ": " + e.err.Error() }
 func (e *fieldErr) Unwrap() error { return e.err }
 
 // Handler returns the API's http.Handler.
-func (s *Server) Handler() http.Handler {
+func (s *Server) Handler() http.Handler { return s.Router() }
+
+// Router returns the API's gin router (Handler), for tests that enumerate
+// its routes.
+func (s *Server) Router() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
 	r.HandleMethodNotAllowed = true
-	r.NoRoute(func(c *gin.Context) {
-		if s.cfg.Console != nil && !strings.HasPrefix(c.Request.URL.Path, "/api/") &&
-			(c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
-			s.cfg.Console.ServeHTTP(c.Writer, c.Request)
-			return
-		}
-		c.JSON(http.StatusNotFound, apiError{Error: "no such endpoint: " + c.Request.URL.Path})
-	})
+	r.NoRoute(s.noRoute)
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
+	r.GET("/api/v1/openapi.json", s.openAPI) // openapi.go
 	v1 := r.Group("/api/v1")
+	v1.Use(s.auditRequests, s.checkQuery) // auditlog.go, query.go
 	read, write := s.authenticate(RoleRead), s.authenticate(RoleWrite)
 	v1.GET("/apps", read, s.listApps) // list.go
 	v1.GET("/events", read, s.allEvents)
@@ -194,10 +211,36 @@ func (s *Server) Handler() http.Handler {
 	v1.DELETE("/apps/:app", write, s.deleteApp)
 	v1.PUT("/apps/:app/version", write, s.putVersion)
 	v1.GET("/apps/:app/events", read, s.events)
-	v1.POST("/apps/:app/:command", write, s.command)
+	for _, cmd := range []rollout.Command{rollout.CmdPromote, rollout.CmdPromoteFull, rollout.CmdPause, rollout.CmdResume, rollout.CmdAbort} {
+		v1.POST("/apps/:app/"+string(cmd), write, s.command(cmd))
+	}
+	v1.POST("/apps/:app/rollback", write, s.rollback) // rollback.go: the command, or back to a revision
 	s.grayRoutes(v1)
 	s.configRoutes(v1)
+	s.recordsRoutes(v1) // records.go
+	s.auditRoutes(v1)   // auditlog.go
 	return r
+}
+
+// noRoute serves the console outside /api/, and answers paths that are
+// no endpoint; a POST to an app's unknown command is bad input (400,
+// field command).
+func (s *Server) noRoute(c *gin.Context) {
+	if s.cfg.Console != nil && !strings.HasPrefix(c.Request.URL.Path, "/api/") &&
+		(c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
+		s.cfg.Console.ServeHTTP(c.Writer, c.Request)
+		return
+	}
+	if c.Request.Method == http.MethodPost {
+		if rest, ok := strings.CutPrefix(c.Request.URL.Path, "/api/v1/apps/"); ok {
+			if app, cmd, ok := strings.Cut(rest, "/"); ok && spec.CheckApp(app) == nil && !strings.Contains(cmd, "/") {
+				c.JSON(http.StatusBadRequest, apiError{Field: "command",
+					Error: fmt.Sprintf("%q is not a command (promote, promote-full, pause, resume, abort, rollback)", cmd)})
+				return
+			}
+		}
+	}
+	c.JSON(http.StatusNotFound, apiError{Error: "no such endpoint: " + c.Request.URL.Path})
 }
 
 func (s *Server) readyz(c *gin.Context) {
@@ -272,9 +315,17 @@ func (s *Server) putSpec(c *gin.Context) {
 	if !ok {
 		return
 	}
+	dry, ok := s.dryRun(c) // dryrun.go
+	if !ok {
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(c.Request.Body, spec.MaxSpecBytes+1))
 	if err != nil {
 		s.fail(c, fmt.Errorf("%w: read body: %v", errBadRequest, err))
+		return
+	}
+	if dry {
+		s.preview(c, app, body)
 		return
 	}
 	rel, err := spec.Parse(body)
@@ -286,15 +337,24 @@ func (s *Server) putSpec(c *gin.Context) {
 		s.fail(c, &fieldErr{field: "app", err: fmt.Errorf("%w: %q does not match the URL's app %q", errBadRequest, rel.App, app)})
 		return
 	}
-	s.write(c, app, body, c.GetHeader("If-Match"))
+	s.annotate(c, app, "", map[string]any{"version": rel.Version, "specDigest": rel.Hash(), "ifMatch": c.GetHeader("If-Match")})
+	s.write(c, app, body, c.GetHeader("If-Match"), rel.Version)
 }
 
-func (s *Server) write(c *gin.Context, app string, data []byte, expect string) {
+func (s *Server) write(c *gin.Context, app string, data []byte, expect, version string) {
 	if s.cfg.Writer == nil {
 		s.fail(c, errReadOnly)
 		return
 	}
+	undo, err := s.intent(c, app, data, "apply", 0, version) // records.go
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	en, err := s.cfg.Writer.Put(c.Request.Context(), app, data, expect)
+	if err != nil {
+		undo()
+	}
 	s.audit(c, app, "write release spec to "+s.cfg.Source.Name(), err)
 	if err != nil {
 		s.fail(c, fmt.Errorf("write %s to %s: %w", app, s.cfg.Source.Name(), err))
@@ -345,6 +405,25 @@ func (s *Server) putVersion(c *gin.Context) {
 		s.fail(c, &fieldErr{field: "version", err: fmt.Errorf("%w: %v", errBadRequest, err)})
 		return
 	}
+	s.annotate(c, app, "set version "+body.Version, map[string]any{"version": body.Version})
+	dry, ok := s.dryRun(c) // dryrun.go
+	if !ok {
+		return
+	}
+	if dry {
+		en, err := s.cfg.Source.Get(c.Request.Context(), app)
+		if err != nil {
+			s.fail(c, fmt.Errorf("read %s from %s: %w", app, s.cfg.Source.Name(), err))
+			return
+		}
+		doc, err := SetVersion(en.Data, body.Version)
+		if err != nil {
+			s.fail(c, fmt.Errorf("%w: the stored spec of %s cannot be edited: %v", errBadRequest, app, err))
+			return
+		}
+		s.preview(c, app, doc)
+		return
+	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		en, err := s.cfg.Source.Get(c.Request.Context(), app)
@@ -365,7 +444,15 @@ func (s *Server) putVersion(c *gin.Context) {
 			s.fail(c, errReadOnly)
 			return
 		}
+		undo, err := s.intent(c, app, doc, "set-version", 0, body.Version) // records.go
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
 		put, err := s.cfg.Writer.Put(c.Request.Context(), app, doc, en.Version)
+		if err != nil {
+			undo()
+		}
 		if errors.Is(err, configsync.ErrConflict) {
 			lastErr = err
 			continue
@@ -429,17 +516,20 @@ func encodeYAML(n *yaml.Node) ([]byte, error) {
 	return b.Bytes(), enc.Close()
 }
 
-func (s *Server) command(c *gin.Context) {
-	app, ok := s.checkApp(c)
-	if !ok {
-		return
+// command is the handler of POST /apps/{app}/{cmd}.
+func (s *Server) command(cmd rollout.Command) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if app, ok := s.checkApp(c); ok {
+			s.runCommand(c, app, cmd)
+		}
 	}
-	cmd, ok := rollout.ParseCommand(c.Param("command"))
-	if !ok {
-		s.fail(c, &fieldErr{field: "command", err: fmt.Errorf("%w: %q is not a command (promote, promote-full, pause, resume, abort, rollback)", errBadRequest, c.Param("command"))})
-		return
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.CommandTimeout)
+}
+
+// runCommand sends cmd to the engine, waits for the pass that processes
+// it and answers the app's view.
+func (s *Server) runCommand(c *gin.Context, app string, cmd rollout.Command) {
+	s.annotate(c, app, string(cmd), map[string]any{"command": string(cmd)})
+	ctx, cancel := context.WithTimeout(engine.WithCaller(c.Request.Context(), actor(c), via(c)), s.cfg.CommandTimeout)
 	defer cancel()
 	res, err := s.cfg.Engine.Command(ctx, app, cmd)
 	if err == nil && res.Error != "" {

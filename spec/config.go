@@ -125,6 +125,12 @@ type ConfigFile struct {
 	// the instance is the flat object of keys to string values. Remote
 	// $refs are not loaded.
 	Schema any `json:"schema,omitempty"`
+	// Secrets names keys whose values are secret (a key name, or a dotted
+	// path's last part): graylane shows the file with them redacted to
+	// readers without a write token (GET .../config/history). Keys that
+	// look like credentials (password, token, secret, apiKey, ...) are
+	// redacted anyway.
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 // ConfigTarget is one place the app's services read the files from.

@@ -60,6 +60,9 @@ type Release struct {
 	Config *Config `json:"config,omitempty"`
 	// Gray holds the gray rules services follow; optional.
 	Gray *Gray `json:"gray,omitempty"`
+	// Rollback says how a rollback to an earlier revision runs; optional
+	// (default: fast, without steps).
+	Rollback *RollbackPolicy `json:"rollback,omitempty"`
 }
 
 // Strategy is the rollout strategy.

@@ -90,8 +90,16 @@ func (r *Release) Validate() error {
 	if r.Gray != nil {
 		r.Gray.validate("gray", &e)
 	}
+	if r.Rollback != nil {
+		r.Rollback.validate("rollback", &e)
+	}
 	return e.err()
 }
+
+// HasRouter reports whether something splits the release's traffic by
+// weight (a proxy, nginx, gray rules, a Kubernetes Service); without one
+// traffic follows instance counts.
+func (r *Release) HasRouter() bool { return r.noTrafficSwitch() == "" }
 
 // noTrafficSwitch says why nothing would switch the release's traffic
 // between versions ("" when something does): traffic.type none, or a

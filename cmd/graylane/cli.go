@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -33,6 +32,13 @@ func cliCommands() []*cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := apiClient(cmd)
 			app, version := args[0], args[1]
+			if dry, _ := cmd.Flags().GetBool("dry-run"); dry {
+				res, err := c.DryRunVersion(cmd.Context(), app, version)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				return printDryRun(cmd.OutOrStdout(), res)
+			}
 			if err := c.SetVersion(cmd.Context(), app, version); err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -45,6 +51,7 @@ func cliCommands() []*cobra.Command {
 			return follow(cmd.Context(), c, app, version, timeout, cmd.OutOrStdout())
 		},
 	}
+	setVersion.Flags().Bool("dry-run", false, "show the plan, the document diff and config changes; write nothing")
 	setVersion.Flags().Bool("wait", false, "follow the rollout live; exit 0 when Healthy, 1 when it fails or is aborted")
 	setVersion.Flags().Duration("timeout", 0, "give up waiting after this long (exit 3); 0 waits forever")
 	cmds = append(cmds, setVersion)
@@ -112,20 +119,12 @@ func cliCommands() []*cobra.Command {
 		Short: "Validate a release spec and write it to the config centre",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, _ := cmd.Flags().GetString("file")
-			var data []byte
-			var err error
-			if f == "-" {
-				data, err = io.ReadAll(os.Stdin)
-			} else {
-				data, err = os.ReadFile(f)
-			}
+			app, data, err := specFile(cmd) // cli_records.go
 			if err != nil {
-				return &exitError{code: 2, err: err}
+				return err
 			}
-			app, _ := cmd.Flags().GetString("app")
-			if app == "" {
-				app = appOf(data)
+			if dry, _ := cmd.Flags().GetBool("dry-run"); dry {
+				return dryRunSpec(cmd, app, data)
 			}
 			if err := apiClient(cmd).PutSpec(cmd.Context(), app, data); err != nil {
 				return &exitError{code: 2, err: err}
@@ -136,6 +135,7 @@ func cliCommands() []*cobra.Command {
 	}
 	apply.Flags().StringP("file", "f", "", "release spec file (YAML or JSON; - for stdin)")
 	apply.Flags().String("app", "", "app name (default: the spec's app field)")
+	apply.Flags().Bool("dry-run", false, "validate and show the diff, the plan and config changes; write nothing")
 	_ = apply.MarkFlagRequired("file")
 	cmds = append(cmds, apply)
 
@@ -148,7 +148,6 @@ func cliCommands() []*cobra.Command {
 		{rollout.CmdPause, "Hold the release where it is"},
 		{rollout.CmdResume, "Continue a paused release (or retry an aborted one)"},
 		{rollout.CmdAbort, "Send all traffic back to the stable version and scale the new one away"},
-		{rollout.CmdRollback, "Go back to the previous version (only traffic moves within scaleDownDelay)"},
 	} {
 		c := c
 		cmds = append(cmds, &cobra.Command{
@@ -165,7 +164,7 @@ func cliCommands() []*cobra.Command {
 			},
 		})
 	}
-	return cmds
+	return append(cmds, recordsCommands()...) // cli_records.go
 }
 
 func appOf(doc []byte) string {

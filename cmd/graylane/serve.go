@@ -284,6 +284,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer cfgw.close()
+	recs := buildRecords(v, cli, src.Name(), log) // wiring_records.go
 	var eng *engine.Engine
 	checks := analysis.New(analysis.Config{Notify: func(app string) { eng.Trigger(app) }, Logger: log.With("component", "analysis"),
 		Journal: etcdstore.NewJournal(cli, v.GetString("etcd.analysisPrefix"))})
@@ -299,6 +300,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Metrics:  engine.NewMetrics(reg),
 		Workers:  v.GetInt("engine.workers"),
 		Resync:   v.GetDuration("engine.resync"),
+		Records:  recs.keeper,
 	})
 	adapters.Notify(eng.Trigger)
 	adapters.releases = eng.Release
@@ -319,6 +321,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		Config: cfgw.manager,
 		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
 		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
+		Records: recs.store, AuditLog: recs.audit, Denials: recs.denials,
 		Console: console.Handler(), Version: buildVersion(),
 		SessionTTL: sessionTTL, SecureCookies: v.GetBool("http.secureCookies") || tlsCert != "",
 	})
@@ -350,6 +353,7 @@ func serve(ctx context.Context, v *viper.Viper) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return eng.Run(gctx) })
+	g.Go(func() error { return recs.run(gctx) })
 	g.Go(func() error {
 		var err error
 		if tlsCert != "" {

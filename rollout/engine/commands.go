@@ -35,7 +35,8 @@ func (e *Engine) Command(ctx context.Context, app string, cmd rollout.Command) (
 		if rev == 0 || len(rec.Spec) == 0 {
 			return CommandResult{}, fmt.Errorf("app %s: %w", app, ErrNotFound)
 		}
-		rec.Commands = append(rec.Commands, PendingCommand{ID: id, Command: cmd, At: e.cfg.Clock.Now()})
+		by, via := callerOf(ctx)
+		rec.Commands = append(rec.Commands, PendingCommand{ID: id, Command: cmd, At: e.cfg.Clock.Now(), By: by, Via: via})
 		rec.UpdatedAt = e.cfg.Clock.Now()
 		if _, err := e.cfg.Store.Save(ctx, app, rec, rev); err != nil {
 			if errors.Is(err, ErrConflict) && attempt < 20 {
@@ -77,4 +78,20 @@ func (e *Engine) resolveCommand(r CommandResult) {
 	if r.Error == "" {
 		e.log.Info("command applied", "command", r.Command, "id", r.ID)
 	}
+}
+
+type callerKey struct{}
+
+type caller struct{ by, via string }
+
+// WithCaller returns ctx carrying who sends a command (a token name) and
+// how (api, console): Command records it for the revision the command
+// starts.
+func WithCaller(ctx context.Context, by, via string) context.Context {
+	return context.WithValue(ctx, callerKey{}, caller{by, via})
+}
+
+func callerOf(ctx context.Context) (string, string) {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c.by, c.via
 }

@@ -24,6 +24,9 @@ type ConfigReleaser interface {
 	Reconcile(ctx context.Context, in configrelease.Pass) (configrelease.Result, error)
 	// View returns an app's config status for the API (nil: none yet).
 	View(app string) *configrelease.View
+	// Entry returns the config bound to a release identity (ok false when
+	// the history does not have it), for the revision that rolls it out.
+	Entry(ctx context.Context, app, identity string) (configrelease.HistoryEntry, bool, error)
 }
 
 // configPass is what the config layer contributes to one pass.

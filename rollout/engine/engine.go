@@ -53,6 +53,9 @@ type Config struct {
 	// Elect, if set, makes this engine one of several: it watches and
 	// serves views all the time but reconciles only while it leads.
 	Elect Elect
+	// Records keeps release records: numbered revisions and who caused
+	// them (records.go); nil keeps none.
+	Records Recorder
 }
 
 // Elect blocks until this graylane leads (or ctx ends) and returns a
@@ -72,6 +75,7 @@ type Engine struct {
 	docs      configsync.State
 	parsed    map[string]parsedDoc
 	received  map[string]time.Time // when an app's newest document arrived
+	seen      map[string]seen      // the same, kept for the revision it starts
 	synced    chan struct{}
 	isSynced  bool
 	sourceErr error
@@ -100,6 +104,9 @@ type latestDoc struct {
 	// sourceDown is true while the source reports a problem: the
 	// document may be stale.
 	sourceDown bool
+	// data and version are the document as the centre holds it.
+	data    []byte
+	version string
 }
 
 // latest returns the app's newest document, parsed (and cached per
@@ -113,7 +120,7 @@ func (e *Engine) latest(app string) latestDoc {
 		return latestDoc{sourceDown: down}
 	}
 	if p, ok := e.parsed[app]; ok && p.revision == en.Revision {
-		return latestDoc{parsedDoc: p, present: true, sourceDown: down}
+		return latestDoc{parsedDoc: p, present: true, sourceDown: down, data: en.Data, version: en.Version}
 	}
 	rel, err := spec.Parse(en.Data)
 	if err == nil && rel.App != app {
@@ -121,7 +128,7 @@ func (e *Engine) latest(app string) latestDoc {
 	}
 	p := parsedDoc{revision: en.Revision, rel: rel, err: err}
 	e.parsed[app] = p
-	return latestDoc{parsedDoc: p, present: true, sourceDown: down}
+	return latestDoc{parsedDoc: p, present: true, sourceDown: down, data: en.Data, version: en.Version}
 }
 
 type live struct {
@@ -145,6 +152,7 @@ func New(cfg Config) *Engine {
 		log:       cfg.Logger,
 		parsed:    map[string]parsedDoc{},
 		received:  map[string]time.Time{},
+		seen:      map[string]seen{},
 		synced:    make(chan struct{}),
 		outageEnd: map[string]time.Time{},
 		live:      map[string]*live{},
@@ -299,6 +307,7 @@ func (e *Engine) watch(ctx context.Context) {
 			}
 			for _, ch := range changes {
 				e.received[ch.Entry.App] = now
+				e.seen[ch.Entry.App] = seen{revision: ch.Entry.Revision, at: now}
 				delete(e.parsed, ch.Entry.App)
 				e.index.doc(ch.Entry.App, e.cfg.Source.Name(), ch.Type != configsync.Delete)
 			}

@@ -18,6 +18,7 @@ type Metrics struct {
 	sourceUpG    prometheus.Gauge
 	sourceToAct  prometheus.Histogram
 	leader       prometheus.Gauge
+	releases     *releaseMetrics // records.go
 }
 
 // NewMetrics registers the engine's metrics with reg.
@@ -49,6 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.phase, m.stepDuration, m.syncs, m.syncSeconds, m.sourceUpG, m.sourceToAct, m.leader)
+	m.releases = newReleaseMetrics(reg)
 	return m
 }
 

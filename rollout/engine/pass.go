@@ -66,6 +66,7 @@ type pass struct {
 	insts   []adapters.Instance
 	obs     rollout.Observed
 	config  configPass
+	checks  map[string]rollout.CheckResult
 	plan    rollout.Decision
 }
 
@@ -80,6 +81,9 @@ func (p *pass) run(ctx context.Context) (time.Duration, error) {
 	next, done, err := p.loadState(ctx)
 	if done {
 		return next, err
+	}
+	if err := p.lookupCause(ctx); err != nil { // records.go
+		return 0, p.fail(ctx, err)
 	}
 	if next, done, err := p.resolve(ctx); done {
 		return next, err
@@ -230,7 +234,9 @@ func (p *pass) decide() {
 	if e.cfg.Analysis != nil {
 		checks = e.cfg.Analysis.Results(app)
 	}
-	p.plan = rollout.Plan(rollout.Input{Spec: p.rel, Status: st, Observed: p.obs, Command: p.cmd.Command, Now: p.now, Checks: checks, Config: p.config.gate})
+	p.checks = checks
+	p.plan = rollout.Plan(rollout.Input{Spec: p.rel, Status: st, Observed: p.obs, Command: p.cmd.Command, Now: p.now, Checks: checks, Config: p.config.gate,
+		RollbackIntent: p.rollbackIntent()})
 	p.plan.Events = append(p.config.events, p.plan.Events...)
 	if e.cfg.Analysis != nil {
 		if ds := p.plan.Status; ds.CanaryVersion != "" && !ds.Rollback && p.rel.Strategy.Analysis != nil {
@@ -265,6 +271,10 @@ func (p *pass) apply(ctx context.Context) error {
 // says when to look again.
 func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, error) {
 	e, app, d := p.e, p.app, p.plan
+	revs, err := p.track(ctx) // records.go: revisions are written before the record naming them
+	if err != nil {
+		return 0, p.fail(ctx, err)
+	}
 	p.rec.Status = d.Status
 	cmd := p.cmd
 	if cmd.ID != "" {
@@ -289,6 +299,7 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 		e.resolveCommand(*p.rec.LastCommand)
 	}
 	e.cfg.Metrics.observeStatus(app, p.before, d.Status, p.now)
+	e.cfg.Metrics.observeRevisions(revs)
 	if applyErr != nil {
 		p.log.Error("apply decision", "err", applyErr)
 		e.emit(app, rollout.Event{Type: rollout.Warning, Reason: "ApplyFailed", Message: applyErr.Error()})
@@ -325,6 +336,9 @@ func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
 				return 0, fmt.Errorf("forget %s: %w", app, err)
 			}
 		}
+	}
+	if err := p.forgetRecords(ctx); err != nil {
+		return 0, err
 	}
 	if p.rev != 0 {
 		if err := e.cfg.Store.Delete(ctx, app, p.rev); err != nil {

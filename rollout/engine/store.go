@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/graylane/graylane/records"
 	"github.com/graylane/graylane/rollout"
 )
 
@@ -37,6 +38,10 @@ type Record struct {
 	LastCommand *CommandResult `json:"lastCommand,omitempty"`
 	// Deleting is set once the app's spec was removed from the source.
 	Deleting bool `json:"deleting,omitempty"`
+	// Revisions is the app's release-records log: the revision in
+	// progress and who wrote the document in force (records.Log, which
+	// carries its own schema version).
+	Revisions *records.Log `json:"revisions,omitempty"`
 	// UpdatedAt is when the record was last saved.
 	UpdatedAt time.Time `json:"updatedAt"`
 }
@@ -80,6 +85,10 @@ type PendingCommand struct {
 	ID      string          `json:"id"`
 	Command rollout.Command `json:"command"`
 	At      time.Time       `json:"at"`
+	// By names the caller (a token name) and Via how it came (api,
+	// console), for the revision a command starts.
+	By  string `json:"by,omitempty"`
+	Via string `json:"via,omitempty"`
 }
 
 // CommandResult is what became of a command.
