@@ -36,6 +36,8 @@ type world struct {
 	maxUnavailable int        // invariant bound for rolling, -1 = unchecked
 	config         *configSim // config gate (config_test.go); nil: none
 	intent         bool       // the desired version was written by a rollback to a revision
+	hooks          *hookSim   // release hooks (hooks_test.go); nil: none
+	frozen         string     // the environment's freeze reason
 }
 
 func newWorld(t *testing.T, yaml string) *world {
@@ -60,6 +62,10 @@ func (w *world) input(cmd Command) Input {
 	if w.config != nil {
 		in.Config = w.config.gate(w)
 	}
+	if w.hooks != nil {
+		in.Hooks = w.hooks.gate(w)
+	}
+	in.Frozen = w.frozen
 	return in
 }
 
@@ -84,6 +90,9 @@ func (w *world) plan(cmd Command) Decision {
 	}
 	w.status = d.Status
 	w.last = d
+	if w.hooks != nil {
+		w.hooks.apply(w, d)
+	}
 	w.trace = append(w.trace, w.line(cmd, d))
 	return d
 }
@@ -167,6 +176,12 @@ func (w *world) line(cmd Command, d Decision) string {
 		d.Status.CanaryVersion, d.Status.Step, fmtReplicas(d.Replicas), fmtSplit(d.Split), ev)
 	if w.config != nil {
 		out += " config=" + w.config.last.String()
+	}
+	if w.hooks != nil {
+		out += " hooks=" + w.hooks.String() + fmt.Sprintf(" start=%v", d.StartHooks)
+	}
+	if (w.hooks != nil || w.frozen != "") && d.Status.Phase == Paused {
+		out += " msg=" + d.Status.Message
 	}
 	return out
 }
@@ -288,6 +303,8 @@ func (w *world) do(line string) {
 		w.router = false
 	case "config":
 		w.configLine(line, f[1:])
+	case "hooks", "hook", "freeze", "unfreeze":
+		w.hookLine(f) // hooks_test.go
 	case "expect":
 		w.expect(line, f[1:])
 	default:
@@ -324,6 +341,8 @@ func (w *world) expect(line string, kv []string) {
 			got = st.PreviousVersion
 		case "requeue":
 			got = w.last.RequeueAfter.String()
+		case "message":
+			got = strings.ReplaceAll(st.Message, " ", "_")
 		case "events":
 			var ev []string
 			for _, e := range w.last.Events {
