@@ -53,6 +53,14 @@ type Config struct {
 	// Elect, if set, makes this engine one of several: it watches and
 	// serves views all the time but reconciles only while it leads.
 	Elect Elect
+	// Hooks runs release hooks (hooks.go); nil ignores hooks sections.
+	Hooks HookRunner
+	// Freezer says whether the engine's environment is frozen (hooks.go);
+	// nil: never.
+	Freezer Freezer
+	// Env names the engine's environment in metrics, logs and events
+	// ("" for a graylane without environments, shown as "default").
+	Env string
 	// Records keeps release records: numbered revisions and who caused
 	// them (records.go); nil keeps none.
 	Records Recorder
@@ -147,6 +155,10 @@ func New(cfg Config) *Engine {
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Second
 	}
+	cfg.Metrics = cfg.Metrics.For(cfg.Env)
+	if cfg.Env != "" {
+		cfg.Logger = cfg.Logger.With("env", cfg.Env)
+	}
 	return &Engine{
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -175,6 +187,23 @@ func (e *Engine) Trigger(app string) {
 		q.Add(app)
 	}
 }
+
+// TriggerAll asks for a pass over every app the engine knows (after its
+// environment was unfrozen, for instance).
+func (e *Engine) TriggerAll() {
+	e.mu.Lock()
+	var apps []string
+	for _, en := range e.docs.Entries() {
+		apps = append(apps, en.App)
+	}
+	e.mu.Unlock()
+	for _, a := range apps {
+		e.Trigger(a)
+	}
+}
+
+// Env is the engine's environment ("" without environments).
+func (e *Engine) Env() string { return e.cfg.Env }
 
 // Leader reports whether this engine is reconciling (always true without
 // Config.Elect once Run has started).

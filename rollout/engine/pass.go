@@ -67,6 +67,7 @@ type pass struct {
 	obs     rollout.Observed
 	config  configPass
 	checks  map[string]rollout.CheckResult
+	hooks   *rollout.HookGate
 	plan    rollout.Decision
 }
 
@@ -96,6 +97,9 @@ func (p *pass) run(ctx context.Context) (time.Duration, error) {
 	}
 	if next, done, err := p.observe(ctx); done {
 		return next, err
+	}
+	if err := p.gateHooks(ctx); err != nil { // hooks.go
+		return 0, p.fail(ctx, err)
 	}
 	p.decide()
 	applyErr := p.apply(ctx)
@@ -236,7 +240,7 @@ func (p *pass) decide() {
 	}
 	p.checks = checks
 	p.plan = rollout.Plan(rollout.Input{Spec: p.rel, Status: st, Observed: p.obs, Command: p.cmd.Command, Now: p.now, Checks: checks, Config: p.config.gate,
-		RollbackIntent: p.rollbackIntent()})
+		RollbackIntent: p.rollbackIntent(), Hooks: p.hooks, Frozen: e.frozen()})
 	p.plan.Events = append(p.config.events, p.plan.Events...)
 	if e.cfg.Analysis != nil {
 		if ds := p.plan.Status; ds.CanaryVersion != "" && !ds.Rollback && p.rel.Strategy.Analysis != nil {
@@ -276,6 +280,7 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 		return 0, p.fail(ctx, err)
 	}
 	p.rec.Status = d.Status
+	p.rec.Identity = p.identity
 	cmd := p.cmd
 	if cmd.ID != "" {
 		p.rec.Commands = p.rec.Commands[1:]
@@ -298,6 +303,7 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 	if cmd.ID != "" {
 		e.resolveCommand(*p.rec.LastCommand)
 	}
+	p.runHooks(ctx) // hooks.go
 	e.cfg.Metrics.observeStatus(app, p.before, d.Status, p.now)
 	e.cfg.Metrics.observeRevisions(revs)
 	if applyErr != nil {
