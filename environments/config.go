@@ -126,8 +126,8 @@ func Single(source map[string]any) Set {
 // Parse reads the environments key (a list, as decoded from graylane's
 // configuration) and defaultEnvironment, and validates them: names,
 // source types, from (an environment declared before), durations,
-// windows, requireAnalysis (environments upstream of this one), at most
-// one legacyNames. The default environment is defaultEnv, else the one
+// windows, requireAnalysis (other declared environments), at most one
+// legacyNames. The default environment is defaultEnv, else the one
 // with legacyNames, else the first.
 func Parse(raw any, defaultEnv string) (Set, error) {
 	var errs []FieldError
@@ -209,12 +209,12 @@ func Parse(raw any, defaultEnv string) (Set, error) {
 	if len(list) == 0 {
 		add("environments", "declare at least one environment (or leave the key out)")
 	}
-	// requireAnalysis names environments upstream of this one
+	// requireAnalysis names other declared environments (upstream, like
+	// test -> pre -> prod, or beside, like test -> pre and test -> prod)
 	for i, e := range set.Envs {
-		up := set.upstream(e.Name)
 		for j, r := range e.RequireAnalysis {
-			if !up[r] {
-				add(fmt.Sprintf("environments[%d].requireAnalysis[%d]", pos[i], j), "%q is not an environment %s takes bundles through (its from chain)", r, e.Name)
+			if _, ok := index[r]; !ok || r == e.Name {
+				add(fmt.Sprintf("environments[%d].requireAnalysis[%d]", pos[i], j), "%q is not another declared environment", r)
 			}
 		}
 	}
@@ -276,18 +276,6 @@ func (s *Set) Names() []string {
 	out := make([]string, len(s.Envs))
 	for i, e := range s.Envs {
 		out[i] = e.Name
-	}
-	return out
-}
-
-// upstream returns the environments name takes bundles through: its
-// from, that one's from, and so on.
-func (s *Set) upstream(name string) map[string]bool {
-	out := map[string]bool{}
-	e, ok := s.Get(name)
-	for ok && e.From != "" && !out[e.From] {
-		out[e.From] = true
-		e, ok = s.Get(e.From)
 	}
 	return out
 }

@@ -64,7 +64,7 @@ environments:
 		`environments[1].from: "qa" is not an environment declared before dev`,
 		`environments[2]: json: unknown field "bogus"`,
 		`environments[4].legacyNames: only one environment can keep the legacy names (pre already does)`,
-		`environments[4].requireAnalysis[0]: "p2" is not an environment p2 takes bundles through`,
+		`environments[4].requireAnalysis[0]: "p2" is not another declared environment`,
 		`defaultEnvironment: "staging" is not a declared environment`,
 	} {
 		if !strings.Contains(err.Error(), want) {

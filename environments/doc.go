@@ -14,9 +14,6 @@
 // controller (package promotion) can be crash-safe and its tests need no
 // real soak times or windows.
 //
-// Release plans (several apps in a declared order) are stepped by
-// PlanStep, also pure.
-//
 // The package embeds the time-zone database (time/tzdata): windows name
 // zones like Asia/Shanghai, and a minimal image may have no zoneinfo.
 package environments

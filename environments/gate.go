@@ -140,9 +140,10 @@ func (v Verdict) String() string {
 //	soak            it has been Healthy in the source for Target.Soak:
 //	                Now - HealthySince >= Soak
 //	pre-production  it passed analysis in every Target.RequireAnalysis
-//	approvals       at least Target.Approvals valid approvals of that
-//	                bundle (distinct names, not the requester's, not
-//	                expired: Request.Valid)
+//	approvals       at least Target.Approvals (or the request's
+//	                MinApprovals) valid approvals of that bundle
+//	                (distinct names, not the requester's, not expired:
+//	                Request.Valid)
 //	window          Now is inside one of Target's windows
 //
 // With Bundle set, a different promotable bundle is refused (rule soak:
@@ -196,13 +197,16 @@ func Evaluate(in Input) Verdict {
 			refuse(RulePreProduction, "%s (bundle %s) has not passed analysis in %s (%s); %s accepts only bundles that did", cand.Version, Short(cand.Bundle), env, detail, t.Name)
 		}
 	}
+	if r := in.Request; r != nil && r.Bundle == cand.Bundle && r.MinApprovals > v.Needed {
+		v.Needed = r.MinApprovals
+	}
 	valid := in.Request.Valid(cand.Bundle, in.Now)
 	v.Approvals = len(valid)
 	for _, a := range valid {
 		v.ApprovedBy = append(v.ApprovedBy, a.By)
 	}
-	if v.Approvals < t.Approvals {
-		msg := fmt.Sprintf("%d of %d approvals of %s (bundle %s) into %s", v.Approvals, t.Approvals, cand.Version, Short(cand.Bundle), t.Name)
+	if v.Approvals < v.Needed {
+		msg := fmt.Sprintf("%d of %d approvals of %s (bundle %s) into %s", v.Approvals, v.Needed, cand.Version, Short(cand.Bundle), t.Name)
 		if len(valid) > 0 {
 			msg += " (approved by " + strings.Join(v.ApprovedBy, ", ") + ")"
 		}

@@ -54,9 +54,13 @@ type Request struct {
 	Via         string    `json:"via,omitempty"`
 	RequestedAt time.Time `json:"requestedAt"`
 	// Plan is the release plan the request belongs to, if any.
-	Plan      string     `json:"plan,omitempty"`
-	Approvals []Approval `json:"approvals,omitempty"`
-	State     string     `json:"state"`
+	Plan string `json:"plan,omitempty"`
+	// MinApprovals raises the target's approvals for this request: 1 when
+	// the requester may only request promotions into the target (a
+	// developer's token in prod), so that someone else must approve.
+	MinApprovals int        `json:"minApprovals,omitempty"`
+	Approvals    []Approval `json:"approvals,omitempty"`
+	State        string     `json:"state"`
 	// Rule and Reason are the rule that holds (pending) or ended it.
 	Rule   string `json:"rule,omitempty"`
 	Reason string `json:"reason,omitempty"`
