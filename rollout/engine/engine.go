@@ -396,7 +396,7 @@ func (e *Engine) emit(app string, ev rollout.Event) {
 		lvl = slog.LevelWarn
 	}
 	e.log.Log(context.Background(), lvl, ev.Message, "app", app, "reason", ev.Reason)
-	e.broker.Publish(app, Message{Kind: "event", Event: &EventView{Event: ev, App: app, Time: e.cfg.Clock.Now()}})
+	e.broker.Publish(app, Message{Kind: "event", Event: &EventView{Event: ev, App: app, Env: e.cfg.Env, Time: e.cfg.Clock.Now()}})
 }
 
 func (e *Engine) setLive(app string, f func(*live)) {
