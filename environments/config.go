@@ -63,6 +63,10 @@ type Environment struct {
 	// declared (etcd /graylane/state/..., <data.dir>/process), so that an
 	// installation that adds environments keeps its state in this one.
 	LegacyNames bool `json:"legacyNames,omitempty"`
+	// Settings are graylane configuration keys that differ in this
+	// environment, laid over the top-level ones (e.g. {nginx: {includeDir:
+	// /etc/nginx/graylane-prod}, webhook: {secret: ...}}).
+	Settings map[string]any `json:"settings,omitempty"`
 
 	windows Windows
 }
@@ -151,7 +155,7 @@ func Parse(raw any, defaultEnv string) (Set, error) {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&e); err != nil {
-			add(p, "%v (known: name, source, from, soak, approvals, approvalTTL, windows, autoPromote, requireAnalysis, legacyNames)", err)
+			add(p, "%v (known: name, source, from, soak, approvals, approvalTTL, windows, autoPromote, requireAnalysis, legacyNames, settings)", err)
 			continue
 		}
 		if !NamePattern.MatchString(e.Name) {

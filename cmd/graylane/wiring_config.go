@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/viper"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo"
@@ -31,6 +32,7 @@ var configDefaults = map[string]any{
 	"config.nacos.servers":        "",                          // default nacos.servers
 	"config.nacos.username":       "",                          // default nacos.username
 	"config.nacos.password":       "",                          // default nacos.password
+	"config.nacos.namespace":      "",                          // targets naming no namespace: "" public; an environment on Nacos: its namespace
 }
 
 // configWiring is the config-in-step machinery: a configrelease.Manager
@@ -60,7 +62,7 @@ func fallback(v *viper.Viper, keys ...string) string {
 // (graylane's own cluster) always; Apollo when a portal, token and config
 // service are configured; Nacos when servers are. A target on a centre
 // that is not configured waits at the config gate and says so.
-func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Client, log *slog.Logger) (*configWiring, error) {
+func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Client, clk clock.Clock, log *slog.Logger) (*configWiring, error) {
 	for k, d := range configDefaults {
 		v.SetDefault(k, d)
 	}
@@ -100,6 +102,7 @@ func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Clie
 		DriftInterval:   v.GetDuration("config.driftInterval"),
 		ReadBackTimeout: v.GetDuration("config.readBackTimeout"),
 		ProbeTimeout:    v.GetDuration("config.probeTimeout"),
+		Clock:           clk,
 	})
 	if err != nil {
 		w.close()
