@@ -4,7 +4,7 @@ PKGS    ?= ./...
 # Where heavy test servers (Polaris, Kubernetes, kwok) are built once and kept.
 export GRAYLANE_CACHE ?= $(HOME)/.cache/graylane
 
-.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean console console-check
+.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean console console-check chart-lint
 
 all: build
 
@@ -21,9 +21,9 @@ run: build
 test-deps:
 	./.ci/install-deps.sh
 
-## tools: build (or reuse from the cache) the heavy test servers
+## tools: build (or reuse from the cache) the heavy test servers and tools (Polaris, Kubernetes, kwok, graylane-helm)
 tools:
-	@for p in ./testsupport/polaris/prebuild ./testsupport/kubestack/prebuild; do \
+	@for p in ./testsupport/polaris/prebuild ./testsupport/kubestack/prebuild ./testsupport/helmtool/prebuild; do \
 	  if git ls-files --error-unmatch $$p >/dev/null 2>&1; then $(GO) run $$p || exit 1; fi; \
 	done
 
@@ -50,6 +50,11 @@ test-unit:
 ## bench: the benchmarks behind docs/benchmarks.md (some need embedded etcd)
 bench: build
 	GRAYLANE_INTEGRATION=1 $(GO) test -run '^$$' -bench . -benchmem -count=1 ./rollout/... ./adapters/proxy/... ./configsync/etcd/...
+
+## chart-lint: `helm lint --strict` of deployments/helm/graylane through Helm's Go SDK (bin/graylane-helm from tools/helm)
+chart-lint:
+	cd tools/helm && GOWORK=off $(GO) build -o ../../bin/graylane-helm .
+	./bin/graylane-helm lint deployments/helm/graylane --strict
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

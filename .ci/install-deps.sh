@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages graylane's tests use for real: nginx,
-# OpenSSH's server, a JDK, and Chromium (the console's browser tests).
+# OpenSSH's server, a JDK, Chromium (the console's browser tests), Docker
+# Engine and docker-compose (the docker backend's tests), systemd-analyze
+# and ansible-core (the install files' tests).
 # Idempotent; does nothing when they are present.
 set -euo pipefail
 need=()
@@ -11,6 +13,14 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v javac >/dev/null || need+=(default-jdk-headless)
 # chromium: the web console's browser tests drive Debian's Chromium headless
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# the docker backend's tests start private dockerds (Docker Engine 20.10)
+# and bring graylane's compose stack up with docker-compose 1.29
+[ -x /usr/sbin/dockerd ] || need+=(docker.io)
+[ -x /usr/bin/docker-compose ] || need+=(docker-compose)
+# systemd-analyze verifies deployments/systemd/graylane.service
+command -v systemd-analyze >/dev/null || need+=(systemd)
+# ansible-playbook runs deployments/ansible against the sshd test hosts
+command -v ansible-playbook >/dev/null || need+=(ansible-core)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

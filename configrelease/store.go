@@ -139,22 +139,37 @@ type Store interface {
 
 // EtcdStore keeps config history and state in etcd.
 type EtcdStore struct {
-	cli    *clientv3.Client
-	prefix string
-	limit  int
+	cli     *clientv3.Client
+	prefix  string
+	limit   int
+	protect func(ctx context.Context, app string) (map[string]bool, error)
+}
+
+// StoreOption configures an EtcdStore.
+type StoreOption func(*EtcdStore)
+
+// WithProtect keeps, when old history entries are pruned, the identities
+// f names for an app (the config bound to release revisions that are
+// still kept, so a rollback to any of them finds its files).
+func WithProtect(f func(ctx context.Context, app string) (map[string]bool, error)) StoreOption {
+	return func(s *EtcdStore) { s.protect = f }
 }
 
 var _ Store = (*EtcdStore)(nil)
 
 // NewEtcdStore returns a store under prefix (DefaultPrefix when "").
-func NewEtcdStore(cli *clientv3.Client, prefix string) *EtcdStore {
+func NewEtcdStore(cli *clientv3.Client, prefix string, opts ...StoreOption) *EtcdStore {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	return &EtcdStore{cli: cli, prefix: prefix, limit: DefaultHistoryLimit}
+	s := &EtcdStore{cli: cli, prefix: prefix, limit: DefaultHistoryLimit}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 func (s *EtcdStore) historyKey(app, id string) string { return s.prefix + "history/" + app + "/" + id }
@@ -204,6 +219,15 @@ func (s *EtcdStore) PutEntry(ctx context.Context, e HistoryEntry, keep ...string
 	protect := map[string]bool{e.Identity: true}
 	for _, k := range keep {
 		protect[k] = true
+	}
+	if s.protect != nil {
+		more, err := s.protect(ctx, e.App)
+		if err != nil {
+			return fmt.Errorf("prune config history of %s: which entries kept revisions name: %w", e.App, err)
+		}
+		for k := range more {
+			protect[k] = true
+		}
 	}
 	for _, old := range all[s.limit:] {
 		if !protect[old.Identity] {

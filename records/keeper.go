@@ -24,6 +24,9 @@ type KeeperConfig struct {
 	// an edit made in the centre behind graylane's API, with the spec's
 	// diff (for the audit log). Errors are the caller's to log.
 	CentreEdit func(ctx context.Context, app string, c Cause, diff string) error
+	// ConfigEdit, if set, is told about config changed in a config target
+	// behind graylane's back (what changed where; no content).
+	ConfigEdit func(ctx context.Context, app, what string) error
 }
 
 // Keeper is what the engine uses to keep release records
@@ -56,6 +59,14 @@ func (k *Keeper) Cause(ctx context.Context, app string, doc Document) (Cause, er
 		}
 	}
 	return c, nil
+}
+
+// ConfigEdited implements engine.ConfigEditRecorder.
+func (k *Keeper) ConfigEdited(ctx context.Context, app, what string) error {
+	if k.cfg.ConfigEdit == nil {
+		return nil
+	}
+	return k.cfg.ConfigEdit(ctx, app, what)
 }
 
 // Save writes revisions.

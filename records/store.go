@@ -313,3 +313,20 @@ func (s *Store) DeleteIntent(ctx context.Context, app, d string) error {
 	}
 	return nil
 }
+
+// ConfigIdentities names the config identities the app's kept revisions
+// are bound to: the config history must keep them for a rollback to any
+// kept revision (configrelease.WithProtect).
+func (s *Store) ConfigIdentities(ctx context.Context, app string) (map[string]bool, error) {
+	revs, err := s.Revisions(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, r := range revs {
+		if r.Config != nil {
+			out[r.Config.Identity] = true
+		}
+	}
+	return out, nil
+}

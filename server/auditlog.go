@@ -130,8 +130,27 @@ func (s *Server) auditRequests(c *gin.Context) {
 	s.cfg.Auditor.Audit(c.Request.Context(), e)
 }
 
+// routeActions name the requests whose handler did not (denied before it
+// ran, or refused before it said what it was asked).
+var routeActions = map[string]string{
+	"PUT /api/v1/apps/:app":             "write release spec",
+	"DELETE /api/v1/apps/:app":          "delete release spec",
+	"PUT /api/v1/apps/:app/version":     "set version",
+	"POST /api/v1/apps/:app/rollback":   "rollback",
+	"POST /api/v1/instances":            "register instance",
+	"DELETE /api/v1/instances/:app/:id": "deregister instance",
+	"POST /api/v1/session":              "console sign-in",
+	"DELETE /api/v1/session":            "console sign-out",
+}
+
 // defaultAction names a request by its route when its handler did not.
 func defaultAction(c *gin.Context) string {
+	if a, ok := routeActions[c.Request.Method+" "+c.FullPath()]; ok {
+		return a
+	}
+	if cmd, ok := strings.CutPrefix(c.FullPath(), "/api/v1/apps/:app/"); ok && !strings.Contains(cmd, "/") {
+		return cmd // a command
+	}
 	return strings.ToLower(c.Request.Method) + " " + strings.TrimPrefix(c.FullPath(), "/api/v1")
 }
 

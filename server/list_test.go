@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 func appSpec(app, version string) string {
@@ -20,20 +21,19 @@ func appSpec(app, version string) string {
 // waitList polls the list until cond holds.
 func (e *env) waitList(query string, what string, cond func(AppList) bool) AppList {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
 	var last AppList
-	for time.Now().Before(deadline) {
+	testenv.Eventually(e.t, 10*time.Second, what, func() error {
 		resp, err := http.Get(e.url + "/api/v1/apps" + query)
-		if err == nil {
-			_ = json.NewDecoder(resp.Body).Decode(&last)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && cond(last) {
-				return last
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	e.t.Fatalf("%s: not reached; last list %+v", what, last)
+		defer resp.Body.Close()
+		last = AppList{}
+		if err := json.NewDecoder(resp.Body).Decode(&last); err != nil {
+			return fmt.Errorf("%s: %w", resp.Status, err)
+		}
+		return testenv.Check(resp.StatusCode == 200 && cond(last), "%s, list %+v", resp.Status, last)
+	})
 	return last
 }
 

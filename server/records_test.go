@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/graylane/graylane/records"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/testsupport/etcdtest"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -100,4 +102,18 @@ func decodeJSON(t *testing.T, b []byte, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("decode %s: %v", b, err)
 	}
+}
+
+func clientPrefix() clientv3.OpOption { return clientv3.WithPrefix() }
+
+// waitRevisions waits until demo has n revisions.
+func (e *fullEnv) waitRevisions(n int) {
+	e.t.Helper()
+	testenv.Eventually(e.t, 20*time.Second, fmt.Sprintf("%d revisions", n), func() error {
+		revs, err := e.recs.Revisions(context.Background(), "demo")
+		if err != nil {
+			return err
+		}
+		return testenv.Check(len(revs) == n, "%d revisions", len(revs))
+	})
 }

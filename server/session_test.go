@@ -13,6 +13,7 @@ import (
 
 	"github.com/graylane/graylane/configsync/memory"
 	"github.com/graylane/graylane/rollout/engine"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -179,17 +180,11 @@ func TestConsoleSessions(t *testing.T) {
 func TestSessionsExpire(t *testing.T) {
 	e := newSesEnv(t, false, time.Second, opsToken)
 	c, _ := e.login(opsToken)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.Eventually(t, 5*time.Second, "the session expired", func() error {
 		resp, body := e.call("GET", "/api/v1/apps", "", c, "", "")
-		if resp.StatusCode == 401 && strings.Contains(body["error"].(string), "expired") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("session never expired: %d %v", resp.StatusCode, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		msg, _ := body["error"].(string)
+		return testenv.Check(resp.StatusCode == 401 && strings.Contains(msg, "expired"), "%d %v", resp.StatusCode, body)
+	})
 }
 
 func TestSessionCookieIsSecureOverTLS(t *testing.T) {

@@ -7,6 +7,7 @@ const (
 	BackendKubernetes = "kubernetes"
 	BackendWebhook    = "webhook"
 	BackendRegistry   = "registry"
+	BackendDocker     = "docker"
 )
 
 // Backend says where an app's instances run. Type picks the section that
@@ -18,6 +19,7 @@ type Backend struct {
 	Kubernetes *KubernetesBackend `json:"kubernetes,omitempty"`
 	Webhook    *WebhookBackend    `json:"webhook,omitempty"`
 	Registry   *RegistryBackend   `json:"registry,omitempty"`
+	Docker     *DockerBackend     `json:"docker,omitempty"`
 }
 
 func (b *Backend) validate(path string, e *errs) {
@@ -27,12 +29,13 @@ func (b *Backend) validate(path string, e *errs) {
 		BackendKubernetes: b.Kubernetes != nil,
 		BackendWebhook:    b.Webhook != nil,
 		BackendRegistry:   b.Registry != nil,
+		BackendDocker:     b.Docker != nil,
 	}
 	if _, ok := sections[b.Type]; !ok {
 		if b.Type == "" {
-			e.add(join(path, "type"), "is required (process, ssh, kubernetes, webhook or registry)")
+			e.add(join(path, "type"), "is required (process, ssh, kubernetes, webhook, registry or docker)")
 		} else {
-			e.add(join(path, "type"), "%q is not a backend type (process, ssh, kubernetes, webhook or registry)", b.Type)
+			e.add(join(path, "type"), "%q is not a backend type (process, ssh, kubernetes, webhook, registry or docker)", b.Type)
 		}
 		return
 	}
@@ -71,5 +74,11 @@ func (b *Backend) validate(path string, e *errs) {
 			b.Registry = &RegistryBackend{}
 		}
 		b.Registry.validate(join(path, "registry"), e)
+	case BackendDocker:
+		if b.Docker == nil {
+			e.add(join(path, "docker"), "is required when type is docker")
+			return
+		}
+		b.Docker.validate(join(path, "docker"), e)
 	}
 }

@@ -127,34 +127,3 @@ func TestConfigRejections(t *testing.T) {
 		})
 	}
 }
-
-func TestProperties(t *testing.T) {
-	in := "# comment\n! other\n  a = 1\nb:2\nc 3\nlong = one \\\n    two\nesc\\ key = tab\\there\\u00e9\nempty\na=again\nsmile=\\ud83d\\ude00\n"
-	p, err := ParseProperties([]byte(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"a": "again", "b": "2", "c": "3", "long": "one two", "esc key": "tab\there\u00e9", "empty": "", "smile": "😀"}
-	for k, v := range want {
-		if p.Values[k] != v {
-			t.Errorf("%q = %q, want %q", k, p.Values[k], v)
-		}
-	}
-	if len(p.Values) != len(want) || strings.Join(p.Keys, ",") != "a,b,c,long,esc key,empty,smile" {
-		t.Errorf("keys %v values %v", p.Keys, p.Values)
-	}
-	// canonical form round-trips
-	canon := CanonicalProperties(p.Values)
-	back, err := ParseProperties(canon)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(CanonicalProperties(back.Values)) != string(canon) {
-		t.Fatalf("canonical form does not round-trip:\n%s\n%s", canon, CanonicalProperties(back.Values))
-	}
-	for k, v := range p.Values {
-		if back.Values[k] != v {
-			t.Errorf("round trip of %q: %q, want %q", k, back.Values[k], v)
-		}
-	}
-}

@@ -36,10 +36,11 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
+
+	"github.com/graylane/graylane/internal/properties"
 )
 
 // ErrOverlay is matched (errors.Is) by every error about an overlay's
@@ -329,94 +330,29 @@ func applyProperties(content []byte, patch json.RawMessage) ([]byte, error) {
 	if err := json.Unmarshal(patch, &m); err != nil {
 		return nil, overlayErr("decode patch: %v", err)
 	}
-	// the order of the patch's keys, for appending
-	var order []string
+	// the patch's keys in their order, for appending
+	var changes []properties.Change
 	dec := json.NewDecoder(bytes.NewReader(patch))
-	if _, err := dec.Token(); err == nil {
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				break
-			}
-			order = append(order, tok.(string))
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				break
-			}
-		}
+	if _, err := dec.Token(); err != nil {
+		return nil, overlayErr("decode patch: %v", err)
 	}
-	text := string(content)
-	nl := "\n"
-	if strings.Contains(text, "\r\n") {
-		nl = "\r\n"
-	}
-	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
-	trailing := len(lines) > 0 && lines[len(lines)-1] == ""
-	if trailing {
-		lines = lines[:len(lines)-1]
-	}
-	done := map[string]bool{}
-	var out []string
-	for i := 0; i < len(lines); i++ {
-		logical := []string{lines[i]}
-		body := strings.TrimLeft(lines[i], " \t\f")
-		if body == "" || body[0] == '#' || body[0] == '!' {
-			out = append(out, lines[i])
-			continue
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, overlayErr("decode patch: %v", err)
 		}
-		joined := body
-		for trailingBackslashes(joined)%2 == 1 && i+1 < len(lines) {
-			joined = joined[:len(joined)-1]
-			i++
-			logical = append(logical, lines[i])
-			joined += strings.TrimLeft(lines[i], " \t\f")
-		}
-		p, err := ParseProperties([]byte(joined))
-		if err != nil || len(p.Keys) != 1 {
-			out = append(out, logical...)
-			continue
-		}
-		key := p.Keys[0]
-		raw, ok := m[key]
-		if !ok {
-			out = append(out, logical...)
-			continue
+		key := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, overlayErr("decode patch: %v", err)
 		}
 		value, remove, err := overlayPropertyValue(raw)
 		if err != nil {
 			return nil, overlayErr("key %q: %v", key, err)
 		}
-		if remove || done[key] {
-			// a repeated key: its last line would win; keep only the one
-			continue
-		}
-		done[key] = true
-		out = append(out, propertyLine(key, value))
+		changes = append(changes, properties.Change{Key: key, Value: value, Remove: remove})
 	}
-	for _, key := range order {
-		if done[key] {
-			continue
-		}
-		value, remove, err := overlayPropertyValue(m[key])
-		if err != nil {
-			return nil, overlayErr("key %q: %v", key, err)
-		}
-		if remove {
-			continue
-		}
-		done[key] = true
-		out = append(out, propertyLine(key, value))
-	}
-	s := strings.Join(out, nl)
-	if trailing || len(out) > 0 {
-		s += nl
-	}
-	return []byte(s), nil
-}
-
-// propertyLine renders one key=value line with Java's escapes.
-func propertyLine(key, value string) string {
-	return strings.TrimRight(string(CanonicalProperties(map[string]string{key: value})), "\n")
+	return properties.Replace(content, changes), nil
 }
 
 // validateOverlay checks config.overlay: every entry names a file of the

@@ -64,6 +64,9 @@ func (r *Release) Validate() error {
 	}
 	r.Strategy.validate("strategy", &e)
 	r.Backend.validate("backend", &e)
+	if r.Backend.Type == BackendDocker && r.Backend.Docker != nil {
+		r.Backend.Docker.validateRelease("backend.docker", r.App, r.Version, &e)
+	}
 	if r.Traffic != nil {
 		if !trafficTypes[r.Traffic.Type] {
 			e.add("traffic.type", "%q is not a traffic router (proxy, nginx, gray or none)", r.Traffic.Type)

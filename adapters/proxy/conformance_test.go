@@ -115,7 +115,9 @@ func TestRouterFollowsInstances(t *testing.T) {
 	}
 	src.set("follow", ready("v1", a1.addr()), ready("v1", b1.addr()))
 	r.Kick("follow")
-	waitFor(t, "the second instance to be routed", func() bool { return len(local.Proxy("follow").Endpoints("v1")) == 2 })
+	testenv.Eventually(t, 10*time.Second, "the second instance routed", func() error {
+		return testenv.Check(len(local.Proxy("follow").Endpoints("v1")) == 2, "endpoints %v", local.Proxy("follow").Endpoints("v1"))
+	})
 
 	src.mu.Lock()
 	src.err = context.DeadlineExceeded
@@ -134,9 +136,9 @@ func TestRouterFollowsInstances(t *testing.T) {
 	src.set("follow", ready("v1", b1.addr()))
 	r2 := newRouter(t, proxy.RouterConfig{Instances: src, DataPlane: local, Resync: 20 * time.Millisecond})
 	_ = r2
-	waitFor(t, "the resync to drop the first instance", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the resync drops the first instance", func() error {
 		got := local.Proxy("follow").Endpoints("v1")
-		return len(got) == 1 && got[0] == b1.addr()
+		return testenv.Check(len(got) == 1 && got[0] == b1.addr(), "endpoints %v", got)
 	})
 	if v := versionAt(t, addr); v != "v1" {
 		t.Fatalf("proxy serves %q", v)
@@ -173,7 +175,9 @@ func TestRouterDrain(t *testing.T) {
 	src.set("drain", ready("v1", other.addr())) // the backend reports it not ready, then drains
 	drained := make(chan error, 1)
 	go func() { drained <- r.Drain(context.Background(), "drain", slow.addr()) }()
-	waitFor(t, "the drained address to leave routing", func() bool { return len(local.Proxy("drain").Endpoints("v1")) == 0 })
+	testenv.Eventually(t, 10*time.Second, "the drained address out of routing", func() error {
+		return testenv.Check(len(local.Proxy("drain").Endpoints("v1")) == 0, "endpoints %v", local.Proxy("drain").Endpoints("v1"))
+	})
 	select {
 	case err := <-drained:
 		t.Fatalf("Drain returned %v with a request in flight", err)
@@ -210,7 +214,10 @@ func TestLocalRestoresRoutes(t *testing.T) {
 	}
 	r.Close()
 	l1.Close()
-	waitFor(t, "the first proxy to stop listening", func() bool { return versionAt(t, addr) == "" })
+	testenv.Eventually(t, 10*time.Second, "the first proxy no longer listening", func() error {
+		v := versionAt(t, addr)
+		return testenv.Check(v == "", "%s still answers (version %q)", addr, v)
+	})
 
 	l2, err := proxy.NewLocal(proxy.LocalConfig{StateFile: file})
 	if err != nil {
@@ -265,15 +272,4 @@ func versionAt(t testing.TB, addr string) string {
 		return ""
 	}
 	return resp.Header.Get("X-Version")
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -33,6 +33,11 @@
 // per app and a flock on every host's {root}/.graylane.lock (ErrLocked). A
 // host that fails its health check stops the rollout after its batch.
 //
+// Files: backend.go (Backend, Observe, Apply), deploy.go (Deploy and one
+// host's switch), scripts.go (every script sent to a host), health.go,
+// plan.go (PlanMoves, Batches, Prune), artifact.go (manifests and the tar
+// stream), client.go (SSH connections and known_hosts).
+//
 // Remote hosts need a POSIX sh, readlink, ls, sed, tar, cp, mv -T (GNU
 // coreutils or BusyBox) and flock (util-linux).
 package ssh

@@ -32,6 +32,11 @@
 //	--start-delay 2s      wait before listening (the port refuses meanwhile)
 //	--shutdown-timeout    bound on the graceful shutdown (default 30s)
 //
+// `demoapp probe [--url http://127.0.0.1:8080/healthz] [--timeout 2s]` GETs
+// a health URL once and exits 0 on a 2xx answer, 1 otherwise: an exec-form
+// Docker HEALTHCHECK for a scratch image, which has no shell or curl
+// (HEALTHCHECK CMD ["/bin/demoapp","probe"]).
+//
 // On SIGTERM or SIGINT it stops accepting connections, lets in-flight
 // requests finish (bounded by --shutdown-timeout) and exits 0.
 package main

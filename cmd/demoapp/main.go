@@ -41,6 +41,9 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		os.Exit(probe(os.Args[2:], os.Stderr))
+	}
 	var o options
 	flag.StringVar(&o.version, "version", "dev", "version this instance reports")
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address host:port")

@@ -93,11 +93,7 @@ func TestEndToEndApolloSource(t *testing.T) {
 	// pause on stale data nor rolls back
 	a.srv.Stop()
 	down := waitFor(t, g, "shop", 30*time.Second, "outage noticed", func(v engine.AppView) bool { return !v.Status.Source.Ready })
-	time.Sleep(6 * time.Second) // longer than the 4s pause: it must not complete while Apollo is down
-	held, err := g.Client().App(context.Background(), "shop")
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := heldPastPause(t, g, "shop", down, 4*time.Second) // the pause must not complete while Apollo is down
 	if held.Status.Step != down.Status.Step || held.Status.Phase == rollout.RolledBack || held.Status.StableVersion != "v1" {
 		t.Fatalf("release moved while Apollo was down: before %+v after %+v", down.Status.Status, held.Status.Status)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/server"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
 
@@ -76,13 +77,10 @@ func TestAppsCommandFollowsPages(t *testing.T) {
 		}
 		return out.String()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(run("--phase", "Healthy"), "Healthy") < len(apps) {
-		if time.Now().After(deadline) {
-			t.Fatalf("apps never all Healthy:\n%s", run())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "every app Healthy", func() error {
+		out := run("--phase", "Healthy")
+		return testenv.Check(strings.Count(out, "Healthy") >= len(apps), "graylane apps --phase Healthy:\n%s", out)
+	})
 	out := run("--page-size", "2")
 	for _, a := range apps {
 		if strings.Count(out, a+" ") != 1 {

@@ -14,6 +14,7 @@ import (
 	"github.com/apolloconfig/agollo/v4"
 	agolloconfig "github.com/apolloconfig/agollo/v4/env/config"
 
+	"github.com/graylane/graylane/client"
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configwire"
 	"github.com/graylane/graylane/rollout"
@@ -475,6 +476,15 @@ func TestEndToEndConfigDrift(t *testing.T) {
 	if v.Status.Phase != rollout.Healthy {
 		t.Fatalf("drift changed the phase: %s", v.Status.Phase)
 	}
+	// the audit log has the edit, without the config's content (issue 15)
+	testenv.Eventually(t, 10*time.Second, "the config edit in the audit log", func() error {
+		recs, err := e.g.Client().Audit(context.Background(), client.AuditQuery{App: "demo", User: "centre:config"})
+		if err != nil {
+			return err
+		}
+		return testenv.Check(len(recs) == 1 && strings.Contains(recs[0].Target, "nacos") && !strings.Contains(fmt.Sprint(recs[0]), "edited in the console"),
+			"audit records %+v", recs)
+	})
 	// report only: after two more drift checks the console's edit stays
 	seen := v.Status.Config.UpdatedAt
 	waitFor(t, e.g, "demo", 30*time.Second, "two more drift checks", func(v engine.AppView) bool {

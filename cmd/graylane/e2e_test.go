@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -70,6 +72,71 @@ func waitFor(t *testing.T, g *graylanetest.Graylane, app string, d time.Duration
 		return testenv.Check(cond(v), "status %+v", v.Status)
 	})
 	return last
+}
+
+// reconciles returns graylane's count of finished reconcile passes
+// (graylane_reconcile_total, every result) from /metrics.
+func reconciles(t *testing.T, g *graylanetest.Graylane) (float64, error) {
+	t.Helper()
+	resp, err := http.Get(g.APIURL + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var n float64
+	found := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "graylane_reconcile_total{"); ok {
+			_, val, _ := strings.Cut(rest, "} ")
+			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				return 0, fmt.Errorf("/metrics line %q: %w", line, err)
+			}
+			n += v
+			found = true
+		}
+	}
+	if !found {
+		return 0, errors.New("/metrics has no graylane_reconcile_total")
+	}
+	return n, nil
+}
+
+// heldPastPause is the positive event behind "the release must not move
+// while the centre is down": once the canary's pause (pause long, from the
+// step start in down) is over, it waits until graylane has finished two
+// more reconcile passes — the second began after the pause had ended, so
+// the engine re-planned when the pause would have let the release advance
+// — and returns the app's view then, for the caller to check that it held.
+func heldPastPause(t *testing.T, g *graylanetest.Graylane, app string, down engine.AppView, pause time.Duration) engine.AppView {
+	t.Helper()
+	end := down.Status.StepStartedAt.Add(pause)
+	base := -1.0
+	testenv.Eventually(t, pause+30*time.Second, "two reconcile passes after the pause ended", func() error {
+		if time.Now().Before(end) {
+			return fmt.Errorf("the pause runs until %s", end.Format(time.RFC3339Nano))
+		}
+		n, err := reconciles(t, g)
+		if err != nil {
+			return err
+		}
+		if base < 0 {
+			base = n
+		}
+		return testenv.Check(n >= base+2, "%v passes since the pause ended", n-base)
+	})
+	v, err := g.Client().App(context.Background(), app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func healthyAt(version string) func(engine.AppView) bool {

@@ -120,12 +120,12 @@ func buildEnv(ctx context.Context, ev *viper.Viper, rules *environments.Environm
 	if err := st.adapt.wireGray(ctx, ev, d.cli, log); err != nil {
 		return st, fmt.Errorf("%s%w", where, err)
 	}
-	if st.cfgw, err = buildConfigReleaser(ctx, ev, d.cli, d.clock, log); err != nil {
+	st.recs = buildRecords(ev, d.cli, st.parts.source.Name(), envLabel, log)
+	if st.cfgw, err = buildConfigReleaser(ctx, ev, d.cli, d.clock, log, st.recs.store.ConfigIdentities); err != nil {
 		return st, fmt.Errorf("%s%w", where, err)
 	}
 	st.closers = append(st.closers, st.cfgw.close)
 	st.content = configrelease.NewEtcdStore(d.cli, ev.GetString("config.prefix"))
-	st.recs = buildRecords(ev, d.cli, st.parts.source.Name(), envLabel, log)
 	var eng *engine.Engine
 	st.checks = analysis.New(analysis.Config{Notify: func(app string) { eng.Trigger(app) }, Logger: log.With("component", "analysis"),
 		Journal: etcdstore.NewJournal(d.cli, ev.GetString("etcd.analysisPrefix")), Clock: d.clock})

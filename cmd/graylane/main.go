@@ -49,7 +49,9 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().String("server", envOr("GRAYLANE_SERVER", "http://127.0.0.1:8080"), "graylane API address (env GRAYLANE_SERVER)")
 	root.PersistentFlags().String("token", os.Getenv("GRAYLANE_TOKEN"), "API bearer token (env GRAYLANE_TOKEN)")
 	root.AddCommand(newServe())
+	root.AddCommand(newProbe())
 	root.AddCommand(cliCommands()...)
+	root.AddCommand(backupCommands()...)
 	return root
 }
 

@@ -50,11 +50,7 @@ func TestEndToEndNacosSource(t *testing.T) {
 	// Nacos dies mid-canary: no advance on stale data, no rollback
 	pol.Kill()
 	down := waitFor(t, g, "shop", 30*time.Second, "outage seen", func(v engine.AppView) bool { return !v.Status.Source.Ready })
-	time.Sleep(6 * time.Second) // longer than the 4s pause: it must not complete while Nacos is down
-	held, err := g.Client().App(ctx, "shop")
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := heldPastPause(t, g, "shop", down, 4*time.Second) // the pause must not complete while Nacos is down
 	if held.Status.Step != down.Status.Step || held.Status.Phase == rollout.RolledBack || held.Status.StableVersion != "v1" {
 		t.Fatalf("release moved while Nacos was down: %+v -> %+v", down.Status.Status, held.Status.Status)
 	}

@@ -218,6 +218,13 @@ func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 
 	// graylane's own state always lives in etcd: embedded by default.
 	endpoints := list(v, "etcd.endpoints")
+	if len(endpoints) == 0 && readEtcdTLS(v).enabled() {
+		return &exitError{code: 2, err: errors.New("etcd.tls: set only with etcd.endpoints (the embedded etcd listens on loopback without TLS)")}
+	}
+	etcdCfg, err := etcdClientConfig(v, endpoints)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	var embedded *etcdserver.Server
 	if len(endpoints) == 0 {
 		// etcd's own log goes through graylane's logger from
@@ -240,13 +247,19 @@ func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 		defer srv.Close()
 		embedded = srv
 		endpoints = srv.Endpoints()
+		etcdCfg.Endpoints = endpoints
 		log.Info("embedded etcd started", "endpoints", endpoints, "dir", filepath.Join(dataDir, "etcd"))
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: v.GetDuration("etcd.dialTimeout")})
+	cli, err := clientv3.New(etcdCfg)
 	if err != nil {
-		return fmt.Errorf("etcd client for %v: %w", endpoints, err)
+		return fmt.Errorf("etcd client for %v: %w", etcdCfg.Endpoints, err)
 	}
 	defer cli.Close()
+	if etcdCfg.TLS != nil {
+		if err := probeEtcdTLS(ctx, etcdCfg.Endpoints, etcdCfg.TLS, v.GetDuration("etcd.dialTimeout"), log); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
 
 	set, err := environmentsOf(v)
 	if err != nil {

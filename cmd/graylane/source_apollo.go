@@ -20,7 +20,12 @@ func buildApolloSource(ctx context.Context, v *viper.Viper, dataDir string, log 
 	if cacheDir == "" {
 		cacheDir = filepath.Join(dataDir, "apollo")
 	}
+	tc, err := optionalTLS(v, "apollo.tls")
+	if err != nil {
+		return sourceParts{}, err
+	}
 	cfg := apollo.Config{
+		TLS:            tc,
 		Meta:           v.GetString("apollo.meta"),
 		ConfigService:  v.GetString("apollo.configService"),
 		AppID:          v.GetString("apollo.appId"),

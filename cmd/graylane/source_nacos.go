@@ -27,6 +27,7 @@ func buildNacosSource(ctx context.Context, v *viper.Viper, cli *clientv3.Client,
 		logDir = filepath.Join(dataDir, "nacos", "log")
 	}
 	cfg := nacos.Config{
+		TLS:         nacosTLS(v),
 		Servers:     list(v, "nacos.servers"),
 		GRPCPort:    v.GetInt("nacos.grpcPort"),
 		Namespace:   v.GetString("nacos.namespace"),
@@ -65,3 +66,14 @@ type etcdLock struct{ m *concurrency.Mutex }
 
 func (l etcdLock) Lock(ctx context.Context) error   { return l.m.Lock(ctx) }
 func (l etcdLock) Unlock(ctx context.Context) error { return l.m.Unlock(ctx) }
+
+// nacosTLS reads nacos.tls.* (caFile, certFile, keyFile, serverName, or
+// enabled: true for the system roots alone); nil: plaintext, as Nacos
+// serves by default.
+func nacosTLS(v *viper.Viper) *nacos.TLSFiles {
+	t := readTLS(v, "nacos.tls")
+	if !t.enabled() && !v.GetBool("nacos.tls.enabled") {
+		return nil
+	}
+	return &nacos.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
+}

@@ -92,21 +92,20 @@ etcd: {embedded: {clientAddr: 127.0.0.1:%d, peerAddr: 127.0.0.1:%d}}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	base := fmt.Sprintf("https://127.0.0.1:%d", port)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := hc.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
+	t.Cleanup(func() {
+		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(dir, "graylane.log"))
-			t.Fatalf("no HTTPS /readyz within 60s: %v\n%s", err, log)
+			t.Logf("graylane.log:\n%s", log)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	})
+	testenv.Eventually(t, 60*time.Second, "HTTPS /readyz answers 200", func() error {
+		resp, err := hc.Get(base + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return testenv.Check(resp.StatusCode == 200, "%s", resp.Status)
+	})
 	// the console over HTTPS
 	resp, err := hc.Get(base + "/")
 	if err != nil {

@@ -112,6 +112,11 @@ func newAdapters(v *viper.Viper, dataDir, env string, log *slog.Logger) (*resolv
 		return nil, err
 	}
 
+	// Docker Engines named by each release, or docker.host (wiring_docker.go).
+	if err := r.addDocker(v, releases, proxyRouter, log); err != nil {
+		return nil, err
+	}
+
 	// nginx: graylane owns nginx.includeDir, which nginx.conf includes.
 	if dir := v.GetString("nginx.includeDir"); dir != "" {
 		nr, err := nginx.New(nginx.Config{

@@ -62,7 +62,11 @@ func fallback(v *viper.Viper, keys ...string) string {
 // (graylane's own cluster) always; Apollo when a portal, token and config
 // service are configured; Nacos when servers are. A target on a centre
 // that is not configured waits at the config gate and says so.
-func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Client, clk clock.Clock, log *slog.Logger) (*configWiring, error) {
+//
+// protect names, per app, the config identities kept release revisions
+// are bound to: the history keeps them for a rollback to any revision.
+func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Client, clk clock.Clock, log *slog.Logger,
+	protect func(ctx context.Context, app string) (map[string]bool, error)) (*configWiring, error) {
 	for k, d := range configDefaults {
 		v.SetDefault(k, d)
 	}
@@ -72,7 +76,12 @@ func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Clie
 	names := []string{"etcd"}
 
 	if portal := fallback(v, "config.apollo.portal", "apollo.portal"); portal != "" {
+		tc, err := optionalTLS(v, "apollo.tls")
+		if err != nil {
+			return nil, err
+		}
 		d, err := apollo.NewDocuments(apollo.DocumentsConfig{
+			TLS:           tc,
 			Portal:        portal,
 			Token:         fallback(v, "config.apollo.token", "apollo.token"),
 			Env:           fallback(v, "config.apollo.env", "apollo.env"),
@@ -96,7 +105,7 @@ func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Clie
 		w.closers = append(w.closers, closeNacos)
 	}
 	m, err := configrelease.New(configrelease.Config{
-		Store:           configrelease.NewEtcdStore(cli, v.GetString("config.prefix")),
+		Store:           configrelease.NewEtcdStore(cli, v.GetString("config.prefix"), configrelease.WithProtect(protect)),
 		Centres:         centres,
 		Logger:          log,
 		DriftInterval:   v.GetDuration("config.driftInterval"),

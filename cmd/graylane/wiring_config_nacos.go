@@ -22,6 +22,7 @@ func nacosDocuments(ctx context.Context, v *viper.Viper, log *slog.Logger) (conf
 		return nil, func() {}, nil
 	}
 	d, err := nacos.NewDocuments(nacos.Config{
+		TLS:      nacosTLS(v),
 		Servers:  servers,
 		GRPCPort: v.GetInt("nacos.grpcPort"),
 		Username: fallback(v, "config.nacos.username", "nacos.username"),

@@ -75,7 +75,12 @@ func (r *resolver) wireGray(ctx context.Context, v *viper.Viper, cli *clientv3.C
 		r.closers = append(r.closers, closeStore)
 		store = s
 	case "apollo":
+		tc, err := optionalTLS(v, "apollo.tls")
+		if err != nil {
+			return err
+		}
 		docs, err := apollo.NewDocuments(apollo.DocumentsConfig{
+			TLS:           tc,
 			Portal:        fallback(v, "gray.apollo.portal", "apollo.portal"),
 			Token:         fallback(v, "gray.apollo.token", "apollo.token"),
 			Env:           fallback(v, "gray.apollo.env", "apollo.env"),

@@ -22,6 +22,7 @@ func grayNacosConfig(v *viper.Viper) (nacos.Config, error) {
 		return nacos.Config{}, errors.New("set nacos.servers (host:port of the Nacos HTTP API)")
 	}
 	return nacos.Config{
+		TLS:     nacosTLS(v),
 		Servers: servers, GRPCPort: v.GetInt("nacos.grpcPort"), Namespace: v.GetString("nacos.namespace"),
 		Username: v.GetString("nacos.username"), Password: v.GetString("nacos.password"),
 		AccessKey: v.GetString("nacos.accessKey"), SecretKey: v.GetString("nacos.secretKey"),

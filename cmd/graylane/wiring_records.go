@@ -50,6 +50,10 @@ func buildRecords(v *viper.Viper, cli *clientv3.Client, centre, env string, log 
 			return w.audit.Append(ctx, audit.Record{Actor: audit.CentrePrefix + centre, Via: "centre", Env: env, App: app,
 				Action: "release document edited in " + centre + " (not through graylane's API)", Target: app, Outcome: audit.Allowed,
 				Content: map[string]any{"documentVersion": c.DocumentVersion}, Diff: redact.Diff(diff)})
+		},
+		ConfigEdit: func(ctx context.Context, app, what string) error {
+			return w.audit.Append(ctx, audit.Record{Actor: audit.CentrePrefix + "config", Via: "centre", App: app,
+				Action: "config edited in a config target (not through graylane)", Target: what, Outcome: audit.Allowed})
 		}})
 	return w
 }

@@ -1,6 +1,7 @@
 package apollo
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,13 @@ type Config struct {
 	// not confirm waits for agollo's first sync before serving the cache
 	// (DefaultStartupGrace).
 	StartupGrace time.Duration
+	// TLS configures HTTPS to the config service, meta server and portal
+	// (the CA to trust, a client certificate); nil uses the system roots.
+	// It covers graylane's own requests: probes, read-backs and every Open
+	// API write. agollo, which watches the release namespace, verifies no
+	// certificate over https (it sets InsecureSkipVerify itself), so a
+	// tampered answer there is caught only by graylane's read-backs.
+	TLS *tls.Config
 	// Logger defaults to discarding (logx.OrDiscard).
 	Logger *slog.Logger
 }

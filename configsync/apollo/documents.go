@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -48,6 +49,9 @@ type DocumentsConfig struct {
 	Secrets map[string]string
 	// RequestTimeout bounds one request (DefaultRequestTimeout).
 	RequestTimeout time.Duration
+	// TLS configures HTTPS to the portal and config service (the CA to
+	// trust, a client certificate); nil uses the system roots.
+	TLS *tls.Config
 	// Logger defaults to discarding (logx.OrDiscard).
 	Logger *slog.Logger
 }
@@ -109,11 +113,12 @@ func NewDocuments(cfg DocumentsConfig) (*Documents, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
-	api, err := openapi.New(openapi.Config{PortalURL: cfg.Portal, Token: cfg.Token, Env: cfg.Env, Operator: cfg.Operator, Timeout: cfg.RequestTimeout})
+	hc := httpClient(cfg.TLS)
+	api, err := openapi.New(openapi.Config{PortalURL: cfg.Portal, Token: cfg.Token, Env: cfg.Env, Operator: cfg.Operator, Timeout: cfg.RequestTimeout, HTTPClient: hc})
 	if err != nil {
 		return nil, err
 	}
-	return &Documents{cfg: cfg, api: api, http: &http.Client{}, log: logx.OrDiscard(cfg.Logger).With("centre", "apollo"), base: u.String(), locks: map[string]*sync.Mutex{}}, nil
+	return &Documents{cfg: cfg, api: api, http: hc, log: logx.OrDiscard(cfg.Logger).With("centre", "apollo"), base: u.String(), locks: map[string]*sync.Mutex{}}, nil
 }
 
 // Centre returns "apollo".
@@ -510,4 +515,15 @@ func trimTitle(s string) string {
 		return s[:maxTitle]
 	}
 	return s
+}
+
+// httpClient is the client for graylane's own requests to Apollo: the
+// default transport with tc (nil: the system roots).
+func httpClient(tc *tls.Config) *http.Client {
+	if tc == nil {
+		return &http.Client{}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc.Clone()
+	return &http.Client{Transport: tr}
 }

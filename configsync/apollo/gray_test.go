@@ -3,7 +3,6 @@ package apollo
 import (
 	"slices"
 	"testing"
-	"time"
 
 	agolloutils "github.com/apolloconfig/agollo/v4/utils"
 
@@ -64,7 +63,7 @@ func TestGrayBranchReachesOnlyLabelledClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	cw.WaitData(t, "demo", v2, within)
-	time.Sleep(settle) // the stable client must not follow
+	quiet(t, srv, within, watched{canary, cw}, watched{stable, sw}) // both read the gray release: the stable client must not have followed
 	if got := sw.Data("demo"); !slices.Equal(got, []string{string(v1)}) {
 		t.Fatalf("stable client saw %q, want only v1", got)
 	}
@@ -105,7 +104,7 @@ func TestGrayBranchReachesOnlyLabelledClient(t *testing.T) {
 	cw.WaitData(t, "demo", v3, within)
 	must(t, api.DeleteBranch(ctx, ns, branch2))
 	cw.WaitData(t, "demo", v2, within)
-	time.Sleep(settle)
+	quiet(t, srv, within, watched{canary, cw}, watched{stable, sw})
 	if got := sw.Data("demo"); !slices.Equal(got, []string{string(v1), string(v2), string(v1), string(v2)}) {
 		t.Fatalf("stable client saw %q", got)
 	}

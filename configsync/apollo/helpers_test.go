@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"testing"
@@ -138,6 +139,50 @@ func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*recoverWithin)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// watched is a Source and the collector of one of its watches.
+type watched struct {
+	src *Source
+	c   *sourcetest.Collector
+}
+
+// quiet waits for positive proof that nothing more will arrive short of a
+// new release, so that a test can assert what was delivered instead of
+// sleeping. Every client of srv — one per watched Source; no other may
+// reach srv — must be up to date, shown by the test server:
+//   - its last /configs read (by its label) came after the latest release
+//     message and was a 304: it has every release, and agollo gets no
+//     update from a 304 (this is how a client left out of a gray branch
+//     shows it: its notification id stays behind, so it never waits);
+//   - or else it holds a long poll with nothing newer for it
+//     (WaitingPolls): agollo polls again only after it has fetched what
+//     the previous poll announced, handed it to the Source and paused 2 s;
+//
+// and every collector must hold each revision its Source has applied.
+func quiet(t testing.TB, srv *apolloserver.Server, within time.Duration, ws ...watched) {
+	t.Helper()
+	testenv.Eventually(t, within, "apollo clients up to date, their watches drained", func() error {
+		latest, waiting := srv.LatestMessage(), 0
+		for _, w := range ws {
+			r, ok := srv.LastConfigRead(w.src.cfg.AppID, w.src.cfg.Cluster, w.src.cfg.Namespace, w.src.cfg.Label)
+			if !ok || r.Status != http.StatusNotModified || r.Message < latest {
+				waiting++ // not shown by a read: it must be waiting
+			}
+		}
+		if n := srv.WaitingPolls(); n != waiting {
+			return fmt.Errorf("%d long polls wait with nothing newer, want %d (clients not shown current by a 304 read)", n, waiting)
+		}
+		for i, w := range ws {
+			w.src.mu.Lock()
+			rev := w.src.hub.rev
+			w.src.mu.Unlock()
+			if got := w.c.Revision(); got != rev {
+				return fmt.Errorf("watch %d at revision %d, its source at %d", i, got, rev)
+			}
+		}
+		return nil
+	})
 }
 
 // waitGet polls Get until app's document is want.

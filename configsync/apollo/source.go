@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,7 +98,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	s.lis = &listener{s: s}
 	if cfg.Portal != "" {
-		s.api, err = openapi.New(openapi.Config{PortalURL: cfg.Portal, Token: cfg.Token, Env: cfg.Env, Operator: cfg.Operator, Timeout: cfg.RequestTimeout})
+		s.api, err = openapi.New(openapi.Config{PortalURL: cfg.Portal, Token: cfg.Token, Env: cfg.Env, Operator: cfg.Operator, Timeout: cfg.RequestTimeout, HTTPClient: httpClient(cfg.TLS)})
 		if err != nil {
 			return nil, fmt.Errorf("apollo: %w", err)
 		}
@@ -108,7 +107,7 @@ func New(cfg Config) (*Source, error) {
 		fixed: cfg.ConfigService, meta: cfg.Meta,
 		appID: cfg.AppID, cluster: cfg.Cluster, ns: cfg.Namespace,
 		secret: cfg.Secret, label: cfg.Label, ip: agolloutils.GetInternal(),
-		timeout: cfg.RequestTimeout, http: &http.Client{},
+		timeout: cfg.RequestTimeout, http: httpClient(cfg.TLS),
 	}
 	if cfg.CacheDir != "" {
 		s.cachePath = cachePath(cfg.CacheDir, cfg)

@@ -3,6 +3,7 @@ package apollo
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -20,10 +21,6 @@ import (
 	"github.com/graylane/graylane/testsupport/testenv"
 )
 
-// settle is how long to wait before concluding that nothing more arrives
-// (two of agollo's 2 s polls and some).
-const settle = 5 * time.Second
-
 // Apollo is down when graylane starts: the last-known-good cache is served
 // by Get, List and Watch, and Watch and Healthy say that it is the cache.
 // When Apollo comes back, what changed meanwhile is delivered once.
@@ -37,13 +34,18 @@ func TestApolloDownAtStartServesCache(t *testing.T) {
 	cfg := testConfig(t, srv)
 
 	// A first run fills the cache. Its agollo loop may linger in a long
-	// poll after Close, so it talks to Apollo through a URL of its own.
+	// poll after Close, so it talks to Apollo through a proxy of its own,
+	// closed with it: from then on only the second Source reaches Apollo.
 	firstCfg := cfg
-	firstCfg.ConfigService = viaProxy(t, srv)
+	u, err := url.Parse(srv.URL())
+	must(t, err)
+	firstProxy := sourcetest.NewProxy(t, u.Host)
+	firstCfg.ConfigService = "http://" + firstProxy.Addr() + "/"
 	first := newSource(t, firstCfg)
 	waitGet(t, first, "other", string(doc("other", "v1")), within)
 	cached := waitGet(t, first, "demo", string(doc("demo", "v1")), within)
 	must(t, first.Close())
+	firstProxy.Close()
 	b, err := os.ReadFile(cachePath(cfg.CacheDir, mustDefaults(t, cfg)))
 	must(t, err)
 	if !strings.Contains(string(b), `"app": "demo"`) || !strings.Contains(string(b), "version: v1") {
@@ -81,7 +83,7 @@ func TestApolloDownAtStartServesCache(t *testing.T) {
 	c.WaitData(t, "demo", doc("demo", "v2"), recoverWithin)
 	c.WaitHealthy(t, within)
 	waitHealthy(t, second, within)
-	time.Sleep(settle) // nothing else may arrive
+	quiet(t, srv, within, watched{second, c}) // then nothing else may have arrived
 	if got := c.Data("other"); len(got) != 1 {
 		t.Fatalf("unchanged other delivered %d times: %q", len(got), got)
 	}
@@ -130,7 +132,9 @@ func TestApolloDownMidWatch(t *testing.T) {
 	must(t, srv.Start())
 	c.WaitHealthy(t, within)
 	waitHealthy(t, src, within)
-	time.Sleep(settle) // nothing may arrive
+	// agollo comes back after its ~30 s back-off and finds nothing new:
+	// then nothing may have arrived
+	quiet(t, srv, recoverWithin, watched{src, c})
 	if got := c.Data("demo"); len(got) != 1 {
 		t.Fatalf("demo delivered %d times across the outage: %q", len(got), got)
 	}
@@ -454,7 +458,7 @@ func TestOlderAgolloReadDropped(t *testing.T) {
 	publishDoc(t, srv, "demo", doc("demo", "v4")) // agollo reads it with a smaller id: dropped
 	src.lis.OnNewestChange(fullChange(1002, map[string]any{"demo": string(doc("demo", "v5")), "Not_An_App": "x"}))
 	c.WaitData(t, "demo", doc("demo", "v5"), within)
-	time.Sleep(settle)
+	quiet(t, srv, within, watched{src, c}) // agollo has read (and the Source dropped) v4
 	want := []string{string(doc("demo", "v1")), string(doc("demo", "v3")), string(doc("demo", "v5"))}
 	if got := c.Data("demo"); !slices.Equal(got, want) {
 		t.Fatalf("deliveries %q, want %q", got, want)

@@ -2,6 +2,8 @@ package nacos
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,8 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	sdklogger "github.com/nacos-group/nacos-sdk-go/v2/common/logger"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Defaults for Config fields left zero.
@@ -85,6 +89,11 @@ type Config struct {
 	// just-updated dataId now and then; real Nacos does not, so a smaller
 	// value is safe there. Negative: report at once.
 	DeleteConfirm time.Duration
+	// TLS, when set, speaks TLS to every server: gRPC (nacos-sdk-go's
+	// client and graylane's own connection checks) and HTTP (https). The
+	// files are checked when the client is built, so a bad path is an error
+	// naming it rather than the SDK's process exit.
+	TLS *TLSFiles
 
 	// Logger receives the client's own messages (and, unless LogDir is
 	// set, the SDK's). Default: discarded (logx.OrDiscard).
@@ -95,6 +104,61 @@ type Config struct {
 	// ServiceGroup is the Nacos group of a Registry's services
 	// (DefaultServiceGroup); Sources do not use it.
 	ServiceGroup string
+}
+
+// TLSFiles are PEM files for TLS to Nacos (nacos-sdk-go reads files).
+type TLSFiles struct {
+	// CAFile is the CA bundle that signed the servers' certificates, added
+	// to the system roots (empty: the system roots alone).
+	CAFile string
+	// CertFile and KeyFile are a client certificate and its key, for
+	// servers that require one (both or neither).
+	CertFile, KeyFile string
+	// ServerName is the name to verify in the servers' certificates
+	// (default: the host connected to).
+	ServerName string
+}
+
+// config loads the files into a client TLS configuration.
+func (t *TLSFiles) config() (*tls.Config, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("nacos: config: tls.caFile: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("nacos: config: tls.caFile: %s holds no PEM certificate", t.CAFile)
+		}
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return nil, errors.New("nacos: config: tls.certFile and tls.keyFile: set both or neither")
+	}
+	if t.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nacos: config: tls.certFile/keyFile: %w", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
+}
+
+// transportCredentials are graylane's own gRPC connections' credentials:
+// TLS as configured, else plaintext.
+func (c Config) transportCredentials() (credentials.TransportCredentials, error) {
+	if c.TLS == nil {
+		return insecure.NewCredentials(), nil
+	}
+	tc, err := c.TLS.config()
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(tc), nil
 }
 
 // IndexLocker serialises index updates between graylane processes. Nacos
@@ -172,6 +236,11 @@ func (c Config) withDefaults() (Config, []server, error) {
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		return c, nil, errors.New("nacos: config: set both accessKey and secretKey, or neither")
 	}
+	if c.TLS != nil {
+		if _, err := c.TLS.config(); err != nil {
+			return c, nil, err
+		}
+	}
 	return c, servers, nil
 }
 
@@ -181,6 +250,9 @@ func (c Config) sdkParam(servers []server, cacheDir string, naming bool) vo.Naco
 	sc := make([]constant.ServerConfig, len(servers))
 	for i, s := range servers {
 		sc[i] = constant.ServerConfig{IpAddr: s.host, Port: s.httpPort, GrpcPort: s.grpcPort}
+		if c.TLS != nil {
+			sc[i].Scheme = "https"
+		}
 	}
 	logDir := c.LogDir
 	if logDir == "" {
@@ -206,6 +278,11 @@ func (c Config) sdkParam(servers []server, cacheDir string, naming bool) vo.Naco
 		// Without it the SDK never reports a service's last instance going.
 		UpdateCacheWhenEmpty: naming,
 		AppName:              "graylane",
+	}
+	if c.TLS != nil {
+		// Appointed: these settings, not the SDK's nacos_remote_client_rpc_tls_* variables
+		cc.TLSCfg = constant.TLSConfig{Appointed: true, Enable: true, CaFile: c.TLS.CAFile,
+			CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile, ServerNameOverride: c.TLS.ServerName}
 	}
 	return vo.NacosClientParam{ClientConfig: cc, ServerConfigs: sc}
 }

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	nacosgrpc "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
@@ -73,7 +73,7 @@ type session[C sdkClient] struct {
 	done   chan struct{}
 }
 
-func newSession[C sdkClient](kind string, servers []server, timeout time.Duration, log *slog.Logger,
+func newSession[C sdkClient](kind string, servers []server, creds credentials.TransportCredentials, timeout time.Duration, log *slog.Logger,
 	dial func() (C, error), warm func(C) error) (*session[C], error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session[C]{
@@ -86,7 +86,7 @@ func newSession[C sdkClient](kind string, servers []server, timeout time.Duratio
 	}
 	for _, srv := range servers {
 		cc, err := grpc.NewClient("passthrough:///"+srv.grpcAddr(),
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(creds),
 			grpc.WithIdleTimeout(0), // never go idle: idleness would read as "down"
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},

@@ -194,7 +194,11 @@ func (r *Registry) newSlot() (*slot, error) {
 	}
 	warm := func(c naming_client.INamingClient) error { return r.restore(sl, c) }
 	var err error
-	sl.sess, err = newSession(fmt.Sprintf("naming-%d", sl.n), r.servers, r.cfg.Timeout, r.log, dial, warm)
+	creds, err := r.cfg.transportCredentials()
+	if err != nil {
+		return nil, err
+	}
+	sl.sess, err = newSession(fmt.Sprintf("naming-%d", sl.n), r.servers, creds, r.cfg.Timeout, r.log, dial, warm)
 	if err != nil {
 		return nil, err
 	}

@@ -92,7 +92,11 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		_, err := c.GetConfig(vo.ConfigParam{DataId: cfg.IndexDataID, Group: cfg.Group})
 		return err
 	}
-	s.sess, err = newSession("config", servers, cfg.Timeout, s.log, dial, warm)
+	creds, err := cfg.transportCredentials()
+	if err != nil {
+		return nil, err
+	}
+	s.sess, err = newSession("config", servers, creds, cfg.Timeout, s.log, dial, warm)
 	if err != nil {
 		s.removeCache()
 		return nil, err

@@ -559,17 +559,27 @@ func TestCloseEndsWatches(t *testing.T) {
 	}
 }
 
+// Polaris v1.18.1's keep-alive: a Nacos gRPC connection silent for 20 s is
+// dropped by a check that runs every 3 s (apiserver/nacosserver/v2/remote/
+// client_conn.go, hard-wired).
+const (
+	polarisKeepAlive  = 20 * time.Second
+	polarisEjectEvery = 3 * time.Second
+)
+
 // A Source left alone for longer than the server's connection keep-alive
-// (Polaris drops connections silent for 20 s) stays connected, and the
-// server stays up: the session's canary connections send server checks.
-// Before they did, Polaris v1.18.1 ejected the silent canary and crashed
-// unregistering it twice. No clock to inject: the keep-alive is the real
-// server's.
+// stays connected, and the server stays up: the session's canary
+// connections send server checks. Before they did, Polaris v1.18.1
+// ejected the silent canary and crashed unregistering it twice. No clock
+// to inject: the keep-alive is the real server's. The proof is positive,
+// from Polaris' own log: once the keep-alive and one check have passed
+// since the Source went idle, every connection it had then has sent a
+// request since, on the same connection, and none was ejected or ended.
 func TestIdleSourceOutlivesServerKeepAlive(t *testing.T) {
 	testenv.IntegrationTest(t)
 	t.Parallel()
 	group := testGroup(t)
-	srv := polaris.Start(t)
+	srv := polaris.Start(t, polaris.WithNacosRequestLog())
 	s := newSource(t, srv, group)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
@@ -580,7 +590,35 @@ func TestIdleSourceOutlivesServerKeepAlive(t *testing.T) {
 	rec.waitState(t, map[string]string{"demo": "app: demo\nversion: v1\n"})
 	before := len(rec.all())
 
-	time.Sleep(32 * time.Second) // 20 s keep-alive + 3 s eject tick + 5 s detection + margin
+	idle := srv.NacosConnections(t) // all the Source's: nothing else has talked to this server
+	if len(idle.Open) == 0 {
+		t.Fatal("Polaris' log shows no open Nacos connection")
+	}
+	idleSince := time.Now()
+	window := polarisKeepAlive + polarisEjectEvery
+	var mark polaris.NacosConnections
+	marked := false
+	testenv.Eventually(t, window+30*time.Second, fmt.Sprintf("each of the idle Source's %d connections active past the keep-alive", len(idle.Open)), func() error {
+		if since := time.Since(idleSince); since < window {
+			return fmt.Errorf("idle for %v of the %v keep-alive and check", since.Round(time.Second), window)
+		}
+		now := srv.NacosConnections(t)
+		if !marked {
+			mark, marked = now, true
+		}
+		if len(now.Ejected) > 0 {
+			return testenv.Stop(fmt.Errorf("polaris ejected %v as silent", now.Ejected))
+		}
+		for _, id := range idle.Open {
+			if slices.Contains(now.Ended, id) {
+				return testenv.Stop(fmt.Errorf("connection %s ended while the Source was idle", id))
+			}
+			if now.Requests[id] <= mark.Requests[id] {
+				return fmt.Errorf("no request on %s since the keep-alive passed", id)
+			}
+		}
+		return nil
+	})
 
 	if !srv.Running() {
 		t.Fatal("polaris exited while the source was idle")

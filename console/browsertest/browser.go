@@ -135,23 +135,15 @@ func Eval[T any](b *Browser, js string) T {
 // (The package's one polling helper.)
 func (b *Browser) Eventually(d time.Duration, what, js string) {
 	b.t.Helper()
-	deadline := time.Now().Add(d)
-	var last any
-	for {
+	testenv.Eventually(b.t, d, what, func() error {
 		ctx, cancel := context.WithTimeout(b.Ctx, 10*time.Second)
+		defer cancel()
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+js+")"))
-		cancel()
-		if err == nil && ok {
-			return
-		}
 		if err != nil {
-			last = err
+			return fmt.Errorf("%s: %w", js, err)
 		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("%s: not true within %s (%s); last error %v", what, d, js, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return testenv.Check(ok, "%s is false", js)
+	})
 }
 
 // Text returns the trimmed text of the first element matching a CSS

@@ -66,19 +66,13 @@ func startGraylane(t *testing.T, extra map[string]any) *graylanetest.Graylane {
 // waitApp polls the API until cond holds for app.
 func waitApp(t *testing.T, c *client.Client, app string, d time.Duration, what string, cond func(engine.AppView) bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var last engine.AppView
-	for time.Now().Before(deadline) {
+	testenv.Eventually(t, d, app+": "+what, func() error {
 		v, err := c.App(context.Background(), app)
-		if err == nil {
-			last = v
-			if cond(v) {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: %s not reached within %s; last status %+v", app, what, d, last.Status.Status)
+		return testenv.Check(cond(v), "status %+v", v.Status.Status)
+	})
 }
 
 func phaseIs(p rollout.Phase) func(engine.AppView) bool {
@@ -151,18 +145,14 @@ func TestConsoleListLiveActionsAndEditor(t *testing.T) {
 	g.PutSpec("shop", processSpec("shop", "v2", proxy, steps))
 	seen := map[string]bool{}
 	var order []string
-	deadline := time.Now().Add(90 * time.Second)
-	for !seen["v2 75% · v1 25%"] {
-		if time.Now().After(deadline) {
-			t.Fatalf("the list never showed shop at 75%%; weights seen: %q", order)
-		}
+	testenv.Eventually(t, 90*time.Second, "the list shows shop at 75%", func() error {
 		w := Eval[string](b, rowText("shop", "weights-text"))
 		if !seen[w] {
 			seen[w] = true
 			order = append(order, w)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return testenv.Check(seen["v2 75% · v1 25%"], "weights seen: %q", order)
+	})
 	for _, want := range []string{"v1 100%", "v2 25% · v1 75%", "v2 50% · v1 50%", "v2 75% · v1 25%"} {
 		if !seen[want] {
 			t.Errorf("the list never showed %q; it showed %q", want, order)
@@ -307,13 +297,9 @@ func TestConsoleSignInRolesAndAudit(t *testing.T) {
 	b.Eventually(20*time.Second, "Paused", `document.querySelector('h1 .phase')?.dataset.phase === 'Paused'`)
 	b.Eventually(10*time.Second, "the audit event in the timeline", `[...document.querySelectorAll('#events .ev-audit')].some(e => e.textContent.includes('ops: pause (ok)'))`)
 	waitApp(t, c, "billing", 10*time.Second, "paused", func(v engine.AppView) bool { return v.Status.Paused })
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(g.Log(), "actor=ops via=console app=billing action=pause outcome=ok") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no audit line for ops' pause in graylane's log:\n%s", g.LogTail(30))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "an audit line for ops' pause in graylane's log", func() error {
+		return testenv.Check(strings.Contains(g.Log(), "actor=ops via=console app=billing action=pause outcome=ok"), "not there (the log's tail follows at cleanup)")
+	})
 	b.NoConsoleErrors()
 }
 
@@ -340,17 +326,13 @@ func TestConsoleFirstScreenWith2000Apps(t *testing.T) {
 		}
 	}
 	c := g.Client()
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
+	testenv.Eventually(t, 5*time.Minute, fmt.Sprintf("all %d apps Healthy", apps), func() error {
 		l, err := c.AppsPage(ctx, client.ListOptions{Phase: "Healthy", Limit: 1})
-		if err == nil && l.Total == apps {
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d apps never all Healthy: %+v %v", apps, l.Counts, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return testenv.Check(l.Total == apps, "%d Healthy, counts %+v", l.Total, l.Counts)
+	})
 	converged := time.Since(start)
 
 	// the list API: a page of 100, unfiltered and filtered

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/graylane/graylane/testsupport/testenv"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/graylane/graylane/testsupport/testenv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -76,15 +77,15 @@ func soak(tb testing.TB, cfg etcdserver.Config, n int, settle time.Duration, set
 			maxDB = max(maxDB, size)
 		}
 	}
-	deadline := time.Now().Add(settle)
-	for time.Now().Before(deadline) {
+	// Watch the size for settle, or until it is down to settled. Running
+	// out of time is not an error here: the caller judges the sizes.
+	wctx, wcancel := context.WithTimeout(ctx, settle)
+	defer wcancel()
+	_ = testenv.Poll(wctx, func() error {
 		size, _ := s.DBSize()
 		maxDB = max(maxDB, size)
-		if settled > 0 && size <= settled {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return testenv.Check(settled > 0 && size <= settled, "%d bytes", size)
+	})
 	finalDB, _ = s.DBSize()
 	maxDB = max(maxDB, finalDB)
 	return maxDB, finalDB, logs.size() - startLog

@@ -61,6 +61,10 @@ func TestOnlyTheLeaderReconcilesAndAStandbyTakesOver(t *testing.T) {
 		t.Helper()
 		testenv.Eventually(t, 10*time.Second, what, func() error {
 			h.rec.settle("demo")
+			// Instances settled: let the leader see it now rather than at
+			// its next requeue (a no-op on a standby, which has no queue).
+			a.Trigger("demo")
+			b.Trigger("demo")
 			v, err := e.App(ctx, "demo")
 			if err != nil {
 				return err

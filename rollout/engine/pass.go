@@ -306,6 +306,7 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 	p.runHooks(ctx) // hooks.go
 	e.cfg.Metrics.observeStatus(app, p.before, d.Status, p.now)
 	e.cfg.Metrics.observeRevisions(revs)
+	p.recordDrift(ctx, d.Events) // records.go
 	if applyErr != nil {
 		p.log.Error("apply decision", "err", applyErr)
 		e.emit(app, rollout.Event{Type: rollout.Warning, Reason: "ApplyFailed", Message: applyErr.Error()})

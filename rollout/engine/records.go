@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/graylane/graylane/records"
+	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -25,6 +27,32 @@ type Recorder interface {
 	Last(ctx context.Context, app string) (int, error)
 	// Deleted notes that app was deleted at t.
 	Deleted(ctx context.Context, app string, at time.Time) error
+}
+
+// ConfigEditRecorder is a Recorder that also records config changed
+// behind graylane's back in a config target (records.Keeper, for the
+// audit log). Optional: found by type assertion.
+type ConfigEditRecorder interface {
+	// ConfigEdited records one ConfigDrift event's first line (what
+	// changed where; never the config's content).
+	ConfigEdited(ctx context.Context, app, what string) error
+}
+
+// recordDrift hands the pass's ConfigDrift events to the recorder.
+func (p *pass) recordDrift(ctx context.Context, events []rollout.Event) {
+	r, ok := p.e.cfg.Records.(ConfigEditRecorder)
+	if !ok {
+		return
+	}
+	for _, ev := range events {
+		if ev.Reason != "ConfigDrift" {
+			continue
+		}
+		what, _, _ := strings.Cut(ev.Message, "\n")
+		if err := r.ConfigEdited(ctx, p.app, what); err != nil {
+			p.log.Warn("record a config edit made behind graylane's back", "err", err)
+		}
+	}
 }
 
 // seen is when the engine received an app's document at a revision.

@@ -2,6 +2,7 @@ package etcdreg_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"testing"
@@ -106,17 +107,18 @@ func TestPutHeartbeatDelete(t *testing.T) {
 	if got := ids(l); got != "cart/v3/c shop/v1/a shop/v2/b " {
 		t.Fatalf("List = %q", got)
 	}
-	// heartbeats keep a alive past its TTL; b and c expire
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		_, err := reg.Heartbeat(ctx, "shop", "a")
-		sdktest.Must(t, "heartbeat", err)
-		time.Sleep(500 * time.Millisecond)
-	}
-	l, _ = reg.List(ctx, "")
-	if got := ids(l); got != "shop/v1/a " {
-		t.Fatalf("after 5s of heartbeats for a only: %q", got)
-	}
+	// heartbeats keep a alive past its TTL; b and c expire (they were put
+	// after a with the same TTL, so by then a's own TTL has passed too)
+	testenv.Eventually(t, 10*time.Second, "b and c expired, a kept by its heartbeats", func() error {
+		if _, err := reg.Heartbeat(ctx, "shop", "a"); err != nil {
+			return testenv.Stop(fmt.Errorf("heartbeat a: %w", err))
+		}
+		l, err := reg.List(ctx, "")
+		if err != nil {
+			return err
+		}
+		return testenv.Check(ids(l) == "shop/v1/a ", "list %q", ids(l))
+	})
 	if _, err := reg.Heartbeat(ctx, "shop", "b"); !errors.Is(err, configsync.ErrNotFound) {
 		t.Fatalf("heartbeat of an expired registration = %v, want ErrNotFound", err)
 	}

@@ -44,9 +44,18 @@ func TestConfigsReleaseKeyAnd304(t *testing.T) {
 		t.Fatalf("got %d %+v", st, c)
 	}
 
+	if got, ok := s.LastConfigRead("app1", "default", "application", ""); !ok || got != (ConfigRead{Status: 200, Message: s.LatestMessage()}) {
+		t.Fatalf("LastConfigRead after a 200 = %+v, %v; want 200 at message %d", got, ok, s.LatestMessage())
+	}
 	r := get(t, s.URL()+"configs/app1/default/application?releaseKey="+rel.ReleaseKey)
 	if r.status != http.StatusNotModified || len(r.body) != 0 {
 		t.Fatalf("same releaseKey: %d %q, want 304 and no body", r.status, r.body)
+	}
+	if got, _ := s.LastConfigRead("app1", "default", "application", ""); got.Status != http.StatusNotModified || got.Message != s.LatestMessage() {
+		t.Fatalf("LastConfigRead after a 304 = %+v", got)
+	}
+	if _, ok := s.LastConfigRead("app1", "default", "application", "canary"); ok {
+		t.Fatal("LastConfigRead of a label that never read")
 	}
 	if st, _ := getConfig(t, s, "app1", "default", "application", url.Values{"releaseKey": {"stale"}}); st != 200 {
 		t.Fatalf("stale releaseKey: %d", st)

@@ -31,6 +31,13 @@
 // ReleaseHistory, Items, Branch and NotificationID let tests inspect the
 // result. Signature computes the access-key signature for hand-made requests.
 //
+// Observation hooks for tests, which change nothing a client sees:
+// WaitingPolls counts the long polls held with nothing newer for them
+// (clients that have read every release they watch), and LastConfigRead
+// with LatestMessage tells whether a client's last /configs read came
+// after the latest release and was a 304. Tests that must show that
+// nothing more arrives wait for these instead of sleeping.
+//
 // # Implemented
 //
 // Config service:

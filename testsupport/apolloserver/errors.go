@@ -130,3 +130,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeNull(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusOK)
 }
+
+func missingParam(name string) *apiError {
+	return internal(exMissingParam, fmt.Sprintf("Required request parameter '%s' for method parameter type String is not present", name))
+}

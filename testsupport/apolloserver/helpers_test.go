@@ -196,7 +196,7 @@ type pollResult struct {
 func waitHeld(t *testing.T, s *Server, n int) {
 	t.Helper()
 	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("%d held long polls", n), func() error {
-		return testenv.Check(s.heldPolls() >= n, "%d held", s.heldPolls())
+		return testenv.Check(s.WaitingPolls() >= n, "%d held", s.WaitingPolls())
 	})
 }
 

@@ -141,6 +141,32 @@ func TestLongPollIsWokenByARelease(t *testing.T) {
 	}
 }
 
+// WaitingPolls counts only polls held with nothing newer for them: a poll
+// answered at once never counts, a held one does, and a release that wakes
+// it takes it out of the count before its answer is even read.
+func TestWaitingPollsCountsUpToDateClients(t *testing.T) {
+	testenv.IntegrationTest(t)
+	s := start(t, Options{LongPollTimeout: 30 * time.Second})
+	must(t, s.CreateApp("app", ""))
+	publish(t, s, "app", "default", "application", "r1", "k", "1")
+	id := s.NotificationID("app", "default", "application")
+	if st, _ := poll(t, s, "app", "default", "application", id-1); st != 200 || s.WaitingPolls() != 0 {
+		t.Fatalf("a stale poll: status %d, %d waiting; want 200 and none waiting", st, s.WaitingPolls())
+	}
+	upToDate := asyncPoll(s, "app", "default", "application", id)
+	other := asyncPoll(s, "app", "default", "application", id)
+	waitHeld(t, s, 2)
+	publish(t, s, "app", "default", "application", "r2", "k", "2")
+	if n := s.WaitingPolls(); n != 0 {
+		t.Fatalf("%d waiting right after the release that woke them, want 0", n)
+	}
+	for _, ch := range []<-chan pollResult{upToDate, other} {
+		if res := recv(t, ch, 5*time.Second); res.status != 200 {
+			t.Fatalf("woken poll: %+v", res)
+		}
+	}
+}
+
 func TestCloseReleasesHeldPollsAtOnce(t *testing.T) {
 	testenv.IntegrationTest(t)
 	s := New(Options{LongPollTimeout: 10 * time.Minute})

@@ -61,6 +61,9 @@ type Server struct {
 	watchMu  sync.Mutex
 	watchers map[string]map[*watcher]struct{} // lower-cased release-message key -> held polls
 
+	readsMu sync.Mutex
+	reads   map[string]ConfigRead // last /configs answer by app, cluster, namespace, label (LastConfigRead)
+
 	limMu    sync.Mutex
 	limiters map[string]*rateLimiter
 
@@ -149,6 +152,7 @@ func New(opts Options) *Server {
 		opts:     opts,
 		st:       newState(),
 		watchers: map[string]map[*watcher]struct{}{},
+		reads:    map[string]ConfigRead{},
 		limiters: map[string]*rateLimiter{},
 	}
 	s.st.now, s.st.keyLimit, s.st.valueLimit = opts.Now, opts.ItemKeyLengthLimit, opts.ItemValueLengthLimit

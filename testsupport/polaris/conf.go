@@ -43,8 +43,10 @@ const MaxContentLength = 1 << 20
 //     right after client creation answered ok=false;
 //   - config.contentMaxLength MaxContentLength;
 //   - the bolt store under dir/data (logs already go to dir/log: the
-//     server's working directory is dir).
-func writeConf(srcConf, dir string, p Ports) (string, error) {
+//     server's working directory is dir);
+//   - with o.nacosRequestLog, the nacos-apiserver log at debug level, which
+//     logs every Nacos gRPC request with its connection id.
+func writeConf(srcConf, dir string, p Ports, o options) (string, error) {
 	dst := filepath.Join(dir, "conf")
 	if err := copyTree(srcConf, dst); err != nil {
 		return "", fmt.Errorf("copy polaris release conf: %w", err)
@@ -97,6 +99,12 @@ func writeConf(srcConf, dir string, p Ports) (string, error) {
 		{[]string{"naming", "batch", "register", "open"}, "false"},
 		{[]string{"config", "contentMaxLength"}, strconv.Itoa(MaxContentLength)},
 		{[]string{"store", "option", "path"}, filepath.Join(dir, "data", "polaris.bolt")},
+	}
+	if o.nacosRequestLog {
+		sets = append(sets, struct {
+			path  []string
+			value string
+		}{[]string{"bootstrap", "logger", "nacos-apiserver", "outputLevel"}, "debug"})
 	}
 	for _, s := range sets {
 		if err := setYAML(lines, s.path, s.value); err != nil {

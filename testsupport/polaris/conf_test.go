@@ -45,7 +45,7 @@ func TestWriteConf(t *testing.T) {
 	}
 	dir := t.TempDir()
 	p := Ports{Eureka: 1001, HTTP: 1002, ServiceGRPC: 1003, ConfigGRPC: 1004, XDS: 1005, Nacos: 1006}
-	file, err := writeConf(src, dir, p)
+	file, err := writeConf(src, dir, p, options{nacosRequestLog: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +59,7 @@ func TestWriteConf(t *testing.T) {
 		"listenPort: 1001", "listenPort: 1002", "listenPort: 1003", "listenPort: 1004", "listenPort: 1005", "listenPort: 1006",
 		"path: " + filepath.Join(dir, "data", "polaris.bolt"),
 		"contentMaxLength: 1048576",
+		"outputLevel: debug", // WithNacosRequestLog
 	} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("conf lacks %q", want)
@@ -96,7 +97,7 @@ func TestWriteConfPortsEqualToUpstreamDefaults(t *testing.T) {
 		testenv.Unavailable(t, "polaris build: %v", err)
 	}
 	p := Ports{Eureka: 8848, HTTP: 15010, ServiceGRPC: 8761, ConfigGRPC: 8090, XDS: 8093, Nacos: 8091}
-	file, err := writeConf(src, t.TempDir(), p)
+	file, err := writeConf(src, t.TempDir(), p, options{})
 	if err != nil {
 		t.Fatal(err)
 	}

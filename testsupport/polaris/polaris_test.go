@@ -2,6 +2,7 @@ package polaris_test
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -216,5 +217,36 @@ func TestRestartKeepsData(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "console delete visible", func() error {
 		got, ok := s.GetConfig(t, group, "console")
 		return testenv.Check(!ok, "%s", got)
+	})
+}
+
+// With WithNacosRequestLog, NacosConnections follows a client's gRPC
+// connection from the log: open while the client lives, with its
+// requests counted, and ended once the client closes.
+func TestNacosConnectionsFromTheLog(t *testing.T) {
+	testenv.IntegrationTest(t)
+	srv := polaris.Start(t, polaris.WithNacosRequestLog())
+	c, err := clients.NewConfigClient(clientParam(t, srv))
+	if err != nil {
+		t.Fatalf("new config client: %v", err)
+	}
+	if ok, err := c.PublishConfig(vo.ConfigParam{DataId: "conns", Group: group, Content: "x"}); err != nil || !ok {
+		t.Fatalf("publish: %v %v", ok, err)
+	}
+	var conn string
+	testenv.Eventually(t, 10*time.Second, "the client's connection and its requests in the log", func() error {
+		log := srv.NacosConnections(t)
+		for _, id := range log.Open {
+			if log.Requests[id] > 0 {
+				conn = id
+				return nil
+			}
+		}
+		return fmt.Errorf("open %v, requests %v", log.Open, log.Requests)
+	})
+	c.CloseClient()
+	testenv.Eventually(t, 10*time.Second, "the connection ended", func() error {
+		log := srv.NacosConnections(t)
+		return testenv.Check(slices.Contains(log.Ended, conn) && !slices.Contains(log.Open, conn), "open %v, ended %v", log.Open, log.Ended)
 	})
 }

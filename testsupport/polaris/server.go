@@ -55,7 +55,7 @@ type Server struct {
 // failed, the tails of its output and logs are printed. A binary that
 // cannot be built is reported through testenv.Unavailable (a failure under
 // GRAYLANE_INTEGRATION=1, a skip otherwise).
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	testenv.AssertIntegrationTest(t, "Polaris (a Nacos server)")
 	bin, conf, err := build()
@@ -63,6 +63,10 @@ func Start(t testing.TB) *Server {
 		testenv.Unavailable(t, "polaris server binary: %v", err)
 	}
 	t.Logf("polaris: binary ready after %v (%s)", buildTime.Round(time.Millisecond), bin)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	dir := t.TempDir()
 	s := &Server{t: t, bin: bin, dir: dir}
 	t.Cleanup(func() {
@@ -76,7 +80,7 @@ func Start(t testing.TB) *Server {
 		if err != nil {
 			t.Fatalf("polaris: pick ports: %v", err)
 		}
-		s.conf, err = writeConf(conf, dir, s.ports)
+		s.conf, err = writeConf(conf, dir, s.ports, o)
 		if err != nil {
 			t.Fatalf("polaris: write config: %v", err)
 		}

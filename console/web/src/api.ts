@@ -182,6 +182,66 @@ export interface GrayDoc {
   generation: number;
 }
 
+export interface Revision {
+  app: string;
+  number: number;
+  kind: 'release' | 'rollback' | 'adopted';
+  version: string;
+  identity: string;
+  config?: { identity: string; digest: string; files: { name: string; format: string; sha256: string; bytes: number }[] };
+  cause: { kind: string; actor?: string; via?: string; action?: string; centre?: string; documentVersion?: string; rollbackTo?: number };
+  rollbackTo?: number;
+  replaces?: number;
+  strategy: string;
+  fast?: boolean;
+  seenAt: string;
+  startedAt: string;
+  endedAt?: string;
+  outcome?: string;
+  reason?: string;
+}
+
+export interface DryRun {
+  dryRun: boolean;
+  valid: boolean;
+  diff: string;
+  errors?: FieldMsg[];
+  plan?: { from?: string; to: string; strategy: string; note?: string; steps: { after: number; phase: string; step: number; replicas: Record<string, number>; weights?: Record<string, number> }[] };
+  config?: { identity: string; binding: string; writes: { action: string; when: string }[] };
+}
+
+export interface Durations { count: number; medianSeconds: number; p90Seconds: number }
+
+export interface Stats {
+  window: string;
+  started: number;
+  promoted: number;
+  aborted: number;
+  rolledBack: number;
+  superseded: number;
+  failed: number;
+  inProgress: number;
+  rollbacks: number;
+  leadTime: Durations;
+  timeToRestore: Durations;
+  changeFailureRate: number;
+}
+
+export interface AuditRecord {
+  id: string;
+  time: string;
+  actor: string;
+  via: string;
+  source?: string;
+  action: string;
+  app?: string;
+  outcome: 'allowed' | 'denied' | 'failed';
+  error?: string;
+  content?: Record<string, unknown>;
+  count?: number;
+  diff?: string;
+}
+
 /** ApiError is a failed API call, with the answer put in words. */
 export class ApiError extends Error {
   constructor(
@@ -271,4 +331,10 @@ export const api = {
   setVersion: (app: string, version: string) =>
     call<{ documentVersion: string }>('PUT', `/api/v1/apps/${enc(app)}/version`, JSON.stringify({ version })),
   command: (app: string, cmd: string) => call<AppDetail>('POST', `/api/v1/apps/${enc(app)}/${enc(cmd)}`),
+  dryRunVersion: (app: string, version: string) => call<DryRun>('PUT', `/api/v1/apps/${enc(app)}/version?dryRun=true`, JSON.stringify({ version })),
+  revisions: (app: string) => call<{ app: string; revisions: Revision[] }>('GET', `/api/v1/apps/${enc(app)}/revisions`),
+  rollbackTo: (app: string, revision: number) =>
+    call<{ revision: number; version: string; mode: string }>('POST', `/api/v1/apps/${enc(app)}/rollback`, JSON.stringify({ revision })),
+  stats: () => call<{ windows: Record<string, { all: Stats; apps: Record<string, Stats> }> }>('GET', '/api/v1/stats'),
+  audit: (q: URLSearchParams) => call<{ records: AuditRecord[] }>('GET', '/api/v1/audit?' + q.toString()),
 };

@@ -7,6 +7,7 @@ import { SpecEditor } from './editor';
 import { ago } from './format';
 import { follow, type LiveState } from './live';
 import { onLink } from './router';
+import { RevisionsCard } from './records';
 
 export function AppPage({ app, session }: { app: string; session: SessionInfo }) {
   const [d, setD] = useState<AppDetail | null>(null);
@@ -214,6 +215,8 @@ export function AppPage({ app, session }: { app: string; session: SessionInfo })
         </div>
       </div>
       <div class="sections">
+        <RevisionsCard app={app} session={session} serving={st.stableVersion} version={`${st.phase}/${st.stableVersion}/${st.canaryVersion ?? ""}`} />
+
         <Card title={`Instances (${(st.instances ?? []).filter((i) => i.ready).length}/${(st.instances ?? []).length} ready)`} id="instances">
           <Instances d={d} />
         </Card>

@@ -1,9 +1,9 @@
 // The app page's actions: what each does, and the dialogs that confirm
 // them.
 import { useState } from 'preact/hooks';
-import { api, ApiError, type AppDetail, type SessionInfo } from './api';
+import { api, ApiError, type AppDetail, type DryRun, type SessionInfo } from './api';
 import { Dialog } from './components';
-import { weightList } from './format';
+import { duration, weightList } from './format';
 
 export interface ActionInfo {
   label: string;
@@ -71,7 +71,19 @@ export function SetVersionDialog({ d, onClose, centre }: { d: AppDetail; onClose
   const [busy, setBusy] = useState(false);
   const [err, setErr] = useState('');
   const [done, setDone] = useState('');
+  const [plan, setPlan] = useState<DryRun | null>(null);
   const strat = d.spec?.strategy;
+  const preview = async () => {
+    setBusy(true);
+    setErr('');
+    try {
+      setPlan(await api.dryRunVersion(d.app, v));
+    } catch (x) {
+      setErr(x instanceof ApiError ? x.message : String(x));
+    } finally {
+      setBusy(false);
+    }
+  };
   const valid = /^[A-Za-z0-9._+-]{1,128}$/.test(v);
   const run = async (e: Event) => {
     e.preventDefault();
@@ -109,6 +121,36 @@ export function SetVersionDialog({ d, onClose, centre }: { d: AppDetail; onClose
             {d.status.canaryVersion ? `, superseding the rollout of ${d.status.canaryVersion}` : ''}.
           </p>
           {v && !valid && <p class="error">A version is 1 to 128 of A–Z a–z 0–9 . _ + -</p>}
+          {plan && plan.plan && (
+            <div class="dry-run" data-testid="dry-run">
+              <p class="muted small">Dry-run (nothing written): the plan, step by step.</p>
+              <table class="mini">
+                <thead>
+                  <tr>
+                    <th scope="col">after</th>
+                    <th scope="col">phase</th>
+                    <th scope="col">instances</th>
+                    <th scope="col">weights</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {plan.plan.steps.map((s, i) => (
+                    <tr key={i}>
+                      <td>{duration(s.after / 1e6)}</td>
+                      <td>{s.phase}</td>
+                      <td>{Object.entries(s.replicas).map(([k, n]) => `${k}×${n}`).join(' ')}</td>
+                      <td>{weightList(s.weights, plan.plan!.to, plan.plan!.from).map(([k, n]) => `${k} ${n}%`).join(' · ')}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              {plan.config?.writes?.length ? (
+                <p class="muted small">
+                  Config {plan.config.identity} ({plan.config.binding}): {plan.config.writes.filter((w) => w.action !== 'unchanged').length} writes to config targets.
+                </p>
+              ) : null}
+            </div>
+          )}
           {err && (
             <p class="error" role="alert">
               {err}
@@ -117,6 +159,9 @@ export function SetVersionDialog({ d, onClose, centre }: { d: AppDetail; onClose
           <div class="dialog-buttons">
             <button type="button" class="btn" onClick={onClose}>
               Cancel
+            </button>
+            <button type="button" class="btn" onClick={preview} disabled={busy || !valid || v === d.spec?.version} data-preview>
+              Preview
             </button>
             <button type="submit" class="btn btn-primary" disabled={busy || !valid || v === d.spec?.version}>
               {busy ? 'Writing…' : `Roll out ${v || '…'}`}

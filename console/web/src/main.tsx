@@ -5,6 +5,7 @@ import { navigate, onLink, useLocation } from './router';
 import { AppsPage } from './list';
 import type { AppPage as AppPageType } from './app';
 import { LoginPage } from './login';
+import { AuditPage, StatsPage } from './records';
 import './style.css';
 
 function Header({ session, onLogout }: { session: SessionInfo; onLogout: () => void }) {
@@ -39,6 +40,14 @@ function Header({ session, onLogout }: { session: SessionInfo; onLogout: () => v
           {health && <span class="pill pill-plain" title="this graylane reconciles (leader) or only serves the API (standby)">{health.role}</span>}
           <span class="muted version" title="graylane version">{/^\d/.test(session.version) ? `v${session.version}` : session.version}</span>
         </div>
+        <nav class="top-nav" aria-label="Records">
+          <a href="/stats" onClick={onLink}>
+            Statistics
+          </a>
+          <a href="/audit" onClick={onLink}>
+            Audit log
+          </a>
+        </nav>
         <div class="top-user">
           {session.authRequired ? (
             <>
@@ -128,7 +137,15 @@ function Root() {
       <a class="skip" href="#main">Skip to content</a>
       <Header session={session} onLogout={logout} />
       <main id="main" tabIndex={-1}>
-        {m ? <LazyAppPage key={m[1]} app={decodeURIComponent(m[1])} session={session} /> : <AppsPage />}
+        {m ? (
+          <LazyAppPage key={m[1]} app={decodeURIComponent(m[1])} session={session} />
+        ) : loc.path === '/stats' ? (
+          <StatsPage />
+        ) : loc.path === '/audit' ? (
+          <AuditPage search={loc.search} />
+        ) : (
+          <AppsPage />
+        )}
       </main>
     </>
   );
