@@ -156,9 +156,6 @@ func New(cfg Config) *Engine {
 		cfg.Resync = 10 * time.Second
 	}
 	cfg.Metrics = cfg.Metrics.For(cfg.Env)
-	if cfg.Env != "" {
-		cfg.Logger = cfg.Logger.With("env", cfg.Env)
-	}
 	return &Engine{
 		cfg:       cfg,
 		log:       cfg.Logger,
