@@ -163,6 +163,8 @@ config:
 
 func (w *world) put(env, app, d string) { w.srcs[env].Set(app, []byte(d)) }
 
+func (w *world) healthyApp(env, app, version string) { w.t.Helper(); w.healthy(env, app, version) }
+
 func (w *world) healthy(env, app, version string) {
 	w.t.Helper()
 	testenv.Eventually(w.t, 20*time.Second, app+" "+version+" Healthy in "+env, func() error {

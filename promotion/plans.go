@@ -122,7 +122,10 @@ func (c *Controller) advancePlan(ctx context.Context, id string) error {
 			if err != nil {
 				return err
 			}
-			if res.Verdict != nil && res.Verdict.Candidate != nil {
+			switch {
+			case res.Request != nil:
+				s.Bundle, s.Version = res.Request.Bundle, res.Request.Version
+			case res.Verdict != nil && res.Verdict.Candidate != nil:
 				s.Bundle, s.Version = res.Verdict.Candidate.Bundle, res.Verdict.Candidate.Version
 			}
 			switch {

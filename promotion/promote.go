@@ -125,7 +125,9 @@ func (c *Controller) Promote(ctx context.Context, env, app, bundle string, who C
 	res.Verdict = &v
 	if v.Allowed && who.CanRelease {
 		r := c.newRequest(rules, app, v.Candidate, who, pending)
-		return c.execute(ctx, t, r, rev)
+		out, err := c.execute(ctx, t, r, rev)
+		out.Verdict = &v
+		return out, err
 	}
 	if !v.Allowed && !onlyWaitable(v) {
 		res.Outcome, res.Rule, res.Reason = Refused, v.Rule(), v.Reason()
@@ -385,6 +387,7 @@ func (c *Controller) advanceResult(ctx context.Context, env, app string) (Result
 			r.State, r.Rule, r.Reason, r.UpdatedAt = environments.Expired, v.Rule(), fmt.Sprintf("waited longer than %s: %s", rules.TTL(), v.Reason()), now
 		case v.Allowed:
 			out, err := c.execute(ctx, t, r, rev)
+			out.Verdict = &v
 			return out, time.Time{}, err
 		default:
 			if r.Rule == v.Rule() && r.Reason == v.Reason() {
@@ -414,6 +417,7 @@ func (c *Controller) advanceResult(ctx context.Context, env, app string) (Result
 	if v.Allowed {
 		r := c.newRequest(rules, app, v.Candidate, auto, nil)
 		out, err := c.execute(ctx, t, r, rev)
+		out.Verdict = &v
 		return out, time.Time{}, err
 	}
 	if onlyWaitable(v) && v.Refuses(environments.RuleApprovals) && (req == nil || req.Bundle != v.Candidate.Bundle) {
