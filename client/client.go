@@ -72,7 +72,7 @@ type Error struct {
 	Field   string `json:"field"`
 	// Rule names the rule that refused (scope, role, ...).
 	Rule string `json:"rule"`
-	body    []byte
+	body []byte
 }
 
 func (e *Error) Error() string {
