@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/graylane/graylane/environments"
 	"github.com/graylane/graylane/rollout/engine"
@@ -138,4 +139,49 @@ func (c *Controller) Overview(ctx context.Context, app string) ([]AppEnv, error)
 		return nil, fmt.Errorf("app %s is in no environment: %w", app, engine.ErrNotFound)
 	}
 	return out, nil
+}
+
+// BoardApp is one app's row of the board: the app in every environment.
+type BoardApp struct {
+	App          string   `json:"app"`
+	Environments []AppEnv `json:"environments"`
+}
+
+// Board is every app in every environment (GET /api/v1/pipeline): the
+// environments in declared order, the apps by name, each app's cell per
+// environment as Overview shows it.
+type Board struct {
+	Environments []EnvSummary `json:"environments"`
+	Apps         []BoardApp   `json:"apps"`
+}
+
+// Board shows every app of every environment across the environments.
+func (c *Controller) Board(ctx context.Context) (Board, error) {
+	b := Board{Environments: c.Environments(), Apps: []BoardApp{}}
+	names := map[string]bool{}
+	for _, e := range c.cfg.Set.Envs {
+		views, err := c.cfg.Envs[e.Name].Engine.Apps(ctx)
+		if err != nil {
+			return b, fmt.Errorf("board: list apps in %s: %w", e.Name, err)
+		}
+		for _, v := range views {
+			names[v.App] = true
+		}
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	for _, app := range sorted {
+		ov, err := c.Overview(ctx, app)
+		if errors.Is(err, engine.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return b, fmt.Errorf("board: %s: %w", app, err)
+		}
+		b.Apps = append(b.Apps, BoardApp{App: app, Environments: ov})
+	}
+	return b, nil
 }

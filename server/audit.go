@@ -79,7 +79,12 @@ var _ Auditor = LogAuditor{}
 
 // Audit implements Auditor.
 func (a LogAuditor) Audit(ctx context.Context, e AuditEntry) {
-	a.Log.Info("audit", "actor", e.Actor, "via", e.Via, "env", e.Env, "app", e.App, "action", e.Action, "outcome", e.outcomeWords(), "remote", e.Remote)
+	args := []any{"actor", e.Actor, "via", e.Via}
+	if e.Env != "" { // a graylane without environments logs the lines it always did
+		args = append(args, "env", e.Env)
+	}
+	args = append(args, "app", e.App, "action", e.Action, "outcome", e.outcomeWords(), "remote", e.Remote)
+	a.Log.Info("audit", args...)
 	if e.App == "" || a.Broker == nil || e.Outcome == audit.Denied {
 		return // denied attempts stay out of the app's timeline (they are in the audit log)
 	}

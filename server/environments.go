@@ -25,6 +25,8 @@ type Environments interface {
 	// Overview shows an app in every environment, or an error wrapping
 	// engine.ErrNotFound.
 	Overview(ctx context.Context, app string) ([]promotion.AppEnv, error)
+	// Board shows every app in every environment.
+	Board(ctx context.Context) (promotion.Board, error)
 	Promote(ctx context.Context, env, app, bundle string, who promotion.Caller) (promotion.Result, error)
 	Approve(ctx context.Context, env, app, bundle string, who promotion.Caller) (promotion.Result, error)
 	Freeze(ctx context.Context, env, reason, by, via string) (environments.Freeze, error)
@@ -48,6 +50,7 @@ var _ Environments = (*promotion.Controller)(nil)
 //	PUT    /environments/{env}/freeze             {"reason"}: freeze (admin)
 //	DELETE /environments/{env}/freeze             unfreeze (admin)
 //	GET    /apps/{app}/environments               the app in every environment
+//	GET    /pipeline                              every app in every environment (the console's board)
 //	POST   /apps/{app}/environments/{env}/promote {"bundle"?}: promote from env's from (request)
 //	POST   /apps/{app}/environments/{env}/approve {"bundle"?}: approve the pending promotion (approve)
 //	GET    /plans, POST /plans {"name","env","apps"}, GET /plans/{id}, POST /plans/{id}/cancel
@@ -58,6 +61,7 @@ func (s *Server) environmentRoutes(v1 *gin.RouterGroup) {
 	v1.PUT("/environments/:env/freeze", s.authenticate(RoleAdmin), s.freeze)
 	v1.DELETE("/environments/:env/freeze", s.authenticate(RoleAdmin), s.unfreeze)
 	v1.GET("/apps/:app/environments", anyEnv, read, s.appEnvironments)
+	v1.GET("/pipeline", anyEnv, read, s.pipeline)
 	v1.POST("/apps/:app/environments/:env/promote", s.authenticate(RoleRequest), s.promoteEnv)
 	v1.POST("/apps/:app/environments/:env/approve", s.authenticate(RoleApprove), s.approveEnv)
 	v1.GET("/plans", anyEnv, read, s.listPlans)
@@ -128,6 +132,19 @@ func (s *Server) appEnvironments(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, AppEnvironments{App: app, Environments: ov})
+}
+
+func (s *Server) pipeline(c *gin.Context) {
+	e, ok := s.environments(c)
+	if !ok {
+		return
+	}
+	b, err := e.Board(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, b)
 }
 
 // BundleBody is the optional body of promote and approve: the bundle

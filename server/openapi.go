@@ -149,6 +149,7 @@ func routes() []route {
 		{method: "PUT", path: "/api/v1/environments/:env/freeze", summary: "Freeze an environment (no promotions in, no releases started) with a reason", tag: "environments", auth: "admin", body: FreezeBody{}, ok: 200, resp: environments.Freeze{}},
 		{method: "DELETE", path: "/api/v1/environments/:env/freeze", summary: "Unfreeze an environment", tag: "environments", auth: "admin", ok: 200, resp: unfreezeResult{}},
 		{method: "GET", path: "/api/v1/apps/:app/environments", summary: "The app in every environment: running bundle, Healthy since, digests, what is promotable where and why not", tag: "environments", auth: "read", ok: 200, resp: AppEnvironments{}},
+		{method: "GET", path: "/api/v1/pipeline", summary: "Every app in every environment (the console's board): running bundle, pending promotion and the rules refusing it, freezes", tag: "environments", auth: "read", ok: 200, resp: promotion.Board{}},
 		{method: "POST", path: "/api/v1/apps/:app/environments/:env/promote", summary: "Promote the bundle of env's source environment into env: 200 promoted, 202 pending (waits for a rule), 409 refused (rule named)", tag: "environments", auth: "request",
 			body: BundleBody{}, bodyOptional: true, ok: 200, resp: promotion.Result{}},
 		{method: "POST", path: "/api/v1/apps/:app/environments/:env/approve", summary: "Approve the pending promotion into env (not the requester's own); 200 approved or promoted, 409 refused", tag: "environments", auth: "approve",

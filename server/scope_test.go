@@ -32,6 +32,9 @@ func (f *fakeEnvs) Environments() []promotion.EnvSummary {
 func (f *fakeEnvs) Overview(context.Context, string) ([]promotion.AppEnv, error) {
 	return []promotion.AppEnv{}, nil
 }
+func (f *fakeEnvs) Board(context.Context) (promotion.Board, error) {
+	return promotion.Board{Environments: []promotion.EnvSummary{}, Apps: []promotion.BoardApp{}}, nil
+}
 func (f *fakeEnvs) Promote(_ context.Context, env, app, bundle string, who promotion.Caller) (promotion.Result, error) {
 	f.rec("promote " + app + " " + env + " by " + who.Name + map[bool]string{true: " (may release)", false: " (may only request)"}[who.CanRelease])
 	return promotion.Result{Outcome: promotion.Pending, Env: env, App: app, Rule: environments.RuleApprovals, Reason: "0 of 2"}, nil
