@@ -413,6 +413,13 @@ func (c *Controller) advanceResult(ctx context.Context, env, app string) (Result
 	if v.Candidate == nil || v.Refuses(environments.RuleUpToDate) {
 		return res, v.RetryAt, nil
 	}
+	if req != nil && req.State == environments.Promoted && req.Bundle == v.Candidate.Bundle {
+		// written already: the target's engine has not seen the document
+		// yet (a centre's change notification takes its time), or someone
+		// moved the target away since; either way autoPromote writes a
+		// bundle once, and a newer bundle is promoted again
+		return res, time.Time{}, nil
+	}
 	auto := Caller{Name: environments.AutoRequester, Via: ViaAuto, CanRelease: true}
 	if v.Allowed {
 		r := c.newRequest(rules, app, v.Candidate, auto, nil)

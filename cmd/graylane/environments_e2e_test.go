@@ -586,8 +586,11 @@ func TestEndToEndEnvironmentsPromotion(t *testing.T) {
 		t.Fatal(err)
 	}
 	var promoted, denied, refusals int
+	autoInto := map[string]int{} // bundle -> automatic promotions into test
 	for _, a := range recs {
 		switch {
+		case a.Env == "test" && a.Actor == environments.AutoRequester && strings.HasPrefix(a.Action, "promote ") && a.Outcome == "allowed":
+			autoInto[fmt.Sprint(a.Content["bundle"])]++
 		case a.Env == "prod" && strings.HasPrefix(a.Action, "promote v2") && a.Outcome == "allowed":
 			promoted++
 		case a.Outcome == "denied" && a.Actor == "ci":
@@ -598,5 +601,15 @@ func TestEndToEndEnvironmentsPromotion(t *testing.T) {
 	}
 	if promoted != 1 || denied == 0 || refusals < 3 {
 		t.Fatalf("audit log: %d promotions of v2 into prod (want 1), %d denials of ci, %d refusals", promoted, denied, refusals)
+	}
+	// autoPromote writes each bundle once, however long test's centre
+	// takes to tell test's engine
+	if len(autoInto) == 0 {
+		t.Fatal("audit log: no automatic promotion into test")
+	}
+	for b, n := range autoInto {
+		if n != 1 {
+			t.Fatalf("audit log: bundle %s promoted into test automatically %d times, want once", b, n)
+		}
 	}
 }
