@@ -4,7 +4,7 @@ PKGS    ?= ./...
 # Where heavy test servers (Polaris, Kubernetes, kwok) are built once and kept.
 export GRAYLANE_CACHE ?= $(HOME)/.cache/graylane
 
-.PHONY: all build run test test-unit test-deps tools bench fmt vet lint clean console console-check chart-lint
+.PHONY: all build run test test-unit test-deps tools bench bench-scale fmt vet lint clean console console-check chart-lint
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 run: build
 	./bin/graylane serve --config deployments/local/graylane.yaml
 
-## test-deps: install the system packages the tests use (nginx, OpenSSH server)
+## test-deps: install the system packages the tests use (nginx + Lua module, OpenSSH server, JDK, wrk)
 test-deps:
 	./.ci/install-deps.sh
 
@@ -47,14 +47,23 @@ test: test-deps console-check tools build
 test-unit:
 	GRAYLANE_INTEGRATION= $(GO) test -count=1 $(PKGS)
 
-## bench: the benchmarks behind docs/benchmarks.md (some need embedded etcd)
+## bench: the benchmarks behind docs/benchmarks.md (some need embedded etcd; the proxy against nginx needs make test-deps)
 bench: build
 	GRAYLANE_INTEGRATION=1 $(GO) test -run '^$$' -bench . -benchmem -count=1 ./rollout/... ./adapters/proxy/... ./configsync/etcd/...
+	$(GO) run ./bench/proxybench -duration 10s -rounds 5
 
 ## chart-lint: `helm lint --strict` of deployments/helm/graylane through Helm's Go SDK (bin/graylane-helm from tools/helm)
 chart-lint:
 	cd tools/helm && GOWORK=off $(GO) build -o ../../bin/graylane-helm .
 	./bin/graylane-helm lint deployments/helm/graylane --strict
+
+## bench-scale: the scale harness behind docs/benchmarks.md's scale figures (the real binary, a simulated
+## deploy system; 1k/5k/20k apps, a 2,000-rollout storm, 3 and 5 replicas in ha.mode shard). It takes
+## 30-60 minutes and both cores: run it on a quiet machine. BENCH_SCALE_FLAGS overrides the sizes
+## (go run ./bench/scale -h), e.g. make bench-scale BENCH_SCALE_FLAGS='-apps 1000 -storm 200 -shards 3'
+BENCH_SCALE_FLAGS ?= -apps 1000,5000,20000 -storm 2000 -idle-wait 6m -shards 3,5 -shard-apps 5000
+bench-scale: build
+	$(GO) run ./bench/scale -bin bin/graylane $(BENCH_SCALE_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs the system packages graylane's tests use for real: nginx,
-# OpenSSH's server, a JDK, Chromium (the console's browser tests), Docker
-# Engine and docker-compose (the docker backend's tests), systemd-analyze
-# and ansible-core (the install files' tests).
-# Idempotent; does nothing when they are present.
+# Installs the system packages graylane's tests use for real: nginx with
+# its Lua module, OpenSSH's server, a JDK, wrk (make bench), Chromium (the
+# console's browser tests), Docker Engine and docker-compose (the docker
+# backend's tests), systemd-analyze and ansible-core (the install files'
+# tests). Idempotent; does nothing when they are present.
 set -euo pipefail
 need=()
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+# graylane's nginx files decide each request in Lua (the bucketing of docs/gray.md)
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need+=(libnginx-mod-http-lua)
+# make bench: the built-in proxy against nginx, side by side
+command -v wrk >/dev/null || need+=(wrk)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 # javac: docs/gray.md's Java bucketing class is compiled and checked against the test vectors

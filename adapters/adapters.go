@@ -87,6 +87,52 @@ type Notifier interface {
 	Notify(fn func(app string))
 }
 
+// ChangeNotifier is optional: a Backend whose notifications (Notifier)
+// cover every change of what Observe reports — an instance dying or
+// turning unready as well as becoming ready, whoever caused it — and not
+// only the moves the backend makes itself. The engine then asks nothing
+// of it on an idle app's timed passes (no Observe, no unchanged Apply):
+// such an app costs no backend call per resync. The ssh backend, which
+// notifies only after its own moves, is not one.
+type ChangeNotifier interface {
+	Notifier
+	// NotifiesEveryChange returns true.
+	NotifiesEveryChange() bool
+}
+
+// NotifiesEveryChange reports whether a is a ChangeNotifier.
+func NotifiesEveryChange(a any) bool {
+	c, ok := a.(ChangeNotifier)
+	return ok && c.NotifiesEveryChange()
+}
+
+// Fence says which graylane replica drives an app, with its fencing
+// token (ha.mode shard): the token only grows each time the app changes
+// hands, so the system an adapter drives can refuse a request carrying a
+// lower token than one it already saw for the app — a replica that lost
+// the app (paused, cut off) and did not notice yet.
+type Fence struct {
+	// Holder names the replica.
+	Holder string
+	// Token is the fencing token (> 0).
+	Token int64
+}
+
+// FencedBackend is optional: a Backend whose calls can carry a Fence to
+// the system it drives (the webhook backend sends it as headers).
+type FencedBackend interface {
+	// WithFence returns the same backend with every call carrying f.
+	WithFence(f Fence) Backend
+}
+
+// Unloader is optional: a Backend or TrafficRouter that keeps per-app
+// memory (a remembered spec, what it last delivered) drops it when
+// another graylane replica takes the app over. Unlike Forgetter it
+// touches nothing outside graylane.
+type Unloader interface {
+	Unload(app string)
+}
+
 // Forgetter is optional: a Backend or TrafficRouter that holds per-app
 // resources (listeners, files) releases them when an app is deleted,
 // after Apply has scaled everything to zero.

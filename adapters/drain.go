@@ -10,8 +10,10 @@ import "context"
 // Contract: Drain takes addr out of app's traffic (no new request reaches
 // it once Drain has taken it out) and blocks until no request is in flight
 // on it, or until ctx ends (returning ctx's error). An app or address the
-// router does not route returns nil at once. Idempotent. The address comes
-// back into traffic only when the backend reports it ready again.
+// router does not route returns nil at once. Idempotent. A router that
+// follows the backend's Observe puts the address back when it finds it
+// ready, so the backend reports the instance not ready before it calls
+// Drain, and ready again only if it keeps it.
 type Drainer interface {
 	Drain(ctx context.Context, app, addr string) error
 }

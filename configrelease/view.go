@@ -45,10 +45,10 @@ type PlacementStatus struct {
 
 // View returns the app's config status, nil before its first pass.
 func (m *Manager) View(app string) *View {
-	a := m.mem(app)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if a.view == nil {
+	a := m.apps[app] // not m.mem: a view of an app without config keeps nothing
+	if a == nil || a.view == nil {
 		return nil
 	}
 	v := *a.view

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/graylane/graylane/internal/properties"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -32,17 +33,17 @@ func Short(digest string) string {
 
 // Canonical returns the bytes a file's checksum is taken over: yaml and
 // json files as they are, properties files as sorted key=value lines
-// (spec.CanonicalProperties), because Apollo stores a properties file as
+// (properties.Canonical), because Apollo stores a properties file as
 // items and hands clients a key/value map, not the original text.
 func Canonical(format string, data []byte) ([]byte, error) {
 	if format != spec.FormatProperties {
 		return data, nil
 	}
-	p, err := spec.ParseProperties(data)
+	p, err := properties.Parse(data)
 	if err != nil {
 		return nil, err
 	}
-	return spec.CanonicalProperties(p.Values), nil
+	return properties.Canonical(p.Values), nil
 }
 
 // FileDigest is the hex SHA-256 of a file's canonical content.

@@ -37,6 +37,37 @@ func Bucket(salt, key string) (bucket int, ok bool) {
 	return int(fmix64(fnv1a64(salt, key)) % Buckets), true
 }
 
+// Hasher is Bucket with its salt folded in once: what a router keeps per
+// app, so that bucketing a request costs one pass over its key. Make it
+// with NewHasher.
+type Hasher struct{ state uint64 }
+
+// NewHasher returns the bucketing function of salt.
+func NewHasher(salt string) Hasher { return Hasher{state: saltState(salt)} }
+
+// State is the FNV-1a 64 state after the salt and ':', from which a key's
+// bytes continue the hash: implementations that precompute it per app
+// (graylane's nginx Lua) start from it.
+func (h Hasher) State() uint64 { return h.state }
+
+// Bucket returns the bucket of key, exactly Bucket(salt, key).
+func (h Hasher) Bucket(key string) (int, bool) {
+	x, ok := h.Hash(key)
+	return int(x % Buckets), ok
+}
+
+// Hash returns fmix64(FNV-1a 64(salt ':' NormalizeKey(key))), whose value
+// mod Buckets is the bucket; its high bits are a second number a router
+// may use (they do not follow the bucket). ok is false for a key that is
+// empty after normalisation.
+func (h Hasher) Hash(key string) (uint64, bool) {
+	key = NormalizeKey(key)
+	if key == "" {
+		return 0, false
+	}
+	return fmix64(fnvMore(h.state, key)), true
+}
+
 // fnv1a64 hashes salt, ':' and key with FNV-1a 64.
 func fnv1a64(salt, key string) uint64 { return fnvMore(saltState(salt), key) }
 

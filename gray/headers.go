@@ -3,6 +3,7 @@ package gray
 import (
 	"encoding/json"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -15,6 +16,16 @@ const (
 	// (Nepxion's n-d-version). Emitted on every outbound call; honoured on
 	// inbound requests for the versions the app's document routes to.
 	HeaderVersion = "n-d-version"
+	// HeaderVersionWeight carries per-request version weights, Nepxion's
+	// n-d-version-weight: {"stock":"v1=90;v2=10"} (or one list for every
+	// app: "v1=90;v2=10").
+	HeaderVersionWeight = "n-d-version-weight"
+	// HeaderRegion asks for instances of a region, Nepxion's n-d-region:
+	// {"stock":"eu-west"} (or one region for every app: "eu-west").
+	HeaderRegion = "n-d-region"
+	// HeaderAddress asks for given instances, Nepxion's n-d-address:
+	// {"stock":"10.0.0.7:8080;10.0.0.8:8080"} (or one list for every app).
+	HeaderAddress = "n-d-address"
 	// HeaderPreview reaches a document's preview version.
 	HeaderPreview = "X-Graylane-Version"
 	// HeaderLabels carries request labels: "tenant=acme,plan=gold".
@@ -66,6 +77,77 @@ func ParseVersionHeader(s string) []AppVersion {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
 	return out
+}
+
+// AppValue is one entry of a Nepxion header that names a value per app
+// (n-d-version-weight, n-d-region, n-d-address).
+type AppValue struct {
+	App   string
+	Value string
+}
+
+// ParseAppHeader reads a Nepxion header of the form {"app":"value",...}
+// (JSON object) or a plain value for every app (returned as one entry for
+// AllApps). Values are trimmed; entries with an app name that is not one
+// are skipped; a malformed object gives nil.
+func ParseAppHeader(s string) []AppValue {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 8192 {
+		return nil
+	}
+	if s[0] != '{' {
+		return []AppValue{{App: AllApps, Value: s}}
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil
+	}
+	out := make([]AppValue, 0, len(m))
+	for app, v := range m {
+		if v = strings.TrimSpace(v); v != "" && safeName(app) {
+			out = append(out, AppValue{App: app, Value: v})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
+	return out
+}
+
+// ValueFor returns app's value in entries (an entry for AllApps applies
+// when app has none of its own).
+func ValueFor(entries []AppValue, app string) string {
+	all := ""
+	for _, e := range entries {
+		if e.App == app {
+			return e.Value
+		}
+		if e.App == AllApps {
+			all = e.Value
+		}
+	}
+	return all
+}
+
+// ParseWeights reads an n-d-version-weight value for one app,
+// "v1=90;v2=10": the versions in order with their weights (entries that
+// do not parse are skipped).
+func ParseWeights(s string) []VersionWeight {
+	var out []VersionWeight
+	for _, part := range strings.Split(s, ";") {
+		v, w, ok := strings.Cut(part, "=")
+		v, w = strings.TrimSpace(v), strings.TrimSpace(w)
+		n, err := strconv.Atoi(w)
+		if !ok || err != nil || n < 0 || n > 100 || !safeName(v) {
+			continue
+		}
+		out = append(out, VersionWeight{Version: v, Weight: n})
+	}
+	return out
+}
+
+// VersionWeight is one version's weight in an n-d-version-weight header.
+type VersionWeight struct {
+	Version string
+	Weight  int
 }
 
 // EncodeVersionHeader renders entries (sorted by app) as an n-d-version

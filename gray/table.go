@@ -345,7 +345,7 @@ type Result struct {
 // Decide routes one request. It allocates nothing (a query parameter
 // value that needs unescaping is the exception).
 func (t *Table) Decide(in *Input) Result {
-	if t.preview != "" && in.Req != nil && first(in.Req.Header[previewHeader]) == t.preview {
+	if t.preview != "" && !in.IgnorePreview && in.Req != nil && first(in.Req.Header[previewHeader]) == t.preview {
 		return Result{Version: t.preview, Reason: ByPreview}
 	}
 	// the first matching rule: the smallest position among the candidates
@@ -391,6 +391,10 @@ func (t *Table) Decide(in *Input) Result {
 	}
 	return Result{Version: t.cuts[len(t.cuts)-1].version, Reason: BySplit}
 }
+
+// Bucket returns the request's user bucket with this document's salt and
+// user key (a random one, fixed for in, when it has no key).
+func (t *Table) Bucket(in *Input) int { return in.bucket(t) }
 
 func (r *rule) matches(t *Table, in *Input) bool {
 	req := in.Req
@@ -474,6 +478,9 @@ type Input struct {
 	// Labels, if not empty, are the request labels ("k=v,k2=v2"); else the
 	// X-Graylane-Labels header is read.
 	Labels string
+	// IgnorePreview disregards X-Graylane-Version (an edge deciding for a
+	// caller it does not trust).
+	IgnorePreview bool
 
 	ip     netip.Addr
 	ipDone bool

@@ -2,58 +2,22 @@ package gray
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/graylane/graylane/spec"
-	"github.com/graylane/graylane/traffic"
+	"github.com/graylane/graylane/testsupport/grayvectors"
 )
 
-// vectorsFile is the published test vectors other implementations (a Java
-// gateway) check themselves against; this test recomputes every one.
-var vectorsFile = filepath.Join("..", "docs", "gray-vectors.json")
-
-type vectors struct {
-	Buckets       int `json:"buckets"`
-	BucketVectors []struct {
-		Salt    string `json:"salt"`
-		Key     string `json:"key"`
-		FNV     string `json:"fnv1a64"`
-		Fmix    string `json:"fmix64"`
-		Bucket  *int   `json:"bucket"`
-		Comment string `json:"comment"`
-	} `json:"bucketVectors"`
-	SplitVectors []struct {
-		Split   []traffic.VersionWeight `json:"split"`
-		Bucket  int                     `json:"bucket"`
-		Version string                  `json:"version"`
-	} `json:"splitVectors"`
-	PercentVectors []struct {
-		Percent   float64 `json:"percent"`
-		Threshold int     `json:"threshold"`
-	} `json:"percentVectors"`
-}
-
-func loadVectors(t *testing.T) vectors {
-	t.Helper()
-	b, err := os.ReadFile(vectorsFile)
-	if err != nil {
-		t.Fatalf("read %s: %v", vectorsFile, err)
-	}
-	var v vectors
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("decode %s: %v", vectorsFile, err)
-	}
-	if len(v.BucketVectors) < 20 || len(v.SplitVectors) < 10 || len(v.PercentVectors) < 5 {
-		t.Fatalf("%s holds too few vectors: %d bucket, %d split, %d percent", vectorsFile, len(v.BucketVectors), len(v.SplitVectors), len(v.PercentVectors))
-	}
-	return v
-}
+// The published test vectors (docs/gray-vectors.json) other
+// implementations (a Java gateway, graylane's proxy and nginx Lua) check
+// themselves against; these tests recompute every one.
 
 func TestBucketVectors(t *testing.T) {
-	v := loadVectors(t)
+	v := grayvectors.Load(t)
 	if v.Buckets != Buckets {
 		t.Fatalf("vectors are for %d buckets, the code has %d", v.Buckets, Buckets)
 	}
@@ -75,13 +39,22 @@ func TestBucketVectors(t *testing.T) {
 		if got := fmt.Sprintf("%016x", fmix64(h)); got != vec.Fmix {
 			t.Errorf("vector %d: fmix64 = %s, want %s", i, got, vec.Fmix)
 		}
+		if hb, _ := NewHasher(vec.Salt).Bucket(vec.Key); hb != b {
+			t.Errorf("vector %d: Hasher.Bucket = %d, Bucket = %d", i, hb, b)
+		}
 	}
 }
 
+func baseDoc(salt string) *Document {
+	return &Document{Schema: Schema, App: "app", Generation: 1, UserKey: UserKey{Header: DefaultUserHeader, Cookie: DefaultUserCookie},
+		Bucketing: Bucketing{Hash: HashName, Salt: salt, Buckets: Buckets}}
+}
+
 func TestSplitVectors(t *testing.T) {
-	v := loadVectors(t)
+	v := grayvectors.Load(t)
 	for i, vec := range v.SplitVectors {
-		d := &Document{Schema: Schema, App: "app", Bucketing: Bucketing{Hash: HashName, Salt: "graylane", Buckets: Buckets}, Split: vec.Split}
+		d := baseDoc("graylane")
+		d.Split = vec.Split
 		tab := Compile(d, Self{})
 		in := Input{}
 		in.haveBucket, in.salt, in.b = true, tab.salt, vec.Bucket // force the bucket
@@ -93,11 +66,114 @@ func TestSplitVectors(t *testing.T) {
 }
 
 func TestPercentVectors(t *testing.T) {
-	v := loadVectors(t)
+	v := grayvectors.Load(t)
 	for _, vec := range v.PercentVectors {
 		if got := PercentThreshold(vec.Percent); got != vec.Threshold {
 			t.Errorf("PercentThreshold(%v) = %d, want %d", vec.Percent, got, vec.Threshold)
 		}
+	}
+}
+
+// TestRouteVectors: requests with a user key in the header or the cookie
+// are routed by the split with the user's bucket.
+func TestRouteVectors(t *testing.T) {
+	v := grayvectors.Load(t)
+	for i, vec := range v.RouteVectors {
+		d := baseDoc(vec.Salt)
+		d.Split = vec.Split
+		tab := Compile(d, Self{})
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		if vec.Header != nil {
+			req.Header[http.CanonicalHeaderKey(DefaultUserHeader)] = []string{*vec.Header}
+		}
+		if vec.Cookie != nil {
+			req.Header["Cookie"] = []string{*vec.Cookie}
+		}
+		in := Input{Req: req}
+		got := tab.Decide(&in)
+		if got.Version != vec.Version || in.UserKey() != vec.Key || tab.Bucket(&in) != vec.Bucket {
+			t.Errorf("route vector %d: %s (key %q, bucket %d), want %s (key %q, bucket %d)", i, got.Version, in.UserKey(), tab.Bucket(&in), vec.Version, vec.Key, vec.Bucket)
+		}
+	}
+}
+
+// TestRawKeyVectors: the key is the header's bytes; a gateway that sees
+// them decoded as ISO-8859-1 must hash the bytes, not the characters.
+func TestRawKeyVectors(t *testing.T) {
+	v := grayvectors.Load(t)
+	for _, vec := range v.RawKeyVectors {
+		raw := make([]byte, 0, len(vec.Latin1))
+		for _, r := range vec.Latin1 {
+			raw = append(raw, byte(r))
+		}
+		if string(raw) != vec.UTF8 {
+			t.Errorf("latin1 %q does not carry the bytes of %q", vec.Latin1, vec.UTF8)
+		}
+		if b, _ := Bucket(vec.Salt, string(raw)); b != vec.Bucket {
+			t.Errorf("%q: bucket of its bytes %d, want %d", vec.UTF8, b, vec.Bucket)
+		}
+		if b, _ := Bucket(vec.Salt, vec.Latin1); b != vec.Wrong {
+			t.Errorf("%q: bucket of the latin1 string as UTF-8 %d, want %d", vec.UTF8, b, vec.Wrong)
+		}
+	}
+}
+
+// TestDecisionVectors: the behaviours docs/gray.md specifies for rules
+// (labels, client addresses, query parameters, headers, cookies, regexes,
+// percentages), each on a request.
+func TestDecisionVectors(t *testing.T) {
+	v := grayvectors.Load(t)
+	for _, vec := range v.DecisionVectors {
+		t.Run(vec.Name, func(t *testing.T) {
+			d := baseDoc("graylane")
+			d.App = "shop"
+			if err := json.Unmarshal(vec.Rules, &d.Rules); err != nil {
+				t.Fatal(err)
+			}
+			d.Split, d.Preview = vec.Split, vec.Preview
+			if err := d.Validate(); err != nil {
+				t.Fatalf("vector document: %v", err)
+			}
+			req := httptest.NewRequest(http.MethodGet, "/?"+vec.Request.Query, nil)
+			if vec.Request.RemoteAddr != "" {
+				req.RemoteAddr = vec.Request.RemoteAddr
+			}
+			for name := range vec.Request.Headers {
+				req.Header[http.CanonicalHeaderKey(name)] = vec.HeaderValues(name)
+			}
+			in := Input{Req: req, ClientIPHeader: vec.Request.ClientIPHeader}
+			got := Compile(d, Self{}).Decide(&in)
+			if got.Version != vec.Version || got.Reason.String() != vec.Reason {
+				t.Fatalf("decided %s by %s, want %s by %s", got.Version, got.Reason, vec.Version, vec.Reason)
+			}
+		})
+	}
+}
+
+// TestDocumentVectors: the validation rules of published documents, each
+// refusal naming its field.
+func TestDocumentVectors(t *testing.T) {
+	v := grayvectors.Load(t)
+	for _, vec := range v.DocumentVectors {
+		t.Run(vec.Name, func(t *testing.T) {
+			_, err := Parse(vec.Document)
+			if vec.ErrorPath == nil {
+				if err != nil {
+					t.Fatalf("valid document refused: %v", err)
+				}
+				return
+			}
+			var verr *spec.ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("got %v, want a refusal at %s", err, *vec.ErrorPath)
+			}
+			for _, fe := range verr.Errors {
+				if fe.Path == *vec.ErrorPath {
+					return
+				}
+			}
+			t.Fatalf("refusal %v does not name %s", err, *vec.ErrorPath)
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/graylane/graylane/environments"
+	"github.com/graylane/graylane/testsupport/testenv"
 )
 
 // TestBoard: every app of any environment is a row, in name order, with a
@@ -12,6 +13,7 @@ import (
 // environment is a cell that says so; the cell into which a promotion
 // waits names the rule that refuses it.
 func TestBoard(t *testing.T) {
+	testenv.IntegrationTest(t)
 	w := newWorld(t)
 	w.put("dev", "web", doc("web", "v1", "hello", 1, ""))
 	w.put("dev", "shop", doc("shop", "v1", "hello", 1, ""))

@@ -227,6 +227,7 @@ func (w *world) expectUnchanged(env, version string) {
 }
 
 func TestPromotionThroughEnvironments(t *testing.T) {
+	testenv.IntegrationTest(t)
 	w := newWorld(t)
 	w.put("dev", "shop", doc("shop", "v1", "hello", 1, ""))
 	w.put("test", "shop", doc("shop", "v1", "hello", 2, ""))
@@ -352,6 +353,7 @@ func TestPromotionThroughEnvironments(t *testing.T) {
 // A newer bundle in the source supersedes a pending request: its
 // approvals no longer count for the new bundle.
 func TestNewerBundleInvalidatesApprovals(t *testing.T) {
+	testenv.IntegrationTest(t)
 	w := newWorld(t, func(s *environments.Set) { s.Envs[3].RequireAnalysis = nil })
 	for _, e := range []string{"dev", "test", "pre", "prod"} {
 		w.put(e, "shop", doc("shop", "v1", "hello", 1, ""))
@@ -393,6 +395,7 @@ func TestNewerBundleInvalidatesApprovals(t *testing.T) {
 
 // Upstream analysis failure refuses; nothing changes.
 func TestAnalysisFailedUpstreamRefuses(t *testing.T) {
+	testenv.IntegrationTest(t)
 	w := newWorld(t)
 	for _, e := range []string{"dev", "test", "pre", "prod"} {
 		w.put(e, "shop", doc("shop", "v1", "hello", 1, ""))

@@ -13,6 +13,7 @@ import (
 // Healthy in the target; a refusal that waiting does not change stops it
 // before the next app.
 func TestReleasePlan(t *testing.T) {
+	testenv.IntegrationTest(t)
 	w := newWorld(t, func(s *environments.Set) { s.Envs[1].AutoPromote, s.Envs[1].Soak.Duration = false, 0 })
 	for _, app := range []string{"orders", "web", "cart"} {
 		for _, e := range []string{"dev", "test"} {

@@ -72,8 +72,12 @@ type Config struct {
 	// http://{app}/path. Calls to other hosts pass through untouched.
 	Services []string
 
-	// Edge ignores incoming n-d-version headers (see RouterConfig.Edge).
+	// Edge ignores incoming steering headers (see RouterConfig.Edge),
+	// except from callers Trusted accepts.
 	Edge bool
+	// Trusted, at the edge, accepts the callers whose steering headers
+	// count (see RouterConfig.Trusted); nil trusts nobody.
+	Trusted func(*http.Request) bool
 	// ClientIPHeader names a trusted header carrying the client IP (see
 	// RouterConfig.ClientIPHeader).
 	ClientIPHeader string
@@ -159,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg: cfg, log: log,
 		router: NewRouter(RouterConfig{Self: gray.Self{Region: cfg.Region, Zone: cfg.Zone, Labels: self(cfg).Labels()},
-			Edge: cfg.Edge, ClientIPHeader: cfg.ClientIPHeader, Logger: log}),
+			Edge: cfg.Edge, Trusted: cfg.Trusted, ClientIPHeader: cfg.ClientIPHeader, Logger: log}),
 		rulesSynced: make(chan struct{}),
 		services:    map[string]*service{},
 	}
@@ -355,13 +359,21 @@ func (c *Client) Instances(app string) []gray.Instance {
 // instance at all.
 var errNoInstance = errors.New("no ready instance")
 
+// preference is the Nepxion instance steering of one call: n-d-address
+// (instances by address, whatever their version) and n-d-region.
+type preference struct {
+	addrs  []string
+	region string
+}
+
 // pick chooses an instance of app for version (round robin), falling back
-// to the document's fallback versions and then to any ready instance. At
-// each of these levels an instance in the caller's zone is preferred (zone
-// affinity, as Spring Cloud's zone-preference load balancer does); the
-// version decided always wins over the zone. skip excludes an address that
-// just failed.
-func (s *service) pick(version string, t *gray.Table, skip string) (gray.Instance, error) {
+// to the document's fallback versions and then to any ready instance. A
+// ready instance whose address n-d-address names wins over all of that.
+// At each level an instance in the region n-d-region names is preferred,
+// then one in the caller's zone (zone affinity, as Spring Cloud's
+// zone-preference load balancer does); the version decided always wins
+// over region and zone. skip excludes an address that just failed.
+func (s *service) pick(version string, t *gray.Table, skip string, pref preference) (gray.Instance, error) {
 	set := s.list.Load()
 	if set == nil || len(set.all) == 0 {
 		return gray.Instance{}, fmt.Errorf("%s: %w", s.app, errNoInstance)
@@ -380,8 +392,35 @@ func (s *service) pick(version string, t *gray.Table, skip string) (gray.Instanc
 		}
 		return gray.Instance{}, false
 	}
-	// tryVersion picks among v's instances ("" = all), local ones first
+	if len(pref.addrs) > 0 {
+		var named []gray.Instance
+		for _, in := range set.all {
+			if slices.Contains(pref.addrs, in.Addr) {
+				named = append(named, in)
+			}
+		}
+		if in, ok := try(named); ok {
+			return in, nil
+		}
+	}
+	// tryVersion picks among v's instances ("" = all): in the asked
+	// region first, then local ones
 	tryVersion := func(v string) (gray.Instance, bool) {
+		if pref.region != "" {
+			l := set.byVersion[v]
+			if v == "" {
+				l = set.all
+			}
+			var inRegion []gray.Instance
+			for _, in := range l {
+				if in.Meta[gray.MetaRegion] == pref.region {
+					inRegion = append(inRegion, in)
+				}
+			}
+			if in, ok := try(inRegion); ok {
+				return in, true
+			}
+		}
 		if in, ok := try(set.local[v]); ok {
 			return in, true
 		}
@@ -462,9 +501,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	version, _ := d.Version(app)
 	table := t.c.router.Table(app)
+	pref := preference{addrs: d.Addresses(app), region: d.Region(app)}
 	skip := ""
 	for attempt := 0; ; attempt++ {
-		in, err := s.pick(version, table, skip)
+		in, err := s.pick(version, table, skip, pref)
 		if err != nil {
 			closeBody(req)
 			return nil, fmt.Errorf("sdk: call %s: %w", app, err)
@@ -475,6 +515,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.Host = app
 		}
 		out.Header.Set(gray.HeaderVersion, d.Header())
+		for k, v := range map[string]string{gray.HeaderVersionWeight: d.fwdWeight, gray.HeaderRegion: d.fwdRegion, gray.HeaderAddress: d.fwdAddress} {
+			if v != "" {
+				out.Header.Set(k, v)
+			}
+		}
 		if key := d.UserKey(); key != "" {
 			h := gray.DefaultUserHeader
 			if table != nil && table.UserHeader() != "" {

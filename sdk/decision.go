@@ -18,6 +18,38 @@ type Decision struct {
 	entries []gray.AppVersion // sorted by app
 	userKey string
 	header  string
+	// Nepxion's instance steering, honoured behind the edge: n-d-region
+	// and n-d-address per app, and the raw headers to pass on.
+	regions, addrs                   []gray.AppValue
+	fwdWeight, fwdRegion, fwdAddress string
+}
+
+// Region returns the region n-d-region asks for app's instances ("" for
+// none).
+func (d *Decision) Region(app string) string {
+	if d == nil {
+		return ""
+	}
+	return gray.ValueFor(d.regions, app)
+}
+
+// Addresses returns the instance addresses n-d-address asks for app (nil
+// for none).
+func (d *Decision) Addresses(app string) []string {
+	if d == nil {
+		return nil
+	}
+	v := gray.ValueFor(d.addrs, app)
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, a := range strings.Split(v, ";") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Version returns the version decided for app.

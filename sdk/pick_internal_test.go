@@ -24,7 +24,7 @@ func TestPickPrefersTheCallersZone(t *testing.T) {
 		s.list.Store(newInstanceSet(list, zone))
 		got := map[string]int{}
 		for i := 0; i < n; i++ {
-			in, err := s.pick(version, nil, skip)
+			in, err := s.pick(version, nil, skip, preference{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,4 +62,34 @@ func equalCounts(got, want map[string]int) bool {
 		}
 	}
 	return true
+}
+
+// n-d-address picks the named instances whatever their version; n-d-region
+// prefers the region within the decided version, over the caller's zone.
+func TestPickHonoursNepxionAddressAndRegion(t *testing.T) {
+	in := func(id, version, region, zone string) gray.Instance {
+		return gray.Instance{App: "stock", ID: id, Version: version, Addr: id + ":80", Ready: true,
+			Meta: map[string]string{gray.MetaRegion: region, gray.MetaZone: zone}}
+	}
+	s := &service{app: "stock"}
+	s.list.Store(newInstanceSet([]gray.Instance{
+		in("v1-eu", "v1", "eu", "a"), in("v1-us", "v1", "us", "b"), in("v2-eu", "v2", "eu", "a"),
+	}, "a"))
+	for _, c := range []struct {
+		name, version string
+		pref          preference
+		want          string
+	}{
+		{"address wins over the version", "v1", preference{addrs: []string{"v2-eu:80"}}, "v2-eu"},
+		{"unknown address: ignored", "v1", preference{addrs: []string{"10.9.9.9:80"}}, "v1-eu"},
+		{"region wins over the zone", "v1", preference{region: "us"}, "v1-us"},
+		{"the version wins over the region", "v2", preference{region: "us"}, "v2-eu"},
+	} {
+		for i := 0; i < 3; i++ {
+			got, err := s.pick(c.version, nil, "", c.pref)
+			if err != nil || got.ID != c.want {
+				t.Errorf("%s: picked %s (%v), want %s", c.name, got.ID, err, c.want)
+			}
+		}
+	}
 }

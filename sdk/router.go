@@ -18,6 +18,7 @@ type Router struct {
 	self     gray.Self
 	ipHeader string
 	edge     bool
+	trusted  func(*http.Request) bool
 	log      *slog.Logger
 
 	set atomic.Pointer[tableSet]
@@ -40,19 +41,25 @@ type RouterConfig struct {
 	// proxy you trust (X-Forwarded-For: the first address; X-Real-IP)
 	// instead of the connection's address.
 	ClientIPHeader string
-	// Edge marks the router as the edge: incoming n-d-version headers are
-	// ignored and every request is decided here. Use it where requests
+	// Edge marks the router as the edge: the steering headers of incoming
+	// requests (n-d-version, n-d-version-weight, n-d-region, n-d-address
+	// and X-Graylane-Version) are ignored, unless Trusted accepts the
+	// request, and every request is decided here. Use it where requests
 	// come from outside (a gateway, a public service) so clients cannot
-	// pick versions. Without it, an incoming decision is honoured for
-	// every version the app's document routes to.
+	// pick versions. Without it, incoming steering headers are honoured
+	// (see Decide).
 	Edge bool
+	// Trusted names the callers an edge router believes (testers: a VPN
+	// range, a secret header): their steering headers count as behind the
+	// edge. Nil trusts nobody.
+	Trusted func(*http.Request) bool
 	// Logger defaults to discarding (logx.OrDiscard).
 	Logger *slog.Logger
 }
 
 // NewRouter returns a router with no documents.
 func NewRouter(cfg RouterConfig) *Router {
-	r := &Router{self: cfg.Self, edge: cfg.Edge, log: logx.OrDiscard(cfg.Logger), changed: make(chan struct{})}
+	r := &Router{self: cfg.Self, edge: cfg.Edge, trusted: cfg.Trusted, log: logx.OrDiscard(cfg.Logger), changed: make(chan struct{})}
 	if cfg.ClientIPHeader != "" {
 		r.ipHeader = http.CanonicalHeaderKey(cfg.ClientIPHeader)
 	}
@@ -138,25 +145,56 @@ func (r *Router) DecideApp(app string, req *http.Request) gray.Result {
 }
 
 // Decide makes the request's decision for every app the router has a
-// document for: an app pinned by the request's n-d-version header keeps
-// its pinned version if its document routes to it (unless the router is
-// the edge); every other app is decided by its document. Pins for apps
-// this router has no document for are passed on unchanged.
+// document for. Behind the edge (or at the edge for a trusted caller) the
+// request's Nepxion headers steer it, in this order of precedence:
+//
+//  1. n-d-version pins an app to a version, if its document routes to it;
+//  2. n-d-version-weight ("v1=90;v2=10" per app) splits the app's requests
+//     by the user's bucket over the weighted versions its document routes
+//     to (the same user always gets the same version);
+//  3. otherwise the app's document decides (preview, rules, split).
+//
+// n-d-region and n-d-address do not change the version: they choose among
+// its instances (Transport). Pins and steering headers for apps this
+// router has no document for are passed on unchanged. At the edge an
+// untrusted caller's steering headers, X-Graylane-Version included, are
+// ignored.
 func (r *Router) Decide(req *http.Request) *Decision {
 	set := r.set.Load()
+	steer := !r.edge || (r.trusted != nil && r.trusted(req))
 	var pins []gray.AppVersion
-	if !r.edge {
+	d := &Decision{}
+	var weights []gray.AppValue
+	if steer {
 		if h := req.Header[headerVersion]; len(h) > 0 {
 			pins = gray.ParseVersionHeader(h[0])
 		}
+		if h := req.Header[headerWeight]; len(h) > 0 {
+			weights = gray.ParseAppHeader(h[0])
+			d.fwdWeight = h[0]
+		}
+		if h := req.Header[headerRegion]; len(h) > 0 {
+			d.regions = gray.ParseAppHeader(h[0])
+			d.fwdRegion = h[0]
+		}
+		if h := req.Header[headerAddress]; len(h) > 0 {
+			d.addrs = gray.ParseAppHeader(h[0])
+			d.fwdAddress = h[0]
+		}
 	}
-	in := gray.Input{Req: req, ClientIPHeader: r.ipHeader}
-	d := &Decision{entries: make([]gray.AppVersion, 0, len(set.apps)+len(pins))}
+	in := gray.Input{Req: req, ClientIPHeader: r.ipHeader, IgnorePreview: !steer}
+	d.entries = make([]gray.AppVersion, 0, len(set.apps)+len(pins))
 	for _, app := range set.apps {
 		t := set.tables[app]
 		if v := pinned(pins, app); v != "" && t.Routes(v) {
 			d.entries = append(d.entries, gray.AppVersion{App: app, Version: v})
 			continue
+		}
+		if ws := gray.ValueFor(weights, app); ws != "" {
+			if v := byWeights(gray.ParseWeights(ws), t, &in); v != "" {
+				d.entries = append(d.entries, gray.AppVersion{App: app, Version: v})
+				continue
+			}
 		}
 		if res := t.Decide(&in); res.Version != "" {
 			d.entries = append(d.entries, gray.AppVersion{App: app, Version: res.Version})
@@ -183,6 +221,39 @@ func (r *Router) Decide(req *http.Request) *Decision {
 	d.header = gray.EncodeVersionHeader(d.entries)
 	return d
 }
+
+// byWeights picks a version from an n-d-version-weight list: only the
+// versions t routes to count, and the user's bucket b (0..9999, t's salt)
+// scaled to their total picks the first whose running total exceeds it.
+// "" when no listed version is routed.
+func byWeights(ws []gray.VersionWeight, t *gray.Table, in *gray.Input) string {
+	total := 0
+	for _, w := range ws {
+		if w.Weight > 0 && t.Routes(w.Version) {
+			total += w.Weight
+		}
+	}
+	if total == 0 {
+		return ""
+	}
+	b := t.Bucket(in) * total / gray.Buckets
+	upto := 0
+	for _, w := range ws {
+		if w.Weight > 0 && t.Routes(w.Version) {
+			upto += w.Weight
+			if b < upto {
+				return w.Version
+			}
+		}
+	}
+	return ""
+}
+
+var (
+	headerWeight  = http.CanonicalHeaderKey(gray.HeaderVersionWeight)
+	headerRegion  = http.CanonicalHeaderKey(gray.HeaderRegion)
+	headerAddress = http.CanonicalHeaderKey(gray.HeaderAddress)
+)
 
 var headerVersion = http.CanonicalHeaderKey(gray.HeaderVersion)
 

@@ -20,6 +20,7 @@ import (
 	"github.com/graylane/graylane/sdk/gingray"
 	"github.com/graylane/graylane/sdk/sdktest"
 	"github.com/graylane/graylane/spec"
+	"github.com/graylane/graylane/testsupport/grayvectors"
 	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
 )
@@ -47,11 +48,14 @@ func userIn(lo, hi int) string {
 	}
 }
 
+// trustKey is an edge's trust: requests with X-Key: k.
+func trustKey(r *http.Request) bool { return r.Header.Get("X-Key") == "k" }
+
 func TestRouterDecide(t *testing.T) {
 	testers := []spec.GrayRule{{Name: "t", Match: spec.GrayMatch{Headers: []spec.StringMatch{{Name: "X-Tester", Equals: str("yes")}}}, Version: "v2"}}
 	canary, stable := userIn(0, 1000), userIn(5000, 10000)
 	newRouter := func(edge bool) *sdk.Router {
-		r := sdk.NewRouter(sdk.RouterConfig{Edge: edge})
+		r := sdk.NewRouter(sdk.RouterConfig{Edge: edge, Trusted: trustKey})
 		r.Replace([]*gray.Document{
 			doc("a", testers, vw("v2", 10), vw("v1", 90)),
 			doc("b", nil, vw("v2", 10), vw("v1", 90)),
@@ -74,6 +78,11 @@ func TestRouterDecide(t *testing.T) {
 		{"Nepxion's plain form pins every app", false, map[string]string{"X-Gray-User": stable, "n-d-version": "v2"}, `{"a":"v2","b":"v2","c":"v1"}`, stable},
 		{"the edge ignores pins", true, map[string]string{"X-Gray-User": stable, "n-d-version": `{"b":"v2"}`}, `{"a":"v1","b":"v1","c":"v1"}`, stable},
 		{"malformed pins are ignored", false, map[string]string{"X-Gray-User": stable, "n-d-version": `{"b":`}, `{"a":"v1","b":"v1","c":"v1"}`, stable},
+		{"version weights per app", false, map[string]string{"X-Gray-User": stable, "n-d-version-weight": `{"b":"v2=100;v1=0"}`}, `{"a":"v1","b":"v2","c":"v1"}`, stable},
+		{"version weights for every app, routed versions only", false, map[string]string{"X-Gray-User": stable, "n-d-version-weight": "v1=0;v2=100"}, `{"a":"v2","b":"v2","c":"v1"}`, stable},
+		{"a pin beats the weights", false, map[string]string{"X-Gray-User": canary, "n-d-version": `{"b":"v1"}`, "n-d-version-weight": `{"b":"v2=100"}`}, `{"a":"v2","b":"v1","c":"v1"}`, canary},
+		{"the edge ignores weights", true, map[string]string{"X-Gray-User": stable, "n-d-version-weight": `{"b":"v2=100"}`}, `{"a":"v1","b":"v1","c":"v1"}`, stable},
+		{"a trusted caller steers at the edge", true, map[string]string{"X-Gray-User": stable, "X-Key": "k", "n-d-version": `{"b":"v2"}`}, `{"a":"v1","b":"v2","c":"v1"}`, stable},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -88,6 +97,45 @@ func TestRouterDecide(t *testing.T) {
 			}
 		})
 	}
+	// Weights split users by their bucket: the same user, the same version.
+	weighted := newRouter(false)
+	got := map[string]int{}
+	for i := 0; i < 2000; i++ {
+		u := fmt.Sprintf("user-%d", i)
+		req := httptest.NewRequest(http.MethodGet, "http://a/", nil)
+		req.Header.Set("X-Gray-User", u)
+		req.Header.Set("n-d-version-weight", `{"c":"v1=100","b":"v1=70;v2=30"}`)
+		v, _ := weighted.Decide(req).Version("b")
+		again, _ := weighted.Decide(req).Version("b")
+		if v != again {
+			t.Fatalf("%s got %s then %s from the same weights", u, v, again)
+		}
+		got[v]++
+	}
+	if got["v2"] < 500 || got["v2"] > 700 {
+		t.Fatalf("v1=70;v2=30 over 2000 users: %v, want about 600 on v2", got)
+	}
+
+	// The preview header reaches the preview behind the edge, and at the
+	// edge only for trusted callers.
+	for _, c := range []struct {
+		edge, trusted bool
+		want          string
+	}{{false, false, "v3"}, {true, false, "v1"}, {true, true, "v3"}} {
+		pr := sdk.NewRouter(sdk.RouterConfig{Edge: c.edge, Trusted: trustKey})
+		d := doc("p", nil, vw("v1", 100))
+		d.Preview = "v3"
+		pr.Set(d)
+		req := httptest.NewRequest(http.MethodGet, "http://p/", nil)
+		req.Header.Set("X-Graylane-Version", "v3")
+		if c.trusted {
+			req.Header.Set("X-Key", "k")
+		}
+		if v, _ := pr.Decide(req).Version("p"); v != c.want {
+			t.Errorf("preview request (edge %v, trusted %v) decided %s, want %s", c.edge, c.trusted, v, c.want)
+		}
+	}
+
 	r := newRouter(false)
 	if got := r.Apps(); strings.Join(got, ",") != "a,b,c" {
 		t.Fatalf("Apps = %v", got)
@@ -315,5 +363,62 @@ func TestStartValidates(t *testing.T) {
 	defer c.Close()
 	if err := c.Register(context.Background()); err == nil {
 		t.Fatal("Register without a Registrar succeeded")
+	}
+}
+
+// TestTransportPassesNepxionHeadersOn: behind the edge the steering
+// headers the request brought travel on with the call; n-d-address picks
+// the named instance.
+func TestTransportPassesNepxionHeadersOn(t *testing.T) {
+	echo := func(version string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = fmt.Fprintf(w, "%s|%s|%s|%s", version, r.Header.Get("n-d-version-weight"), r.Header.Get("n-d-region"), r.Header.Get("n-d-address"))
+		}))
+		t.Cleanup(srv.Close)
+		return strings.TrimPrefix(srv.URL, "http://")
+	}
+	v1, v2 := echo("v1"), echo("v2")
+	disc := &fakeDiscovery{lists: map[string][]gray.Instance{"shop": {
+		{App: "shop", Version: "v1", ID: "1", Addr: v1, Ready: true},
+		{App: "shop", Version: "v2", ID: "2", Addr: v2, Ready: true},
+	}}}
+	rules := memory.New()
+	publish(t, rules, doc("shop", nil, vw("v1", 100)))
+	c := startClient(t, rules, disc)
+	testenv.Eventually(t, 5*time.Second, "rules followed", func() error {
+		return testenv.Check(c.Router().Generation("shop") == 1, "generation %d", c.Router().Generation("shop"))
+	})
+	inbound := httptest.NewRequest(http.MethodGet, "http://front/", nil)
+	inbound.Header.Set("n-d-version-weight", `{"other":"x=1"}`)
+	inbound.Header.Set("n-d-region", "eu")
+	inbound.Header.Set("n-d-address", `{"shop":"`+v2+`"}`)
+	ctx := sdk.NewContext(context.Background(), c.Router().Decide(inbound))
+	body, err := get(t, c.HTTPClient(), ctx, "http://shop/", nil)
+	sdktest.Must(t, "call", err)
+	if want := `v2|{"other":"x=1"}|eu|{"shop":"` + v2 + `"}`; body != want {
+		t.Fatalf("call answered %q, want %q (n-d-address names the v2 instance; the headers travel on)", body, want)
+	}
+}
+
+// TestRouteVectors: the SDK decides every route vector of
+// docs/gray-vectors.json like the proxy, nginx's Lua and the Java class.
+func TestRouteVectors(t *testing.T) {
+	v := grayvectors.Load(t)
+	for i, vec := range v.RouteVectors {
+		r := sdk.NewRouter(sdk.RouterConfig{Edge: true})
+		d := doc("vec", nil, vec.Split...)
+		d.Bucketing.Salt = vec.Salt
+		r.Set(d)
+		req := httptest.NewRequest(http.MethodGet, "http://vec/", nil)
+		if vec.Header != nil {
+			req.Header["X-Gray-User"] = []string{*vec.Header}
+		}
+		if vec.Cookie != nil {
+			req.Header["Cookie"] = []string{*vec.Cookie}
+		}
+		dec := r.Decide(req)
+		if got, _ := dec.Version("vec"); got != vec.Version || dec.UserKey() != vec.Key {
+			t.Errorf("route vector %d: %s for key %q, want %s for key %q", i, got, dec.UserKey(), vec.Version, vec.Key)
+		}
 	}
 }

@@ -99,10 +99,7 @@ func (s *Server) preview(c *gin.Context, app string, doc []byte) {
 		return
 	}
 	out.Diff = udiff.Unified(s.cfg.Source.Name()+" "+app, "request", string(cur.Data), string(doc), 0)
-	rel, err := spec.Parse(doc)
-	if err == nil && rel.App != app {
-		err = &spec.ValidationError{Errors: []spec.FieldError{{Path: "app", Msg: fmt.Sprintf("%q does not match the URL's app %q", rel.App, app)}}}
-	}
+	rel, err := parseFor(app, doc) // spec.go
 	view, verr := s.cfg.Engine.App(ctx, app)
 	if verr != nil && !errors.Is(verr, engine.ErrNotFound) {
 		s.fail(c, verr)

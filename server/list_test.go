@@ -213,6 +213,11 @@ func TestSpecValidateAndActions(t *testing.T) {
 	if fields != "replicas strategy.steps[0].setWeight" {
 		t.Fatalf("fields: %s", fields)
 	}
+	// a spec of another app is refused on the app field, as PUT does
+	code, body = e.do("POST", "/api/v1/apps/demo/validate", strings.Replace(goodSpec, "app: demo", "app: other", 1))
+	if errs, _ := body["errors"].([]any); code != 200 || body["valid"] != false || len(errs) != 1 || errs[0].(map[string]any)["field"] != "app" {
+		t.Fatalf("validate another app's spec: %d %v", code, body)
+	}
 	if code, body := e.do("POST", "/api/v1/apps/demo/validate", goodSpec); code != 200 || body["valid"] != true {
 		t.Fatalf("validate good: %d %v", code, body)
 	}

@@ -72,6 +72,10 @@ type (
 		App     string `json:"app"`
 		Deleted bool   `json:"deleted"`
 	}
+	observeResult struct {
+		App     string `json:"app"`
+		Observe string `json:"observe"`
+	}
 	instanceList struct {
 		Instances []gray.Instance `json:"instances"`
 	}
@@ -124,6 +128,8 @@ func routes() []route {
 		cmd("pause", "Hold the release where it is"),
 		cmd("resume", "Continue a paused release, or retry an aborted one"),
 		cmd("abort", "Send all traffic back to the stable version"),
+		{method: "POST", path: "/api/v1/apps/:app/observe", summary: "A deploy system's callback: a pass over the app at once, on the replica driving it (no body)",
+			tag: "commands", auth: "write", ok: 202, resp: observeResult{}},
 		{method: "POST", path: "/api/v1/apps/:app/rollback", summary: "Without a body: the rollback command. With {revision} or {version}: back to that revision's code and bound config, written to the centre",
 			tag: "commands", auth: "write", body: RollbackRequest{}, bodyOptional: true, ok: 200, resp: AppDetail{}, also: []any{RollbackResult{}}},
 		{method: "GET", path: "/api/v1/apps/:app/gray", summary: "The app's published gray document", tag: "gray", auth: "read", ok: 200, resp: gray.Document{}},

@@ -37,6 +37,13 @@ type Engine interface {
 	SourceError() error
 	Synced() <-chan struct{}
 	Leader() bool
+	// Drives reports whether this replica drives app (see engine.Engine).
+	Drives(app string) bool
+	// ShardStatus is the membership in ha.mode shard (ok false otherwise).
+	ShardStatus() (engine.ShardStatus, bool)
+	// Observe asks for a pass over app at once, on whichever replica
+	// drives it (the observe callback).
+	Observe(ctx context.Context, app string) error
 }
 
 // Config configures the API.
@@ -227,6 +234,7 @@ func (s *Server) Router() *gin.Engine {
 	v1.DELETE("/apps/:app", write, s.deleteApp)
 	v1.PUT("/apps/:app/version", write, s.putVersion)
 	v1.GET("/apps/:app/events", read, s.events)
+	v1.POST("/apps/:app/observe", write, s.observe) // observe.go
 	for _, cmd := range []rollout.Command{rollout.CmdPromote, rollout.CmdPromoteFull, rollout.CmdPause, rollout.CmdResume, rollout.CmdAbort} {
 		v1.POST("/apps/:app/"+string(cmd), write, s.command(cmd))
 	}
@@ -273,8 +281,10 @@ func (s *Server) readyz(c *gin.Context) {
 // 200, for the console's header.
 type Health struct {
 	Ready bool `json:"ready"`
-	// Role is "leader" or "standby".
+	// Role is "leader" or "standby", or "shard" in ha.mode shard.
 	Role string `json:"role"`
+	// Shard is the membership as this replica sees it (ha.mode shard).
+	Shard *engine.ShardStatus `json:"shard,omitempty"`
 	// Source is the config centre holding the releases.
 	Source string `json:"source"`
 	// Error says what is not ready ("" when ready).
@@ -285,6 +295,13 @@ func (s *Server) healthOf(ctx context.Context) Health {
 	h := Health{Role: "standby", Source: s.cfg.Source.Name()}
 	if s.cfg.Engine.Leader() {
 		h.Role = "leader"
+	}
+	if st, ok := s.cfg.Engine.ShardStatus(); ok {
+		h.Role, h.Shard = "shard", &st
+		if !st.Active {
+			h.Error = "not ready: not a member of the shard yet (registering in etcd)"
+			return h
+		}
 	}
 	select {
 	case <-s.cfg.Engine.Synced():
@@ -336,22 +353,17 @@ func (s *Server) putSpec(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, spec.MaxSpecBytes+1))
-	if err != nil {
-		s.fail(c, fmt.Errorf("%w: read body: %v", errBadRequest, err))
+	body, ok := s.readSpec(c) // spec.go
+	if !ok {
 		return
 	}
 	if dry {
 		s.preview(c, app, body)
 		return
 	}
-	rel, err := spec.Parse(body)
+	rel, err := parseFor(app, body)
 	if err != nil {
 		s.fail(c, err)
-		return
-	}
-	if rel.App != app {
-		s.fail(c, &fieldErr{field: "app", err: fmt.Errorf("%w: %q does not match the URL's app %q", errBadRequest, rel.App, app)})
 		return
 	}
 	s.annotate(c, app, "", map[string]any{"version": rel.Version, "specDigest": rel.Hash(), "ifMatch": c.GetHeader("If-Match")})
@@ -607,8 +619,9 @@ func (s *Server) events(c *gin.Context) {
 	if !send(engine.Message{Kind: "status", App: &v}) {
 		return
 	}
-	// Only the leader's passes publish statuses; a standby follows the
-	// state records instead (the apps index), so its stream is live too.
+	// Only the driving replica's passes publish statuses; the others
+	// follow the state records instead (the apps index), so their stream
+	// is live too.
 	changed, stop := s.cfg.Engine.SubscribeChanges()
 	defer stop()
 	seq := s.cfg.Engine.Changes(^uint64(0)).Seq
@@ -625,7 +638,7 @@ func (s *Server) events(c *gin.Context) {
 		case <-changed:
 			chg := s.cfg.Engine.Changes(seq)
 			seq = chg.Seq
-			if s.cfg.Engine.Leader() || !touches(chg, app) {
+			if s.cfg.Engine.Drives(app) || !touches(chg, app) {
 				continue
 			}
 			v, err := s.cfg.Engine.App(c.Request.Context(), app)

@@ -133,6 +133,7 @@ func TestBadInputIsRejectedWithFieldAndNothingWritten(t *testing.T) {
 		{"PUT", "/api/v1/apps/demo", goodSpec + "surprise: true\n", 400, "surprise"},
 		{"PUT", "/api/v1/apps/demo", strings.Replace(goodSpec, "replicas: 2", "replicas: two", 1), 400, "replicas"},
 		{"PUT", "/api/v1/apps/demo", strings.Replace(goodSpec, "app: demo", "app: other", 1), 400, "app"},
+		{"PUT", "/api/v1/apps/demo?dryRun=true", strings.Replace(goodSpec, "app: demo", "app: other", 1), 400, "app"},
 		{"PUT", "/api/v1/apps/demo", "{{{", 400, ""},
 		{"PUT", "/api/v1/apps/demo/version", `{"version":"v2; rm -rf /"}`, 400, "version"},
 		{"PUT", "/api/v1/apps/demo/version", `{"version":"$(reboot)"}`, 400, "version"},

@@ -72,18 +72,39 @@ func (s *Server) validateSpec(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, spec.MaxSpecBytes+1))
-	if err != nil {
-		s.fail(c, fmt.Errorf("%w: read body: %v", errBadRequest, err))
+	body, ok := s.readSpec(c)
+	if !ok {
 		return
 	}
-	rel, err := spec.Parse(body)
-	if err == nil && rel.App != app {
-		err = &fieldErr{field: "app", err: fmt.Errorf("%q does not match the URL's app %q", rel.App, app)}
-	}
-	if err != nil {
+	if _, err := parseFor(app, body); err != nil {
 		c.JSON(http.StatusOK, validation{Errors: fieldMsgs(err)})
 		return
 	}
 	c.JSON(http.StatusOK, validation{Valid: true})
+}
+
+// readSpec reads a request body holding a release spec: at most one byte
+// more than spec.MaxSpecBytes, so that spec.Parse can say it is too large.
+func (s *Server) readSpec(c *gin.Context) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, spec.MaxSpecBytes+1))
+	if err != nil {
+		s.fail(c, fmt.Errorf("%w: read body: %v", errBadRequest, err))
+		return nil, false
+	}
+	return body, true
+}
+
+// parseFor parses doc as the release spec of app, the app its URL names.
+// A document that does not parse or validate, or that names another app,
+// is an error wrapping spec.ErrInvalid (HTTP 400) with every field's
+// message (a *spec.ValidationError for the app mismatch).
+func parseFor(app string, doc []byte) (*spec.Release, error) {
+	rel, err := spec.Parse(doc)
+	if err != nil {
+		return nil, err
+	}
+	if rel.App != app {
+		return nil, &spec.ValidationError{Errors: []spec.FieldError{{Path: "app", Msg: fmt.Sprintf("%q does not match the URL's app %q", rel.App, app)}}}
+	}
+	return rel, nil
 }

@@ -185,19 +185,3 @@ func lineCol(data []byte, off int) (int, int) {
 	col := off - bytes.LastIndexByte(data[:off], '\n')
 	return line, col
 }
-
-// Properties is a parsed Java properties file.
-//
-// Deprecated: use internal/properties; kept until its last user
-// (configrelease) moves there.
-type Properties = properties.Properties
-
-// ParseProperties parses a Java properties file.
-//
-// Deprecated: use properties.Parse (internal/properties).
-func ParseProperties(data []byte) (Properties, error) { return properties.Parse(data) }
-
-// CanonicalProperties renders properties in canonical form.
-//
-// Deprecated: use properties.Canonical (internal/properties).
-func CanonicalProperties(values map[string]string) []byte { return properties.Canonical(values) }

@@ -146,8 +146,26 @@ func (m *GrayMatch) Threshold() int {
 	return int(math.Round(*m.Percent * 100))
 }
 
-// CompileRegex compiles a StringMatch regex anchored to the whole value.
+// CompileRegex compiles a StringMatch regex that must match the whole
+// value: the pattern must parse on its own (so "a)|(b" is refused instead of
+// becoming "^(?:a)|(b)$", which matches "axyz" and "zzzb"), then it is
+// anchored as ^(?:pattern)$. Patterns using syntax that RE2 and Java's
+// java.util.regex read differently are refused too (a gateway in Java must
+// decide like graylane): named groups (?P<...>), POSIX classes [[:alpha:]]
+// and the (?U) flag (ungreedy in RE2, Unicode classes in Java).
 func CompileRegex(re string) (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(re); err != nil {
+		return nil, err
+	}
+	for _, bad := range []struct{ syntax, why string }{
+		{`(?P<`, "named groups (?P<name>...) are RE2-only (write (?<name>...))"},
+		{`[[:`, "POSIX classes like [[:alpha:]] are RE2-only (write [A-Za-z] or \\p{L})"},
+		{`(?U`, "the U flag means ungreedy in RE2 but Unicode classes in Java"},
+	} {
+		if strings.Contains(re, bad.syntax) {
+			return nil, fmt.Errorf("%s: refused because java.util.regex would read the pattern differently", bad.why)
+		}
+	}
 	return regexp.Compile(`^(?:` + re + `)$`)
 }
 
@@ -227,7 +245,7 @@ func (m *GrayMatch) validate(path string, add func(path, format string, args ...
 				if len(sm.Regex) > MaxGrayRegex {
 					add(join(p, "regex"), "is %d bytes, over %d", len(sm.Regex), MaxGrayRegex)
 				} else if _, err := CompileRegex(sm.Regex); err != nil {
-					add(join(p, "regex"), "%q does not compile: %v", sm.Regex, err)
+					add(join(p, "regex"), "%q is refused: %v", sm.Regex, err)
 				}
 			}
 			if n != 1 {

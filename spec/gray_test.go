@@ -72,6 +72,10 @@ func TestGraySectionRejections(t *testing.T) {
 		{"no comparison", `{name: X-Team, prefix: core}`, `{name: X-Team}`, "gray.rules[0].match.headers[1]"},
 		{"two comparisons", `{name: X-Team, prefix: core}`, `{name: X-Team, prefix: core, regex: c}`, "gray.rules[0].match.headers[1]"},
 		{"regex", `regex: "on|1"`, `regex: "on|(1"`, "gray.rules[0].match.cookies[0].regex"},
+		{"regex not whole-value safe", `regex: "on|1"`, `regex: "a)|(b"`, "gray.rules[0].match.cookies[0].regex"},
+		{"regex named group", `regex: "on|1"`, `regex: "(?P<v>on)"`, "gray.rules[0].match.cookies[0].regex"},
+		{"regex posix class", `regex: "on|1"`, `regex: "[[:digit:]]+"`, "gray.rules[0].match.cookies[0].regex"},
+		{"regex ungreedy flag", `regex: "on|1"`, `regex: "(?U)o.*"`, "gray.rules[0].match.cookies[0].regex"},
 		{"query name", "name: canary", "name: can&ary", "gray.rules[0].match.query[0].name"},
 		{"cidr", `"10.0.0.0/8"`, `"10.0.0.0/40"`, "gray.rules[0].match.clientIPs[0]"},
 		{"ip", `"192.0.2.7"`, `"192.0.2"`, "gray.rules[0].match.clientIPs[2]"},
@@ -107,6 +111,29 @@ func TestGraySectionRejections(t *testing.T) {
 				t.Fatalf("no error at %q: %v", c.field, err)
 			}
 		})
+	}
+}
+
+// TestCompileRegexWholeValue: a rule regex matches the whole value or is
+// refused. "a)|(b" used to be anchored by concatenation into
+// "^(?:a)|(b)$", which matched "axyz" and "zzzb".
+func TestCompileRegexWholeValue(t *testing.T) {
+	if _, err := CompileRegex("a)|(b"); err == nil {
+		t.Fatal(`"a)|(b" compiled`)
+	}
+	re, err := CompileRegex("a|b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[string]bool{"a": true, "b": true, "axyz": false, "zzzb": false, "ab": false, "": false} {
+		if got := re.MatchString(v); got != want {
+			t.Errorf("a|b matches %q: %v, want %v", v, got, want)
+		}
+	}
+	for _, ok := range []string{"(?<v>on)", `\p{L}+`, "(?i)gold", `[a-z]+\d{2}`} {
+		if _, err := CompileRegex(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/graylane/graylane/internal/properties"
 )
 
 // RFC 7386, Appendix A, for the cases whose target is an object (a config
@@ -82,7 +84,7 @@ func TestPropertiesKeyReplacement(t *testing.T) {
 	if string(got) != want {
 		t.Fatalf("merged properties %q, want %q", got, want)
 	}
-	p, err := ParseProperties(got)
+	p, err := properties.Parse(got)
 	if err != nil || p.Values["db.url"] != "jdbc:prod" || p.Values["pool"] != "8" || p.Values["zone"] != "sh-1" || len(p.Values) != 3 {
 		t.Fatalf("parsed merged properties %v (%v)", p.Values, err)
 	}

@@ -142,6 +142,9 @@ type Traffic struct {
 	Nginx *NginxTraffic `json:"nginx,omitempty"`
 	// Proxy configures graylane's built-in proxy (type proxy).
 	Proxy *ProxyTraffic `json:"proxy,omitempty"`
+	// Trust names the callers allowed to steer versions at the edge
+	// (proxy and nginx); nobody by default.
+	Trust *TrafficTrust `json:"trust,omitempty"`
 }
 
 // Health says how an instance is judged ready.

@@ -18,7 +18,8 @@ import (
 
 // Names of the routing headers and cookie the Split contract defines.
 const (
-	// PreviewHeader pins a request to a version (traffic.Split.Preview).
+	// PreviewHeader reaches traffic.Split.Preview, for callers the release
+	// trusts (traffic.trust; a harness's Release trusts its probes).
 	PreviewHeader = "X-Graylane-Version"
 	// DefaultStickyHeader and DefaultStickyCookie apply when the release's
 	// traffic section does not name others.

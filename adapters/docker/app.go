@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/healthprobe"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -59,15 +60,14 @@ type ctrState struct {
 	c         ctr
 	ready     bool
 	everReady bool
-	fails     int       // consecutive failed probes
-	probeMsg  string    // why the last probe failed
-	nextProbe time.Time // graylane probes only
-	fast      time.Duration
-	stopping  string // why it is being stopped ("" when not)
-	busy      bool   // a worker is starting, stopping or removing it
-	restarts  int    // starts by graylane after it exited
-	logKey    string // container state the log line was read for
-	logLine   string // last lines of its output, once it failed
+	streak    healthprobe.Streak // graylane's probes of its current process
+	probeMsg  string             // why the last probe failed
+	nextProbe time.Time          // graylane probes only
+	stopping  string             // why it is being stopped ("" when not)
+	busy      bool               // a worker is starting, stopping or removing it
+	restarts  int                // starts by graylane after it exited
+	logKey    string             // container state the log line was read for
+	logLine   string             // last lines of its output, once it failed
 }
 
 // slotState is what graylane knows about one wanted slot's attempts.
@@ -178,8 +178,8 @@ func (a *app) interval() time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	h := spec.DefaultHealthInterval
-	if a.rel != nil && a.rel.Health.Interval != nil && a.rel.Health.Interval.Duration > 0 {
-		h = a.rel.Health.Interval.Duration
+	if a.rel != nil {
+		h = healthprobe.SpecOf(a.rel.Health).Interval
 	}
 	switch {
 	case a.active:
@@ -260,12 +260,12 @@ func (a *app) pass() {
 	for id, c := range seen {
 		st := a.ctrs[id]
 		if st == nil {
-			st = &ctrState{fast: 50 * time.Millisecond}
+			st = &ctrState{}
 			a.ctrs[id] = st
 		}
 		if !st.c.StartedAt.Equal(c.StartedAt) && st.c.ID != "" {
 			// it restarted: judge the new process afresh
-			st.ready, st.fails, st.fast, st.nextProbe = false, 0, 50*time.Millisecond, time.Time{}
+			st.ready, st.streak, st.nextProbe = false, healthprobe.Streak{}, time.Time{}
 		}
 		st.c = c
 	}

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/healthprobe"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -24,7 +24,7 @@ type Backend struct {
 	log     *slog.Logger
 	engines *engines
 	compose *composeCache
-	probe   *http.Client
+	prober  *healthprobe.Prober
 	started time.Time
 
 	ctx    context.Context // cancelled by Close
@@ -61,7 +61,7 @@ func New(cfg Config) (*Backend, error) {
 	b := &Backend{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "docker-backend"),
-		probe:   &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}},
+		prober:  healthprobe.New(nil),
 		started: time.Now(),
 		apps:    map[string]*app{},
 	}
@@ -78,8 +78,12 @@ func (b *Backend) Notify(fn func(app string)) { b.listeners.Add(fn) }
 
 func (b *Backend) notify(app string) { b.listeners.Fire(app) }
 
-// getApp returns the app's tracker, starting it when create is set.
-func (b *Backend) getApp(name string, create bool) (*app, error) {
+// getApp returns the app's tracker, starting it when create is set. When
+// prime is not nil it runs on the tracker before getApp returns and, for a
+// new tracker, before its loop starts: the first pass (the one a first
+// Observe waits for) then already scans the engines prime recorded, never
+// the default engine an app nobody applied falls back to.
+func (b *Backend) getApp(name string, create bool, prime func(*app)) (*app, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -89,8 +93,15 @@ func (b *Backend) getApp(name string, create bool) (*app, error) {
 	if a == nil && create {
 		a = newApp(b, name)
 		b.apps[name] = a
+		if prime != nil {
+			prime(a)
+		}
 		b.wg.Add(1)
 		go a.run()
+		return a, nil
+	}
+	if a != nil && prime != nil {
+		prime(a)
 	}
 	return a, nil
 }
@@ -118,17 +129,9 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 	if rel.Backend.Docker == nil {
 		return fmt.Errorf("apply app %s: backend.type is %q, not docker: %w", rel.App, rel.Backend.Type, adapters.ErrUnsupported)
 	}
-	wantCopy := traffic.Replicas{}
-	for v, n := range want {
-		if err := spec.CheckVersion(v); err != nil {
-			return fmt.Errorf("apply app %s: version %q %v: %w", rel.App, v, err, spec.ErrInvalid)
-		}
-		if n < 0 || n > spec.MaxReplicas {
-			return fmt.Errorf("apply app %s: version %s: %d replicas is outside 0..%d: %w", rel.App, v, n, spec.MaxReplicas, spec.ErrInvalid)
-		}
-		if n > 0 {
-			wantCopy[v] = n
-		}
+	wantCopy, err := adapters.CheckReplicas(rel.App, want)
+	if err != nil {
+		return err
 	}
 	eff, err := resolve(rel, b.cfg.DefaultHost, b.compose)
 	if err != nil {
@@ -144,11 +147,10 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 			return fmt.Errorf("apply app %s: %w", rel.App, err)
 		}
 	}
-	a, err := b.getApp(rel.App, true)
-	if err != nil {
+	rel = rel.Clone()
+	if _, err := b.getApp(rel.App, true, func(a *app) { a.setDesired(rel, eff, wantCopy) }); err != nil {
 		return fmt.Errorf("apply app %s: %w", rel.App, err)
 	}
-	a.setDesired(rel.Clone(), eff, wantCopy)
 	return nil
 }
 
@@ -169,7 +171,7 @@ func (b *Backend) Observe(ctx context.Context, appName string) ([]adapters.Insta
 	if err := spec.CheckApp(appName); err != nil {
 		return nil, fmt.Errorf("observe app %q: %v: %w", appName, err, spec.ErrInvalid)
 	}
-	a, err := b.getApp(appName, true)
+	a, err := b.getApp(appName, true, nil)
 	if err != nil {
 		return nil, fmt.Errorf("observe app %s: %w", appName, err)
 	}
@@ -193,7 +195,7 @@ func (b *Backend) Forget(ctx context.Context, appName string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	a, err := b.getApp(appName, false)
+	a, err := b.getApp(appName, false, nil)
 	if err != nil {
 		return fmt.Errorf("forget app %s: %w", appName, err)
 	}

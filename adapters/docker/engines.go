@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/sshdial"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -28,6 +29,7 @@ type engines struct {
 
 	mu  sync.Mutex
 	all map[string]*engine
+	ssh *sshdial.Pool // ssh:// engines' connections, created on first use
 }
 
 func hostKey(h spec.DockerHost) string { return h.URL + "|" + h.TLSDir }
@@ -59,11 +61,11 @@ func (p *engines) get(h spec.DockerHost) (*engine, error) {
 		if p.cfg.SSH == nil {
 			return nil, fmt.Errorf("engine %s: ssh:// engines need graylane's ssh.keyFile and ssh.knownHosts: %w", h.URL, adapters.ErrUnsupported)
 		}
-		d, err := newSSHDialer(p.cfg.SSH, u)
+		pool, err := p.sshPool()
 		if err != nil {
 			return nil, fmt.Errorf("engine %s: %w", h.URL, err)
 		}
-		opts = append(opts, client.WithHost("http://docker.invalid"), client.WithDialContext(d.dial))
+		opts = append(opts, client.WithHost("http://docker.invalid"), client.WithDialContext(newSSHDialer(pool, u).dial))
 	default:
 		return nil, fmt.Errorf("engine %s: scheme %q is not unix, tcp or ssh", h.URL, u.Scheme)
 	}
@@ -82,6 +84,9 @@ func (p *engines) close() {
 	for k, e := range p.all {
 		e.cli.Close()
 		delete(p.all, k)
+	}
+	if p.ssh != nil {
+		p.ssh.Close()
 	}
 }
 

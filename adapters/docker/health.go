@@ -3,11 +3,8 @@ package docker
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -15,33 +12,24 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/graylane/graylane/internal/healthprobe"
 	"github.com/graylane/graylane/spec"
 )
 
-// healthSpec is how graylane probes an instance.
+// healthSpec is how graylane judges an instance: by its own probe
+// (healthprobe) or by the image's HEALTHCHECK.
 type healthSpec struct {
-	mode              string // spec.DockerHealthGraylane or spec.DockerHealthImage
-	path              string
-	interval, timeout time.Duration
+	mode string // spec.DockerHealthGraylane or spec.DockerHealthImage
+	healthprobe.Spec
 }
 
 func (a *app) healthLocked() healthSpec {
-	h := healthSpec{mode: spec.DockerHealthGraylane, path: spec.DefaultHealthPath, interval: spec.DefaultHealthInterval, timeout: spec.DefaultHealthTimeout}
+	h := healthSpec{mode: spec.DockerHealthGraylane, Spec: healthprobe.SpecOf(spec.Health{})}
 	if a.eff != nil {
 		h.mode = a.eff.healthMode()
 	}
-	if a.rel == nil {
-		return h
-	}
-	rh := a.rel.Health
-	if rh.Path != "" {
-		h.path = rh.Path
-	}
-	if rh.Interval != nil && rh.Interval.Duration > 0 {
-		h.interval = rh.Interval.Duration
-	}
-	if rh.Timeout != nil && rh.Timeout.Duration > 0 {
-		h.timeout = rh.Timeout.Duration
+	if a.rel != nil {
+		h.Spec = healthprobe.SpecOf(a.rel.Health)
 	}
 	return h
 }
@@ -94,7 +82,7 @@ func (a *app) checkHealth(now time.Time) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = a.b.check(a.ctx, t.addr, h)
+			errs[i] = a.b.prober.Check(a.ctx, t.addr, h.Spec)
 		}()
 	}
 	wg.Wait()
@@ -105,25 +93,18 @@ func (a *app) checkHealth(now time.Time) {
 		if st.stopping != "" {
 			continue
 		}
-		switch {
-		case err == nil:
-			st.fails, st.probeMsg = 0, ""
+		wasReady := st.ready
+		switch ready := st.streak.Record(wasReady, err, a.b.cfg.FailureThreshold); {
+		case ready && err == nil:
+			st.probeMsg = ""
 			a.becameReadyLocked(st)
-		case st.ready && st.fails+1 < a.b.cfg.FailureThreshold:
-			st.fails++
-		default:
-			st.fails++
-			if st.ready {
+		case !ready:
+			if wasReady {
 				a.b.log.Warn("instance unready", "app", a.name, "instance", st.c.InstanceID, "err", err)
 			}
 			st.ready, st.probeMsg = false, "health check failed: "+err.Error()
 		}
-		next := h.interval
-		if !st.everReady && st.fast < next {
-			next = st.fast
-			st.fast *= 2
-		}
-		st.nextProbe = now.Add(next)
+		st.nextProbe = now.Add(st.streak.Next(h.Interval))
 	}
 }
 
@@ -133,30 +114,6 @@ func (a *app) becameReadyLocked(st *ctrState) {
 	}
 	st.ready, st.everReady = true, true
 	delete(a.slots, st.c.Key) // the slot works: forget its failures
-}
-
-// check probes one instance: GET path, 2xx is healthy.
-func (b *Backend) check(ctx context.Context, addr string, h healthSpec) error {
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+h.path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := b.probe.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // drop `Get "url":`, keep the cause
-		}
-		return err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return errors.New(resp.Status)
-	}
-	return nil
 }
 
 // readLogs reads the last lines of output of containers that failed (once

@@ -2,8 +2,6 @@ package docker
 
 import (
 	"context"
-	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +12,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/graylane/graylane/internal/sshdial"
 )
 
 // SSHConfig configures ssh:// engines: graylane logs in with KeyFile,
@@ -30,123 +29,60 @@ type SSHConfig struct {
 	DialTimeout time.Duration
 }
 
-// sshDialer connects an engine's HTTP client through SSH sessions on one
-// SSH connection per engine, re-dialled when it breaks.
+// sshDialer connects an engine's HTTP client through SSH sessions on the
+// backend's SSH connection to the engine's host (sshdial.Pool: one per
+// user@address, re-dialled when it breaks).
 type sshDialer struct {
-	cfg    *gossh.ClientConfig
+	pool   *sshdial.Pool
+	user   string
 	addr   string
 	remote string // the command run on the host
-	tmo    time.Duration
-
-	mu     sync.Mutex
-	client *gossh.Client
 }
 
-func newSSHDialer(c *SSHConfig, u *url.URL) (*sshDialer, error) {
-	key, err := os.ReadFile(c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("ssh key: %w", err)
+// sshPool returns the backend's SSH connections, creating the pool on
+// first use: the key is read and the known_hosts files are checked then
+// (a bad one fails the Apply naming the engine), and known_hosts is read
+// again on every dial.
+func (p *engines) sshPool() (*sshdial.Pool, error) {
+	if p.ssh != nil {
+		return p.ssh, nil
 	}
-	signer, err := gossh.ParsePrivateKey(key)
+	c := p.cfg.SSH
+	signer, err := sshdial.LoadKey(c.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("ssh key %s: %w", c.KeyFile, err)
+		return nil, err
 	}
-	cb, err := knownhosts.New(c.KnownHostsFiles...)
-	if err != nil {
-		return nil, fmt.Errorf("known_hosts: %w", err)
+	cfg := sshdial.Config{Signers: []gossh.Signer{signer}, KnownHostsFiles: c.KnownHostsFiles, DialTimeout: c.DialTimeout}
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
+	p.ssh = sshdial.NewPool(cfg)
+	return p.ssh, nil
+}
+
+func newSSHDialer(pool *sshdial.Pool, u *url.URL) *sshDialer {
 	port := u.Port()
 	if port == "" {
 		port = "22"
 	}
-	addr := net.JoinHostPort(u.Hostname(), port)
 	user := u.User.Username()
 	if user == "" {
 		user = os.Getenv("USER")
-	}
-	tmo := c.DialTimeout
-	if tmo <= 0 {
-		tmo = 10 * time.Second
 	}
 	remote := "docker system dial-stdio"
 	if u.Path != "" {
 		// the path was validated (spec.SSHPathPattern: no quote, space or '$')
 		remote = "docker -H 'unix://" + u.Path + "' system dial-stdio"
 	}
-	return &sshDialer{
-		cfg: &gossh.ClientConfig{
-			User: user, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
-			HostKeyCallback: cb, HostKeyAlgorithms: knownKeyTypes(cb, addr), Timeout: tmo,
-		},
-		addr: addr, remote: remote, tmo: tmo,
-	}, nil
-}
-
-// knownKeyTypes returns the key types known_hosts lists for addr, so the
-// server is asked for a key that can be verified.
-func knownKeyTypes(cb gossh.HostKeyCallback, addr string) []string {
-	tcp, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		return nil
-	}
-	probe, _ := gossh.NewPublicKey(ed25519.PublicKey(make([]byte, ed25519.PublicKeySize)))
-	var kerr *knownhosts.KeyError
-	if !errors.As(cb(addr, tcp, probe), &kerr) {
-		return nil
-	}
-	var out []string
-	for _, k := range kerr.Want {
-		if t := k.Key.Type(); t == gossh.KeyAlgoRSA {
-			out = append(out, gossh.KeyAlgoRSASHA512, gossh.KeyAlgoRSASHA256, gossh.KeyAlgoRSA)
-		} else {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-func (d *sshDialer) sshClient(ctx context.Context) (*gossh.Client, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.client != nil {
-		return d.client, nil
-	}
-	dctx, cancel := context.WithTimeout(ctx, d.tmo)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", d.addr)
-	if err != nil {
-		return nil, fmt.Errorf("ssh %s: %w", d.addr, err)
-	}
-	stop := context.AfterFunc(dctx, func() { conn.Close() })
-	cc, chans, reqs, err := gossh.NewClientConn(conn, d.addr, d.cfg)
-	stop()
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("ssh %s: %w", d.addr, err)
-	}
-	d.client = gossh.NewClient(cc, chans, reqs)
-	go func(c *gossh.Client) { // forget it when it breaks
-		c.Wait()
-		d.mu.Lock()
-		if d.client == c {
-			d.client = nil
-		}
-		d.mu.Unlock()
-	}(d.client)
-	return d.client, nil
+	return &sshDialer{pool: pool, user: user, addr: net.JoinHostPort(u.Hostname(), port), remote: remote}
 }
 
 // dial opens one connection to the remote engine: a session running
 // `docker system dial-stdio`.
 func (d *sshDialer) dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	c, err := d.sshClient(ctx)
+	s, err := d.pool.Session(ctx, d.user, d.addr)
 	if err != nil {
-		return nil, err
-	}
-	s, err := c.NewSession()
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("ssh %s: session: %w", d.addr, err)
+		return nil, fmt.Errorf("ssh %s: %w", d.addr, err)
 	}
 	in, err := s.StdinPipe()
 	if err != nil {

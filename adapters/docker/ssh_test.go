@@ -7,9 +7,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/adapters/docker"
+	"github.com/graylane/graylane/internal/sshdial"
 	"github.com/graylane/graylane/testsupport/sshdtest"
 	"github.com/graylane/graylane/testsupport/testenv"
 	"github.com/graylane/graylane/traffic"
@@ -58,8 +63,21 @@ func TestSSHEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := b2.Observe(context.Background(), app)
-	if err == nil || !strings.Contains(err.Error(), "knownhosts: key is unknown") {
-		t.Fatalf("Observe through an ssh host with an unknown key = %v, want knownhosts' refusal", err)
+	if !errors.Is(err, sshdial.ErrHostKeyUnknown) || !strings.Contains(err.Error(), c.Hosts[0].Addr) {
+		t.Fatalf("Observe through an ssh host with an unknown key = %v, want known_hosts' refusal naming %s", err, c.Hosts[0].Addr)
+	}
+	// Close waits for every worker in flight, so a container the refused
+	// backend had started anywhere (say on its default engine, which is
+	// this same dockerd) would be listed now.
+	b2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	left, err := e.Client().ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelApp+"="+app))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("the backend refused by knownhosts left %d container(s) of %s on the engine; want none", len(left), app)
 	}
 	// and without ssh settings, ssh:// engines are refused outright
 	b3 := newBackend(t, e)

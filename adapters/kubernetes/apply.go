@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,10 @@ import (
 // graylane last wrote while the desired state did not change, someone else
 // changed it: Apply leaves it alone and returns an error wrapping ErrDrift
 // (after applying everything else).
+//
+// For a rolling release, which version the Deployment rolls to is judged
+// against the pods the engine planned from (rollingView), so a Deployment
+// controller that got ahead of graylane does not look like a roll back.
 func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, _ adapters.Step) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -49,12 +54,7 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 	if err != nil {
 		return err
 	}
-	observed := map[string]int{}
-	for _, p := range b.cachedPods(rel.App) {
-		if p.Namespace == ns && p.DeletionTimestamp == nil {
-			observed[podVersion(p)]++
-		}
-	}
+	observed := b.rollingView(rel.App, ns)
 	in := planInput{Strategy: rel.Strategy.Type, R: rel.ReplicaCount(), Want: want, Observed: observed,
 		Desired: rel.Version, Primary: primary, CanCreatePrimary: kb.Template != nil}
 	for _, d := range live {
@@ -91,6 +91,38 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// rollingView counts the app's pods per version (not terminating) for
+// deciding which version a rolling update moves to (rollingTarget: a
+// version grows when it is wanted above its pods), and forgets what Observe
+// reported since the last Apply.
+//
+// The count of each version is the larger of the cache's now and the most
+// Observe reported since the app's last Apply. The engine plans an Apply
+// from an Observe and applies a little later; meanwhile the Deployment
+// controller, rolling to the new version, replaces more old pods. Compared
+// with the cache alone, the old version's want (what the engine saw of it,
+// less what it may remove) would then look like a request to grow it back,
+// and the Deployment's template would be switched back and forth. Against
+// what the engine saw, an old version never grows unless the engine asks it
+// to (a rollback).
+func (b *Backend) rollingView(app, ns string) map[string]int {
+	observed := map[string]int{}
+	for _, p := range b.cachedPods(app) {
+		if p.Namespace == ns && p.DeletionTimestamp == nil {
+			observed[podVersion(p)]++
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for key, n := range b.seen[app] {
+		if v, ok := strings.CutPrefix(key, ns+"/"); ok {
+			observed[v] = max(observed[v], n)
+		}
+	}
+	delete(b.seen, app)
+	return observed
 }
 
 // liveDeployments lists the app's Deployments (and the primary, which an

@@ -79,13 +79,18 @@ type Backend struct {
 	mu        sync.Mutex
 	listeners adapters.Listeners
 	reported  map[string]string // namespace/deployment -> problem last logged
+	// seen is, per app, the most pods of each namespace and version
+	// (seenKey) Observe reported since the app's last Apply: what the
+	// engine planned that Apply from (rollingView).
+	seen map[string]map[string]int
 }
 
 // Interface guards.
 var (
-	_ adapters.Backend   = (*Backend)(nil)
-	_ adapters.Notifier  = (*Backend)(nil)
-	_ adapters.Forgetter = (*Backend)(nil)
+	_ adapters.Backend        = (*Backend)(nil)
+	_ adapters.Notifier       = (*Backend)(nil)
+	_ adapters.ChangeNotifier = (*Backend)(nil)
+	_ adapters.Forgetter      = (*Backend)(nil)
 )
 
 const indexApp = "app"
@@ -110,6 +115,7 @@ func New(cfg Config) (*Backend, error) {
 		log:      cfg.Logger.With("backend", "kubernetes"),
 		stop:     make(chan struct{}),
 		reported: map[string]string{},
+		seen:     map[string]map[string]int{},
 	}, nil
 }
 
@@ -286,6 +292,9 @@ func (b *Backend) Forget(ctx context.Context, app string) error {
 			return err
 		}
 	}
+	b.mu.Lock()
+	delete(b.seen, app)
+	b.mu.Unlock()
 	return nil
 }
 
@@ -313,3 +322,6 @@ func kube(rel *spec.Release) (*spec.KubernetesBackend, error) {
 	}
 	return rel.Backend.Kubernetes, nil
 }
+
+// NotifiesEveryChange implements adapters.ChangeNotifier: the informers notify every change of the app's Deployments and pods, whoever made it.
+func (b *Backend) NotifiesEveryChange() bool { return true }

@@ -216,3 +216,95 @@ func TestObserveReportsStallForCurrentGenerationOnly(t *testing.T) {
 		t.Fatalf("stalled %q on %s", s, in.Version)
 	}
 }
+
+// A rolling update keeps its target while the Deployment controller gets
+// ahead of graylane. The engine plans from one Observe and applies a little
+// later; meanwhile the controller replaced another old pod by a new one. The
+// old version's want (what the engine saw of it, less what it may remove)
+// then exceeds the pods left: that is the controller's progress, not a
+// request to roll back, and the Deployment's template must stay on the new
+// version (switching it back and forth is what made TestKubernetes/Rolling
+// see the Deployment's generation go from 1 to 4 under load).
+func TestRollingKeepsItsTargetWhileTheControllerIsAhead(t *testing.T) {
+	ctx := context.Background()
+	b, cs := fakeBackend(t, "shop")
+	rel := func(v string) *spec.Release {
+		return release("cart", "shop", v, nil, replicas(4), rolling(1, 1))
+	}
+	var pods []string
+	setPods := func(counts map[string]int) {
+		t.Helper()
+		for _, name := range pods {
+			if err := cs.CoreV1().Pods("shop").Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pods = nil
+		for v, n := range counts {
+			for i := range n {
+				p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+					Name: fmt.Sprintf("cart-%s-%d", v, i), Namespace: "shop",
+					Labels:      map[string]string{kubernetes.LabelApp: "cart", kubernetes.LabelDeployment: "cart"},
+					Annotations: map[string]string{kubernetes.AnnotationVersion: v},
+				}}
+				if _, err := cs.CoreV1().Pods("shop").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				pods = append(pods, p.Name)
+			}
+		}
+		// the informer's cache has it once Observe reports it
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("pods %v in the cache", counts), func() error {
+			ins, err := b.Observe(ctx, "cart")
+			if err != nil {
+				return err
+			}
+			got := map[string]int{}
+			for _, in := range ins {
+				got[in.Version]++
+			}
+			return testenv.Check(fmt.Sprint(got) == fmt.Sprint(counts), "cache has %v", got)
+		})
+	}
+	template := func() string {
+		d, err := cs.AppsV1().Deployments("shop").Get(ctx, "cart", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Spec.Template.Annotations[kubernetes.AnnotationVersion]
+	}
+	apply := func(v string, want traffic.Replicas) {
+		t.Helper()
+		if err := b.Apply(ctx, rel(v), want, adapters.NoStep); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	apply("v1", traffic.Replicas{"v1": 4})
+	setPods(map[string]int{"v1": 4})
+	apply("v2", traffic.Replicas{"v1": 3, "v2": 1}) // the roll starts
+	if got := template(); got != "v2" {
+		t.Fatalf("the roll did not start: template on %q", got)
+	}
+	updates := writes(cs, "update", "deployments")
+
+	// The engine observes {v1: 3, v2: 2} and plans {v1: 3, v2: 2}; before it
+	// applies, the controller has replaced one more v1 pod (and something
+	// else, say a proxy following the app, observed that).
+	setPods(map[string]int{"v1": 3, "v2": 2}) // ends with an Observe: the engine's view
+	setPods(map[string]int{"v1": 2, "v2": 3})
+	apply("v2", traffic.Replicas{"v1": 3, "v2": 2})
+	if got := template(); got != "v2" {
+		t.Fatalf("the Deployment's template went back to %q while the roll to v2 was ahead of graylane", got)
+	}
+	if n := writes(cs, "update", "deployments") - updates; n != 0 {
+		t.Fatalf("graylane wrote the Deployment %d times mid-roll; want none", n)
+	}
+
+	// A real roll back (the engine wants v1 back at full size, v2 gone) is
+	// still one.
+	apply("v2", traffic.Replicas{"v1": 4, "v2": 0})
+	if got := template(); got != "v1" {
+		t.Fatalf("rolled back: template on %q, want v1", got)
+	}
+}

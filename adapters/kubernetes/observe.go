@@ -84,7 +84,30 @@ func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance,
 		out = append(out, in)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	b.remember(app, out)
 	return out, nil
+}
+
+func seenKey(ns, version string) string { return ns + "/" + version }
+
+// remember keeps, per namespace and version, the most pods Observe reported of app since
+// its last Apply (see rollingView). It changes nothing Observe or any other
+// caller sees.
+func (b *Backend) remember(app string, ins []adapters.Instance) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	seen := b.seen[app]
+	if seen == nil {
+		seen = map[string]int{}
+		b.seen[app] = seen
+	}
+	counts := map[string]int{}
+	for _, in := range ins {
+		counts[seenKey(in.Meta[MetaNamespace], in.Version)]++
+	}
+	for v, n := range counts {
+		seen[v] = max(seen[v], n)
+	}
 }
 
 // problem is what is wrong with a Deployment: drift, a failing condition,

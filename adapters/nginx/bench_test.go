@@ -23,7 +23,7 @@ func BenchmarkRender(b *testing.B) {
 	}
 	in := nginx.Input{App: "demo", Split: weights("v2", "v2", 25, "v1", 75), Instances: list, StatusAddr: "127.0.0.1:18081"}
 	for b.Loop() {
-		if _, _, err := nginx.Render(in); err != nil {
+		if _, err := nginx.Render(in); err != nil {
 			b.Fatal(err)
 		}
 	}

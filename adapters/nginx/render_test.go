@@ -47,13 +47,17 @@ func TestRenderGolden(t *testing.T) {
 		{"no-instances", Input{App: "demo", Split: split("", "v1", 100)}},
 		{"only-an-unrouted-version-ready", Input{App: "demo", Split: split("", "v1", 100), Instances: two[2:]}},
 		{"empty-split-with-preview", Input{App: "demo", Split: split("v2"), Instances: two}},
+		{"trusted-callers-and-salt", Input{App: "my-app", Split: split("v2", "v3", 5, "v2", 15, "v1", 80), Instances: two, StatusAddr: "127.0.0.1:18081",
+			Salt: "shop-2025", TrustSecret: "0123456789abcdef-secret",
+			Traffic: &spec.Traffic{Type: "nginx", Trust: &spec.TrafficTrust{ClientIPs: []string{"10.8.0.0/16", "::1"}, Header: "X-Graylane-Key", SecretEnv: "K"}}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, digest, err := Render(tc.in)
+			out, err := Render(tc.in)
 			if err != nil {
 				t.Fatal(err)
 			}
+			got, digest := out.Conf, out.Digest
 			if !strings.Contains(string(got), "# graylane-digest: "+digest+"\n") {
 				t.Errorf("digest %s not in the header", digest)
 			}
@@ -64,23 +68,27 @@ func TestRenderGolden(t *testing.T) {
 			if err != nil || d != digest || !s.Equal(tc.in.Split) {
 				t.Errorf("ParseHeader = %+v, %q, %v; want %+v, %q", s, d, err, tc.in.Split, digest)
 			}
-			again, _, _ := Render(tc.in)
-			if string(again) != string(got) {
+			again, _ := Render(tc.in)
+			if string(again.Conf) != string(got) || string(again.Location) != string(out.Location) {
 				t.Error("Render is not deterministic")
 			}
-			golden := filepath.Join("testdata", tc.name+".conf.golden")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
+			// both files are golden: the .conf (http block) and the
+			// .location snippet with the Lua decision
+			for ext, content := range map[string][]byte{".conf": got, ".location": out.Location} {
+				golden := filepath.Join("testdata", tc.name+ext+".golden")
+				if *update {
+					if err := os.WriteFile(golden, content, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
 				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./adapters/nginx -run TestRenderGolden -update)", err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("render differs from %s (rerun with -update if intended):\n%s", golden, got)
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run go test ./adapters/nginx -run TestRenderGolden -update)", err)
+				}
+				if string(content) != string(want) {
+					t.Errorf("render differs from %s (rerun with -update if intended):\n%s", golden, content)
+				}
 			}
 		})
 	}
@@ -105,10 +113,15 @@ func TestRenderRejects(t *testing.T) {
 			Traffic: &spec.Traffic{StickyHeader: "X.User"}}, "sticky header", true},
 		{"bad version", Input{App: "demo", Split: split("", "v1$x", 100), Instances: ok}, "split version", false},
 		{"bad app", Input{App: "Demo", Split: split("", "v1", 100), Instances: ok}, "app", false},
+		{"bad salt", Input{App: "demo", Split: split("", "v1", 100), Instances: ok, Salt: "a b"}, "not a salt", false},
+		{"short trust secret", Input{App: "demo", Split: split("", "v1", 100), Instances: ok, TrustSecret: "short",
+			Traffic: &spec.Traffic{Trust: &spec.TrafficTrust{Header: "X-Key", SecretEnv: "K"}}}, "trust secret", true},
+		{"trust secret that could inject", Input{App: "demo", Split: split("", "v1", 100), Instances: ok, TrustSecret: `0123456789abcdef" 1; default 1;`,
+			Traffic: &spec.Traffic{Trust: &spec.TrafficTrust{Header: "X-Key", SecretEnv: "K"}}}, "trust secret", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := Render(tc.in)
+			_, err := Render(tc.in)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}

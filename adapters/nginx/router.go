@@ -5,13 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,6 +154,17 @@ func New(cfg Config) (*Router, error) {
 // Path is the include file the router owns for app.
 func (r *Router) Path(app string) string { return filepath.Join(r.cfg.IncludeDir, app+".conf") }
 
+// LocationPath is the location snippet the router owns for app: the
+// operator's own server block routes with
+//
+//	location / {
+//	    include /etc/nginx/graylane/demo.location;
+//	    proxy_pass http://$graylane_demo;
+//	}
+func (r *Router) LocationPath(app string) string {
+	return filepath.Join(r.cfg.IncludeDir, app+".location")
+}
+
 // Weights returns the split recorded in the app's include file (empty if
 // there is none). It reads the file only.
 func (r *Router) Weights(ctx context.Context, app string) (traffic.Split, error) {
@@ -232,13 +241,23 @@ func (r *Router) render(ctx context.Context, rel *spec.Release, s traffic.Split,
 	if err != nil {
 		return fmt.Errorf("nginx %s of app %s: list instances: %w", step, rel.App, err)
 	}
-	content, digest, err := Render(Input{App: rel.App, Split: s, Instances: insts, Traffic: rel.Traffic, StatusAddr: r.cfg.StatusAddr})
+	in := Input{App: rel.App, Split: s, Instances: insts, Traffic: rel.Traffic, StatusAddr: r.cfg.StatusAddr}
+	if rel.Gray != nil {
+		in.Salt = rel.Gray.Salt
+	}
+	if rel.Traffic != nil {
+		if in.TrustSecret, err = rel.Traffic.Trust.Secret(os.Getenv); err != nil {
+			return fmt.Errorf("nginx %s of app %s: %w", step, rel.App, err)
+		}
+	}
+	out, err := Render(in)
 	if err != nil {
 		return fmt.Errorf("nginx %s of app %s: render: %w", step, rel.App, err)
 	}
+	digest := out.Digest
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, err := r.install(ctx, rel.App, content, digest)
+	t, err := r.install(ctx, rel.App, out, probeOf(in))
 	if err != nil {
 		return fmt.Errorf("nginx %s of app %s: %w", step, rel.App, err)
 	}
@@ -255,17 +274,20 @@ type timings struct {
 	test, reload, verify time.Duration
 }
 
-// install writes content as the app's file and puts it in force. It must be
+// install writes the app's files and puts them in force. It must be
 // called with r.mu held.
-func (r *Router) install(ctx context.Context, app string, content []byte, digest string) (timings, error) {
+func (r *Router) install(ctx context.Context, app string, out Rendered, pr probe) (timings, error) {
 	var t timings
-	path := r.Path(app)
-	old, err := os.ReadFile(path)
-	existed := err == nil
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return t, err
+	digest := out.Digest
+	files := []*owned{{path: r.Path(app), content: out.Conf}, {path: r.LocationPath(app), content: out.Location}}
+	same := true
+	for _, f := range files {
+		if err := f.read(); err != nil {
+			return t, err
+		}
+		same = same && f.existed && bytes.Equal(f.old, f.content)
 	}
-	if existed && bytes.Equal(old, content) {
+	if same {
 		return t, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -275,20 +297,29 @@ func (r *Router) install(ctx context.Context, app string, content []byte, digest
 		return t, err
 	}
 	restore := func() error {
-		if existed {
-			return writeAtomic(path, old)
+		var errs []error
+		for _, f := range files {
+			errs = append(errs, f.restore())
 		}
-		return os.Remove(path)
+		return errors.Join(errs...)
 	}
-	if err := writeAtomic(path, content); err != nil {
-		return t, err
+	for _, f := range files {
+		if err := writeAtomic(f.path, f.content); err != nil {
+			restore()
+			return t, err
+		}
 	}
+	path := files[0].path
 	start := time.Now()
 	if out, err := r.nginx(ctx, "-t"); err != nil {
-		if rerr := restore(); rerr != nil {
-			return t, fmt.Errorf("nginx -t: %s: %w (and restoring %s failed: %v)", nginxMessage(out, err), ErrRejected, path, rerr)
+		msg := nginxMessage(out, err)
+		if strings.Contains(msg, "set_by_lua_block") {
+			msg += " (graylane's nginx files need ngx_http_lua_module: " + LoadModules + ")"
 		}
-		return t, fmt.Errorf("nginx -t: %s: %w; the previous configuration stays in force", nginxMessage(out, err), ErrRejected)
+		if rerr := restore(); rerr != nil {
+			return t, fmt.Errorf("nginx -t: %s: %w (and restoring %s failed: %v)", msg, ErrRejected, path, rerr)
+		}
+		return t, fmt.Errorf("nginx -t: %s: %w; the previous configuration stays in force", msg, ErrRejected)
 	}
 	t.test = time.Since(start)
 	start = time.Now()
@@ -299,7 +330,7 @@ func (r *Router) install(ctx context.Context, app string, content []byte, digest
 	}
 	t.reload = time.Since(start)
 	start = time.Now()
-	if err := r.verify(ctx, app, digest); err != nil {
+	if err := r.verify(ctx, app, digest, pr); err != nil {
 		if msg := r.logSince(logOffset); msg != "" {
 			err = fmt.Errorf("%w; nginx logged: %s", err, msg)
 		}
@@ -325,19 +356,25 @@ func (r *Router) Forget(ctx context.Context, app string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.releases, app)
-	path := r.Path(app)
-	old, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("nginx forget app %s: %w", app, err)
+	files := []*owned{{path: r.Path(app)}, {path: r.LocationPath(app)}}
+	for _, f := range files {
+		if err := f.read(); err != nil {
+			return fmt.Errorf("nginx forget app %s: %w", app, err)
+		}
 	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("nginx forget app %s: %w", app, err)
+	if !files[0].existed && !files[1].existed {
+		return nil
+	}
+	for _, f := range files {
+		if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("nginx forget app %s: %w", app, err)
+		}
 	}
 	if out, err := r.nginx(ctx, "-t"); err != nil {
-		writeAtomic(path, old)
-		return fmt.Errorf("nginx forget app %s: nginx -t without its file: %s: %w", app, nginxMessage(out, err), ErrRejected)
+		for _, f := range files {
+			f.restore()
+		}
+		return fmt.Errorf("nginx forget app %s: nginx -t without its files (does a location still include %s?): %s: %w", app, files[1].path, nginxMessage(out, err), ErrRejected)
 	}
 	if err := r.reload(ctx); err != nil {
 		return fmt.Errorf("nginx forget app %s: reload: %w", app, err)
@@ -393,124 +430,32 @@ func (r *Router) reload(ctx context.Context) error {
 	return nil
 }
 
-// verify polls the app's status server, a new connection each time, until
-// it answers digest (a worker of the new generation runs), then waits
-// Settle for the old generation to stop accepting.
-func (r *Router) verify(parent context.Context, app, digest string) error {
-	if r.cfg.StatusAddr == "" {
-		return nil
-	}
-	if err := r.poll(parent, app, digest); err != nil {
+// owned is one file the router writes, with what it held before.
+type owned struct {
+	path    string
+	content []byte
+	old     []byte
+	existed bool
+}
+
+func (f *owned) read() error {
+	b, err := os.ReadFile(f.path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if r.cfg.Settle <= 0 {
-		return nil
-	}
-	t := time.NewTimer(r.cfg.Settle)
-	defer t.Stop()
-	select {
-	case <-parent.Done():
-		return parent.Err()
-	case <-t.C:
-		return nil
-	}
+	f.old, f.existed = b, err == nil
+	return nil
 }
 
-func (r *Router) poll(ctx context.Context, app, digest string) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.VerifyTimeout)
-	defer cancel()
-	url := "http://" + r.cfg.StatusAddr + StatusPath
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	last := "no answer yet"
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		req.Host = StatusHost(app)
-		resp, err := r.client.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-			resp.Body.Close()
-			got := strings.TrimSpace(string(b))
-			if resp.StatusCode == http.StatusOK && got == digest {
-				return nil
-			}
-			last = fmt.Sprintf("status %d, digest %q", resp.StatusCode, got)
-		} else if ctx.Err() == nil {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			if parent := context.Cause(ctx); errors.Is(parent, context.Canceled) {
-				return parent
-			}
-			return fmt.Errorf("%w within %v: %s answered %s, want digest %s (see nginx's error log)", ErrNotVerified, r.cfg.VerifyTimeout, url, last, digest)
-		case <-tick.C:
-		}
+// restore puts back what the file held (or removes it).
+func (f *owned) restore() error {
+	if f.existed {
+		return writeAtomic(f.path, f.old)
 	}
-}
-
-func (r *Router) logSize() int64 {
-	if r.cfg.ErrorLog == "" {
-		return 0
+	if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
-	st, err := os.Stat(r.cfg.ErrorLog)
-	if err != nil {
-		return 0
-	}
-	return st.Size()
-}
-
-// logSince returns nginx's complaints logged after offset.
-func (r *Router) logSince(offset int64) string {
-	if r.cfg.ErrorLog == "" {
-		return ""
-	}
-	f, err := os.Open(r.cfg.ErrorLog)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return ""
-	}
-	b, _ := io.ReadAll(io.LimitReader(f, 64<<10))
-	var msgs []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if m := logPrefix.FindStringSubmatch(line); m != nil && (m[1] == "[emerg]" || m[1] == "[alert]" || m[1] == "[crit]") {
-			if msg := m[1] + " " + line[len(m[0]):]; !contains(msgs, msg) {
-				msgs = append(msgs, msg)
-			}
-		}
-	}
-	return strings.Join(msgs, "; ")
-}
-
-var logPrefix = regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (\[\w+\]) \d+#\d+: `)
-
-// nginxMessage extracts nginx's own complaint from its output: the
-// [emerg]/[alert]/[crit]/[error] lines without timestamp and pid.
-func nginxMessage(out []byte, err error) string {
-	var msgs []string
-	for _, line := range strings.Split(string(out), "\n") {
-		line = strings.TrimSpace(line)
-		line = strings.TrimPrefix(line, "nginx: ")
-		if m := logPrefix.FindStringSubmatch(line); m != nil {
-			line = m[1] + " " + line[len(m[0]):]
-		}
-		for _, lvl := range []string{"[emerg]", "[alert]", "[crit]", "[error]"} {
-			if strings.HasPrefix(line, lvl) {
-				msgs = append(msgs, line)
-			}
-		}
-	}
-	if len(msgs) == 0 {
-		s := strings.TrimSpace(string(out))
-		if s == "" {
-			return err.Error()
-		}
-		return s
-	}
-	return strings.Join(msgs, "; ")
+	return nil
 }
 
 func writeAtomic(path string, data []byte) error {

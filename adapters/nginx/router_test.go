@@ -85,6 +85,7 @@ backend: {type: process, process: {command: [demo]}}
 traffic:
   type: nginx
   nginx: {listen: "%s"}
+  trust: {clientIPs: [127.0.0.1]}   # the tests' clients may preview
 `, listen)))
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/healthprobe"
 	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
@@ -65,10 +65,10 @@ type Config struct {
 // (the built-in proxy by default), which reads the ready instances from
 // Observe.
 type Backend struct {
-	cfg   Config
-	log   *slog.Logger
-	dirs  layout
-	probe *http.Client
+	cfg    Config
+	log    *slog.Logger
+	dirs   layout
+	prober *healthprobe.Prober
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -86,9 +86,10 @@ type Backend struct {
 }
 
 var (
-	_ adapters.Backend   = (*Backend)(nil)
-	_ adapters.Notifier  = (*Backend)(nil)
-	_ adapters.Forgetter = (*Backend)(nil)
+	_ adapters.Backend        = (*Backend)(nil)
+	_ adapters.Notifier       = (*Backend)(nil)
+	_ adapters.ChangeNotifier = (*Backend)(nil)
+	_ adapters.Forgetter      = (*Backend)(nil)
 )
 
 // app is one app's desired state and slots.
@@ -135,15 +136,12 @@ func New(cfg Config) (*Backend, error) {
 		cfg.FailureThreshold = DefaultFailureThreshold
 	}
 	b := &Backend{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "process-backend"),
-		dirs:  layout{root: cfg.StateDir},
-		apps:  map[string]*app{},
-		ports: map[int]bool{},
-		probe: &http.Client{Transport: &http.Transport{
-			Proxy:             nil,
-			DisableKeepAlives: true,
-		}},
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "process-backend"),
+		dirs:   layout{root: cfg.StateDir},
+		apps:   map[string]*app{},
+		ports:  map[int]bool{},
+		prober: healthprobe.New(nil),
 	}
 	if err := os.MkdirAll(b.dirs.appsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("process backend: state dir: %w", err)
@@ -279,7 +277,7 @@ func (b *Backend) checkAdopted(slots []*slot) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := b.check(p.rec.Addr, s.health()); err == nil {
+			if err := b.prober.Check(b.ctx, p.rec.Addr, s.health()); err == nil {
 				s.a.mu.Lock()
 				s.ready, s.msg = true, ""
 				s.a.mu.Unlock()
@@ -319,7 +317,22 @@ func (a *app) newSlot(b *Backend, version string, n int) *slot {
 // Notify registers fn, called with the app's name whenever one of its
 // instances starts, becomes ready or unready, exits or is removed. fn must
 // not block.
-func (b *Backend) Notify(fn func(app string)) { b.listeners.Add(fn) }
+//
+// fn is also called at once for every app the backend already runs (its
+// adopted instances, checked before New returned, included), so a router
+// wired after New catches up without waiting for the next change.
+func (b *Backend) Notify(fn func(app string)) {
+	b.listeners.Add(fn)
+	b.mu.Lock()
+	apps := make([]string, 0, len(b.apps))
+	for name := range b.apps {
+		apps = append(apps, name)
+	}
+	b.mu.Unlock()
+	for _, name := range apps {
+		fn(name)
+	}
+}
 
 func (b *Backend) notify(app string) { b.listeners.Fire(app) }
 
@@ -351,13 +364,9 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 	if err := checkRelease(rel); err != nil {
 		return err
 	}
-	for v, n := range want {
-		if err := spec.CheckVersion(v); err != nil {
-			return fmt.Errorf("apply app %s: version %q %v: %w", rel.App, v, err, spec.ErrInvalid)
-		}
-		if n < 0 || n > spec.MaxReplicas {
-			return fmt.Errorf("apply app %s: version %s: %d replicas is outside 0..%d: %w", rel.App, v, n, spec.MaxReplicas, spec.ErrInvalid)
-		}
+	wantCopy, err := adapters.CheckReplicas(rel.App, want)
+	if err != nil {
+		return err
 	}
 	a, err := b.getApp(rel.App, true)
 	if err != nil {
@@ -366,12 +375,6 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	wantCopy := traffic.Replicas{}
-	for v, n := range want {
-		if n > 0 {
-			wantCopy[v] = n
-		}
-	}
 	next := appFile{Release: rel.Clone(), Replicas: wantCopy}
 	if err := b.saveLocked(a, next); err != nil {
 		return fmt.Errorf("apply app %s: record desired state: %w", rel.App, err)
@@ -630,3 +633,6 @@ func (b *Backend) portReserved(port int) bool {
 	defer b.mu.Unlock()
 	return b.ports[port]
 }
+
+// NotifiesEveryChange implements adapters.ChangeNotifier: every instance start, exit, readiness change and health-check flip is notified.
+func (b *Backend) NotifiesEveryChange() bool { return true }

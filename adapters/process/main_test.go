@@ -182,6 +182,8 @@ func demoRelease(t testing.TB, app, version, proxyAddr string, extra ...string) 
 			StopGracePeriod: spec.D(10 * time.Second),
 		}},
 		Health: spec.Health{Interval: spec.D(200 * time.Millisecond), Timeout: spec.D(2 * time.Second)},
+		// the tests' clients are on loopback: trusted, so they may preview
+		Traffic: &spec.Traffic{Trust: &spec.TrafficTrust{ClientIPs: []string{"127.0.0.1"}}},
 	}
 	if err := rel.Validate(); err != nil {
 		t.Fatalf("test release: %v", err)

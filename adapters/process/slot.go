@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/healthprobe"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -251,29 +249,13 @@ func (s *slot) forget(p *proc) {
 	s.a.mu.Unlock()
 }
 
-type healthSpec struct {
-	path              string
-	interval, timeout time.Duration
-}
-
-func (s *slot) health() healthSpec {
-	h := healthSpec{path: spec.DefaultHealthPath, interval: spec.DefaultHealthInterval, timeout: spec.DefaultHealthTimeout}
+func (s *slot) health() healthprobe.Spec {
 	s.a.mu.Lock()
 	defer s.a.mu.Unlock()
 	if s.a.rel == nil {
-		return h
+		return healthprobe.SpecOf(spec.Health{})
 	}
-	rh := s.a.rel.Health
-	if rh.Path != "" {
-		h.path = rh.Path
-	}
-	if rh.Interval != nil && rh.Interval.Duration > 0 {
-		h.interval = rh.Interval.Duration
-	}
-	if rh.Timeout != nil && rh.Timeout.Duration > 0 {
-		h.timeout = rh.Timeout.Duration
-	}
-	return h
+	return healthprobe.SpecOf(s.a.rel.Health)
 }
 
 // monitor health-checks p until it exits, stops being wanted, or the
@@ -282,43 +264,37 @@ func (s *slot) health() healthSpec {
 // notified, so routers following Observe add or remove the instance. Until it is first ready it is checked more often: 50ms,
 // doubling up to the interval. It reports whether p was ever ready.
 func (s *slot) monitor(p *proc, log *slog.Logger) (monitorOutcome, bool) {
-	everReady := false
-	fails := 0
-	fast := 50 * time.Millisecond
+	var streak healthprobe.Streak
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-p.exited:
-			return monitorExited, everReady
+			return monitorExited, streak.Passed()
 		case <-s.b.ctx.Done():
-			return monitorClosed, everReady
+			return monitorClosed, streak.Passed()
 		case <-s.kick:
 			if !s.wanted() {
-				return monitorUnwanted, everReady
+				return monitorUnwanted, streak.Passed()
 			}
 			continue
 		case <-timer.C:
 		}
 		h := s.health()
-		err := s.b.check(p.rec.Addr, h)
+		err := s.b.prober.Check(s.b.ctx, p.rec.Addr, h)
 		select {
 		case <-p.exited:
-			return monitorExited, everReady
+			return monitorExited, streak.Passed()
 		default:
 		}
 		s.a.mu.Lock()
 		wasReady := s.ready
+		s.ready = streak.Record(wasReady, err, s.b.cfg.FailureThreshold)
 		switch {
 		case err == nil:
-			fails = 0
-			s.ready, s.msg = true, ""
-			everReady = true
-		case wasReady && fails+1 < s.b.cfg.FailureThreshold:
-			fails++
-		default:
-			fails++
-			s.ready, s.msg = false, "health check failed: "+err.Error()
+			s.msg = ""
+		case !s.ready:
+			s.msg = "health check failed: " + err.Error()
 		}
 		nowReady := s.ready
 		s.a.mu.Unlock()
@@ -331,37 +307,8 @@ func (s *slot) monitor(p *proc, log *slog.Logger) (monitorOutcome, bool) {
 			}
 			s.b.notify(s.a.name)
 		}
-		next := h.interval
-		if !everReady && fast < next {
-			next = fast
-			fast *= 2
-		}
-		timer.Reset(next)
+		timer.Reset(streak.Next(h.Interval))
 	}
-}
-
-// check probes one instance: GET path, 2xx is healthy.
-func (b *Backend) check(addr string, h healthSpec) error {
-	ctx, cancel := context.WithTimeout(b.ctx, h.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+h.path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := b.probe.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // drop `Get "url":`, keep the cause
-		}
-		return err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return errors.New(resp.Status)
-	}
-	return nil
 }
 
 // stop reports the instance not ready, drains it (Config.Drainer: out of

@@ -24,7 +24,8 @@ func release(t testing.TB, app, version, proxyAddr string) *spec.Release {
 		App:     app,
 		Version: version,
 		Backend: spec.Backend{Type: spec.BackendWebhook, Webhook: &spec.WebhookBackend{URL: "http://127.0.0.1:1/deploy", StatusURL: "http://127.0.0.1:1/status"}},
-		Traffic: &spec.Traffic{Type: "proxy", Proxy: &spec.ProxyTraffic{Listen: proxyAddr}},
+		// the probes come from loopback: trusted, so they may preview
+		Traffic: &spec.Traffic{Type: "proxy", Proxy: &spec.ProxyTraffic{Listen: proxyAddr}, Trust: &spec.TrafficTrust{ClientIPs: []string{"127.0.0.1"}}},
 	}
 	if err := rel.Validate(); err != nil {
 		t.Fatalf("test release: %v", err)

@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
+	"os"
+	"slices"
 
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
@@ -21,16 +23,52 @@ type Settings struct {
 	// ("" = DefaultStickyHeader, DefaultStickyCookie).
 	StickyHeader string `json:"stickyHeader,omitempty"`
 	StickyCookie string `json:"stickyCookie,omitempty"`
+	// Salt seeds the user bucketing (gray.salt; "" = spec.DefaultGraySalt).
+	Salt string `json:"salt,omitempty"`
+	// Trust says which callers may reach the preview and pin versions.
+	Trust Trust `json:"trust,omitzero"`
+}
+
+// Trust names the callers whose X-Graylane-Version and Nepxion headers
+// (n-d-version, n-d-version-weight, n-d-region, n-d-address) the proxy
+// honours and passes on; it removes them from every other request.
+type Trust struct {
+	// ClientIPs are addresses or CIDR prefixes of trusted connections.
+	ClientIPs []string `json:"clientIPs,omitempty"`
+	// Header, with the value Secret, marks a trusted request (the header
+	// is never forwarded).
+	Header string `json:"header,omitempty"`
+	Secret string `json:"secret,omitempty"`
+}
+
+// Equal reports whether two settings are the same.
+func (s Settings) Equal(o Settings) bool {
+	return s.Listen == o.Listen && s.StickyHeader == o.StickyHeader && s.StickyCookie == o.StickyCookie &&
+		s.Salt == o.Salt && slices.Equal(s.Trust.ClientIPs, o.Trust.ClientIPs) &&
+		s.Trust.Header == o.Trust.Header && s.Trust.Secret == o.Trust.Secret
 }
 
 // SettingsOf returns the proxy settings of a release: its proxy address
-// (spec.Release.ProxyListen) and sticky names.
-func SettingsOf(rel *spec.Release) Settings {
+// (spec.Release.ProxyListen), sticky names, gray.salt and traffic.trust
+// (the trust secret is read from the environment variable
+// traffic.trust.secretEnv names, which must not be empty).
+func SettingsOf(rel *spec.Release) (Settings, error) {
 	s := Settings{Listen: rel.ProxyListen()}
-	if rel.Traffic != nil {
-		s.StickyHeader, s.StickyCookie = rel.Traffic.StickyHeader, rel.Traffic.StickyCookie
+	if rel.Gray != nil {
+		s.Salt = rel.Gray.Salt
 	}
-	return s
+	if t := rel.Traffic; t != nil {
+		s.StickyHeader, s.StickyCookie = t.StickyHeader, t.StickyCookie
+		if tr := t.Trust; tr != nil {
+			s.Trust.ClientIPs = slices.Clone(tr.ClientIPs)
+			secret, err := tr.Secret(os.Getenv)
+			if err != nil {
+				return Settings{}, err
+			}
+			s.Trust.Header, s.Trust.Secret = tr.Header, secret
+		}
+	}
+	return s, nil
 }
 
 // Endpoints are an app's ready instance addresses by version.

@@ -20,19 +20,30 @@
 //
 // A request is routed by the first rule that applies:
 //
-//  1. Preview: a request carrying X-Graylane-Version: v goes to version v
-//     when v has a ready endpoint (a blue-green preview or a canary under
-//     test), whatever the weights.
-//  2. Sticky users: a request carrying the sticky header (traffic.stickyHeader,
-//     default X-Gray-User) or, failing that, the sticky cookie
-//     (traffic.stickyCookie, default gray_user) gets the bucket
-//     Bucket(value) = FNV-1a-32(value) mod 100 of the raw value.
-//  3. Otherwise the bucket is drawn uniformly at random from 0..99.
+//  1. A trusted caller (Settings.Trust: its connection's address in
+//     ClientIPs, or the trust header with the secret) reaches a version the
+//     split routes to — the Preview, or one with a weight (an analysis
+//     check aimed at the canary) — with X-Graylane-Version: <version>, or
+//     pins the version its n-d-version names for the app when the split
+//     routes to it. Nobody is
+//     trusted by default: X-Graylane-Version, n-d-version,
+//     n-d-version-weight, n-d-region and n-d-address of other callers are
+//     ignored and removed before the request goes on, and the trust header
+//     never goes on.
+//  2. Sticky users: the user key — the sticky header (traffic.stickyHeader,
+//     default X-Gray-User), else the sticky cookie (traffic.stickyCookie,
+//     default gray_user), trimmed — gets its bucket 0..9999 by
+//     gray.Bucket with the app's salt (gray.salt, default "graylane"):
+//     the bucketing of docs/gray.md, the same as nginx's Lua and the SDK.
+//  3. Otherwise the bucket is drawn uniformly at random.
 //
-// The bucket b picks the first version of the split whose cumulative weight
-// exceeds b. With the split [{v2 10} {v1 90}] buckets 0..9 go to v2 and
-// 10..99 to v1; at [{v2 20} {v1 80}] buckets 0..19 go to v2, so every user
-// who reached the canary at 10% stays on it at 20%.
+// The bucket b picks the first version of the split whose cumulative
+// weight*100 exceeds b. With the split [{v2 10} {v1 90}] buckets 0..999 go
+// to v2 and 1000..9999 to v1; at [{v2 20} {v1 80}] buckets 0..1999 go to
+// v2, so every user who reached the canary at 10% stays on it at 20%. The
+// request goes on with n-d-version: {"app":"version"} (merged into a
+// trusted caller's own n-d-version), so SDK services downstream follow the
+// decision.
 //
 // A version with weight > 0 but no ready endpoint never fails a request: its
 // share goes to the weighted versions that have endpoints, in proportion to
@@ -59,4 +70,13 @@
 // InFlight): no new request reaches the endpoint once RemoveEndpoint returns,
 // and InFlight counts the requests still being served, response bodies
 // included.
+//
+// # Request path
+//
+// A listening proxy runs its own HTTP/1.1 server loop (server.go) and
+// forwards plain requests itself (forward.go): per endpoint it keeps
+// upstream connections alive, writes the request and reads the response in
+// the client connection's goroutine. Protocol upgrades are joined both
+// ways; ServeHTTP (the http.Handler) forwards the same way, and with
+// Config.Transport set goes through httputil.ReverseProxy instead.
 package proxy

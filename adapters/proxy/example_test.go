@@ -10,8 +10,9 @@ import (
 )
 
 // A backend registers ready endpoints per version; the split decides who
-// gets which. A sticky user whose bucket is below the canary's weight stays
-// on the canary as the weight grows.
+// gets which. A sticky user's bucket (0..9999, docs/gray.md, the same in
+// nginx and the SDK) below the canary's weight*100 puts them on the canary,
+// where they stay as the weight grows.
 func Example() {
 	stable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "v1") }))
 	defer stable.Close()
@@ -36,10 +37,10 @@ func Example() {
 		}
 	}
 	// Output:
-	// canary at 10%: user-1 (bucket 0) -> v2
-	// canary at 10%: bob (bucket 44) -> v1
-	// canary at 10%: alice (bucket 79) -> v1
-	// canary at 50%: user-1 (bucket 0) -> v2
-	// canary at 50%: bob (bucket 44) -> v2
-	// canary at 50%: alice (bucket 79) -> v1
+	// canary at 10%: user-1 (bucket 4109) -> v1
+	// canary at 10%: bob (bucket 6595) -> v1
+	// canary at 10%: alice (bucket 134) -> v2
+	// canary at 50%: user-1 (bucket 4109) -> v2
+	// canary at 50%: bob (bucket 6595) -> v1
+	// canary at 50%: alice (bucket 134) -> v2
 }

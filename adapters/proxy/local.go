@@ -150,8 +150,11 @@ func (l *Local) Update(ctx context.Context, app string, u Update) (Routes, error
 	a.mu.Lock()
 	var listenErr error
 	if u.Settings != nil {
+		if err := a.p.Configure(*u.Settings); err != nil {
+			a.mu.Unlock()
+			return Routes{}, fmt.Errorf("proxy update of app %s: %w: %w", app, err, spec.ErrInvalid)
+		}
 		a.settings = *u.Settings
-		a.p.SetSticky(a.settings.StickyHeader, a.settings.StickyCookie)
 		if listenErr = a.p.Listen(a.settings.Listen); listenErr != nil {
 			a.listenErr = listenErr.Error()
 		} else {

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/internal/logx"
 	"github.com/graylane/graylane/traffic"
 )
@@ -27,8 +28,9 @@ const (
 	// DefaultStickyCookie is the sticky-user cookie when traffic.stickyCookie
 	// is not set.
 	DefaultStickyCookie = "gray_user"
-	// VersionHeader pins a request to a version that has ready endpoints.
-	VersionHeader = "X-Graylane-Version"
+	// VersionHeader reaches the split's preview version, from trusted
+	// callers only (Settings.Trust); it is removed from other requests.
+	VersionHeader = gray.HeaderPreview
 	// UpstreamHeader is added to every proxied response: the address of the
 	// endpoint that served it.
 	UpstreamHeader = "X-Graylane-Upstream"
@@ -47,12 +49,12 @@ var ErrNoEndpoint = errors.New("no ready endpoint")
 
 // Config configures one app's proxy.
 type Config struct {
-	// App names the app, for logs and errors.
+	// App names the app, for logs and errors, and in the n-d-version
+	// header the proxy adds.
 	App string
-	// StickyHeader and StickyCookie name the sticky-user header and cookie
-	// (defaults DefaultStickyHeader, DefaultStickyCookie).
-	StickyHeader string
-	StickyCookie string
+	// Settings are the initial routing settings (sticky names, salt,
+	// trusted callers; Listen is ignored: call Listen).
+	Settings Settings
 	// Logger receives proxy errors (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
 	// DownFor is how long an endpoint whose connection failed is skipped
@@ -77,19 +79,19 @@ type Proxy struct {
 	downFor     time.Duration
 	maxAttempts int
 	tr          http.RoundTripper
+	custom      bool // Config.Transport was set: every request goes through rp
 	rp          *httputil.ReverseProxy
 	table       atomic.Pointer[table]
 
 	mu       sync.Mutex // serialises writers of the table below
 	split    traffic.Split
-	header   string // canonical sticky header
-	cookie   string
+	routing  routing
 	live     map[string]*endpoint // by addr
 	draining map[string][]*endpoint
 
 	lmu        sync.Mutex // listener
 	listenAddr string
-	srv        *http.Server
+	srv        server
 	ln         net.Listener
 	closed     bool
 }
@@ -120,8 +122,13 @@ func New(cfg Config) *Proxy {
 	}
 	if p.tr == nil {
 		p.tr = newTransport()
+	} else {
+		p.custom = true
 	}
-	p.header, p.cookie = stickyNames(cfg.StickyHeader, cfg.StickyCookie)
+	if err := p.configureLocked(cfg.Settings); err != nil {
+		p.log.Error("invalid proxy settings; using the defaults", "err", err)
+		p.configureLocked(Settings{})
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
@@ -157,21 +164,19 @@ func newTransport() *http.Transport {
 	}
 }
 
-func stickyNames(header, cookie string) (string, string) {
-	if header == "" {
-		header = DefaultStickyHeader
-	}
-	if cookie == "" {
-		cookie = DefaultStickyCookie
-	}
-	return http.CanonicalHeaderKey(header), cookie
-}
-
 // App returns the app the proxy serves.
 func (p *Proxy) App() string { return p.app }
 
-// ServeHTTP proxies one request.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.rp.ServeHTTP(w, r) }
+// ServeHTTP proxies one request: protocol upgrades (WebSocket) and, with
+// Config.Transport set, every request through httputil.ReverseProxy;
+// everything else through the forwarder (forward.go).
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.custom || r.Header["Upgrade"] != nil || r.ProtoMajor != 1 {
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	p.forward(rwSink{p, w}, r)
+}
 
 // Split returns the split in force (a copy).
 func (p *Proxy) Split() traffic.Split {
@@ -193,16 +198,26 @@ func (p *Proxy) SetSplit(s traffic.Split) error {
 	return nil
 }
 
-// SetSticky changes the sticky header and cookie names ("" = default).
-func (p *Proxy) SetSticky(header, cookie string) {
-	h, c := stickyNames(header, cookie)
+func (p *Proxy) configureLocked(s Settings) error {
+	r, err := compileRouting(s)
+	if err != nil {
+		return err
+	}
+	p.routing = r
+	return nil
+}
+
+// Configure puts routing settings in force (sticky names, salt, trusted
+// callers; s.Listen is ignored). Settings that do not validate change
+// nothing.
+func (p *Proxy) Configure(s Settings) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if h == p.header && c == p.cookie {
-		return
+	if err := p.configureLocked(s); err != nil {
+		return fmt.Errorf("proxy of app %s: %w", p.app, err)
 	}
-	p.header, p.cookie = h, c
 	p.publishLocked()
+	return nil
 }
 
 // SetEndpoints makes addrs the ready endpoints of version: addresses not
@@ -362,6 +377,7 @@ func (p *Proxy) addLocked(version, addr string) bool {
 // off (see endpoint.acquire).
 func (p *Proxy) removeLocked(e *endpoint) {
 	e.removed.Store(true)
+	e.pool.close()
 	delete(p.live, e.addr)
 	// Forget endpoints that finished draining; keep the busy ones counted.
 	kept := p.draining[e.addr][:0]
@@ -416,17 +432,29 @@ func (p *Proxy) Listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("proxy of app %s: listen on %s: %w", p.app, addr, err)
 	}
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			p.log.Error("proxy stopped serving", "addr", addr, "err", err)
+	var srv server
+	if p.custom {
+		hs := &http.Server{
+			Handler:           p,
+			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       serverIdleTimeout,
+			ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 		}
-	}()
+		go func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				p.log.Error("proxy stopped serving", "addr", addr, "err", err)
+			}
+		}()
+		srv = httpServer{hs}
+	} else {
+		cs := newConnServer(p, ln)
+		go func() {
+			if err := cs.serve(); err != nil {
+				p.log.Error("proxy stopped serving", "addr", addr, "err", err)
+			}
+		}()
+		srv = cs
+	}
 	p.srv, p.ln, p.listenAddr = srv, ln, addr
 	p.log.Info("proxy listening", "addr", ln.Addr().String())
 	shutdown(old)
@@ -463,18 +491,37 @@ func (p *Proxy) Close() error {
 	if c, ok := p.tr.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+	p.mu.Lock()
+	for _, e := range p.live {
+		e.pool.close()
+	}
+	p.mu.Unlock()
 	return nil
 }
 
-func shutdown(srv *http.Server) {
+// server is what serves a listener: the proxy's own server loop, or
+// net/http's with a custom Config.Transport.
+type server interface {
+	// shutdown stops accepting and lets requests in flight finish until
+	// ctx ends.
+	shutdown(ctx context.Context)
+}
+
+type httpServer struct{ *http.Server }
+
+func (s httpServer) shutdown(ctx context.Context) {
+	if err := s.Shutdown(ctx); err != nil {
+		s.Close()
+	}
+}
+
+func shutdown(srv server) {
 	if srv == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), defaultShutdownWait)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		srv.Close()
-	}
+	srv.shutdown(ctx)
 }
 
 func (p *Proxy) serveError(w http.ResponseWriter, r *http.Request, err error) {

@@ -42,6 +42,11 @@ func newUpstream(t testing.TB, version string) *upstream {
 			b, _ := io.ReadAll(r.Body)
 			w.Header().Set("X-Body", string(b))
 		}
+		for _, k := range seenHeaders {
+			if v := r.Header.Get(k); v != "" {
+				w.Header().Set("X-Seen-"+k, v)
+			}
+		}
 		w.Header().Set("X-Version", version)
 		io.WriteString(w, version)
 	}))
@@ -55,6 +60,9 @@ func newUpstream(t testing.TB, version string) *upstream {
 	})
 	return u
 }
+
+// seenHeaders are echoed back by upstreams as X-Seen-<name>.
+var seenHeaders = []string{"N-D-Version", "N-D-Version-Weight", "N-D-Region", "N-D-Address", "X-Graylane-Version", "X-Graylane-Key"}
 
 func (u *upstream) addr() string { return u.srv.Listener.Addr().String() }
 
@@ -115,15 +123,16 @@ func versionOf(t testing.TB, p *proxy.Proxy, header http.Header) string {
 func user(name string) http.Header { return http.Header{proxy.DefaultStickyHeader: {name}} }
 
 func TestBucket(t *testing.T) {
-	// The worked examples of Bucket's doc comment.
+	// The worked examples of Bucket's doc comment: gray.Bucket with the
+	// default salt (docs/gray-vectors.json).
 	for _, c := range []struct {
 		value string
 		want  int
 	}{
-		{"alice", 79},
-		{"bob", 44},
-		{"user-1", 0},
-		{"user-42", 99},
+		{"user-1", 4109},
+		{"alice", 134},
+		{"  alice\t", 134}, // trimmed, as every layer does
+		{"bob", 6595},
 	} {
 		if got := proxy.Bucket(c.value); got != c.want {
 			t.Errorf("Bucket(%q) = %d, want %d", c.value, got, c.want)
@@ -131,8 +140,8 @@ func TestBucket(t *testing.T) {
 	}
 }
 
-// TestStickyBuckets mirrors the package doc: bucket b goes to the first
-// version whose cumulative weight exceeds b.
+// TestStickyBuckets mirrors the package doc: bucket b (0..9999) goes to the
+// first version whose cumulative weight*100 exceeds b.
 func TestStickyBuckets(t *testing.T) {
 	p := proxy.New(proxy.Config{App: "demo"})
 	v1, v2 := newUpstream(t, "v1"), newUpstream(t, "v2")
@@ -144,15 +153,15 @@ func TestStickyBuckets(t *testing.T) {
 		user  string // its bucket in the comment
 		want  string
 	}{
-		{splitOf("v2", 0, "v1", 100), "user-1", "v1"},  // 0: nobody on v2
-		{splitOf("v2", 1, "v1", 99), "user-1", "v2"},   // 0 < 1
-		{splitOf("v2", 1, "v1", 99), "bob", "v1"},      // 44 >= 1
-		{splitOf("v2", 44, "v1", 56), "bob", "v1"},     // 44 >= 44
-		{splitOf("v2", 45, "v1", 55), "bob", "v2"},     // 44 < 45
-		{splitOf("v2", 99, "v1", 1), "user-42", "v1"},  // 99 >= 99
-		{splitOf("v2", 100, "v1", 0), "user-42", "v2"}, // 99 < 100
-		{splitOf("v1", 80, "v2", 20), "alice", "v1"},   // 79 < 80, v1 comes first
-		{splitOf("v1", 79, "v2", 21), "alice", "v2"},   // 79 >= 79
+		{splitOf("v2", 0, "v1", 100), "alice", "v1"},  // 134: nobody on v2
+		{splitOf("v2", 1, "v1", 99), "alice", "v1"},   // 134 >= 100
+		{splitOf("v2", 2, "v1", 98), "alice", "v2"},   // 134 < 200
+		{splitOf("v2", 41, "v1", 59), "user-1", "v1"}, // 4109 >= 4100
+		{splitOf("v2", 42, "v1", 58), "user-1", "v2"}, // 4109 < 4200
+		{splitOf("v2", 94, "v1", 6), "user-9999", "v1"},
+		{splitOf("v2", 95, "v1", 5), "user-9999", "v2"}, // 9451 < 9500
+		{splitOf("v1", 66, "v2", 34), "bob", "v1"},      // 6595 < 6600, v1 comes first
+		{splitOf("v1", 65, "v2", 35), "bob", "v2"},      // 6595 >= 6500
 	} {
 		mustSplit(t, p, c.split)
 		want := c.want
@@ -169,35 +178,32 @@ func TestStickyBuckets(t *testing.T) {
 }
 
 func TestCustomStickyNames(t *testing.T) {
-	p := proxy.New(proxy.Config{App: "demo", StickyHeader: "x-user", StickyCookie: "uid"})
+	p := proxy.New(proxy.Config{App: "demo", Settings: proxy.Settings{StickyHeader: "x-user", StickyCookie: "uid"}})
 	v1, v2 := newUpstream(t, "v1"), newUpstream(t, "v2")
 	p.SetEndpoints("v1", []string{v1.addr()})
 	p.SetEndpoints("v2", []string{v2.addr()})
-	mustSplit(t, p, splitOf("v2", 1, "v1", 99))
-	if got := versionOf(t, p, http.Header{"X-User": {"user-1"}}); got != "v2" {
-		t.Fatalf("user-1 by X-User went to %s, want v2", got)
+	mustSplit(t, p, splitOf("v2", 2, "v1", 98))
+	if got := versionOf(t, p, http.Header{"X-User": {"alice"}}); got != "v2" {
+		t.Fatalf("alice by X-User went to %s, want v2", got)
 	}
-	if got := versionOf(t, p, http.Header{"Cookie": {`uid="user-1"`}}); got != "v2" {
-		t.Fatalf("user-1 by cookie uid went to %s, want v2", got)
+	if got := versionOf(t, p, http.Header{"Cookie": {`uid="alice"`}}); got != "v2" {
+		t.Fatalf("alice by cookie uid went to %s, want v2", got)
 	}
-	p.SetSticky("", "")
-	if got := versionOf(t, p, user("user-1")); got != "v2" {
-		t.Fatalf("after SetSticky to defaults, user-1 went to %s, want v2", got)
+	if err := p.Configure(proxy.Settings{}); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestPreviewHeader(t *testing.T) {
-	p := proxy.New(proxy.Config{App: "demo"})
-	v1, v2 := newUpstream(t, "v1"), newUpstream(t, "v2")
-	p.SetEndpoints("v1", []string{v1.addr()})
-	p.SetEndpoints("v2", []string{v2.addr()})
-	mustSplit(t, p, splitOf("v1", 100))
-	if got := versionOf(t, p, http.Header{proxy.VersionHeader: {"v2"}}); got != "v2" {
-		t.Fatalf("pinned to v2 went to %s", got)
+	if got := versionOf(t, p, user("alice")); got != "v2" {
+		t.Fatalf("after Configure to defaults, alice went to %s, want v2", got)
 	}
-	// A version without endpoints cannot be pinned: normal routing.
-	if got := versionOf(t, p, http.Header{proxy.VersionHeader: {"v9"}}); got != "v1" {
-		t.Fatalf("pinned to v9 (no endpoint) went to %s, want v1", got)
+	// Another salt buckets alice elsewhere (docs/gray-vectors.json: 2609).
+	if err := p.Configure(proxy.Settings{Salt: "shop-2025"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := versionOf(t, p, user("alice")); got != "v1" {
+		t.Fatalf("with salt shop-2025 alice (bucket 2609) went to %s, want v1", got)
+	}
+	if err := p.Configure(proxy.Settings{Salt: "not a salt"}); err == nil {
+		t.Fatal("an invalid salt was accepted")
 	}
 }
 

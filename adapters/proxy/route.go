@@ -1,127 +1,56 @@
 package proxy
 
 import (
-	"errors"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"sort"
-	"strings"
-	"sync/atomic"
 	"time"
+
+	"github.com/graylane/graylane/gray"
 )
 
 // maxTried bounds the endpoints one request tries (and MaxAttempts).
 const maxTried = 16
 
-// Bucket returns the sticky bucket of a user: FNV-1a (32-bit) of the raw
-// header or cookie value, mod 100. Other routers that want to agree with the
-// proxy on who is in the canary compute the same.
+// Bucket returns the user bucket (0..gray.Buckets-1) the proxy gives a
+// sticky user key with the default salt: gray.Bucket(spec.DefaultGraySalt,
+// key), the bucketing of docs/gray.md shared with nginx and the SDK. An
+// app with gray.salt buckets with that salt instead.
 //
-//	Bucket("alice")   = 2267157479 % 100 = 79
-//	Bucket("bob")     = 2261164244 % 100 = 44
-//	Bucket("user-1")  = 4115888500 % 100 = 0   (in a canary from 1%)
-//	Bucket("user-42") =   39875499 % 100 = 99  (in a canary only at 100%)
-func Bucket(value string) int {
-	return int(fnv1a(value) % 100)
+//	Bucket("user-1") = 4109   (on a canary from 41.10%)
+//	Bucket("alice")  =  134   (on a canary from 1.35%)
+func Bucket(key string) int {
+	b, _ := gray.NewHasher(defaultRouting.salt).Bucket(key)
+	return b
 }
 
-func fnv1a(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
-}
-
-// endpoint is one ready instance address.
-type endpoint struct {
-	addr     string
-	version  string
-	hdr      []string // {addr}, shared by every response's UpstreamHeader
-	inflight atomic.Int64
-	removed  atomic.Bool
-	// downUntil (unix nanoseconds) is set after a failed connection; the
-	// endpoint is skipped until then while others are available.
-	downUntil atomic.Int64
-}
-
-// acquire counts a request on e unless e was removed. The increment comes
-// before the check and removal sets the flag before draining reads the count,
-// so either the request sees the flag or the drain sees the request.
-func (e *endpoint) acquire() bool {
-	e.inflight.Add(1)
-	if e.removed.Load() {
-		e.inflight.Add(-1)
-		return false
-	}
-	return true
-}
-
-func (e *endpoint) release() { e.inflight.Add(-1) }
-
-func (e *endpoint) down(now int64) bool {
-	d := e.downUntil.Load()
-	return d != 0 && now < d
-}
-
-// group is one version's endpoints in a table.
-type group struct {
-	version string
-	eps     []*endpoint
-	rr      atomic.Uint32
-}
-
-// next returns the next endpoint in turn that is not in tried (and not down,
-// unless allowDown).
-func (g *group) next(tried []*endpoint, now int64, allowDown bool) *endpoint {
-	n := uint32(len(g.eps))
-	if n == 0 {
-		return nil
-	}
-	start := g.rr.Add(1)
-	for i := uint32(0); i < n; i++ {
-		e := g.eps[(start+i)%n]
-		if contains(tried, e) || (!allowDown && e.down(now)) {
-			continue
-		}
-		return e
-	}
-	return nil
-}
-
-func contains(tried []*endpoint, e *endpoint) bool {
-	for _, t := range tried {
-		if t == e {
-			return true
-		}
-	}
-	return false
-}
+var defaultRouting, _ = compileRouting(Settings{})
 
 // cumEntry is one version of a cumulative weight list: it owns the buckets
 // below cum not owned by an earlier entry.
 type cumEntry struct {
 	g   *group // nil when the version has no endpoint
-	cum int
+	cum int    // in buckets (weight * 100)
 }
 
 // table is the immutable routing state, rebuilt on every change.
 type table struct {
-	header   string
-	cookie   string
+	app      string
+	r        routing
 	groups   map[string]*group // versions with endpoints
-	weighted []cumEntry        // weight > 0, in split order; cum ends at 100
+	weighted []cumEntry        // weight > 0, in split order; cum ends at gray.Buckets
 	eff      []cumEntry        // weighted versions with endpoints
 	effTotal int
 	any      []*group // every version with endpoints: weighted ones first
+	preview  string
+	routed   map[string]bool     // versions a trusted caller may pin: weight > 0, preview
+	ndv      map[string][]string // version -> its n-d-version value {"app":"version"}
 }
 
 // publishLocked rebuilds the table from the proxy's state.
 func (p *Proxy) publishLocked() {
-	t := &table{header: p.header, cookie: p.cookie, groups: map[string]*group{}}
+	t := &table{app: p.app, r: p.routing, groups: map[string]*group{}, preview: p.split.Preview,
+		routed: map[string]bool{}, ndv: map[string][]string{}}
 	addrs := make([]string, 0, len(p.live))
 	for a := range p.live {
 		addrs = append(addrs, a)
@@ -133,6 +62,7 @@ func (p *Proxy) publishLocked() {
 		if g == nil {
 			g = &group{version: e.version}
 			t.groups[e.version] = g
+			t.ndv[e.version] = []string{gray.EncodeVersionHeader([]gray.AppVersion{{App: p.app, Version: e.version}})}
 		}
 		g.eps = append(g.eps, e)
 	}
@@ -142,15 +72,19 @@ func (p *Proxy) publishLocked() {
 		if w.Weight <= 0 {
 			continue
 		}
+		t.routed[w.Version] = true
 		g := t.groups[w.Version]
-		cum += w.Weight
+		cum += w.Weight * 100
 		t.weighted = append(t.weighted, cumEntry{g: g, cum: cum})
 		if g != nil {
-			t.effTotal += w.Weight
+			t.effTotal += w.Weight * 100
 			t.eff = append(t.eff, cumEntry{g: g, cum: t.effTotal})
 			t.any = append(t.any, g)
 			seen[w.Version] = true
 		}
+	}
+	if t.preview != "" {
+		t.routed[t.preview] = true
 	}
 	versions := make([]string, 0, len(t.groups))
 	for v := range t.groups {
@@ -165,39 +99,60 @@ func (p *Proxy) publishLocked() {
 	p.table.Store(t)
 }
 
-// choice is a request's routing key: its bucket 0..99, a second uniform
-// number for falling back over the versions that have endpoints, and the
-// version it asks for by header.
+// choice is a request's routing key: its user bucket 0..9999, a second
+// uniform number for falling back over the versions that have endpoints,
+// the version a trusted caller pinned, and whether the caller is trusted.
 type choice struct {
-	bucket int
-	fine   uint32
-	pinned string
+	bucket  int
+	fine    uint32
+	pinned  string
+	trusted bool
 }
 
-// route computes the request's choice. For a sticky user both numbers
-// derive from the hash of the value, so the user always lands on the same
-// version; fine multiplies the hash by an odd constant (Fibonacci hashing)
-// so its high bits do not follow the bucket.
-func (t *table) route(h http.Header) choice {
+// route computes the request's choice:
+//
+//  1. a trusted caller (Settings.Trust) reaches a version the split routes
+//     to (the preview, or one with a weight: an analysis check aimed at the
+//     canary) with X-Graylane-Version, or pins the version its n-d-version
+//     names for this app when the split routes to it;
+//  2. the user key (sticky header, else cookie) gets its bucket by the
+//     bucketing of docs/gray.md with the app's salt, the same in nginx
+//     and the SDK; fine is the hash's high 32 bits;
+//  3. a request without a user key gets a random bucket.
+func (t *table) route(h http.Header, remoteAddr string) choice {
 	var c choice
-	if v := h[VersionHeader]; len(v) > 0 {
-		c.pinned = v[0]
+	c.trusted = t.r.trusted(h, remoteAddr)
+	if c.trusted {
+		if v := h[previewKey]; len(v) > 0 && t.routed[v[0]] {
+			c.pinned = v[0]
+		} else if v := h[ndVersion]; len(v) > 0 {
+			for _, e := range gray.ParseVersionHeader(v[0]) {
+				if (e.App == t.app || e.App == gray.AllApps) && t.routed[e.Version] {
+					c.pinned = e.Version
+					if e.App == t.app {
+						break
+					}
+				}
+			}
+		}
 	}
-	value, sticky := "", false
-	if v := h[t.header]; len(v) > 0 && v[0] != "" {
-		value, sticky = v[0], true
-	} else {
-		value, sticky = cookieValue(h, t.cookie)
+	key := ""
+	if v := h[t.r.header]; len(v) > 0 {
+		key = v[0]
 	}
-	if sticky {
-		hash := fnv1a(value)
-		c.bucket, c.fine = int(hash%100), hash*0x9E3779B1
+	if gray.NormalizeKey(key) == "" {
+		key, _ = gray.CookieValue(h, t.r.cookie)
+	}
+	if hash, ok := t.r.hasher.Hash(key); ok {
+		c.bucket, c.fine = int(hash%gray.Buckets), uint32(hash>>32)
 		return c
 	}
 	r := rand.Uint64()
-	c.bucket, c.fine = int((r>>32)%100), uint32(r)
+	c.bucket, c.fine = int(r%gray.Buckets), uint32(r>>32)
 	return c
 }
+
+var previewKey = http.CanonicalHeaderKey(gray.HeaderPreview)
 
 // pick chooses the endpoint for bucket b: the pinned version when it has
 // endpoints, else the version owning b, else (when the owner has no usable
@@ -262,153 +217,4 @@ func lookup(entries []cumEntry, b int) (cumEntry, bool) {
 		}
 	}
 	return cumEntry{}, false
-}
-
-// cookieValue finds a cookie in the Cookie headers without allocating.
-func cookieValue(h http.Header, name string) (string, bool) {
-	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			k, v, ok := strings.Cut(part, "=")
-			if !ok || k != name {
-				continue
-			}
-			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			if v != "" {
-				return v, true
-			}
-		}
-	}
-	return "", false
-}
-
-// dialError marks a failed connection: nothing was sent, so the request can
-// go to another endpoint whatever its method.
-type dialError struct{ err error }
-
-func (e *dialError) Error() string { return e.err.Error() }
-func (e *dialError) Unwrap() error { return e.err }
-
-// upstreams is the proxy seen as the ReverseProxy's transport: it picks the
-// endpoint of each attempt and retries failed connections.
-type upstreams Proxy
-
-func (u *upstreams) RoundTrip(req *http.Request) (*http.Response, error) {
-	p := (*Proxy)(u)
-	t := p.table.Load()
-	c := t.route(req.Header)
-	var body *replayBody
-	if req.Body != nil && req.Body != http.NoBody {
-		body = &replayBody{rc: req.Body}
-		req.Body = body
-	}
-	var tried [maxTried]*endpoint
-	n := 0
-	var lastErr error
-	for attempts := 0; attempts < p.maxAttempts && n < len(tried); {
-		e := t.pick(c, tried[:n], attempts > 0)
-		if e == nil {
-			break
-		}
-		tried[n] = e
-		n++
-		if !e.acquire() {
-			// Removed since this table was built: take the current one.
-			t = p.table.Load()
-			continue
-		}
-		out := req
-		if attempts > 0 {
-			// A failed attempt's request may still be read by the
-			// transport's goroutines: give the next one its own copy.
-			out = req.WithContext(req.Context())
-			u := *req.URL
-			out.URL = &u
-		}
-		attempts++
-		out.URL.Host = e.addr
-		resp, err := p.tr.RoundTrip(out)
-		if err == nil {
-			resp.Header[UpstreamHeader] = e.hdr
-			if resp.StatusCode == http.StatusSwitchingProtocols {
-				// The upgraded connection is the body; it is not counted.
-				e.release()
-				return resp, nil
-			}
-			resp.Body = &countedBody{rc: resp.Body, e: e}
-			return resp, nil
-		}
-		e.release()
-		lastErr = err
-		if req.Context().Err() != nil || !retriable(req.Method, body, err) {
-			return nil, err
-		}
-		e.downUntil.Store(time.Now().Add(p.downFor).UnixNano())
-		p.log.Debug("endpoint failed, trying another", "endpoint", e.addr, "version", e.version, "err", err)
-	}
-	if lastErr != nil {
-		return nil, lastErr
-	}
-	return nil, ErrNoEndpoint
-}
-
-// retriable reports whether a failed attempt may be sent to another
-// endpoint: always when the connection could not be made (nothing was sent),
-// and for idempotent methods whose body, if any, was not read.
-func retriable(method string, body *replayBody, err error) bool {
-	var de *dialError
-	var oe *net.OpError
-	if errors.As(err, &de) || (errors.As(err, &oe) && oe.Op == "dial") {
-		return body == nil || !body.read.Load()
-	}
-	if body != nil {
-		return false
-	}
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return false
-}
-
-// replayBody records whether a request body was read, so an attempt that
-// failed before reading it can be sent again. Its Close leaves the client's
-// body open (the ReverseProxy closes it) unless it was read.
-type replayBody struct {
-	rc   io.ReadCloser
-	read atomic.Bool
-}
-
-func (b *replayBody) Read(p []byte) (int, error) {
-	b.read.Store(true)
-	return b.rc.Read(p)
-}
-
-func (b *replayBody) Close() error {
-	if b.read.Load() {
-		return b.rc.Close()
-	}
-	return nil
-}
-
-// countedBody keeps a request counted in flight until its response body is
-// closed.
-type countedBody struct {
-	rc   io.ReadCloser
-	e    *endpoint
-	done atomic.Bool
-}
-
-func (b *countedBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
-
-func (b *countedBody) Close() error {
-	err := b.rc.Close()
-	if b.done.CompareAndSwap(false, true) {
-		b.e.release()
-	}
-	return err
 }

@@ -27,7 +27,7 @@ func TestRouteAllocations(t *testing.T) {
 	} {
 		allocs := testing.AllocsPerRun(1000, func() {
 			t := p.table.Load()
-			if t.pick(t.route(h), nil, false) == nil {
+			if t.pick(t.route(h, "10.1.2.3:4567"), nil, false) == nil {
 				panic("no endpoint")
 			}
 		})
@@ -45,27 +45,7 @@ func BenchmarkRoute(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			t := p.table.Load()
-			t.pick(t.route(h), nil, false)
+			t.pick(t.route(h, "10.1.2.3:4567"), nil, false)
 		}
 	})
-}
-
-func TestCookieValue(t *testing.T) {
-	for _, c := range []struct {
-		lines []string
-		want  string
-		ok    bool
-	}{
-		{[]string{"gray_user=u1"}, "u1", true},
-		{[]string{"a=1; gray_user=u2"}, "u2", true},
-		{[]string{"a=1", "gray_user=\"u3\""}, "u3", true},
-		{[]string{"gray_users=x; xgray_user=y"}, "", false},
-		{[]string{"gray_user="}, "", false},
-		{nil, "", false},
-	} {
-		got, ok := cookieValue(http.Header{"Cookie": c.lines}, "gray_user")
-		if got != c.want || ok != c.ok {
-			t.Errorf("cookieValue(%q) = %q, %v; want %q, %v", c.lines, got, ok, c.want, c.ok)
-		}
-	}
 }

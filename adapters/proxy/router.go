@@ -129,11 +129,14 @@ func (r *Router) Ensure(ctx context.Context, rel *spec.Release) error {
 	if rel == nil {
 		return fmt.Errorf("proxy router: nil release: %w", spec.ErrInvalid)
 	}
-	want := SettingsOf(rel)
+	want, err := SettingsOf(rel)
+	if err != nil {
+		return fmt.Errorf("proxy of app %s: %w", rel.App, err)
+	}
 	r.mu.Lock()
 	have, known := r.settings[rel.App]
 	r.mu.Unlock()
-	if known && have == want {
+	if known && have.Equal(want) {
 		return nil
 	}
 	al := r.appLock(rel.App)
@@ -158,8 +161,18 @@ func (r *Router) ensureLocked(ctx context.Context, app string, want Settings) er
 			return fmt.Errorf("proxy of app %s: %w", app, err)
 		}
 	}
-	if known && have == want {
+	if known && have.Equal(want) {
+		// First seen since this router started (graylane restarted): the
+		// data plane kept its routes; bring its endpoints up to date now
+		// rather than at the next resync.
 		r.remember(app, want)
+		if eps, err := r.endpoints(ctx, app); err == nil {
+			if rt, err := r.dp.Routes(ctx, app); err == nil && !sameEndpoints(rt.Endpoints, eps) {
+				if _, err := r.dp.Update(ctx, app, Update{Endpoints: &eps}); err != nil {
+					return fmt.Errorf("proxy of app %s: %w", app, err)
+				}
+			}
+		}
 		return nil
 	}
 	u := Update{Settings: &want}
@@ -233,7 +246,10 @@ func (r *Router) SetWeights(ctx context.Context, rel *spec.Release, s traffic.Sp
 	al := r.appLock(rel.App)
 	al.Lock()
 	defer al.Unlock()
-	want := SettingsOf(rel)
+	want, err := SettingsOf(rel)
+	if err != nil {
+		return fmt.Errorf("set weights of app %s: %w", rel.App, err)
+	}
 	u := Update{Settings: &want, Split: &s}
 	if eps, err := r.endpoints(ctx, rel.App); err == nil {
 		u.Endpoints = &eps

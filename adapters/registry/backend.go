@@ -66,9 +66,10 @@ type appWatch struct {
 }
 
 var (
-	_ adapters.Backend   = (*Backend)(nil)
-	_ adapters.Notifier  = (*Backend)(nil)
-	_ adapters.Forgetter = (*Backend)(nil)
+	_ adapters.Backend        = (*Backend)(nil)
+	_ adapters.Notifier       = (*Backend)(nil)
+	_ adapters.ChangeNotifier = (*Backend)(nil)
+	_ adapters.Forgetter      = (*Backend)(nil)
 )
 
 // New returns a Backend; Close stops its watches.
@@ -213,3 +214,6 @@ func (b *Backend) Close() error {
 	b.wg.Wait()
 	return nil
 }
+
+// NotifiesEveryChange implements adapters.ChangeNotifier: the registries' watches notify every registration, expiry and change.
+func (b *Backend) NotifiesEveryChange() bool { return true }

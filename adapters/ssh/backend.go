@@ -16,7 +16,9 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/graylane/graylane/adapters"
+	"github.com/graylane/graylane/internal/healthprobe"
 	"github.com/graylane/graylane/internal/logx"
+	"github.com/graylane/graylane/internal/sshdial"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -52,11 +54,11 @@ type Config struct {
 
 // Backend deploys apps to hosts over SSH. See the package doc.
 type Backend struct {
-	cfg  Config
-	log  *slog.Logger
-	pool *pool
-	arts *artifacts
-	http *http.Client
+	cfg    Config
+	log    *slog.Logger
+	pool   *pool
+	arts   *artifacts
+	prober *healthprobe.Prober
 
 	mu        sync.Mutex
 	locks     map[string]*sync.Mutex
@@ -78,13 +80,9 @@ func New(cfg Config) (*Backend, error) {
 	}
 	signers := cfg.Signers
 	if cfg.KeyFile != "" {
-		b, err := os.ReadFile(cfg.KeyFile)
+		s, err := sshdial.LoadKey(cfg.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("ssh backend: read key: %w", err)
-		}
-		s, err := gossh.ParsePrivateKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("ssh backend: parse key %s: %w", cfg.KeyFile, err)
+			return nil, fmt.Errorf("ssh backend: %w", err)
 		}
 		signers = append(signers, s)
 	}
@@ -92,7 +90,7 @@ func New(cfg Config) (*Backend, error) {
 		return nil, errors.New("ssh backend: KeyFile or Signers is required")
 	}
 	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = 10 * time.Second
+		cfg.DialTimeout = sshdial.DefaultDialTimeout
 	}
 	if cfg.UploadTimeout <= 0 {
 		cfg.UploadTimeout = 30 * time.Minute
@@ -103,16 +101,13 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 8
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	}
 	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	return &Backend{
 		cfg:      cfg,
 		log:      cfg.Logger.With("backend", "ssh"),
-		pool:     &pool{signers: signers, knownHosts: cfg.KnownHostsFiles, dialTimeout: cfg.DialTimeout},
+		pool:     &pool{sshdial.NewPool(sshdial.Config{Signers: signers, KnownHostsFiles: cfg.KnownHostsFiles, DialTimeout: cfg.DialTimeout})},
 		arts:     &artifacts{workDir: cfg.WorkDir},
-		http:     cfg.HTTPClient,
+		prober:   healthprobe.New(cfg.HTTPClient),
 		locks:    map[string]*sync.Mutex{},
 		releases: map[string]*spec.Release{},
 		last:     map[string]string{},
@@ -121,7 +116,7 @@ func New(cfg Config) (*Backend, error) {
 
 // Close closes every SSH connection.
 func (b *Backend) Close() error {
-	b.pool.close()
+	b.pool.Close()
 	return nil
 }
 

@@ -4,193 +4,33 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
-	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/graylane/graylane/internal/sshdial"
 )
 
 // Host-key and locking errors, matched with errors.Is.
 var (
 	// ErrHostKeyUnknown: the host is not in known_hosts. graylane never
 	// trusts on first use; add the host's key to known_hosts.
-	ErrHostKeyUnknown = errors.New("host key not in known_hosts")
+	ErrHostKeyUnknown = sshdial.ErrHostKeyUnknown
 	// ErrHostKeyChanged: the host presented a key other than the one
 	// known_hosts holds (re-installed host, or a man in the middle).
-	ErrHostKeyChanged = errors.New("host key differs from known_hosts")
+	ErrHostKeyChanged = sshdial.ErrHostKeyChanged
 	// ErrLocked: another release of the app holds the deploy lock.
 	ErrLocked = errors.New("deploy lock held by another release")
 )
 
-// pool keeps one SSH connection per user@address.
+// pool keeps one SSH connection per user@address (sshdial.Pool) and runs
+// the backend's remote commands on it.
 type pool struct {
-	signers     []gossh.Signer
-	knownHosts  []string
-	dialTimeout time.Duration
-
-	mu    sync.Mutex
-	conns map[string]*gossh.Client
-}
-
-func (p *pool) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for k, c := range p.conns {
-		c.Close()
-		delete(p.conns, k)
-	}
-}
-
-// client returns a connected client, dialling if needed.
-func (p *pool) client(ctx context.Context, user, addr string) (*gossh.Client, error) {
-	key := user + "@" + addr
-	p.mu.Lock()
-	c := p.conns[key]
-	p.mu.Unlock()
-	if c != nil {
-		return c, nil
-	}
-	c, err := p.dial(ctx, user, addr)
-	if err != nil {
-		return nil, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if old := p.conns[key]; old != nil {
-		c.Close()
-		return old, nil
-	}
-	if p.conns == nil {
-		p.conns = map[string]*gossh.Client{}
-	}
-	p.conns[key] = c
-	go func() {
-		c.Wait()
-		p.mu.Lock()
-		if p.conns[key] == c {
-			delete(p.conns, key)
-		}
-		p.mu.Unlock()
-	}()
-	return c, nil
-}
-
-func (p *pool) drop(user, addr string, c *gossh.Client) {
-	key := user + "@" + addr
-	p.mu.Lock()
-	if p.conns[key] == c {
-		delete(p.conns, key)
-	}
-	p.mu.Unlock()
-	c.Close()
-}
-
-// session opens a session, redialling once if the cached connection died.
-func (p *pool) session(ctx context.Context, user, addr string) (*gossh.Session, error) {
-	for attempt := 0; ; attempt++ {
-		c, err := p.client(ctx, user, addr)
-		if err != nil {
-			return nil, err
-		}
-		s, err := c.NewSession()
-		if err == nil {
-			return s, nil
-		}
-		p.drop(user, addr, c)
-		if attempt == 1 {
-			return nil, fmt.Errorf("open session: %w", err)
-		}
-	}
-}
-
-func (p *pool) dial(ctx context.Context, user, addr string) (*gossh.Client, error) {
-	cb, err := knownhosts.New(p.knownHosts...)
-	if err != nil {
-		return nil, fmt.Errorf("read known_hosts: %w", err)
-	}
-	cfg := &gossh.ClientConfig{
-		User:              user,
-		Auth:              []gossh.AuthMethod{gossh.PublicKeys(p.signers...)},
-		HostKeyCallback:   cb,
-		HostKeyAlgorithms: knownAlgorithms(cb, addr),
-		Timeout:           p.dialTimeout,
-	}
-	dctx, cancel := context.WithTimeout(ctx, p.dialTimeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(dctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial: %w", err)
-	}
-	if dl, ok := dctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(dctx, func() { conn.Close() })
-	cc, chans, reqs, err := gossh.NewClientConn(conn, addr, cfg)
-	stop()
-	if err != nil {
-		conn.Close()
-		var kerr *knownhosts.KeyError
-		if errors.As(err, &kerr) {
-			if len(kerr.Want) == 0 {
-				return nil, fmt.Errorf("%w: %s is not listed in %s; refusing to connect", ErrHostKeyUnknown, addr, strings.Join(p.knownHosts, ", "))
-			}
-			return nil, fmt.Errorf("%w: %s presented a key that does not match %s (possible man-in-the-middle, or the host was re-installed: verify and update known_hosts); refusing to connect", ErrHostKeyChanged, addr, kerr.Want[0].String())
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("ssh handshake: %w", err)
-	}
-	conn.SetDeadline(time.Time{})
-	return gossh.NewClient(cc, chans, reqs), nil
-}
-
-// probeKey is a throwaway key used to ask known_hosts which key types it
-// holds for a host.
-var probeKey = func() gossh.PublicKey {
-	k, _ := gossh.NewPublicKey(ed25519.PublicKey(make([]byte, ed25519.PublicKeySize)))
-	return k
-}()
-
-// knownAlgorithms returns the host key algorithms known_hosts holds for
-// addr, so the server is asked for a key we can verify (otherwise a server
-// offering another key type first looks like a changed key).
-func knownAlgorithms(cb gossh.HostKeyCallback, addr string) []string {
-	tcp, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		return nil
-	}
-	err = cb(addr, tcp, probeKey)
-	var kerr *knownhosts.KeyError
-	if !errors.As(err, &kerr) || len(kerr.Want) == 0 {
-		return nil
-	}
-	var algos []string
-	seen := map[string]bool{}
-	for _, k := range kerr.Want {
-		t := k.Key.Type()
-		var list []string
-		if t == gossh.KeyAlgoRSA {
-			list = []string{gossh.KeyAlgoRSASHA512, gossh.KeyAlgoRSASHA256, gossh.KeyAlgoRSA}
-		} else {
-			list = []string{t}
-		}
-		for _, a := range list {
-			if !seen[a] {
-				seen[a] = true
-				algos = append(algos, a)
-			}
-		}
-	}
-	return algos
+	*sshdial.Pool
 }
 
 // CommandError is a remote command that exited non-zero.
@@ -240,7 +80,7 @@ func (l *limitBuffer) Write(p []byte) (int, error) {
 func (p *pool) run(ctx context.Context, user, addr string, timeout time.Duration, cmd string, stdin io.Reader) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	s, err := p.session(ctx, user, addr)
+	s, err := p.Session(ctx, user, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +132,7 @@ type remoteLock struct {
 }
 
 func (p *pool) lock(ctx context.Context, user, addr, root string, timeout time.Duration) (*remoteLock, error) {
-	s, err := p.session(ctx, user, addr)
+	s, err := p.Session(ctx, user, addr)
 	if err != nil {
 		return nil, err
 	}

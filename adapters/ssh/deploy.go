@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/internal/randid"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
@@ -76,13 +77,8 @@ func (b *Backend) Deploy(ctx context.Context, rel *spec.Release, want traffic.Re
 	}
 	app := rel.App
 	report := &Report{App: app}
-	for v, n := range want {
-		if err := spec.CheckVersion(v); err != nil {
-			return report, fmt.Errorf("ssh apply of app %s: version %q: %w", app, v, err)
-		}
-		if n < 0 {
-			return report, fmt.Errorf("ssh apply of app %s: %d replicas of %s", app, n, v)
-		}
+	if _, err := adapters.CheckReplicas(app, want); err != nil {
+		return report, fmt.Errorf("ssh backend: %w", err)
 	}
 	b.mu.Lock()
 	b.releases[app] = rel

@@ -7,11 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"time"
 
+	"github.com/graylane/graylane/internal/healthprobe"
 	"github.com/graylane/graylane/spec"
 )
 
@@ -23,29 +21,9 @@ func (b *Backend) probe(ctx context.Context, h host, rel *spec.Release) error {
 	if h.appAddr == "" {
 		return errors.New("no app address to check")
 	}
-	p := rel.Health.Path
-	if p == "" {
-		p = spec.DefaultHealthPath
-	}
-	timeout := spec.DefaultHealthTimeout
-	if rel.Health.Timeout != nil {
-		timeout = rel.Health.Timeout.Duration
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	url := "http://" + h.appAddr + p
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("health check %s: %w", url, err)
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("health check %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	hs := healthprobe.SpecOf(rel.Health)
+	if err := b.prober.Check(ctx, h.appAddr, hs); err != nil {
+		return fmt.Errorf("health check http://%s%s: %w", h.appAddr, hs.Path, err)
 	}
 	return nil
 }
@@ -56,15 +34,16 @@ func (b *Backend) waitHealthy(ctx context.Context, h host, rel *spec.Release) er
 	limit := rel.Backend.SSH.EffectiveHealthTimeout()
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	interval := spec.DefaultHealthInterval
-	if rel.Health.Interval != nil {
-		interval = rel.Health.Interval.Duration
-	}
+	interval := healthprobe.SpecOf(rel.Health).Interval
 	wait := 20 * time.Millisecond
+	var answered error // the last probe that ended before the deadline: what the app said
 	for {
 		err := b.probe(ctx, h, rel)
 		if err == nil {
 			return nil
+		}
+		if ctx.Err() == nil {
+			answered = err
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -72,6 +51,11 @@ func (b *Backend) waitHealthy(ctx context.Context, h host, rel *spec.Release) er
 			t.Stop()
 			if parent := context.Cause(ctx); errors.Is(parent, context.Canceled) {
 				return parent
+			}
+			// A probe cut short by the deadline says less than the last
+			// one that got an answer (a 503, a refused connection).
+			if answered != nil {
+				err = answered
 			}
 			return fmt.Errorf("%w within %v: %v", ErrHealthCheck, limit, err)
 		case <-t.C:

@@ -23,8 +23,21 @@
 // (the body of a GET is empty), and a POST carries Idempotency-Key: a digest
 // of app, version and the non-zero replicas, so the same desired state always
 // has the same key whatever the step or reason. Receivers verify with
-// Verify and deduplicate on the key: Apply is level-triggered and sends the
-// desired state every time it is called.
+// Verify and deduplicate on the key. Apply is level-triggered, but it does
+// not POST a desired state again while it is met: same key (and fencing
+// token) as the last one delivered, the last status read showing exactly
+// those instances, all ready, and less than Config.Reassert (1 h)
+// since it was delivered. Otherwise it POSTs.
+//
+// With ha.mode shard every request also carries the sending replica and
+// its fencing token for the app (WithFence):
+//
+//	X-Graylane-Replica:       the replica's ha.id
+//	X-Graylane-Fencing-Token: a number that grows each time the app changes hands
+//
+// A receiver that remembers the highest token per app and refuses (409)
+// a lower one is safe even against a replica that was paused past its
+// lease and has not noticed yet.
 //
 // Each attempt is bounded by backend.webhook.timeout; network errors,
 // timeouts, 408, 425, 429 and 5xx (but 501) are retried

@@ -33,6 +33,13 @@ const (
 	HeaderTimestamp   = "X-Graylane-Timestamp"
 	HeaderApp         = "X-Graylane-App"
 	HeaderIdempotency = "Idempotency-Key"
+	// HeaderFencingToken carries the sending replica's fencing token for
+	// the app (ha.mode shard): it only grows when ownership moves, so a
+	// deploy system can refuse a request carrying a lower token than one
+	// it already saw for the app (see docs/backends.md).
+	HeaderFencingToken = "X-Graylane-Fencing-Token"
+	// HeaderReplica names the graylane replica that sent the request.
+	HeaderReplica = "X-Graylane-Replica"
 )
 
 var (
@@ -91,6 +98,13 @@ type Config struct {
 	// Releases, if set, gives Observe the spec of an app this process has
 	// not applied yet.
 	Releases func(ctx context.Context, app string) (*spec.Release, error)
+	// Reassert is how long an unchanged desired state may go without
+	// being POSTed again (default DefaultReassert). Apply skips a POST
+	// whose idempotency key (and fencing token) equals the last one
+	// delivered for the app when the last status read matched it;
+	// after Reassert it POSTs anyway, in case the deploy system lost it.
+	// Negative: POST on every Apply.
+	Reassert time.Duration
 	// Clock stamps requests (default the real clock).
 	Clock clock.Clock
 	// Logger (default: discarded, logx.OrDiscard).
@@ -105,13 +119,43 @@ type Backend struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	releases map[string]*spec.Release
+	mu sync.Mutex
+	// targets holds, per app applied here, what Observe needs of its
+	// spec (not the whole spec: at 20,000 apps that is what the engine
+	// can let go of between an idle app's passes).
+	targets map[string]target
+	// sent is the last desired state delivered per app; seen the
+	// instances per version the last status read reported, when all of
+	// them were ready.
+	sent map[string]delivery
+	seen map[string]string // countsKey of what runs
 }
 
+// target is what the backend keeps of an app's spec.
+type target struct {
+	w *spec.WebhookBackend
+	// interval is health.interval (0: default), for WaitConverged.
+	interval time.Duration
+}
+
+// delivery is one desired state acknowledged by the deploy system.
+type delivery struct {
+	key   string
+	token int64
+	at    time.Time
+}
+
+// DefaultReassert is Config.Reassert's default: at 20,000 idle apps, 5.6
+// POSTs a second; a deploy system that loses a desired state while still
+// reporting its instances gets it back within the hour (one that reports
+// them gone gets it at the next pass).
+const DefaultReassert = time.Hour
+
 var (
-	_ adapters.Backend   = (*Backend)(nil)
-	_ adapters.Forgetter = (*Backend)(nil)
+	_ adapters.Backend       = (*Backend)(nil)
+	_ adapters.Forgetter     = (*Backend)(nil)
+	_ adapters.FencedBackend = (*Backend)(nil)
+	_ adapters.Unloader      = (*Backend)(nil)
 )
 
 // New returns a Backend.
@@ -131,9 +175,13 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.MaxRetryAfter <= 0 {
 		cfg.MaxRetryAfter = 30 * time.Second
 	}
+	if cfg.Reassert == 0 {
+		cfg.Reassert = DefaultReassert
+	}
 	cfg.Clock = clock.Or(cfg.Clock)
 	cfg.Logger = logx.OrDiscard(cfg.Logger)
-	return &Backend{cfg: cfg, log: cfg.Logger.With("backend", "webhook"), releases: map[string]*spec.Release{}}, nil
+	return &Backend{cfg: cfg, log: cfg.Logger.With("backend", "webhook"), targets: map[string]target{},
+		sent: map[string]delivery{}, seen: map[string]string{}}, nil
 }
 
 // DefaultMaxIdleConnsPerHost is how many idle connections NewClient keeps
@@ -240,8 +288,14 @@ func (b *Backend) secret(w *spec.WebhookBackend) ([]byte, error) {
 
 // Apply POSTs the desired state. It returns once the external system
 // acknowledged it with a 2xx, which says nothing of when instances run:
-// Observe tells.
+// Observe tells. The same desired state (same idempotency key and fencing
+// token) is not POSTed again while the last status read matched it,
+// until Config.Reassert has passed.
 func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step adapters.Step) error {
+	return b.apply(ctx, rel, want, step, adapters.Fence{})
+}
+
+func (b *Backend) apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step adapters.Step, f adapters.Fence) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -249,18 +303,11 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 	if err != nil {
 		return fmt.Errorf("webhook apply: %w", err)
 	}
-	ds := DesiredState{App: rel.App, Env: b.cfg.Env, Version: rel.Version, Replicas: map[string]int{}, ReleaseHash: rel.Hash()}
-	for v, n := range want {
-		if err := spec.CheckVersion(v); err != nil {
-			return fmt.Errorf("webhook apply of app %s: version %q: %w", rel.App, v, err)
-		}
-		if n < 0 {
-			return fmt.Errorf("webhook apply of app %s: %d replicas of %s", rel.App, n, v)
-		}
-		if n > 0 {
-			ds.Replicas[v] = n
-		}
+	replicas, err := adapters.CheckReplicas(rel.App, want)
+	if err != nil {
+		return fmt.Errorf("webhook backend: %w", err)
 	}
+	ds := DesiredState{App: rel.App, Env: b.cfg.Env, Version: rel.Version, Replicas: replicas, ReleaseHash: rel.Hash()}
 	ds.IdempotencyKey = EnvIdempotencyKey(b.cfg.Env, rel.App, rel.Version, want)
 	if step.Index >= 0 {
 		idx := step.Index
@@ -271,35 +318,88 @@ func (b *Backend) Apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 	if err != nil {
 		return err
 	}
+	t := target{w: w}
+	if rel.Health.Interval != nil {
+		t.interval = rel.Health.Interval.Duration
+	}
 	b.mu.Lock()
-	b.releases[rel.App] = rel
+	b.targets[rel.App] = t
+	skip := b.delivered(rel.App, ds.IdempotencyKey, f.Token, ds.Replicas)
 	b.mu.Unlock()
-	if _, err := b.do(ctx, rel.App, w, http.MethodPost, w.URL, body, ds.IdempotencyKey); err != nil {
+	if skip {
+		return nil
+	}
+	if _, err := b.do(ctx, rel.App, w, http.MethodPost, w.URL, body, ds.IdempotencyKey, f); err != nil {
+		b.mu.Lock()
+		delete(b.sent, rel.App)
+		b.mu.Unlock()
 		return fmt.Errorf("webhook apply of app %s (key %s): %w", rel.App, ds.IdempotencyKey, err)
 	}
+	b.mu.Lock()
+	b.sent[rel.App] = delivery{key: ds.IdempotencyKey, token: f.Token, at: b.cfg.Clock.Now()}
+	b.mu.Unlock()
 	b.log.Info("desired state delivered", "app", rel.App, "version", rel.Version, "replicas", ds.Replicas, "key", ds.IdempotencyKey)
 	return nil
 }
 
+// delivered reports whether the desired state need not be POSTed: it was
+// delivered (same key, same fencing token) less than Reassert ago and the
+// last status read showed exactly the wanted instances, all ready.
+// Callers hold b.mu.
+func (b *Backend) delivered(app, key string, token int64, want map[string]int) bool {
+	d, ok := b.sent[app]
+	if !ok || b.cfg.Reassert < 0 || d.key != key || d.token != token || b.cfg.Clock.Now().Sub(d.at) >= b.cfg.Reassert {
+		return false
+	}
+	seen, ok := b.seen[app]
+	return ok && seen == countsKey(want)
+}
+
+// countsKey is a canonical form of instances per version ("v1=2,v2=1",
+// zero counts left out), small enough to keep per app.
+func countsKey(c map[string]int) string {
+	vs := make([]string, 0, len(c))
+	for v, n := range c {
+		if n > 0 {
+			vs = append(vs, v)
+		}
+	}
+	sort.Strings(vs)
+	var b strings.Builder
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(v)
+		b.WriteByte('=')
+		b.WriteString(strconv.Itoa(c[v]))
+	}
+	return b.String()
+}
+
 // Observe GETs the status URL and returns its instances as they are.
 func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance, error) {
+	return b.observe(ctx, app, adapters.Fence{})
+}
+
+func (b *Backend) observe(ctx context.Context, app string, f adapters.Fence) ([]adapters.Instance, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rel, err := b.release(ctx, app)
-	if err != nil || rel == nil {
+	t, ok, err := b.target(ctx, app)
+	if err != nil || !ok {
 		return nil, err
 	}
-	w, err := section(rel)
-	if err != nil {
-		return nil, fmt.Errorf("webhook observe: %w", err)
-	}
+	w := t.w
 	url, err := w.RenderStatusURL(app)
 	if err != nil {
 		return nil, fmt.Errorf("webhook observe of app %s: status URL: %w", app, err)
 	}
-	body, err := b.do(ctx, app, w, http.MethodGet, url, nil, "")
+	body, err := b.do(ctx, app, w, http.MethodGet, url, nil, "", f)
 	if err != nil {
+		b.mu.Lock()
+		delete(b.seen, app)
+		b.mu.Unlock()
 		return nil, fmt.Errorf("webhook observe of app %s: %w", app, err)
 	}
 	var st Status
@@ -326,7 +426,54 @@ func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance,
 	if st.Instances == nil {
 		st.Instances = []adapters.Instance{}
 	}
+	// what runs, counted only when every instance is ready: a desired
+	// state is "met" when these counts equal it
+	running := map[string]int{}
+	for _, in := range st.Instances {
+		if !in.Ready {
+			running = nil
+			break
+		}
+		running[in.Version]++
+	}
+	b.mu.Lock()
+	if running != nil {
+		b.seen[app] = countsKey(running)
+	} else {
+		delete(b.seen, app)
+	}
+	b.mu.Unlock()
 	return st.Instances, nil
+}
+
+// WithFence implements adapters.FencedBackend: every request of the
+// returned backend carries f in X-Graylane-Replica and
+// X-Graylane-Fencing-Token.
+func (b *Backend) WithFence(f adapters.Fence) adapters.Backend { return fenced{b: b, f: f} }
+
+// fenced is a Backend whose requests carry a fence.
+type fenced struct {
+	b *Backend
+	f adapters.Fence
+}
+
+func (x fenced) Observe(ctx context.Context, app string) ([]adapters.Instance, error) {
+	return x.b.observe(ctx, app, x.f)
+}
+
+func (x fenced) Apply(ctx context.Context, rel *spec.Release, want traffic.Replicas, step adapters.Step) error {
+	return x.b.apply(ctx, rel, want, step, x.f)
+}
+
+// Unload implements adapters.Unloader: another replica drives the app
+// now, so what this one delivered and saw is dropped (if the app comes
+// back, its desired state is POSTed again).
+func (b *Backend) Unload(app string) {
+	b.mu.Lock()
+	delete(b.targets, app)
+	delete(b.sent, app)
+	delete(b.seen, app)
+	b.mu.Unlock()
 }
 
 // WaitConverged polls Observe (every health.interval, default 1s) until the
@@ -334,8 +481,8 @@ func (b *Backend) Observe(ctx context.Context, app string) ([]adapters.Instance,
 // ErrNotConverged with the wanted and last observed counts.
 func (b *Backend) WaitConverged(ctx context.Context, app string, want traffic.Replicas) error {
 	interval := spec.DefaultHealthInterval
-	if rel, _ := b.release(ctx, app); rel != nil && rel.Health.Interval != nil {
-		interval = rel.Health.Interval.Duration
+	if t, ok, _ := b.target(ctx, app); ok && t.interval > 0 {
+		interval = t.interval
 	}
 	wantNZ := map[string]int{}
 	for v, n := range want {
@@ -391,27 +538,32 @@ func equalCounts(a, b map[string]int) bool {
 
 // Forget drops the remembered spec of the app.
 func (b *Backend) Forget(ctx context.Context, app string) error {
-	b.mu.Lock()
-	delete(b.releases, app)
-	b.mu.Unlock()
+	b.Unload(app)
 	return ctx.Err()
 }
 
-func (b *Backend) release(ctx context.Context, app string) (*spec.Release, error) {
+// target returns what Observe needs of app's spec: remembered from Apply,
+// else looked up (Config.Releases); ok false when the app has no webhook
+// section.
+func (b *Backend) target(ctx context.Context, app string) (target, bool, error) {
 	b.mu.Lock()
-	rel := b.releases[app]
+	t, ok := b.targets[app]
 	b.mu.Unlock()
-	if rel != nil || b.cfg.Releases == nil {
-		return rel, nil
+	if ok || b.cfg.Releases == nil {
+		return t, ok, nil
 	}
 	rel, err := b.cfg.Releases(ctx, app)
 	if err != nil {
-		return nil, fmt.Errorf("look up release of app %s: %w", app, err)
+		return target{}, false, fmt.Errorf("look up release of app %s: %w", app, err)
 	}
-	if rel != nil && rel.Backend.Webhook == nil {
-		return nil, nil
+	if rel == nil || rel.Backend.Webhook == nil {
+		return target{}, false, nil
 	}
-	return rel, nil
+	t = target{w: rel.Backend.Webhook}
+	if rel.Health.Interval != nil {
+		t.interval = rel.Health.Interval.Duration
+	}
+	return t, true, nil
 }
 
 // StatusError is a non-2xx answer.
@@ -450,7 +602,7 @@ func retriableCode(code int) bool {
 }
 
 // do sends one request with retries and returns the 2xx answer's body.
-func (b *Backend) do(ctx context.Context, app string, w *spec.WebhookBackend, method, url string, body []byte, key string) ([]byte, error) {
+func (b *Backend) do(ctx context.Context, app string, w *spec.WebhookBackend, method, url string, body []byte, key string, f adapters.Fence) ([]byte, error) {
 	secret, err := b.secret(w)
 	if err != nil {
 		return nil, err
@@ -458,7 +610,7 @@ func (b *Backend) do(ctx context.Context, app string, w *spec.WebhookBackend, me
 	attempts := 1 + w.EffectiveRetries()
 	var lastErr error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		out, retryAfter, err := b.once(ctx, app, w, secret, method, url, body, key)
+		out, retryAfter, err := b.once(ctx, app, w, secret, method, url, body, key, f)
 		if err == nil {
 			return out, nil
 		}
@@ -510,7 +662,7 @@ func (b *Backend) backoff(n int) time.Duration {
 }
 
 // once sends one attempt.
-func (b *Backend) once(ctx context.Context, app string, w *spec.WebhookBackend, secret []byte, method, url string, body []byte, key string) ([]byte, time.Duration, error) {
+func (b *Backend) once(ctx context.Context, app string, w *spec.WebhookBackend, secret []byte, method, url string, body []byte, key string, f adapters.Fence) ([]byte, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.EffectiveTimeout())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
@@ -524,6 +676,10 @@ func (b *Backend) once(ctx context.Context, app string, w *spec.WebhookBackend, 
 	req.Header.Set(HeaderApp, app)
 	req.Header.Set(HeaderTimestamp, ts)
 	req.Header.Set(HeaderSignature, Sign(secret, ts, body))
+	if f.Token > 0 {
+		req.Header.Set(HeaderFencingToken, strconv.FormatInt(f.Token, 10))
+		req.Header.Set(HeaderReplica, f.Holder)
+	}
 	if method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(HeaderIdempotency, key)

@@ -26,6 +26,13 @@
 // loaded checksum in X-Config-Checksum. Location flags take {app}, {file},
 // {base} and {ext} placeholders, e.g. --config-etcd-key /config/{app}/{file}.
 //
+// With --gray-etcd it is a service of a gray call chain through the SDK:
+// it registers in etcd as --gray-app at its version (/healthz answers 503
+// until it is registered), follows the published gray documents, and adds
+//
+//	GET /chain  "app=version" and, with --gray-calls next, the answer of
+//	            next's /chain called through the SDK: "a=v2,b=v2,c=v2"
+//
 // Flags useful for tests of unhealthy or slow instances:
 //
 //	--fail-health         /healthz always answers 503

@@ -38,6 +38,11 @@ type options struct {
 	// running loader, nil without --config-files.
 	config configFlags
 	conf   *config.Loader
+
+	// gray makes it a service of a gray call chain (gray.go); grayc is
+	// its SDK client, nil without --gray-etcd.
+	gray  grayFlags
+	grayc *grayService
 }
 
 func main() {
@@ -51,6 +56,7 @@ func main() {
 	flag.DurationVar(&o.startDelay, "start-delay", 0, "wait this long before listening")
 	flag.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "bound on the graceful shutdown")
 	o.config.register(flag.CommandLine)
+	o.gray.register(flag.CommandLine)
 	flag.Parse()
 
 	logger := log.New(os.Stderr, "demoapp "+o.version+" ", log.LstdFlags|log.Lmicroseconds)
@@ -77,18 +83,34 @@ func run(ctx context.Context, o options, logger *log.Logger) error {
 	}
 	defer closeConf()
 	o.conf = conf
+	if o.grayc, err = startGray(ctx, o.gray, o.version, o.addr); err != nil {
+		return err
+	}
+	if o.grayc != nil {
+		defer o.grayc.close()
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
+	var handler http.Handler = newHandler(o)
+	if o.grayc != nil {
+		handler = o.grayc.client.Middleware(handler)
+	}
 	srv := &http.Server{
-		Handler:           newHandler(o),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          logger,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Printf("listening on %s (pid %d)", ln.Addr(), os.Getpid())
+	if o.grayc != nil {
+		if err := o.grayc.ready(ctx); err != nil {
+			return fmt.Errorf("gray: %w", err)
+		}
+		logger.Printf("registered as %s %s", o.gray.app, o.version)
+	}
 
 	select {
 	case err := <-served:
@@ -96,6 +118,12 @@ func run(ctx context.Context, o options, logger *log.Logger) error {
 	case <-ctx.Done():
 	}
 	logger.Printf("signal received: shutting down, finishing in-flight requests (at most %s)", o.shutdownTimeout)
+	if o.grayc != nil {
+		// leave the registry first, so callers stop picking this instance
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = o.grayc.client.Deregister(dctx)
+		dcancel()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -145,8 +173,15 @@ func newHandler(o options) http.Handler {
 			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
+		if o.grayc != nil && !o.grayc.registered.Load() {
+			http.Error(w, "not registered yet", http.StatusServiceUnavailable)
+			return
+		}
 		io.WriteString(w, "ok\n")
 	})
+	if o.grayc != nil {
+		mux.HandleFunc("GET /chain", o.grayc.chain)
+	}
 	mux.HandleFunc("GET /info", func(w http.ResponseWriter, r *http.Request) {
 		cwd, _ := os.Getwd()
 		env := map[string]string{}

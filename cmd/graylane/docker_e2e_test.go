@@ -213,7 +213,8 @@ func TestEndToEndDockerBlueGreenThroughProxy(t *testing.T) {
 	eng.DemoImages(t, "demoapp:v1", "demoapp:v2")
 	g := graylanetest.Start(t, graylanetest.Options{Config: map[string]any{"docker": map[string]any{"host": eng.Host, "drainDelay": "200ms"}}})
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	proxy := fmt.Sprintf("traffic:\n  type: proxy\n  proxy: {listen: \"%s\"}", listen)
+	// the preview request comes from loopback: trusted (traffic.trust)
+	proxy := fmt.Sprintf("traffic:\n  type: proxy\n  proxy: {listen: \"%s\"}\n  trust: {clientIPs: [127.0.0.1]}", listen)
 	bg := `  type: bluegreen
   autoPromotionDelay: 3s
   scaleDownDelay: 1s

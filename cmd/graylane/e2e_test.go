@@ -35,6 +35,8 @@ backend:
     command: ["./bin/demoapp", "--version={{.Version}}", "--addr={{.Addr}}"]
     proxy: 127.0.0.1:%d
     stopGracePeriod: 5s
+traffic:
+  trust: {clientIPs: [127.0.0.1]}   # the tests and graylane's analysis checks may steer
 health:
   path: /healthz
   interval: 200ms

@@ -52,7 +52,7 @@ type stackDeps struct {
 	cli     *clientv3.Client
 	dataDir string
 	metrics *engine.Metrics
-	elect   engine.Elect
+	ha      haParts // ha.go: forEnv gives the environment's own
 	clock   clock.Clock
 	log     *slog.Logger
 	multi   bool // environments are declared
@@ -116,6 +116,11 @@ func buildEnv(ctx context.Context, ev *viper.Viper, rules *environments.Environm
 	if st.adapt, err = newAdapters(ev, st.dataDir, envLabel, log); err != nil {
 		return st, fmt.Errorf("%s%w", where, err)
 	}
+	ha, err := d.ha.forEnv(d.cli, rules, ev, log)
+	if err != nil {
+		return st, err
+	}
+	st.adapt.shard = ha.shard != nil
 	st.closers = append(st.closers, st.adapt.Close)
 	if err := st.adapt.wireGray(ctx, ev, d.cli, log); err != nil {
 		return st, fmt.Errorf("%s%w", where, err)
@@ -141,21 +146,26 @@ func buildEnv(ctx context.Context, ev *viper.Viper, rules *environments.Environm
 	}
 	st.closers = append(st.closers, st.hooks.Close)
 	eng = engine.New(engine.Config{
-		Config:   st.cfgw.manager,
-		Analysis: st.checks,
-		Elect:    d.elect,
-		Source:   st.parts.source,
-		Store:    etcdstore.New(d.cli, ev.GetString("etcd.statePrefix")),
-		Resolver: st.adapt,
-		Logger:   log.With("component", "engine"),
-		Metrics:  d.metrics,
-		Workers:  ev.GetInt("engine.workers"),
-		Resync:   ev.GetDuration("engine.resync"),
-		Records:  st.recs.keeper,
-		Hooks:    st.hooks,
-		Freezer:  st.freeze,
-		Env:      envLabel,
-		Clock:    d.clock,
+		Config:    st.cfgw.manager,
+		Analysis:  st.checks,
+		Elect:     ha.elect,
+		Shard:     ha.engineShard(),
+		Nudges:    ha.nudges,
+		ReplicaID: ha.id,
+		// IdleResync: the back-off ceiling of idle apps (README)
+		IdleResync: ev.GetDuration("engine.idleResync"),
+		Source:     st.parts.source,
+		Store:      etcdstore.New(d.cli, ev.GetString("etcd.statePrefix")),
+		Resolver:   st.adapt,
+		Logger:     log.With("component", "engine"),
+		Metrics:    d.metrics,
+		Workers:    ev.GetInt("engine.workers"),
+		Resync:     ev.GetDuration("engine.resync"),
+		Records:    st.recs.keeper,
+		Hooks:      st.hooks,
+		Freezer:    st.freeze,
+		Env:        envLabel,
+		Clock:      d.clock,
 	})
 	st.adapt.Notify(eng.Trigger)
 	st.adapt.releases = eng.Release

@@ -21,6 +21,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/graylane/graylane/adapters/webhook"
 	"github.com/graylane/graylane/audit"
 	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configsync"
@@ -30,6 +31,7 @@ import (
 	"github.com/graylane/graylane/promotion"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
+	"github.com/graylane/graylane/rollout/engine/shard"
 	"github.com/graylane/graylane/server"
 )
 
@@ -59,12 +61,17 @@ var defaults = map[string]any{
 	"etcd.embedded.warnRequestDuration": etcdserver.DefaultWarnRequestDuration.String(),
 	"etcd.embedded.defragInterval":      etcdserver.DefaultDefragInterval.String(),
 	"etcd.embedded.logLevel":            etcdserver.DefaultEtcdLogLevel,
-	"engine.workers":                    4,
+	"engine.workers":                    engine.DefaultWorkers,
+	"debug.pprofAddr":                   "",
 	"ha.enabled":                        false,
+	"ha.mode":                           "",
+	"ha.prefix":                         shard.DefaultPrefix,
 	"ha.ttl":                            "10s",
 	"ha.id":                             "",
 	"ha.key":                            "/graylane/leader",
 	"engine.resync":                     "10s",
+	"engine.idleResync":                 engine.DefaultIdleResync.String(),
+	"webhook.reassert":                  webhook.DefaultReassert.String(),
 	"bootstrap.specs":                   "",
 	"process.stateDir":                  "",
 	"process.stopOnExit":                false,
@@ -286,18 +293,22 @@ func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 	if embedded != nil {
 		reg.MustRegister(embedded.Collector())
 	}
-	var lead *leadership
-	var elect engine.Elect
-	if v.GetBool("ha.enabled") {
-		id := v.GetString("ha.id")
-		if id == "" {
-			id = defaultID()
-		}
-		// one election for every environment's engine and the promotions
-		lead = newLeadership(etcdElect(cli, v.GetString("ha.key"), id, v.GetDuration("ha.ttl"), log.With("component", "election")))
-		elect = lead.Elect
+	ha, err := buildHA(v, cli, log) // ha.go
+	if err != nil {
+		return &exitError{code: 2, err: err}
 	}
-	deps := stackDeps{cli: cli, dataDir: dataDir, metrics: engine.NewMetrics(reg), elect: elect, clock: opts.Clock, log: log, multi: multi}
+	// lead: one election for every environment's engine and the
+	// promotions (ha.mode leader); in ha.mode shard the engines share
+	// the apps and the election is the promotion controller's alone
+	var lead *leadership
+	switch ha.mode {
+	case "leader":
+		lead = newLeadership(ha.elect)
+		ha.elect = lead.Elect
+	case "shard":
+		lead = newLeadership(etcdElect(cli, v.GetString("ha.key"), ha.id, v.GetDuration("ha.ttl"), log.With("component", "election")))
+	}
+	deps := stackDeps{cli: cli, dataDir: dataDir, metrics: engine.NewMetrics(reg), ha: ha, clock: opts.Clock, log: log, multi: multi}
 	stacks := make([]*envStack, 0, len(set.Envs))
 	byName := map[string]*envStack{}
 	for i := range set.Envs {
@@ -426,6 +437,13 @@ func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if lead != nil {
 		go lead.run(gctx)
+	}
+	if addr := v.GetString("debug.pprofAddr"); addr != "" {
+		stop, err := servePprof(gctx, addr, log)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		defer stop()
 	}
 	for _, st := range stacks {
 		g.Go(func() error { return st.engine.Run(gctx) })

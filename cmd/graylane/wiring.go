@@ -36,6 +36,10 @@ type resolver struct {
 	notifiers []adapters.Notifier
 	closers   []func()
 	gray      *grayWiring // wiring_gray.go
+	// shard is set in ha.mode shard: backends and routers tied to this
+	// host (process, the built-in proxy, a local nginx) are refused, as
+	// another replica may drive the app next.
+	shard bool
 }
 
 // newAdapters wires the backends and routers of one environment (env ""
@@ -101,7 +105,8 @@ func newAdapters(v *viper.Viper, dataDir, env string, log *slog.Logger) (*resolv
 	}
 
 	// Webhooks: always available; the secret may come from the spec's secretEnv.
-	wb, err := webhook.New(webhook.Config{Secret: []byte(v.GetString("webhook.secret")), Releases: releases, Logger: log.With("component", "webhook"), Env: env})
+	wb, err := webhook.New(webhook.Config{Secret: []byte(v.GetString("webhook.secret")), Releases: releases, Logger: log.With("component", "webhook"), Env: env,
+		Reassert: v.GetDuration("webhook.reassert")})
 	if err != nil {
 		return nil, fmt.Errorf("webhook backend: %w", err)
 	}
@@ -191,7 +196,20 @@ func (r *resolver) Backend(rel *spec.Release) (adapters.Backend, error) {
 	if !ok {
 		return nil, fmt.Errorf("backend.type %q is not available in this graylane: %w", rel.Backend.Type, adapters.ErrUnsupported)
 	}
+	if r.shard && rel.Backend.Type == spec.BackendProcess {
+		return nil, fmt.Errorf("backend.type process cannot run in ha.mode shard: its instances run on the graylane host driving the app, and the app may move to another replica (use webhook, kubernetes, ssh or registry): %w", adapters.ErrUnsupported)
+	}
 	return r.trackGray(rel, b), nil
+}
+
+// Unload implements adapters.Unloader for every backend that keeps
+// per-app memory: another replica drives the app now.
+func (r *resolver) Unload(app string) {
+	for _, b := range r.backends {
+		if u, ok := b.(adapters.Unloader); ok {
+			u.Unload(app)
+		}
+	}
 }
 
 func (r *resolver) Router(rel *spec.Release) (adapters.TrafficRouter, error) {
@@ -220,6 +238,9 @@ func (r *resolver) Router(rel *spec.Release) (adapters.TrafficRouter, error) {
 	f, ok := r.routers[t]
 	if !ok {
 		return nil, fmt.Errorf("traffic.type %q is not available in this graylane: %w", t, adapters.ErrUnsupported)
+	}
+	if r.shard && (t == "proxy" || t == "nginx") {
+		return nil, fmt.Errorf("traffic.type %s cannot run in ha.mode shard: it routes on the graylane host driving the app, and the app may move to another replica (use gray, the Kubernetes service, or none): %w", t, adapters.ErrUnsupported)
 	}
 	return f(rel)
 }

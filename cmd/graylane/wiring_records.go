@@ -58,9 +58,16 @@ func buildRecords(v *viper.Viper, cli *clientv3.Client, centre, env string, log 
 	return w
 }
 
-// run aggregates denials and removes expired records until ctx ends.
+// run aggregates denials and removes expired records until ctx ends. It
+// returns once the aggregator has written its last records, so that
+// graylane closes its etcd client only after they are in.
 func (w *recordsWiring) run(ctx context.Context) error {
-	go w.denials.Run(ctx)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		w.denials.Run(ctx)
+	}()
+	defer func() { <-flushed }()
 	if w.every <= 0 {
 		<-ctx.Done()
 		return nil

@@ -40,7 +40,9 @@ func NewBroker() *Broker {
 	return &Broker{subs: map[string]map[chan Message]struct{}{}, recent: map[string][]Message{}}
 }
 
-const recentEvents = 50
+// recentEvents is how many events per app a late subscriber is sent (the
+// console's timeline); they are kept for the apps this replica drives.
+const recentEvents = 20
 
 // Subscribe returns a channel of app's messages (all apps when app is "")
 // and a function that ends the subscription.
@@ -97,4 +99,12 @@ func (b *Broker) Publish(app string, m Message) {
 			}
 		}
 	}
+}
+
+// Forget drops app's recent events (the app was deleted or another
+// replica drives it now).
+func (b *Broker) Forget(app string) {
+	b.mu.Lock()
+	delete(b.recent, app)
+	b.mu.Unlock()
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/graylane/graylane/adapters"
@@ -88,6 +89,11 @@ func (p *pass) bindIdentity(ctx context.Context) error {
 func (p *pass) reconcileConfig(ctx context.Context, insts []adapters.Instance) (configPass, []adapters.Instance, error) {
 	if p.e.cfg.Config == nil || p.spec.Config == nil {
 		return configPass{}, insts, nil
+	}
+	if sh := p.e.cfg.Shard; sh != nil {
+		if err := sh.Check(); err != nil {
+			return configPass{}, insts, fmt.Errorf("not writing config centres: %w", err)
+		}
 	}
 	res, err := p.e.cfg.Config.Reconcile(ctx, configrelease.Pass{App: p.app, Spec: p.spec, Identity: p.identity, Status: p.rec.Status, Instances: insts})
 	if err != nil {

@@ -10,10 +10,17 @@
 // restart: adapters are idempotent, and a step only advances once its
 // effect is observed.
 //
-// Files: engine.go (the queue, the watch, leadership), pass.go (one pass:
-// load, observe, plan, apply, persist), config.go (the config layer's part
-// of a pass), commands.go (operator commands), view.go (what the API
+// Files: engine.go (the watch, leadership, the workers), queue.go (the
+// two-lane keyed queue with idle and failure back-off), pass.go (one
+// pass: load, observe, plan, apply, persist), observe.go (what an idle
+// app's pass may skip), sharding.go (ha.mode shard: claiming apps,
+// fencing, the observe callback's nudges), config.go (the config layer's
+// part of a pass), commands.go (operator commands), view.go (what the API
 // shows), store.go (records), broker.go (event streams), metrics.go.
+//
+// Idle apps back off (Config.IdleResync) and events jump the queue; with
+// Config.Shard several replicas share the apps (rollout/engine/shard),
+// each driving only the apps it holds.
 //
 // The Store interface persists per-app records; MemoryStore is for unit
 // tests and rollout/engine/etcdstore is the real one.

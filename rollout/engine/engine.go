@@ -2,12 +2,11 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
-
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/clock"
@@ -40,10 +39,21 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
-	// Workers is the number of apps reconciled at once (default 4).
+	// Workers is the number of apps reconciled at once (default
+	// DefaultWorkers).
 	Workers int
-	// Resync is the longest time between two passes of an app (default 10s).
+	// Resync is the longest time between two passes of an app that is
+	// doing something (default 10s), and the first step of an idle app's
+	// back-off.
 	Resync time.Duration
+	// IdleResync is the ceiling of an idle app's back-off (default 5m): an
+	// app whose pass changed nothing and waits for nothing is looked at
+	// again after Resync, then twice as long each quiet pass, up to this.
+	// Any event (a new document, a command, a backend's notification, the
+	// observe callback) brings a pass at once. It is the longest time a
+	// crash of an idle app's instances goes unseen on a backend that
+	// cannot notify.
+	IdleResync time.Duration
 	// Analysis runs strategy.analysis checks; nil disables analysis (checks
 	// never report, so analysis steps wait for ever).
 	Analysis *analysis.Runner
@@ -61,6 +71,18 @@ type Config struct {
 	// Env names the engine's environment in metrics, logs and events
 	// ("" for a graylane without environments, shown as "default").
 	Env string
+	// Shard, if set (instead of Elect), makes this engine one of several
+	// replicas sharing the apps (sharding.go): it drives only the apps
+	// that belong to it, and serves every app's view from the records.
+	// The Store must be a FencedStore.
+	Shard Shard
+	// Nudges carries observe callbacks between replicas (with Elect or
+	// Shard; nil: a callback received by a replica that does not drive
+	// the app waits for the app's next timed pass).
+	Nudges Nudger
+	// ReplicaID names this graylane in the records it writes
+	// (Record.Driver) with Elect; with Shard, Shard.ID is used.
+	ReplicaID string
 	// Records keeps release records: numbered revisions and who caused
 	// them (records.go); nil keeps none.
 	Records Recorder
@@ -76,7 +98,7 @@ type Engine struct {
 	log *slog.Logger
 
 	qmu    sync.Mutex
-	queue  workqueue.TypedRateLimitingInterface[string] // nil while not leading
+	queue  *queue // nil while not leading
 	leader bool
 
 	mu        sync.Mutex
@@ -143,6 +165,16 @@ type live struct {
 	instances []adapters.Instance
 	split     traffic.Split
 	lastError string
+	// applied is the desired state the last pass applied without error
+	// (nil: none); observedAt when that pass observed.
+	applied    traffic.Replicas
+	observedAt time.Time
+	// rev is the revision of the app's record this replica last loaded
+	// or saved (loadRecord).
+	rev int64
+	// specRev is the document revision whose spec this process last put
+	// into the record (it is not encoded again for the same revision).
+	specRev int64
 }
 
 // New builds an Engine.
@@ -150,12 +182,16 @@ func New(cfg Config) *Engine {
 	cfg.Clock = clock.Or(cfg.Clock)
 	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = DefaultWorkers
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Second
 	}
 	cfg.Metrics = cfg.Metrics.For(cfg.Env)
+	if cfg.IdleResync <= 0 {
+		cfg.IdleResync = DefaultIdleResync
+	}
+	cfg.IdleResync = max(cfg.IdleResync, cfg.Resync)
 	return &Engine{
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -171,11 +207,32 @@ func New(cfg Config) *Engine {
 	}
 }
 
+// DefaultWorkers is Config.Workers' default. A pass mostly waits (an etcd
+// write with its fsync, a deploy system's answer), so more passes at once
+// than cores keep both busy: with 4, a storm of 2,000 rollouts queued
+// behind etcd's fsyncs.
+const DefaultWorkers = 16
+
+// DefaultIdleResync is Config.IdleResync's default.
+const DefaultIdleResync = 5 * time.Minute
+
+// replicaID names this replica in records ("" for a lone graylane).
+func (e *Engine) replicaID() string {
+	if e.cfg.Shard != nil {
+		return e.cfg.Shard.ID()
+	}
+	if e.cfg.Elect != nil {
+		return e.cfg.ReplicaID
+	}
+	return ""
+}
+
 // Broker returns the engine's status broadcaster.
 func (e *Engine) Broker() *Broker { return e.broker }
 
-// Trigger asks for a pass over app soon (wired to adapters.Notifier). It
-// does nothing while this engine does not lead.
+// Trigger asks for a pass over app at once, ahead of timed passes (wired
+// to adapters.Notifier, the observe callback, commands). It does nothing
+// while this engine does not lead.
 func (e *Engine) Trigger(app string) {
 	e.qmu.Lock()
 	q := e.queue
@@ -224,10 +281,14 @@ func (e *Engine) SourceError() error {
 // Config.Elect it reconciles only during its terms as leader.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		e.watch(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		e.followNudges(ctx) // sharding.go
 	}()
 	go func() {
 		defer wg.Done()
@@ -238,6 +299,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	case <-e.synced:
+	}
+	if e.cfg.Shard != nil {
+		if _, ok := e.cfg.Store.(FencedStore); !ok {
+			return errors.New("shard mode needs a store that fences its writes (etcdstore)")
+		}
+		for ctx.Err() == nil {
+			e.shardTerm(ctx) // sharding.go
+		}
+		return nil
 	}
 	for ctx.Err() == nil {
 		lctx := ctx
@@ -268,10 +338,7 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // lead reconciles every app until ctx ends (one leadership term).
 func (e *Engine) lead(ctx context.Context) {
-	rl := workqueue.NewTypedMaxOfRateLimiter(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 10*time.Second),
-	)
-	q := workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[string]{Name: "graylane"})
+	q := newQueue(time.Now)
 	e.qmu.Lock()
 	e.queue, e.leader = q, true
 	e.qmu.Unlock()
@@ -282,16 +349,23 @@ func (e *Engine) lead(ctx context.Context) {
 		e.qmu.Unlock()
 		e.cfg.Metrics.setLeader(false)
 	}()
+	// every app once, through the timed lane: an edit arriving meanwhile
+	// goes ahead of this start-up sweep
+	mine := func(app string) bool { return e.cfg.Shard == nil || e.cfg.Shard.Mine(app) }
 	if apps, err := e.cfg.Store.Apps(ctx); err == nil {
 		for _, a := range apps {
-			q.Add(a)
+			if mine(a) {
+				q.Schedule(a, time.Nanosecond)
+			}
 		}
 	} else {
 		e.log.Error("list persisted apps", "err", err)
 	}
 	e.mu.Lock()
 	for _, en := range e.docs.Entries() {
-		q.Add(en.App)
+		if mine(en.App) {
+			q.Schedule(en.App, time.Nanosecond)
+		}
 	}
 	e.mu.Unlock()
 	var wg sync.WaitGroup
@@ -362,27 +436,31 @@ func (e *Engine) watch(ctx context.Context) {
 	}
 }
 
-func (e *Engine) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
-	app, quit := q.Get()
-	if quit {
+func (e *Engine) processNext(ctx context.Context, q *queue) bool {
+	app, event, ok := q.Get()
+	if !ok {
 		return false
 	}
 	defer q.Done(app)
 	start := time.Now()
-	next, err := e.Sync(ctx, app)
+	r, err := e.sync(ctx, app, event, q.IdleStreak(app) > 0)
 	e.cfg.Metrics.observeSync(time.Since(start), err)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Error("reconcile failed", "app", app, "err", err)
 		}
-		q.AddRateLimited(app)
+		q.Retry(app)
 		return true
 	}
-	q.Forget(app)
-	if next > 0 {
-		q.AddAfter(app, min(next, e.cfg.Resync))
-	} else if next == 0 {
-		q.AddAfter(app, e.cfg.Resync)
+	switch {
+	case r.next < 0:
+		q.Forget(app)
+	case r.quiet:
+		q.Idle(app, e.cfg.Resync, e.cfg.IdleResync)
+	case r.next > 0:
+		q.Busy(app, min(r.next, e.cfg.Resync))
+	default:
+		q.Busy(app, e.cfg.Resync)
 	}
 	return true
 }

@@ -355,3 +355,17 @@ func (x *index) subscribe() (<-chan struct{}, func()) {
 		x.mu.Unlock()
 	}
 }
+
+// appNames returns every app with a row.
+func (x *index) appNames() []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return append([]string(nil), x.names...)
+}
+
+// has reports whether app has a row.
+func (x *index) has(app string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.rows[app] != nil
+}

@@ -68,8 +68,8 @@ func (e *Engine) feedIndex(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		rev, err := rw.ListRecords(ctx, func(app string, rec Record, rev int64) {
-			if v, ok := e.view(app, rec, rev); ok {
-				e.index.put(SummaryOf(v), rev, false)
+			if s, ok := e.summaryOfRecord(app, rec, rev); ok {
+				e.index.put(s, rev, false)
 			}
 		})
 		if err != nil {
@@ -94,8 +94,13 @@ func (e *Engine) feedIndex(ctx context.Context) {
 				e.index.remove(ch.App)
 				continue
 			}
-			if v, ok := e.view(ch.App, ch.Record, ch.Rev); ok {
-				e.index.put(SummaryOf(v), ch.Rev, false)
+			if s, ok := e.summaryOfRecord(ch.App, ch.Record, ch.Rev); ok {
+				e.index.put(s, ch.Rev, false)
+			}
+			if len(ch.Record.Commands) > 0 {
+				// a command queued through another replica's API: the
+				// replica driving the app acts on it at once
+				e.Trigger(ch.App)
 			}
 		}
 	}
@@ -113,8 +118,8 @@ func (e *Engine) fillIndex(ctx context.Context) {
 					err = lerr
 					break
 				}
-				if v, ok := e.view(a, rec, rev); ok {
-					e.index.put(SummaryOf(v), rev, false)
+				if s, ok := e.summaryOfRecord(a, rec, rev); ok {
+					e.index.put(s, rev, false)
 				}
 			}
 		}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,7 +27,14 @@ type metricVecs struct {
 	sourceToAct  *prometheus.HistogramVec
 	leader       *prometheus.GaugeVec
 	releases     *releaseMetrics // records.go
+	shardMembers *prometheus.GaugeVec
+	shardApps    *prometheus.GaugeVec
+
+	mu     sync.Mutex
+	phases map[phaseKey]rollout.Phase // the phase series set per environment and app
 }
+
+type phaseKey struct{ env, app string }
 
 // DefaultEnv is the env label of an engine without an environment.
 const DefaultEnv = "default"
@@ -34,9 +42,9 @@ const DefaultEnv = "default"
 // NewMetrics registers the engine's metrics with reg, for the
 // environment DefaultEnv (For gives another environment's).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	v := &metricVecs{
+	v := &metricVecs{phases: map[phaseKey]rollout.Phase{},
 		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "graylane_rollout_phase", Help: "1 for the phase each app is in.",
+			Name: "graylane_rollout_phase", Help: "1 for the phase each app is in (one series per app, its current phase).",
 		}, []string{"env", "app", "phase"}),
 		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "graylane_step_duration_seconds", Help: "Time each canary step took, from start to completion.",
@@ -59,7 +67,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "graylane_leader", Help: "1 while this graylane reconciles releases (leads).",
 		}, []string{"env"}),
+		shardMembers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graylane_shard_members", Help: "Live replicas this one sees (ha.mode shard)."}, []string{"env"}),
+		shardApps:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graylane_shard_apps", Help: "Apps this replica drives (ha.mode shard)."}, []string{"env"}),
 	}
+	reg.MustRegister(v.shardMembers, v.shardApps)
 	reg.MustRegister(v.phase, v.stepDuration, v.syncs, v.syncSeconds, v.sourceUpG, v.sourceToAct, v.leader)
 	v.releases = newReleaseMetrics(reg)
 	return &Metrics{metricVecs: v, env: DefaultEnv}
@@ -78,16 +89,25 @@ func (m *Metrics) For(env string) *Metrics {
 
 var allPhases = []rollout.Phase{rollout.Progressing, rollout.Paused, rollout.Healthy, rollout.Degraded, rollout.RolledBack}
 
+// observeStatus keeps one phase series per app, the current phase's (set
+// to 1), touched only when the phase changes: at 20,000 apps a series per
+// phase would be 100,000 series and five map updates per pass.
 func (m *Metrics) observeStatus(app string, before, after rollout.Status, now time.Time) {
 	if m == nil {
 		return
 	}
-	for _, p := range allPhases {
-		v := 0.0
-		if p == after.Phase {
-			v = 1
+	k := phaseKey{m.env, app}
+	m.mu.Lock()
+	was, known := m.phases[k]
+	if !known || was != after.Phase {
+		m.phases[k] = after.Phase
+	}
+	m.mu.Unlock()
+	if !known || was != after.Phase {
+		if known {
+			m.phase.DeleteLabelValues(m.env, app, string(was))
 		}
-		m.phase.WithLabelValues(m.env, app, string(p)).Set(v)
+		m.phase.WithLabelValues(m.env, app, string(after.Phase)).Set(1)
 	}
 	if before.CanaryVersion != "" && before.CanaryVersion == after.CanaryVersion && after.Step > before.Step && !before.StepStartedAt.IsZero() {
 		m.stepDuration.WithLabelValues(m.env, app).Observe(now.Sub(before.StepStartedAt).Seconds())
@@ -98,6 +118,9 @@ func (m *Metrics) forget(app string) {
 	if m == nil {
 		return
 	}
+	m.mu.Lock()
+	delete(m.phases, phaseKey{m.env, app})
+	m.mu.Unlock()
 	for _, p := range allPhases {
 		m.phase.DeleteLabelValues(m.env, app, string(p))
 	}
@@ -143,4 +166,12 @@ func (m *Metrics) setLeader(on bool) {
 	} else {
 		m.leader.WithLabelValues(m.env).Set(0)
 	}
+}
+
+func (m *Metrics) setShard(st ShardStatus) {
+	if m == nil {
+		return
+	}
+	m.shardMembers.WithLabelValues(m.env).Set(float64(len(st.Members)))
+	m.shardApps.WithLabelValues(m.env).Set(float64(st.Held))
 }

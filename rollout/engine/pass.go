@@ -18,8 +18,32 @@ import (
 // Sync runs one pass over app: load, observe, plan, apply, persist. It
 // returns when to look again (-1: never, 0: at the next resync).
 func (e *Engine) Sync(ctx context.Context, app string) (time.Duration, error) {
-	p := &pass{e: e, app: app, now: e.cfg.Clock.Now(), log: e.log.With("app", app)}
-	return p.run(ctx)
+	r, err := e.sync(ctx, app, true, false)
+	return r.next, err
+}
+
+// passResult is what a pass tells the queue.
+type passResult struct {
+	// next is when to look again (-1: never, 0: at the next resync).
+	next time.Duration
+	// quiet: the pass changed nothing and waits for nothing, so the next
+	// one may back off (Config.IdleResync).
+	quiet bool
+}
+
+// sync runs one pass. event says the pass was asked for by an event (not
+// a timer); idle that the app's last pass was quiet.
+func (e *Engine) sync(ctx context.Context, app string, event, idle bool) (passResult, error) {
+	p := &pass{e: e, app: app, now: e.cfg.Clock.Now(), log: e.log.With("app", app), event: event, idle: idle}
+	if e.cfg.Shard != nil {
+		f, ok, err := e.claim(ctx, app) // sharding.go
+		if !ok {
+			return passResult{next: -1}, err
+		}
+		p.fence = f
+	}
+	next, err := p.run(ctx)
+	return passResult{next: next, quiet: err == nil && next >= 0 && p.quiet}, err
 }
 
 // pass is one reconcile pass over one app. It holds what the pass has
@@ -41,7 +65,7 @@ type pass struct {
 
 	// rec is the app's record, changed by the pass; stored is the record
 	// as persisted (loaded, or last saved by this pass), rev its revision
-	// (0: none yet) and loaded its JSON, to save only when something
+	// (0: none yet) and loaded its JSON without UpdatedAt, to save only when something
 	// changed. Views are built from stored: no Store.Load per publish.
 	rec    Record
 	stored Record
@@ -60,15 +84,36 @@ type pass struct {
 	identity string
 	prepared *prepared
 
+	// backend and router are the adapters the release asks for (their
+	// optional capabilities are checked on them); call and route are the
+	// same adapters as the pass calls them: in shard mode each call first
+	// checks the lease and carries the fence (sharding.go).
 	backend adapters.Backend
 	router  adapters.TrafficRouter
-	cmd     PendingCommand
-	insts   []adapters.Instance
-	obs     rollout.Observed
-	config  configPass
-	checks  map[string]rollout.CheckResult
-	hooks   *rollout.HookGate
-	plan    rollout.Decision
+	call    adapters.Backend
+	route   adapters.TrafficRouter
+	// fence is this replica's hold on the app in shard mode (zero
+	// otherwise): every write of the record is conditional on it.
+	fence  Fence
+	cmd    PendingCommand
+	insts  []adapters.Instance
+	obs    rollout.Observed
+	config configPass
+	checks map[string]rollout.CheckResult
+	hooks  *rollout.HookGate
+	plan   rollout.Decision
+
+	// event: a pass asked for by an event, not a timer; idle: the app's
+	// last pass was quiet. An idle app's timed pass on a backend that
+	// notifies every change uses what it last observed (cached) instead
+	// of asking it (observe.go).
+	event, idle, cached bool
+	// busy is set when the pass saved, emitted an event or failed; quiet
+	// when it ends without that and without a timer (persist).
+	busy, quiet bool
+	// viewSpec: stored.Spec is p.spec as JSON, so the published view can
+	// use p.spec instead of decoding the record's copy.
+	viewSpec bool
 }
 
 // prepared is configrelease's Prepare answer for one release.
@@ -110,12 +155,12 @@ func (p *pass) run(ctx context.Context) (time.Duration, error) {
 // the release in force. done reports that the pass ends here.
 func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, err error) {
 	e, app := p.e, p.app
-	rec, rev, err := e.cfg.Store.Load(ctx, app)
+	rec, rev, err := e.loadRecord(ctx, app) // observe.go
 	if err != nil {
 		return 0, true, fmt.Errorf("load state of %s: %w", app, err)
 	}
 	p.rec, p.stored, p.rev, p.before = rec, rec, rev, rec.Status
-	p.loaded, _ = json.Marshal(rec)
+	p.loaded = comparable(rec)
 
 	p.doc = e.latest(app)
 	p.checkConfig(ctx) // config.go
@@ -123,12 +168,19 @@ func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, er
 	switch d := p.doc; {
 	case d.present && d.err == nil:
 		rel = d.rel
-		b, _ := json.Marshal(rel)
-		p.rec.Spec, p.rec.SpecRevision, p.rec.SpecError, p.rec.Deleting = b, d.revision, nil, false
+		if len(p.rec.Spec) == 0 || p.rec.SpecRevision != d.revision || e.specRev(app) != d.revision {
+			// the record does not hold this document's JSON yet (the
+			// same revision's, put there by this process, is not
+			// encoded again)
+			p.rec.Spec, _ = json.Marshal(rel)
+			e.setLive(app, func(l *live) { l.specRev = d.revision })
+		}
+		p.rec.SpecRevision, p.rec.SpecError, p.rec.Deleting = d.revision, nil, false
 	case d.present:
 		fe := &FieldError{Error: d.err.Error(), Field: spec.FieldOf(d.err), Revision: d.revision}
 		if old := p.rec.SpecError; old == nil || old.Error != fe.Error || old.Revision != fe.Revision {
 			p.log.Error("rejected release spec; last good spec stays in force", "revision", d.revision, "field", fe.Field, "err", d.err)
+			p.busy = true
 			e.emit(app, rollout.Event{Type: rollout.Warning, Reason: "InvalidSpec", Message: fe.Error})
 		}
 		p.rec.SpecError = fe
@@ -153,9 +205,12 @@ func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, er
 	}
 	if rel == nil {
 		// only an invalid document so far: record the error, apply nothing
-		return 0, true, p.save(ctx, nil)
+		err := p.save(ctx, nil)
+		p.quiet = !p.busy
+		return 0, true, err
 	}
 	p.rel, p.spec = rel, rel
+	p.viewSpec = bytes.Equal(p.stored.Spec, p.rec.Spec)
 	return 0, false, nil
 }
 
@@ -168,6 +223,8 @@ func (p *pass) resolve(ctx context.Context) (time.Duration, bool, error) {
 	if p.router, err = p.e.cfg.Resolver.Router(p.rel); err != nil {
 		return 0, true, p.fail(ctx, fmt.Errorf("router for %s: %w", p.app, err))
 	}
+	p.call, p.route = p.backend, p.router
+	p.fenceAdapters()
 	return 0, false, nil
 }
 
@@ -178,9 +235,12 @@ func (p *pass) observe(ctx context.Context) (time.Duration, bool, error) {
 	if len(p.rec.Commands) > 0 {
 		p.cmd = p.rec.Commands[0]
 	}
-	insts, err := p.backend.Observe(ctx, app)
-	if err != nil {
-		return 0, true, p.fail(ctx, fmt.Errorf("observe %s: %w", app, err))
+	insts, cached := p.cachedObservation() // observe.go
+	var err error
+	if !cached {
+		if insts, err = p.call.Observe(ctx, app); err != nil {
+			return 0, true, p.fail(ctx, fmt.Errorf("observe %s: %w", app, err))
+		}
 	}
 	if p.doc.sourceDown && p.cmd.ID == "" {
 		// Desired state may have changed in the centre: do not advance or
@@ -212,7 +272,7 @@ func (p *pass) observe(ctx context.Context) (time.Duration, bool, error) {
 		}
 	}
 	if p.router != nil {
-		if p.obs.Split, err = p.router.Weights(ctx, app); err != nil {
+		if p.obs.Split, err = p.route.Weights(ctx, app); err != nil {
 			return 0, true, p.fail(ctx, fmt.Errorf("read traffic split of %s: %w", app, err))
 		}
 	}
@@ -260,10 +320,13 @@ func (p *pass) apply(ctx context.Context) error {
 		step.Index = d.Status.Step
 	}
 	var applyErr error
-	if err := p.backend.Apply(ctx, p.rel, d.Replicas, step); err != nil {
+	if p.cached && p.sameAsApplied(d.Replicas) {
+		// an idle app on a backend that notifies: what it runs was
+		// applied already and has not changed since
+	} else if err := p.call.Apply(ctx, p.rel, d.Replicas, step); err != nil {
 		applyErr = fmt.Errorf("apply replicas %v for %s: %w", d.Replicas, app, err)
 	} else if d.Split != nil && p.router != nil && !d.Split.Equal(p.obs.Split) {
-		if err := p.router.SetWeights(ctx, p.rel, *d.Split); err != nil {
+		if err := p.route.SetWeights(ctx, p.rel, *d.Split); err != nil {
 			applyErr = fmt.Errorf("set traffic split %v for %s: %w", d.Split.Weights, app, err)
 		}
 	}
@@ -281,6 +344,8 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 	}
 	p.rec.Status = d.Status
 	p.rec.Identity = p.identity
+	p.rec.Observed = VersionCounts(p.insts, d.Status.CanaryVersion, d.Status.StableVersion)
+	p.rec.Driver = e.replicaID()
 	cmd := p.cmd
 	if cmd.ID != "" {
 		p.rec.Commands = p.rec.Commands[1:]
@@ -293,13 +358,19 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 			l.split = *d.Split
 		}
 		l.lastError = ""
+		l.applied = nil
 		if applyErr != nil {
 			l.lastError = applyErr.Error()
+		} else {
+			l.applied = d.Replicas
 		}
+		l.observedAt = p.now
 	})
 	if err := p.save(ctx, d.Events); err != nil {
 		return 0, err
 	}
+	p.quiet = !p.busy && applyErr == nil && cmd.ID == "" && len(p.rec.Commands) == 0 &&
+		d.RequeueAfter == 0 && p.config.requeue == 0 && met(p.obs, d.Replicas) // observe.go
 	if cmd.ID != "" {
 		e.resolveCommand(*p.rec.LastCommand)
 	}
@@ -321,13 +392,13 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 // teardown scales a deleted app to zero, then forgets it.
 func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
 	e, app := p.e, p.app
-	insts, err := p.backend.Observe(ctx, app)
+	insts, err := p.call.Observe(ctx, app)
 	if err != nil {
 		return 0, fmt.Errorf("observe %s for deletion: %w", app, err)
 	}
 	if len(insts) > 0 {
 		why := adapters.Step{Index: -1, Reason: "deleting: " + app + " was removed from " + e.cfg.Source.Name()}
-		if err := p.backend.Apply(ctx, p.rel, traffic.Replicas{}, why); err != nil {
+		if err := p.call.Apply(ctx, p.rel, traffic.Replicas{}, why); err != nil {
 			return 0, fmt.Errorf("scale %s to zero: %w", app, err)
 		}
 		p.rec.Status.Phase, p.rec.Status.Message = rollout.Progressing, fmt.Sprintf("deleting: %d instances left", len(insts))
@@ -348,7 +419,7 @@ func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	if p.rev != 0 {
-		if err := e.cfg.Store.Delete(ctx, app, p.rev); err != nil {
+		if err := e.deleteRecord(ctx, app, p.rev, p.fence); err != nil {
 			return 0, fmt.Errorf("delete state of %s: %w", app, err)
 		}
 	}
@@ -356,6 +427,14 @@ func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
 	delete(e.live, app)
 	delete(e.parsed, app)
 	e.mu.Unlock()
+	if f, ok := e.cfg.Nudges.(interface {
+		Forget(context.Context, string) error
+	}); ok {
+		_ = f.Forget(ctx, app)
+	}
+	if e.cfg.Shard != nil {
+		_ = e.cfg.Shard.Release(ctx, app)
+	}
 	e.index.remove(app)
 	if e.cfg.Analysis != nil {
 		e.cfg.Analysis.Stop(app)
@@ -369,6 +448,7 @@ func (p *pass) teardown(ctx context.Context) (time.Duration, error) {
 // fail reports err on the app, saves what the pass learnt so far and
 // returns err (nil when retrying cannot help).
 func (p *pass) fail(ctx context.Context, err error) error {
+	p.busy = true
 	p.e.setLive(p.app, func(l *live) { l.lastError = err.Error() })
 	p.e.emit(p.app, rollout.Event{Type: rollout.Warning, Reason: "ReconcileFailed", Message: err.Error()})
 	if serr := p.save(ctx, nil); serr != nil {
@@ -385,12 +465,18 @@ func (p *pass) fail(ctx context.Context, err error) error {
 func (p *pass) save(ctx context.Context, events []rollout.Event) error {
 	if p.changed() {
 		p.rec.UpdatedAt = p.e.cfg.Clock.Now()
-		rev, err := p.e.cfg.Store.Save(ctx, p.app, p.rec, p.rev)
+		rev, err := p.e.saveRecord(ctx, p.app, p.rec, p.rev, p.fence) // sharding.go
 		if err != nil {
 			return fmt.Errorf("persist state of %s: %w", p.app, err)
 		}
 		p.rev, p.stored = rev, p.rec
-		p.loaded, _ = json.Marshal(p.rec)
+		p.e.setLive(p.app, func(l *live) { l.rev = rev })
+		p.loaded = comparable(p.rec)
+		p.viewSpec = p.spec != nil && bytes.Equal(p.rec.Spec, p.stored.Spec)
+		p.busy = true
+	}
+	if len(events) > 0 {
+		p.busy = true
 	}
 	for _, ev := range events {
 		p.e.emit(p.app, ev)
@@ -402,19 +488,25 @@ func (p *pass) save(ctx context.Context, events []rollout.Event) error {
 // changed reports whether the record differs from the one loaded,
 // UpdatedAt aside.
 func (p *pass) changed() bool {
-	now := p.rec
-	now.UpdatedAt = time.Time{}
-	var was Record
-	_ = json.Unmarshal(p.loaded, &was)
-	was.UpdatedAt = time.Time{}
-	a, _ := json.Marshal(now)
-	b, _ := json.Marshal(was)
-	return !bytes.Equal(a, b)
+	return !bytes.Equal(p.rec.Spec, p.stored.Spec) || !bytes.Equal(comparable(p.rec), p.loaded)
+}
+
+// comparable is a record's JSON without UpdatedAt and Spec (compared as
+// bytes: re-encoding it is most of the cost), taken when it is loaded or
+// saved (so later changes to shared slices cannot alter it).
+func comparable(r Record) []byte {
+	r.UpdatedAt, r.Spec = time.Time{}, nil
+	b, _ := json.Marshal(r)
+	return b
 }
 
 // publish sends the app's view, built from the record as persisted.
 func (p *pass) publish() {
-	v, ok := p.e.view(p.app, p.stored, p.rev)
+	var rel *spec.Release
+	if p.viewSpec {
+		rel = p.spec
+	}
+	v, ok := p.e.view(p.app, p.stored, p.rev, rel)
 	if ok {
 		p.e.index.put(SummaryOf(v), p.rev, true)
 		p.e.broker.Publish(p.app, Message{Kind: "status", App: &v})

@@ -42,6 +42,13 @@ type Record struct {
 	LastCommand *CommandResult `json:"lastCommand,omitempty"`
 	// Deleting is set once the app's spec was removed from the source.
 	Deleting bool `json:"deleting,omitempty"`
+	// Driver names the graylane replica that drove the app when the
+	// record was written (ha.id; empty for a lone graylane).
+	Driver string `json:"driver,omitempty"`
+	// Observed counts the app's instances per version as its driver last
+	// saw them, so that every replica lists them (only the driver holds
+	// the instances themselves).
+	Observed []VersionCount `json:"observed,omitempty"`
 	// Revisions is the app's release-records log: the revision in
 	// progress and who wrote the document in force (records.Log, which
 	// carries its own schema version).

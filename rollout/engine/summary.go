@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/rollout"
 )
 
@@ -44,6 +45,9 @@ type Summary struct {
 	Attention []string `json:"attention,omitempty"`
 	// UpdatedAt is when the app's status last changed.
 	UpdatedAt time.Time `json:"updatedAt"`
+	// Driver names the replica driving the app (ha.mode shard and leader;
+	// empty for a lone graylane).
+	Driver string `json:"driver,omitempty"`
 }
 
 // VersionCount is the instances of one version.
@@ -100,8 +104,28 @@ func SummaryOf(v AppView) Summary {
 	if st.Config != nil {
 		s.Drift = len(st.Config.Drift)
 	}
+	if len(st.Instances) > 0 || len(st.Versions) == 0 {
+		s.Versions = VersionCounts(st.Instances, st.CanaryVersion, st.StableVersion)
+	} else {
+		s.Versions = st.Versions // counted by the replica driving the app
+	}
+	for _, c := range s.Versions {
+		s.Ready += c.Ready
+	}
+	s.Instances = 0
+	for _, c := range s.Versions {
+		s.Instances += c.Total
+	}
+	s.Driver = st.Driver
+	s.Attention = attentionOf(s)
+	return s
+}
+
+// VersionCounts counts instances per version, newest rollout first
+// (canary, then stable, then the others by name).
+func VersionCounts(insts []adapters.Instance, canary, stable string) []VersionCount {
 	per := map[string]*VersionCount{}
-	for _, in := range st.Instances {
+	for _, in := range insts {
 		c := per[in.Version]
 		if c == nil {
 			c = &VersionCount{Version: in.Version}
@@ -110,30 +134,29 @@ func SummaryOf(v AppView) Summary {
 		c.Total++
 		if in.Ready {
 			c.Ready++
-			s.Ready++
 		}
 	}
 	rank := func(ver string) int {
 		switch ver {
-		case st.CanaryVersion:
+		case canary:
 			return 0
-		case st.StableVersion:
+		case stable:
 			return 1
 		}
 		return 2
 	}
+	out := make([]VersionCount, 0, len(per))
 	for _, c := range per {
-		s.Versions = append(s.Versions, *c)
+		out = append(out, *c)
 	}
-	sort.Slice(s.Versions, func(i, j int) bool {
-		a, b := s.Versions[i], s.Versions[j]
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
 		if rank(a.Version) != rank(b.Version) {
 			return rank(a.Version) < rank(b.Version)
 		}
 		return a.Version < b.Version
 	})
-	s.Attention = attentionOf(s)
-	return s
+	return out
 }
 
 // attentionOf lists why s needs a human.
@@ -182,7 +205,7 @@ func (s Summary) equal(o Summary) bool {
 		s.Ready == o.Ready && s.Instances == o.Instances && slices.Equal(s.Versions, o.Versions) &&
 		s.Strategy == o.Strategy && s.Backend == o.Backend && s.Source == o.Source &&
 		s.SourceReady == o.SourceReady && s.Message == o.Message && s.SpecError == o.SpecError &&
-		s.LastError == o.LastError && s.Drift == o.Drift && s.UpdatedAt.Equal(o.UpdatedAt)
+		s.LastError == o.LastError && s.Drift == o.Drift && s.UpdatedAt.Equal(o.UpdatedAt) && s.Driver == o.Driver
 }
 
 // viewRuns is how many recent runs of each analysis check an app's view

@@ -34,8 +34,16 @@ type StatusView struct {
 	rollout.Status
 	// TotalSteps is the number of canary steps.
 	TotalSteps int `json:"totalSteps"`
-	// Instances are the backend's instances as last observed.
+	// Instances are the backend's instances as last observed by this
+	// replica (in ha.mode shard and on a standby: empty unless this
+	// replica drives the app; Versions still counts them).
 	Instances []adapters.Instance `json:"instances"`
+	// Versions counts the instances per version, newest rollout first:
+	// from Instances, or as the replica driving the app recorded them.
+	Versions []VersionCount `json:"versions,omitempty"`
+	// Driver names the replica driving the app (empty for a lone
+	// graylane).
+	Driver string `json:"driver,omitempty"`
 	// ObservedWeights is the traffic split the router last reported (or
 	// was last set to), by version; Weights is what graylane wants.
 	ObservedWeights map[string]int `json:"observedWeights,omitempty"`
@@ -66,13 +74,25 @@ type SourceView struct {
 	Error string `json:"error,omitempty"`
 }
 
+// ViewStore is an optional capability of a Store: a read that may be a
+// little behind (etcd: a serializable read, answered by the member at
+// once instead of after a round through the leader, which waits behind
+// the writes of a storm). The API's views use it; passes never do.
+type ViewStore interface {
+	LoadView(ctx context.Context, app string) (Record, int64, error)
+}
+
 // App returns app's view, or an error wrapping ErrNotFound.
 func (e *Engine) App(ctx context.Context, app string) (AppView, error) {
-	rec, rev, err := e.cfg.Store.Load(ctx, app)
+	load := e.cfg.Store.Load
+	if vs, ok := e.cfg.Store.(ViewStore); ok {
+		load = vs.LoadView
+	}
+	rec, rev, err := load(ctx, app)
 	if err != nil {
 		return AppView{}, err
 	}
-	v, ok := e.view(app, rec, rev)
+	v, ok := e.view(app, rec, rev, nil)
 	if !ok {
 		return AppView{}, fmt.Errorf("app %s: %w", app, ErrNotFound)
 	}
@@ -80,8 +100,9 @@ func (e *Engine) App(ctx context.Context, app string) (AppView, error) {
 }
 
 // view builds app's view from its persisted record (rev 0: none) and what
-// the engine holds in memory; ok is false when the app is unknown.
-func (e *Engine) view(app string, rec Record, rev int64) (AppView, bool) {
+// the engine holds in memory; ok is false when the app is unknown. rel,
+// if not nil, is rec.Spec already decoded (it must not be modified).
+func (e *Engine) view(app string, rec Record, rev int64, rel *spec.Release) (AppView, bool) {
 	e.mu.Lock()
 	doc, haveDoc := e.docs.Get(app)
 	pd := e.parsed[app]
@@ -107,12 +128,15 @@ func (e *Engine) view(app string, rec Record, rev int64) (AppView, bool) {
 	if haveDoc {
 		v.DocumentVersion = doc.Version
 	}
-	if len(rec.Spec) > 0 {
-		var rel spec.Release
-		if json.Unmarshal(rec.Spec, &rel) == nil {
-			v.Spec = &rel
-			v.Status.TotalSteps = len(rel.Strategy.Steps)
+	if rel == nil && len(rec.Spec) > 0 {
+		var r spec.Release
+		if json.Unmarshal(rec.Spec, &r) == nil {
+			rel = &r
 		}
+	}
+	if rel != nil {
+		v.Spec = rel
+		v.Status.TotalSteps = len(rel.Strategy.Steps)
 	}
 	v.Status.Status = rec.Status
 	v.Status.ObservedRevision = rec.SpecRevision
@@ -123,6 +147,12 @@ func (e *Engine) view(app string, rec Record, rev int64) (AppView, bool) {
 	v.Status.LastCommand = rec.LastCommand
 	v.Status.UpdatedAt = rec.UpdatedAt
 	v.Status.Instances = append([]adapters.Instance{}, insts...)
+	if insts != nil {
+		v.Status.Versions = VersionCounts(insts, rec.Status.CanaryVersion, rec.Status.StableVersion)
+	} else {
+		v.Status.Versions = rec.Observed
+	}
+	v.Status.Driver = rec.Driver
 	v.Status.LastError = lastErr
 	v.Status.ObservedWeights = observed
 	sort.Slice(v.Status.Instances, func(i, j int) bool { return v.Status.Instances[i].ID < v.Status.Instances[j].ID })
@@ -202,4 +232,40 @@ func (e *Engine) Release(ctx context.Context, app string) (*spec.Release, error)
 		return d.rel, nil
 	}
 	return nil, fmt.Errorf("app %s has no valid spec yet: %w", app, ErrNotFound)
+}
+
+// specHead decodes only what a list row shows of a record's spec (its
+// version, strategy, backend and number of steps): the apps index is fed
+// every record change of every app, on every replica.
+func specHead(raw []byte) *spec.Release {
+	if len(raw) == 0 {
+		return nil
+	}
+	var h struct {
+		Version  string `json:"version"`
+		Strategy struct {
+			Type  string            `json:"type"`
+			Steps []json.RawMessage `json:"steps"`
+		} `json:"strategy"`
+		Backend struct {
+			Type string `json:"type"`
+		} `json:"backend"`
+	}
+	if json.Unmarshal(raw, &h) != nil {
+		return nil
+	}
+	rel := &spec.Release{Version: h.Version}
+	rel.Strategy.Type = h.Strategy.Type
+	rel.Strategy.Steps = make([]spec.Step, len(h.Strategy.Steps))
+	rel.Backend.Type = h.Backend.Type
+	return rel
+}
+
+// summaryOfRecord is an app's list row built from a record alone.
+func (e *Engine) summaryOfRecord(app string, rec Record, rev int64) (Summary, bool) {
+	v, ok := e.view(app, rec, rev, specHead(rec.Spec))
+	if !ok {
+		return Summary{}, false
+	}
+	return SummaryOf(v), true
 }

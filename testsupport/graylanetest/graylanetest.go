@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -182,6 +183,27 @@ func (g *Graylane) Kill() {
 	}
 }
 
+// Pause stops graylane with SIGSTOP (as a long GC pause, a frozen VM or
+// a debugger would); Resume continues it with SIGCONT.
+func (g *Graylane) Pause() {
+	g.t.Helper()
+	if g.cmd != nil {
+		if err := g.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			g.t.Fatalf("SIGSTOP graylane: %v", err)
+		}
+	}
+}
+
+// Resume continues a paused graylane (SIGCONT).
+func (g *Graylane) Resume() {
+	g.t.Helper()
+	if g.cmd != nil {
+		if err := g.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			g.t.Fatalf("SIGCONT graylane: %v", err)
+		}
+	}
+}
+
 // Stop sends SIGTERM to graylane (a graceful stop, as Ctrl-C) and waits
 // for it to exit.
 func (g *Graylane) Stop() {
@@ -278,11 +300,43 @@ func (g *Graylane) Starts(app string) map[string]int {
 	return out
 }
 
+// ProxyPID is the pid of the built-in proxy's process (`graylane proxy`,
+// which outlives graylane), 0 when none runs.
+func (g *Graylane) ProxyPID() int {
+	b, err := os.ReadFile(filepath.Join(g.Dir, "data", "proxy", "proxy.lock"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid <= 0 {
+		return 0
+	}
+	// the pid may be stale (the proxy died, the pid was reused): only a
+	// `graylane proxy` of this test's directory counts
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "proxy\x00--dir\x00"+filepath.Join(g.Dir, "data", "proxy")) {
+		return 0
+	}
+	return pid
+}
+
 func (g *Graylane) cleanup() {
 	if g.t.Failed() {
 		g.t.Logf("%s", g.LogTail(60))
+		if b, err := os.ReadFile(filepath.Join(g.Dir, "data", "proxy", "proxy.log")); err == nil {
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			if len(lines) > 30 {
+				lines = lines[len(lines)-30:]
+			}
+			g.t.Logf("--- proxy log (last %d lines)\n%s", len(lines), strings.Join(lines, "\n"))
+		}
 	}
 	g.Kill()
+	// the proxy process outlives graylane by design: stop it by the pid
+	// it recorded in its lock file
+	if pid := g.ProxyPID(); pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	// stop every instance this graylane started: they run in their own
 	// process groups and would outlive the test
 	files, _ := filepath.Glob(filepath.Join(g.Dir, "data", "process", "apps", "*", "instances", "*.json"))

@@ -44,12 +44,21 @@ type Server struct {
 	err  error
 }
 
+// ModulesDir holds Debian's dynamic nginx modules; the private nginx loads
+// the NDK and ngx_http_lua_module from it.
+const ModulesDir = "/usr/lib/nginx/modules"
+
 // Start runs a private nginx and stops it when the test ends. A missing
-// nginx is reported with testenv.Unavailable.
+// nginx or Lua module is reported with testenv.Unavailable.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	testenv.AssertIntegrationTest(t, "nginx")
 	bin := testenv.LookPath(t, "nginx")
+	for _, m := range []string{"ndk_http_module.so", "ngx_http_lua_module.so"} {
+		if _, err := os.Stat(filepath.Join(ModulesDir, m)); err != nil {
+			testenv.Unavailable(t, "nginx module %s (apt-get install libnginx-mod-http-lua): %v", m, err)
+		}
+	}
 	dir := t.TempDir()
 	s := &Server{
 		Binary:     bin,
@@ -103,6 +112,9 @@ func (s *Server) mainConf(opts Options) string {
 		user = "user root;\n"
 	}
 	return fmt.Sprintf(`# Private nginx for a graylane test (nginxtest).
+# graylane's nginx files decide in Lua (Debian: libnginx-mod-http-lua).
+load_module %s/ndk_http_module.so;
+load_module %s/ngx_http_lua_module.so;
 %sdaemon off;
 master_process on;
 worker_processes %d;
@@ -123,7 +135,7 @@ http {
 %s
     include %s/*.conf;
 }
-`, user, workers, s.PIDFile, s.ErrorLog, s.Prefix, s.Prefix, s.Prefix, s.Prefix, s.Prefix, s.PingAddr, opts.HTTP, s.IncludeDir)
+`, ModulesDir, ModulesDir, user, workers, s.PIDFile, s.ErrorLog, s.Prefix, s.Prefix, s.Prefix, s.Prefix, s.Prefix, s.PingAddr, opts.HTTP, s.IncludeDir)
 }
 
 func (s *Server) waitPing(ctx context.Context) error {

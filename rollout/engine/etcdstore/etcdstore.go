@@ -44,7 +44,18 @@ func (s *Store) key(app string) string { return s.prefix + app }
 
 // Load implements engine.Store; the revision is the key's mod revision.
 func (s *Store) Load(ctx context.Context, app string) (engine.Record, int64, error) {
-	resp, err := s.c.Get(ctx, s.key(app))
+	return s.load(ctx, app)
+}
+
+// LoadView implements engine.ViewStore with a serializable read.
+func (s *Store) LoadView(ctx context.Context, app string) (engine.Record, int64, error) {
+	return s.load(ctx, app, clientv3.WithSerializable())
+}
+
+var _ engine.ViewStore = (*Store)(nil)
+
+func (s *Store) load(ctx context.Context, app string, opts ...clientv3.OpOption) (engine.Record, int64, error) {
+	resp, err := s.c.Get(ctx, s.key(app), opts...)
 	if err != nil {
 		return engine.Record{}, 0, fmt.Errorf("etcd get %s: %w", s.key(app), err)
 	}

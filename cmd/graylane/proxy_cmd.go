@@ -1,0 +1,65 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only with --debug-addr
+	"os"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/graylane/graylane/adapters/proxy/proxyd"
+)
+
+// newProxyCmd is `graylane proxy`: the built-in proxy's data plane as a
+// process of its own. graylane serve starts it (proxy.mode process, the
+// default) and adopts it after a restart; it keeps serving with its last
+// routes while graylane is down.
+func newProxyCmd() *cobra.Command {
+	var dir, level, debugAddr string
+	var procs int
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Run the built-in proxy's data plane (graylane serve starts it; it outlives graylane)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(level)); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			tuneRuntime(procs)
+			if debugAddr != "" {
+				// Go's profiler, for diagnosing the data plane (off by default)
+				go func() { log.Warn("debug server stopped", "err", http.ListenAndServe(debugAddr, nil)) }()
+			}
+			return proxyd.Serve(cmd.Context(), proxyd.ServeConfig{Dir: dir, Version: buildVersion(), Logger: log})
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "state directory: routes.json, control.sock, proxy.lock (required)")
+	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().IntVar(&procs, "procs", 0, "CPUs the proxy uses at once (GOMAXPROCS; 0: half the machine's, at least 1)")
+	cmd.Flags().StringVar(&debugAddr, "debug-addr", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6061 (off by default)")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+// tuneRuntime sizes the Go runtime for a data plane: procs threads run Go
+// code at once (default half the CPUs, at least one: the instances often
+// share the host, and one thread per core costs less in hand-offs than
+// many on a busy machine), and the GC runs at 4x the live heap instead of
+// 2x (the proxy's heap is small and mostly garbage per request). GOMAXPROCS
+// and GOGC in the environment win.
+func tuneRuntime(procs int) {
+	if os.Getenv("GOMAXPROCS") == "" {
+		if procs <= 0 {
+			procs = max(1, runtime.NumCPU()/2)
+		}
+		runtime.GOMAXPROCS(procs)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+}

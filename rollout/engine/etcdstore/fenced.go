@@ -1,0 +1,63 @@
+package etcdstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/graylane/graylane/rollout/engine"
+)
+
+var _ engine.FencedStore = (*Store)(nil)
+
+// SaveFenced implements engine.FencedStore: one transaction compares the
+// record's mod revision and the ownership key's create revision (the
+// fencing token), so a replica that lost the app — its lease expired, the
+// key is gone or another replica's — writes nothing.
+func (s *Store) SaveFenced(ctx context.Context, app string, rec engine.Record, rev int64, f engine.Fence) (int64, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("encode record of %s: %w", app, err)
+	}
+	k := s.key(app)
+	resp, err := s.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(k), "=", rev), clientv3.Compare(clientv3.CreateRevision(f.Key), "=", f.Token)).
+		Then(clientv3.OpPut(k, string(b))).
+		Else(clientv3.OpGet(f.Key, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("etcd put %s: %w", k, err)
+	}
+	if !resp.Succeeded {
+		return 0, s.why(k, rev, f, resp)
+	}
+	return resp.Header.Revision, nil
+}
+
+// DeleteFenced implements engine.FencedStore.
+func (s *Store) DeleteFenced(ctx context.Context, app string, rev int64, f engine.Fence) error {
+	k := s.key(app)
+	resp, err := s.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(k), "=", rev), clientv3.Compare(clientv3.CreateRevision(f.Key), "=", f.Token)).
+		Then(clientv3.OpDelete(k)).
+		Else(clientv3.OpGet(f.Key, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("etcd delete %s: %w", k, err)
+	}
+	if !resp.Succeeded {
+		return s.why(k, rev, f, resp)
+	}
+	return nil
+}
+
+// why tells a lost fence from a lost compare-and-swap.
+func (s *Store) why(k string, rev int64, f engine.Fence, resp *clientv3.TxnResponse) error {
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 || kvs[0].CreateRevision != f.Token {
+		return fmt.Errorf("write %s with fencing token %d of %s: %w", k, f.Token, f.Holder, engine.ErrFenced)
+	}
+	return fmt.Errorf("save %s at revision %d: %w", k, rev, engine.ErrConflict)
+}
