@@ -136,6 +136,7 @@ log: {level: info}
 etcd: {embedded: {clientAddr: 127.0.0.1:%d, peerAddr: 127.0.0.1:%d}}
 engine: {resync: 1s}
 process: {stopOnExit: true}
+proxy: {mode: embedded}  # graylane runs in this test binary, which has no proxy command
 config: {driftInterval: 1s}
 nacos: {servers: [%s], group: GRAYLANE_RELEASES}
 apollo: {configService: %s, portal: %s, token: prod-token, appId: graylane, namespace: %s, operator: apollo, probeInterval: 1s, startupGrace: 1s}
