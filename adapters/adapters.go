@@ -37,6 +37,19 @@ type Instance struct {
 // once instead of waiting for its own clock.
 const MetaStalled = "stalled"
 
+// MetaHealthPending, set in a not-ready instance's Meta by a backend, says
+// that its readiness is unknown rather than false: the backend adopted the
+// instance (it was running before this graylane process started, and may
+// have been serving) and has not judged its health yet. It stays pending
+// until one health check passes (ready) or as many fail in a row as would
+// take a ready instance out (unready). The value says why, for people.
+//
+// The engine decides nothing for an app while any of its instances is
+// pending (weights, steps and replicas stay as persisted, for a bounded
+// time), so a restarted graylane moves no traffic away from a version just
+// because it has not looked at its instances yet.
+const MetaHealthPending = "healthPending"
+
 // Backend runs an app's instances.
 //
 // Contract (checked by adapters/adaptertest):

@@ -93,12 +93,15 @@ func (a *app) checkHealth(now time.Time) {
 		if st.stopping != "" {
 			continue
 		}
-		wasReady := st.ready
-		switch ready := st.streak.Record(wasReady, err, a.b.cfg.FailureThreshold); {
-		case ready && err == nil:
+		wasReady, pending := st.ready, a.healthPendingLocked(st, h)
+		// a pending container's first failures count as a ready one's would
+		switch ok := st.streak.Record(wasReady || pending, err, a.b.cfg.FailureThreshold); {
+		case ok && err == nil:
 			st.probeMsg = ""
 			a.becameReadyLocked(st)
-		case !ready:
+		case ok && !wasReady: // still pending: not ready, not judged unready
+			st.probeMsg = "health check failed: " + err.Error()
+		case !ok:
 			if wasReady {
 				a.b.log.Warn("instance unready", "app", a.name, "instance", st.c.InstanceID, "err", err)
 			}
@@ -106,6 +109,18 @@ func (a *app) checkHealth(now time.Time) {
 		}
 		st.nextProbe = now.Add(st.streak.Next(h.Interval))
 	}
+}
+
+// healthPendingLocked reports whether the container's process was running
+// before this Backend started (adopted after a graylane restart) and its
+// health, probed by graylane, is not judged yet: no probe has passed and
+// fewer than FailureThreshold have failed in a row. It may well be
+// serving; Observe says so (adapters.MetaHealthPending) so that the engine
+// does not move its traffic meanwhile.
+func (a *app) healthPendingLocked(st *ctrState, h healthSpec) bool {
+	c := st.c
+	return h.mode == spec.DockerHealthGraylane && c.State == "running" && c.Addr != "" && st.stopping == "" && !st.ready &&
+		c.StartedAt.Before(a.b.started) && !st.streak.Judged(a.b.cfg.FailureThreshold)
 }
 
 func (a *app) becameReadyLocked(st *ctrState) {

@@ -40,6 +40,9 @@ func (a *app) buildViewLocked() []adapters.Instance {
 		if why := a.stalledLocked(st); why != "" {
 			in.Meta[adapters.MetaStalled] = why
 		}
+		if a.healthPendingLocked(st, h) {
+			in.Meta[adapters.MetaHealthPending] = "adopted after a restart; health not judged yet"
+		}
 		if st.stopping == "" {
 			kept[c.Key] = true
 		}

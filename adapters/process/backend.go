@@ -279,7 +279,7 @@ func (b *Backend) checkAdopted(slots []*slot) {
 			defer wg.Done()
 			if err := b.prober.Check(b.ctx, p.rec.Addr, s.health()); err == nil {
 				s.a.mu.Lock()
-				s.ready, s.msg = true, ""
+				s.ready, s.judged, s.msg = true, true, ""
 				s.a.mu.Unlock()
 			}
 		}()

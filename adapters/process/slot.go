@@ -31,6 +31,7 @@ type slot struct {
 	want     bool
 	proc     *proc
 	adopted  bool
+	judged   bool // the adopted process's health was judged (healthPendingLocked)
 	ready    bool
 	stopping bool
 	msg      string
@@ -69,6 +70,9 @@ func (s *slot) instanceLocked() adapters.Instance {
 	if !s.ready {
 		in.Message = s.msg
 	}
+	if s.healthPendingLocked() {
+		in.Meta[adapters.MetaHealthPending] = "adopted after a restart; health not judged yet"
+	}
 	if p := s.proc; p != nil {
 		in.Addr = p.rec.Addr
 		in.Meta["pid"] = strconv.Itoa(p.rec.PID)
@@ -78,6 +82,15 @@ func (s *slot) instanceLocked() adapters.Instance {
 		in.Meta["log"] = p.rec.Log
 	}
 	return in
+}
+
+// healthPendingLocked reports whether the instance is an adopted process
+// (running before this Backend started) whose health is not judged yet:
+// no check has passed and fewer than FailureThreshold have failed in a
+// row. It may well be serving; Observe says so (adapters.MetaHealthPending)
+// so that the engine does not move its traffic meanwhile.
+func (s *slot) healthPendingLocked() bool {
+	return s.adopted && !s.judged && !s.ready && s.proc != nil && s.want && !s.stopping
 }
 
 type monitorOutcome int
@@ -230,7 +243,7 @@ func (s *slot) start() (*proc, error) {
 	}
 	s.b.reservePort(p.rec.Port, true)
 	s.a.mu.Lock()
-	s.proc, s.adopted, s.ready, s.msg = p, false, false, "starting"
+	s.proc, s.adopted, s.judged, s.ready, s.msg = p, false, false, false, "starting"
 	s.a.mu.Unlock()
 	s.b.notify(s.a.name)
 	return p, nil
@@ -288,18 +301,21 @@ func (s *slot) monitor(p *proc, log *slog.Logger) (monitorOutcome, bool) {
 		default:
 		}
 		s.a.mu.Lock()
-		wasReady := s.ready
-		s.ready = streak.Record(wasReady, err, s.b.cfg.FailureThreshold)
+		wasReady, wasPending := s.ready, s.healthPendingLocked()
+		// a pending instance's first failures count as a ready one's would
+		ok := streak.Record(wasReady || wasPending, err, s.b.cfg.FailureThreshold)
+		s.ready = ok && (wasReady || err == nil)
+		s.judged = s.judged || streak.Judged(s.b.cfg.FailureThreshold)
 		switch {
 		case err == nil:
 			s.msg = ""
 		case !s.ready:
 			s.msg = "health check failed: " + err.Error()
 		}
-		nowReady := s.ready
+		nowReady, nowPending := s.ready, s.healthPendingLocked()
 		s.a.mu.Unlock()
 
-		if nowReady != wasReady {
+		if nowReady != wasReady || nowPending != wasPending {
 			if nowReady {
 				log.Info("instance ready", "addr", p.rec.Addr)
 			} else {

@@ -76,7 +76,11 @@
 // A listening proxy runs its own HTTP/1.1 server loop (server.go) and
 // forwards plain requests itself (forward.go): per endpoint it keeps
 // upstream connections alive, writes the request and reads the response in
-// the client connection's goroutine. Protocol upgrades are joined both
+// the client connection's goroutine. The common request (body-less
+// HTTP/1.1, rawrequest.go) and the common response (one Content-Length,
+// rawhead.go) are parsed in place in the connections' buffers, so such a
+// request allocates one string; every other one is read by net/http.
+// Protocol upgrades are joined both
 // ways; ServeHTTP (the http.Handler) forwards the same way, and with
 // Config.Transport set goes through httputil.ReverseProxy instead.
 package proxy

@@ -49,6 +49,8 @@ type upConn struct {
 	bw     *bufio.Writer
 	idleAt time.Time
 	reused bool
+	raw    rawResponse      // the last response head, when read by peekResponse
+	body   io.LimitedReader // the last raw response's body
 }
 
 // connPool is an endpoint's idle connections, most recently used last.
@@ -254,9 +256,16 @@ func (p *Proxy) attempt(out sink, r *http.Request, t *table, c choice, e *endpoi
 		if ctx.Done() != nil { // the proxy's own server passes a context that never ends
 			stop = context.AfterFunc(ctx, func() { uc.c.SetDeadline(time.Unix(1, 0)) })
 		}
-		resp, err := p.exchange(uc, r, t, c, e, body)
+		cs, fast := out.(*connSink)
+		fast = fast && r.Method != http.MethodHead
+		resp, err := p.exchange(uc, r, t, c, e, body, fast)
 		if err == nil {
-			reuse := out.response(r, resp, e)
+			var reuse bool
+			if resp == nil {
+				reuse = cs.rawResponse(r, uc, &uc.raw, e)
+			} else {
+				reuse = out.response(r, resp, e)
+			}
 			if stop() && reuse {
 				e.pool.put(uc)
 			} else {
@@ -273,10 +282,21 @@ func (p *Proxy) attempt(out sink, r *http.Request, t *table, c choice, e *endpoi
 	}
 }
 
-// exchange writes the request and reads the response's head.
-func (p *Proxy) exchange(uc *upConn, r *http.Request, t *table, c choice, e *endpoint, body *replayBody) (*http.Response, error) {
+// exchange writes the request and reads the response's head. With fast,
+// a common response is only peeked (rawhead.go): the response is nil then
+// and uc.raw holds its head.
+func (p *Proxy) exchange(uc *upConn, r *http.Request, t *table, c choice, e *endpoint, body *replayBody, fast bool) (*http.Response, error) {
 	if err := writeRequest(uc.bw, r, t, c, e, body, false); err != nil {
 		return nil, err
+	}
+	if fast {
+		ok, err := peekResponse(uc.br, &uc.raw)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return nil, nil
+		}
 	}
 	for {
 		resp, err := http.ReadResponse(uc.br, r)

@@ -116,6 +116,7 @@ func (s *connServer) serveConn(sc *serverConn) {
 		s.mu.Unlock()
 	}()
 	out := &connSink{p: s.p, bw: bw}
+	var cr connRequest
 	for {
 		// wait for the next request (idle), then read it (active)
 		sc.c.SetReadDeadline(time.Now().Add(serverIdleTimeout))
@@ -125,13 +126,18 @@ func (s *connServer) serveConn(sc *serverConn) {
 		if !s.setActive(sc, true) {
 			return
 		}
-		sc.c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				io.WriteString(sc.c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+		// the common request is parsed in place (rawrequest.go), any
+		// other by net/http
+		req, ok := cr.peekRequest(br)
+		if !ok {
+			sc.c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+			var err error
+			if req, err = http.ReadRequest(br); err != nil {
+				if !errors.Is(err, io.EOF) {
+					io.WriteString(sc.c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+				}
+				return
 			}
-			return
 		}
 		sc.c.SetReadDeadline(time.Time{})
 		req.RemoteAddr = sc.remote

@@ -121,3 +121,90 @@ func TestServerLoop(t *testing.T) {
 		t.Fatalf("garbage answered %q, want 400", line)
 	}
 }
+
+// rawServer answers each request head on a connection with the next of
+// replies, as raw bytes (upstreams net/http would never produce), and
+// closes the connection after the last.
+func rawServer(t *testing.T, replies ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for _, reply := range replies {
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if line == "\r\n" {
+							break
+						}
+					}
+					io.WriteString(c, reply)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestServerLoopRawResponses: a common response read in place (rawhead.go)
+// reaches the client with its headers in the upstream's case, without
+// hop-by-hop ones, the connection kept; a body shorter than its
+// Content-Length closes the client's connection rather than leaving it
+// out of step.
+func TestServerLoopRawResponses(t *testing.T) {
+	up := rawServer(t,
+		"HTTP/1.1 201 Created\r\nx-app: a\r\nkeep-alive: timeout=5\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+	p := proxy.New(proxy.Config{App: "demo"})
+	p.AddEndpoint("v1", up)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	if err := p.Listen(addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+
+	_, br := raw(t, addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	var head []string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+		head = append(head, strings.TrimSpace(line))
+	}
+	want := []string{"HTTP/1.1 201 Created", "x-app: a", proxy.UpstreamHeader + ": " + up, "Content-Length: 2"}
+	if strings.Join(head, "|") != strings.Join(want, "|") {
+		t.Fatalf("response head\n%q\nwant\n%q", head, want)
+	}
+	body := make([]byte, 2)
+	if _, err := io.ReadFull(br, body); err != nil || string(body) != "ok" {
+		t.Fatalf("body %q %v", body, err)
+	}
+	// the second response on the same client connection: short
+	short, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatalf("second response: %v", err)
+	}
+	if b, err := io.ReadAll(short.Body); err == nil {
+		t.Fatalf("a short upstream body reached the client whole: %q", b)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the client connection stays open after a short body")
+	}
+}

@@ -52,6 +52,9 @@ type result struct {
 	// nginx's master and worker) spent per request: on a machine shared
 	// with other work this is steadier than requests per second.
 	cpuPerReq time.Duration
+	// gcs is the proxy process's GC cycles during the run (-1: not known,
+	// and for nginx)
+	gcs int
 }
 
 func run(duration time.Duration, rounds, conns, threads int, bin string) error {
@@ -160,10 +163,19 @@ end
 			if s.addr != proxyAddr {
 				side = pids["nginx"]
 			}
-			cpu0 := cpuOf(side)
+			cpu0, gc0 := cpuOf(side), -1
+			if s.addr == proxyAddr {
+				gc0 = numGC(debugAddr)
+			}
 			res, err := wrk(s.addr, script, threads, conns, duration)
 			if res.requests > 0 {
 				res.cpuPerReq = (cpuOf(side) - cpu0) / time.Duration(res.requests)
+			}
+			res.gcs = -1
+			if gc0 >= 0 {
+				if gc1 := numGC(debugAddr); gc1 >= 0 {
+					res.gcs = gc1 - gc0
+				}
 			}
 			if prof != nil {
 				if perr := <-prof; perr != nil {
@@ -174,7 +186,11 @@ end
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			all[s.name] = append(all[s.name], res)
-			fmt.Printf("round %d  %-22s %9.0f req/s  p50 %-8s p90 %-8s p99 %-8s cpu/req %-7s errors %d of %d\n", r+1, s.name, res.rps, res.p50, res.p90, res.p99, res.cpuPerReq, res.errors, res.requests)
+			gcs := ""
+			if res.gcs >= 0 {
+				gcs = fmt.Sprintf("  GC cycles %d", res.gcs)
+			}
+			fmt.Printf("round %d  %-22s %9.0f req/s  p50 %-8s p90 %-8s p99 %-8s cpu/req %-7s errors %d of %d%s\n", r+1, s.name, res.rps, res.p50, res.p90, res.p99, res.cpuPerReq, res.errors, res.requests, gcs)
 		}
 	}
 	med := map[string]result{}
@@ -380,6 +396,26 @@ func cpuProfile(debugAddr string, d time.Duration, to string) error {
 	_, err = io.Copy(f, resp.Body)
 	return err
 }
+
+// numGC is the proxy process's count of completed GC cycles (from the
+// heap profile's MemStats, on its debug server), -1 when unknown.
+func numGC(debugAddr string) int {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + debugAddr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := numGCRe.FindSubmatch(b)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+var numGCRe = regexp.MustCompile(`# NumGC = (\d+)`)
 
 // cpuOf is the CPU time (user + system) of pid and its children still
 // running (nginx's worker), from /proc.

@@ -1,12 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof" // served only with --debug-addr
 	"os"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -19,7 +19,7 @@ import (
 // routes while graylane is down.
 func newProxyCmd() *cobra.Command {
 	var dir, level, debugAddr string
-	var procs int
+	var procs, gcBudgetMiB, gcPercent int
 	cmd := &cobra.Command{
 		Use:   "proxy",
 		Short: "Run the built-in proxy's data plane (graylane serve starts it; it outlives graylane)",
@@ -30,7 +30,13 @@ func newProxyCmd() *cobra.Command {
 				return &exitError{code: 2, err: err}
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			if gcBudgetMiB < 0 || gcPercent <= 0 {
+				return &exitError{code: 2, err: fmt.Errorf("--gc-budget-mib (%d) must be 0 or more and --gc-percent (%d) more than 0", gcBudgetMiB, gcPercent)}
+			}
 			tuneRuntime(procs)
+			if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+				go proxyd.TuneGC(cmd.Context(), proxyd.GCConfig{Budget: int64(gcBudgetMiB) << 20, Percent: gcPercent})
+			}
 			if debugAddr != "" {
 				// Go's profiler, for diagnosing the data plane (off by default)
 				go func() { log.Warn("debug server stopped", "err", http.ListenAndServe(debugAddr, nil)) }()
@@ -41,6 +47,8 @@ func newProxyCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dir, "dir", "", "state directory: routes.json, control.sock, proxy.lock (required)")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().IntVar(&procs, "procs", 0, "CPUs the proxy uses at once (GOMAXPROCS; 0: half the machine's, at least 1)")
+	cmd.Flags().IntVar(&gcBudgetMiB, "gc-budget-mib", proxyd.DefaultGCBudget>>20, "memory (MiB) the proxy grows to before its GC runs, while its live heap is below half of it (0: GOGC percent alone)")
+	cmd.Flags().IntVar(&gcPercent, "gc-percent", proxyd.DefaultGCPercent, "GOGC without a budget, or when the live heap is above half the budget")
 	cmd.Flags().StringVar(&debugAddr, "debug-addr", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6061 (off by default)")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
@@ -49,17 +57,14 @@ func newProxyCmd() *cobra.Command {
 // tuneRuntime sizes the Go runtime for a data plane: procs threads run Go
 // code at once (default half the CPUs, at least one: the instances often
 // share the host, and one thread per core costs less in hand-offs than
-// many on a busy machine), and the GC runs at 4x the live heap instead of
-// 2x (the proxy's heap is small and mostly garbage per request). GOMAXPROCS
-// and GOGC in the environment win.
+// many on a busy machine). The GC is paced by proxyd.TuneGC (a heap
+// budget, see --gc-budget-mib). GOMAXPROCS, GOGC and GOMEMLIMIT in the
+// environment win.
 func tuneRuntime(procs int) {
 	if os.Getenv("GOMAXPROCS") == "" {
 		if procs <= 0 {
 			procs = max(1, runtime.NumCPU()/2)
 		}
 		runtime.GOMAXPROCS(procs)
-	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
 	}
 }

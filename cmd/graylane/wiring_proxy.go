@@ -40,6 +40,14 @@ func (r *resolver) addProxy(v *viper.Viper, dataDir string, log *slog.Logger) (*
 		if n := v.GetInt("proxy.procs"); n > 0 {
 			args = append(args, "--procs", strconv.Itoa(n))
 		}
+		if v.IsSet("proxy.gcBudgetMiB") {
+			n := v.GetInt("proxy.gcBudgetMiB")
+			if n < 0 {
+				cancel()
+				return nil, fmt.Errorf("proxy.gcBudgetMiB: %d is negative (MiB, 0 for no budget)", n)
+			}
+			args = append(args, "--gc-budget-mib", strconv.Itoa(n))
+		}
 		sup, err := proxyd.Supervise(ctx, proxyd.SupervisorConfig{Dir: dir, Args: args, Logger: plog})
 		cancel()
 		if err != nil {

@@ -126,6 +126,16 @@ func (s *Streak) Record(wasReady bool, err error, threshold int) bool {
 	return wasReady && s.fails < max(threshold, 1)
 }
 
+// Judged reports whether the probes so far say anything about the
+// instance: one has passed, or threshold have failed in a row (a threshold
+// below 1 counts as 1). Before that, an instance graylane adopted after a
+// restart has its health pending (adapters.MetaHealthPending): it may well
+// be serving, and Record is given wasReady true for it so that its first
+// failures count as they would for a ready instance.
+func (s *Streak) Judged(threshold int) bool {
+	return s.passed || s.fails >= max(threshold, 1)
+}
+
 // Passed reports whether a probe has passed in this streak.
 func (s *Streak) Passed() bool { return s.passed }
 

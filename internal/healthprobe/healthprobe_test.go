@@ -151,6 +151,36 @@ func TestStreakRecord(t *testing.T) {
 	}
 }
 
+// TestStreakJudged: an adopted instance's health is pending until one
+// probe passes or threshold fail in a row.
+func TestStreakJudged(t *testing.T) {
+	fail := errors.New("timeout")
+	var s healthprobe.Streak
+	if s.Judged(3) {
+		t.Fatal("a streak with no probe is judged")
+	}
+	s.Record(true, fail, 3)
+	s.Record(true, fail, 3)
+	if s.Judged(3) {
+		t.Fatal("judged after 2 of 3 failures")
+	}
+	s.Record(true, fail, 3)
+	if !s.Judged(3) {
+		t.Fatal("not judged after 3 failures in a row")
+	}
+	var p healthprobe.Streak
+	p.Record(true, fail, 3)
+	p.Record(true, nil, 3)
+	if !p.Judged(3) {
+		t.Fatal("not judged after a pass")
+	}
+	var z healthprobe.Streak
+	z.Record(false, fail, 0)
+	if !z.Judged(0) {
+		t.Fatal("threshold 0: not judged after one failure")
+	}
+}
+
 // TestStreakNext: 50ms, doubling up to the interval until the first pass,
 // then the interval; it never overflows however long an instance fails.
 func TestStreakNext(t *testing.T) {

@@ -110,8 +110,11 @@ type Engine struct {
 	isSynced  bool
 	sourceErr error
 	outageEnd map[string]time.Time
-	live      map[string]*live
-	waiters   map[string]chan CommandResult
+	// healthHold is, per app, since when its passes hold for instances
+	// whose health is pending (healthhold.go).
+	healthHold map[string]healthHold
+	live       map[string]*live
+	waiters    map[string]chan CommandResult
 
 	broker *Broker
 	// index holds every app's list row (index.go, list.go).
@@ -193,17 +196,18 @@ func New(cfg Config) *Engine {
 	}
 	cfg.IdleResync = max(cfg.IdleResync, cfg.Resync)
 	return &Engine{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		parsed:    map[string]parsedDoc{},
-		received:  map[string]time.Time{},
-		seen:      map[string]seen{},
-		synced:    make(chan struct{}),
-		outageEnd: map[string]time.Time{},
-		live:      map[string]*live{},
-		waiters:   map[string]chan CommandResult{},
-		broker:    NewBroker(),
-		index:     newIndex(),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		parsed:     map[string]parsedDoc{},
+		received:   map[string]time.Time{},
+		seen:       map[string]seen{},
+		synced:     make(chan struct{}),
+		outageEnd:  map[string]time.Time{},
+		healthHold: map[string]healthHold{},
+		live:       map[string]*live{},
+		waiters:    map[string]chan CommandResult{},
+		broker:     NewBroker(),
+		index:      newIndex(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -366,6 +367,150 @@ func TestEngineRestartResumesFromPersistedStep(t *testing.T) {
 			t.Errorf("instance %s started %d times", id, n)
 		}
 	}
+}
+
+// After a restart the backend may report instances it adopted before it
+// has judged their health (adapters.MetaHealthPending): their readiness is
+// unknown, not false. The engine must not decide on that: a canary with no
+// ready instance gets no traffic, so planning then would move the canary's
+// weight back to stable and forth again a moment later. It holds the app
+// as persisted until the backend has judged them, and then carries on (or,
+// if they turned out unhealthy, reacts as it would to any failing canary).
+func TestEngineHoldsWhileAdoptedInstancesHealthIsPending(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	h.converge("demo")
+	h.put("demo", fmt.Sprintf(demoSpec, "v2"))
+	v := h.converge("demo")
+	if v.Status.Step != 1 || v.Status.Weights["v2"] != 50 {
+		t.Fatalf("setup: %+v", v.Status.Status)
+	}
+	h.rec.takeCalls()
+	setPending := func(version string, pending bool) {
+		h.rec.mu.Lock()
+		defer h.rec.mu.Unlock()
+		for i, in := range h.rec.instances["demo"] {
+			if in.Version != version {
+				continue
+			}
+			in.Meta = map[string]string{}
+			if pending {
+				in.Meta[adapters.MetaHealthPending] = "adopted: first health check pending"
+				in.Ready = false
+			}
+			h.rec.instances["demo"][i] = in
+		}
+	}
+	sync := func() View {
+		t.Helper()
+		if _, err := h.eng.Sync(h.ctx, "demo"); err != nil {
+			t.Fatal(err)
+		}
+		v, err := h.eng.App(h.ctx, "demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return View(v)
+	}
+
+	h.eng = h.newEngine() // graylane restarted
+	setPending("v2", true)
+	for range 3 {
+		v = sync()
+		if v.Status.Step != 1 || v.Status.Weights["v2"] != 50 || len(h.rec.takeCalls()) != 0 {
+			t.Fatalf("the engine decided while the canary's health was pending: %+v", v.Status.Status)
+		}
+		h.clock.Add(2 * time.Second)
+	}
+	if got := readyOf(v.Status.Instances, "v2"); got != 0 || len(v.Status.Instances) != 3 {
+		t.Fatalf("the held app shows %d instances (%d v2 ready); want what runs: 3, none ready", len(v.Status.Instances), got)
+	}
+	// judged healthy: the release carries on from where it was
+	setPending("v2", false)
+	h.rec.settle("demo")
+	v = h.converge("demo")
+	if v.Status.Step != 1 || v.Status.Weights["v2"] != 50 || len(h.rec.takeCalls()) != 0 {
+		t.Fatalf("the release moved once the health was judged: %+v", v.Status.Status)
+	}
+	h.clock.Add(10 * time.Second)
+	v = h.converge("demo")
+	if v.Status.StableVersion != "v2" {
+		t.Fatalf("did not carry on once the health was judged: %+v", v.Status.Status)
+	}
+	for id, n := range h.rec.starts {
+		if n != 1 {
+			t.Errorf("instance %s started %d times", id, n)
+		}
+	}
+}
+
+// A backend whose instances stay pending for ever cannot freeze an app:
+// the engine holds at most healthHoldLimit, then plans on what it sees.
+func TestEngineHealthHoldIsBounded(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	h.converge("demo")
+	h.put("demo", fmt.Sprintf(demoSpec, "v2"))
+	h.converge("demo")
+	h.rec.takeCalls()
+	h.rec.mu.Lock()
+	for i, in := range h.rec.instances["demo"] {
+		if in.Version == "v2" {
+			in.Ready, in.Meta = false, map[string]string{adapters.MetaHealthPending: "stuck"}
+			h.rec.instances["demo"][i] = in
+		}
+	}
+	h.rec.mu.Unlock()
+	if _, err := h.eng.Sync(h.ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if calls := h.rec.takeCalls(); len(calls) != 0 {
+		t.Fatalf("decided at once: %v", calls)
+	}
+	h.clock.Add(minHealthHold - time.Second)
+	if _, err := h.eng.Sync(h.ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if calls := h.rec.takeCalls(); len(calls) != 0 {
+		t.Fatalf("decided before the bound: %v", calls)
+	}
+	h.clock.Add(time.Second) // demoSpec's health is the default: the bound is minHealthHold
+	if _, err := h.eng.Sync(h.ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	// no ready canary instance: its weight goes back to stable
+	if calls := h.rec.takeCalls(); !slices.Contains(calls, "route v1:100") {
+		t.Fatalf("after the bound, calls = %q; want the canary's weight moved to stable", calls)
+	}
+}
+
+// The hold's bound grows with an app's health settings: a backend judges
+// an adopted instance after its failure threshold of checks, each up to
+// interval + timeout apart.
+func TestHealthHoldLimit(t *testing.T) {
+	slow := &spec.Release{Health: spec.Health{Interval: &spec.Duration{Duration: 10 * time.Second}, Timeout: &spec.Duration{Duration: 5 * time.Second}}}
+	for _, c := range []struct {
+		rel  *spec.Release
+		want time.Duration
+	}{
+		{nil, minHealthHold},
+		{&spec.Release{}, minHealthHold},
+		{slow, 150 * time.Second},
+	} {
+		if got := healthHoldLimit(c.rel); got != c.want {
+			t.Errorf("healthHoldLimit(%+v) = %v, want %v", c.rel, got, c.want)
+		}
+	}
+}
+
+func readyOf(ins []adapters.Instance, version string) int {
+	n := 0
+	for _, in := range ins {
+		if in.Version == version && in.Ready {
+			n++
+		}
+	}
+	return n
 }
 
 func TestEngineCASConflictIsRetriedNotLost(t *testing.T) {

@@ -252,6 +252,19 @@ func (p *pass) observe(ctx context.Context) (time.Duration, bool, error) {
 		p.publish()
 		return time.Second, true, nil
 	}
+	if n := p.healthPending(insts); n > 0 && p.cmd.ID == "" && !p.rec.Deleting { // healthhold.go
+		// Instances adopted after a restart whose health the backend has
+		// not judged yet: their readiness is unknown, not false. Planning
+		// now would take the traffic of their version away (a version with
+		// no ready instance gets none) and give it back a moment later.
+		// Hold everything as persisted; show what runs; look again soon
+		// (the backend also notifies once it has judged them). A command
+		// or a deletion is not held: someone asked for it.
+		e.setLive(app, func(l *live) { l.instances = insts })
+		p.publish()
+		e.log.Debug("holding: adopted instances' health is pending", "app", app, "pending", n)
+		return 250 * time.Millisecond, true, nil
+	}
 	if p.config, insts, err = p.reconcileConfig(ctx, insts); err != nil { // config.go
 		return 0, true, p.fail(ctx, fmt.Errorf("config of %s: %w", app, err))
 	}

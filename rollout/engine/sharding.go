@@ -206,6 +206,7 @@ func (e *Engine) forgetLocal(app string) {
 	delete(e.parsed, app)
 	delete(e.received, app)
 	delete(e.outageEnd, app)
+	delete(e.healthHold, app)
 	e.mu.Unlock()
 	if e.cfg.Analysis != nil {
 		e.cfg.Analysis.Stop(app)

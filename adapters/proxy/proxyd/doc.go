@@ -10,6 +10,9 @@
 //     directory, restores the routes of Dir/routes.json (proxy.Local), and
 //     takes updates from graylane on the control socket Dir/control.sock
 //     (Handler).
+//   - TuneGC paces the process's garbage collector by a heap budget (GOGC
+//     off, a memory limit) with a GOGC percent fallback for a live heap
+//     above half the budget (gc.go).
 //   - Client is the proxy.DataPlane graylane drives over that socket.
 //   - Supervisor, in graylane, adopts the running proxy process (its
 //     control socket answers) or starts one, and restarts it if it dies.
