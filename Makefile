@@ -21,9 +21,9 @@ run: build
 test-deps:
 	./.ci/install-deps.sh
 
-## tools: build (or reuse from the cache) the heavy test servers and tools (Polaris, Kubernetes, kwok, graylane-helm)
+## tools: build (or reuse from the cache) the heavy test servers and tools (Polaris, Kubernetes, kwok, graylane-helm, the previous release of graylane for upgrade tests)
 tools:
-	@for p in ./testsupport/polaris/prebuild ./testsupport/kubestack/prebuild ./testsupport/helmtool/prebuild; do \
+	@for p in ./testsupport/polaris/prebuild ./testsupport/kubestack/prebuild ./testsupport/helmtool/prebuild ./testsupport/graylanetest/prebuild; do \
 	  if git ls-files --error-unmatch $$p >/dev/null 2>&1; then $(GO) run $$p || exit 1; fi; \
 	done
 

@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,14 +11,35 @@ import (
 
 	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/internal/randid"
+	"github.com/graylane/graylane/internal/schema"
+	"github.com/graylane/graylane/internal/upgrade"
 )
 
 // SchemaVersion is the version of the records this package writes.
 const SchemaVersion = 1
 
 // ErrNewerSchema is returned (wrapped) for a record written by a newer
-// graylane.
-var ErrNewerSchema = errors.New("audit record written by a newer graylane")
+// graylane: schema.ErrNewer, as for every record kind.
+var ErrNewerSchema = schema.ErrNewer
+
+// RecordKind is the schema of audit records (docs/upgrades.md), born at
+// version 1. Writes do not go through the upgrade Gate yet: the release
+// that adds a step must write at upgrade.Gate.WriteAt's version.
+func RecordKind() schema.Kind {
+	return schema.Kind{Name: "audit-record", What: "audit record", Current: SchemaVersion, Unversioned: 1}
+}
+
+// Collection is where a Store under prefix (DefaultPrefix when empty)
+// keeps its records, for the upgrade Gate.
+func Collection(prefix string) upgrade.Collection {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return upgrade.Collection{Kind: RecordKind(), Prefix: prefix, Children: true}
+}
 
 // Outcomes.
 const (
@@ -182,7 +202,7 @@ func (s *Store) List(ctx context.Context, q Query) ([]Record, error) {
 				return nil, fmt.Errorf("decode audit record %s: %w", kv.Key, err)
 			}
 			if r.Schema > SchemaVersion {
-				return nil, fmt.Errorf("audit record %s has schema version %d but this graylane reads up to %d: upgrade graylane: %w", r.ID, r.Schema, SchemaVersion, ErrNewerSchema)
+				return nil, fmt.Errorf("audit record %s: %w", r.ID, &schema.NewerError{Kind: "audit record", Version: r.Schema, Reads: SchemaVersion})
 			}
 			if (q.App == "" || r.App == q.App) && (q.Actor == "" || r.Actor == q.Actor) {
 				out = append(out, r)

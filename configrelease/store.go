@@ -13,6 +13,8 @@ import (
 
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configwire"
+	"github.com/graylane/graylane/internal/schema"
+	"github.com/graylane/graylane/internal/upgrade"
 )
 
 // DefaultPrefix is where the etcd store keeps its records:
@@ -143,6 +145,7 @@ type EtcdStore struct {
 	prefix  string
 	limit   int
 	protect func(ctx context.Context, app string) (map[string]bool, error)
+	gate    *upgrade.Gate
 }
 
 // StoreOption configures an EtcdStore.
@@ -157,19 +160,92 @@ func WithProtect(f func(ctx context.Context, app string) (map[string]bool, error
 
 var _ Store = (*EtcdStore)(nil)
 
-// NewEtcdStore returns a store under prefix (DefaultPrefix when "").
-func NewEtcdStore(cli *clientv3.Client, prefix string, opts ...StoreOption) *EtcdStore {
+// EtcdStoreConfig configures an EtcdStore.
+type EtcdStoreConfig struct {
+	Client *clientv3.Client
+	// Prefix holds history and state (DefaultPrefix when empty).
+	Prefix string
+	// Protect is as WithProtect (nil: none).
+	Protect func(ctx context.Context, app string) (map[string]bool, error)
+	// Gate says at which schema version records are written; nil writes
+	// the current one.
+	Gate *upgrade.Gate
+}
+
+// OpenEtcdStore returns an EtcdStore.
+func OpenEtcdStore(cfg EtcdStoreConfig) *EtcdStore {
+	prefix := cfg.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	s := &EtcdStore{cli: cli, prefix: prefix, limit: DefaultHistoryLimit}
+	return &EtcdStore{cli: cfg.Client, prefix: prefix, limit: DefaultHistoryLimit, protect: cfg.Protect, gate: cfg.Gate}
+}
+
+// NewEtcdStore returns a store under prefix (DefaultPrefix when ""),
+// without a Gate.
+func NewEtcdStore(cli *clientv3.Client, prefix string, opts ...StoreOption) *EtcdStore {
+	s := OpenEtcdStore(EtcdStoreConfig{Client: cli, Prefix: prefix})
 	for _, o := range opts {
 		o(s)
 	}
 	return s
+}
+
+// Collections are where the records live, for the Gate's migrations.
+func (s *EtcdStore) Collections() []upgrade.Collection { return Collections(s.prefix) }
+
+// Collections are where an EtcdStore under prefix (DefaultPrefix when
+// empty) keeps its records.
+func Collections(prefix string) []upgrade.Collection {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return []upgrade.Collection{
+		{Kind: StateKind(), Prefix: prefix + "state/", Children: true},
+		{Kind: HistoryKind(), Prefix: prefix + "history/"},
+	}
+}
+
+// StateKind is the schema of an app's config State (which holds the
+// write intent of a dual-write in flight):
+//
+//	0  records of graylane before versions existed (no "schema" member)
+//	1  "schema": 1, otherwise the same
+func StateKind() schema.Kind {
+	return schema.Kind{Name: "config-state", What: "config state record", Current: 1, Unversioned: 0,
+		Steps: []schema.Step{{Change: `the "schema" member`}}}
+}
+
+// HistoryKind is the schema of a HistoryEntry; versions as StateKind.
+func HistoryKind() schema.Kind {
+	return schema.Kind{Name: "config-history", What: "config history entry", Current: 1, Unversioned: 0,
+		Steps: []schema.Step{{Change: `the "schema" member`}}}
+}
+
+// decodeRecord unmarshals a record of kind k at any version this graylane
+// reads into v; a newer one is refused (schema.ErrNewer).
+func decodeRecord(k schema.Kind, b []byte, v any) error {
+	cur, _, err := k.Decode(b)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(cur, v)
+}
+
+// put writes v (a record of kind k) at key at the version the Gate allows.
+func (s *EtcdStore) put(ctx context.Context, k schema.Kind, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, _, err = s.gate.Put(ctx, s.cli, k, key, b, nil)
+	return err
 }
 
 func (s *EtcdStore) historyKey(app, id string) string { return s.prefix + "history/" + app + "/" + id }
@@ -197,7 +273,7 @@ func (s *EtcdStore) Entry(ctx context.Context, app, identity string) (HistoryEnt
 		return HistoryEntry{}, false, nil
 	}
 	var e HistoryEntry
-	if err := json.Unmarshal(resp.Kvs[0].Value, &e); err != nil {
+	if err := decodeRecord(HistoryKind(), resp.Kvs[0].Value, &e); err != nil {
 		return HistoryEntry{}, false, fmt.Errorf("decode config history of %s/%s: %w", app, identity, err)
 	}
 	return e, true, nil
@@ -205,11 +281,7 @@ func (s *EtcdStore) Entry(ctx context.Context, app, identity string) (HistoryEnt
 
 // PutEntry implements Store.
 func (s *EtcdStore) PutEntry(ctx context.Context, e HistoryEntry, keep ...string) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	if _, err := s.cli.Put(ctx, s.historyKey(e.App, e.Identity), string(b)); err != nil {
+	if err := s.put(ctx, HistoryKind(), s.historyKey(e.App, e.Identity), e); err != nil {
 		return fmt.Errorf("write config history of %s/%s: %w: %w", e.App, e.Identity, configsync.ErrUnavailable, err)
 	}
 	all, err := s.History(ctx, e.App)
@@ -248,7 +320,7 @@ func (s *EtcdStore) History(ctx context.Context, app string) ([]HistoryEntry, er
 	out := make([]HistoryEntry, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		var e HistoryEntry
-		if err := json.Unmarshal(kv.Value, &e); err != nil {
+		if err := decodeRecord(HistoryKind(), kv.Value, &e); err != nil {
 			return nil, fmt.Errorf("decode config history %s: %w", kv.Key, err)
 		}
 		out = append(out, e)
@@ -267,7 +339,7 @@ func (s *EtcdStore) LoadState(ctx context.Context, app string) (State, error) {
 	if len(resp.Kvs) == 0 {
 		return st, nil
 	}
-	if err := json.Unmarshal(resp.Kvs[0].Value, &st); err != nil {
+	if err := decodeRecord(StateKind(), resp.Kvs[0].Value, &st); err != nil {
 		return State{}, fmt.Errorf("decode config state of %s: %w", app, err)
 	}
 	if st.Applied == nil {
@@ -278,11 +350,7 @@ func (s *EtcdStore) LoadState(ctx context.Context, app string) (State, error) {
 
 // SaveState implements Store.
 func (s *EtcdStore) SaveState(ctx context.Context, app string, st State) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	if _, err := s.cli.Put(ctx, s.stateKey(app), string(b)); err != nil {
+	if err := s.put(ctx, StateKind(), s.stateKey(app), st); err != nil {
 		return fmt.Errorf("write config state of %s: %w: %w", app, configsync.ErrUnavailable, err)
 	}
 	return nil

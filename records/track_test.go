@@ -1,10 +1,12 @@
 package records
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/graylane/graylane/internal/schema"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
@@ -216,7 +218,7 @@ func TestTrackSupersededAndFailedByDeadline(t *testing.T) {
 }
 
 func TestSchemaNewerIsRefused(t *testing.T) {
-	if err := CheckSchema("revision 3 of demo", SchemaVersion+1); err == nil || !strings.Contains(err.Error(), "upgrade graylane") {
+	if err := CheckSchema("revision 3 of demo", SchemaVersion+1); !errors.Is(err, schema.ErrNewer) || !strings.Contains(err.Error(), "revision 3 of demo has schema version 2") {
 		t.Fatalf("err = %v", err)
 	}
 	if err := CheckSchema("x", SchemaVersion); err != nil {

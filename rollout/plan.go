@@ -313,6 +313,10 @@ func (p *planner) finish() {
 		next.Phase, next.Message = Paused, "paused by operator"
 	case next.DeadlineExceeded:
 		next.Phase, next.Message = Degraded, "progress deadline exceeded: "+p.msg
+	case p.in.Observed.ApplyError != "":
+		// what runs may look right, but graylane could not put all of the
+		// desired state in place: not Healthy
+		next.Phase, next.Message = Degraded, "the desired state is not in place: "+p.in.Observed.ApplyError
 	case p.msg != "" || !p.confirmed(p.split):
 		next.Phase = Progressing
 		if p.msg == "" {

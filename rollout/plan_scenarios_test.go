@@ -96,6 +96,28 @@ func TestCanaryScenarios(t *testing.T) {
 		wait 1s
 		expect phase=Healthy running=v2:4/4
 	`)
+	runScenario(t, "apply_failure_is_not_healthy", canaryYAML, `
+		norouter
+		run
+		expect phase=Healthy stable=v1 running=v1:4/4
+		# the backend runs v1 but could not create the app's Service
+		applyfail create service shop/demo: forbidden
+		expect phase=Degraded stable=v1 running=v1:4/4 message=forbidden
+		wait 1h
+		expect phase=Degraded
+		applyok
+		expect phase=Healthy stable=v1 running=v1:4/4
+		# during a canary the steps go on (what runs is observed); the
+		# release ends Degraded, not Healthy, while applies fail
+		version v2
+		expect phase=Progressing canary=v2 step=1
+		applyfail create service shop/demo: forbidden
+		wait 5s
+		cmd promote
+		expect phase=Degraded stable=v2 canary= running=v2:4/4 message=forbidden
+		applyok
+		expect phase=Healthy stable=v2
+	`)
 	runScenario(t, "weight_waits_for_ready_canary", canaryYAML, `
 		run
 		hang v2

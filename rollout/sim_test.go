@@ -38,6 +38,7 @@ type world struct {
 	intent         bool       // the desired version was written by a rollback to a revision
 	hooks          *hookSim   // release hooks (hooks_test.go); nil: none
 	frozen         string     // the environment's freeze reason
+	applyErr       string     // the last apply failed with this
 }
 
 func newWorld(t *testing.T, yaml string) *world {
@@ -58,7 +59,7 @@ func (w *world) input(cmd Command) Input {
 		}
 	}
 	in := Input{Spec: w.spec, Status: w.status, Command: cmd, Now: w.now, Checks: w.checks,
-		Observed: Observed{Versions: vs, Router: w.router, Split: w.split, Stalled: w.stalled}, RollbackIntent: w.intent}
+		Observed: Observed{Versions: vs, Router: w.router, Split: w.split, Stalled: w.stalled, ApplyError: w.applyErr}, RollbackIntent: w.intent}
 	if w.config != nil {
 		in.Config = w.config.gate(w)
 	}
@@ -299,6 +300,14 @@ func (w *world) do(line string) {
 	case "unstall":
 		delete(w.stalled, f[1])
 		w.run()
+	case "applyfail":
+		// applyfail MESSAGE...: the backend's last Apply failed (what
+		// runs is unchanged)
+		w.applyErr = strings.Join(f[1:], " ")
+		w.run()
+	case "applyok":
+		w.applyErr = ""
+		w.run()
 	case "norouter":
 		w.router = false
 	case "config":
@@ -342,7 +351,13 @@ func (w *world) expect(line string, kv []string) {
 		case "requeue":
 			got = w.last.RequeueAfter.String()
 		case "message":
-			got = strings.ReplaceAll(st.Message, " ", "_")
+			// message=WORDS: the status message is WORDS (spaces written
+			// as _), or contains WORDS
+			msg := strings.ReplaceAll(st.Message, " ", "_")
+			got = v
+			if !strings.Contains(msg, v) && !strings.Contains(st.Message, v) {
+				got = msg
+			}
 		case "events":
 			var ev []string
 			for _, e := range w.last.Events {

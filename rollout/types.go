@@ -78,7 +78,7 @@ type Status struct {
 	// version that is still running (the rollback command after a
 	// promotion, or the desired version set back to the previous one
 	// within scaleDownDelay). Records written before it had this name
-	// carry it as "fast" (engine.Record reads both).
+	// carry it as "fast" (version 0 → 1 of engine.RecordKind renames it).
 	Rollback bool `json:"rollback,omitempty"`
 
 	// PreviousVersion is the stable version before the last promotion.
@@ -135,6 +135,12 @@ type Observed struct {
 	// (adapters.MetaStalled) to the reason. The version being rolled out
 	// is then past its progress deadline at once.
 	Stalled map[string]string
+	// ApplyError is why the last Backend.Apply or TrafficRouter.SetWeights
+	// failed ("" when it worked): the backend did not put the desired state
+	// in place (a Service it may not create, a deploy system answering
+	// 500). An app whose desired state is not in place is not Healthy: it
+	// is Degraded with the error, until an apply works again.
+	ApplyError string
 }
 
 // CheckRun is one run of an analysis check.

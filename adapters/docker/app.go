@@ -66,6 +66,7 @@ type ctrState struct {
 	stopping  string             // why it is being stopped ("" when not)
 	busy      bool               // a worker is starting, stopping or removing it
 	restarts  int                // starts by graylane after it exited
+	lastExit  int                // exit code of its last exit seen (-1: none seen)
 	logKey    string             // container state the log line was read for
 	logLine   string             // last lines of its output, once it failed
 }
@@ -260,8 +261,11 @@ func (a *app) pass() {
 	for id, c := range seen {
 		st := a.ctrs[id]
 		if st == nil {
-			st = &ctrState{}
+			st = &ctrState{lastExit: -1}
 			a.ctrs[id] = st
+		}
+		if c.State == "exited" || c.State == "restarting" || c.State == "dead" {
+			st.lastExit = c.ExitCode // a restart clears the engine's own
 		}
 		if !st.c.StartedAt.Equal(c.StartedAt) && st.c.ID != "" {
 			// it restarted: judge the new process afresh

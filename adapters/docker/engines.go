@@ -34,7 +34,9 @@ type engines struct {
 
 func hostKey(h spec.DockerHost) string { return h.URL + "|" + h.TLSDir }
 
-// get returns the client of h, creating it on first use. Creating a
+// get returns the client of h, creating it on first use. The engine
+// returned is the caller's own (its host is h, whose name, publishIP and
+// address may change with the spec); the client in it is shared. Creating a
 // client does not connect; the first call does (and negotiates the API
 // version, so a 20.10 engine with API 1.41 is spoken to in its version).
 func (p *engines) get(h spec.DockerHost) (*engine, error) {
@@ -42,8 +44,7 @@ func (p *engines) get(h spec.DockerHost) (*engine, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e := p.all[key]; e != nil {
-		e.host = h // name, publishIP and address may change with the spec
-		return e, nil
+		return &engine{host: h, cli: e.cli}, nil
 	}
 	opts := []client.Opt{client.WithAPIVersionNegotiation(), client.WithUserAgent("graylane")}
 	u, err := url.Parse(h.URL)
@@ -73,9 +74,8 @@ func (p *engines) get(h spec.DockerHost) (*engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine %s: %w", h.URL, err)
 	}
-	e := &engine{host: h, cli: cli}
-	p.all[key] = e
-	return e, nil
+	p.all[key] = &engine{host: h, cli: cli}
+	return &engine{host: h, cli: cli}, nil
 }
 
 func (p *engines) close() {

@@ -100,7 +100,11 @@ func (a *app) messageLocked(st *ctrState) string {
 			msg = "starting"
 		}
 		if c.Restarts > 0 && !st.everReady {
-			msg = fmt.Sprintf("%s (restarted %d times)", msg, c.Restarts)
+			msg = fmt.Sprintf("%s (restarted %d times", msg, c.Restarts)
+			if st.lastExit >= 0 {
+				msg += fmt.Sprintf(", last exited with code %d", st.lastExit)
+			}
+			msg += ")"
 		}
 	case "restarting", "exited", "dead":
 		msg = fmt.Sprintf("%s: exited with code %d", c.State, c.ExitCode)

@@ -131,7 +131,7 @@ func (b *Backend) rollingView(app, ns string) map[string]int {
 func (b *Backend) liveDeployments(ctx context.Context, ns, app, primary string) (map[string]*appsv1.Deployment, error) {
 	list, err := b.cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelApp + "=" + app})
 	if err != nil {
-		return nil, fmt.Errorf("apply %s: list deployments in %s: %w", app, ns, err)
+		return nil, fmt.Errorf("apply %s: list deployments in %s: %w", app, ns, rbacHint(err, "list", "deployments", ns))
 	}
 	out := map[string]*appsv1.Deployment{}
 	for i := range list.Items {
@@ -192,7 +192,7 @@ func (b *Backend) applyDeployment(ctx context.Context, log *slog.Logger, rel *sp
 			if apierrors.IsAlreadyExists(err) {
 				return fmt.Errorf("apply %s: create %s: %w (created concurrently; retrying)", rel.App, where, err)
 			}
-			return fmt.Errorf("apply %s: create %s for %s: %w", rel.App, where, a.Version, err)
+			return fmt.Errorf("apply %s: create %s for %s: %w", rel.App, where, a.Version, rbacHint(err, "create", "deployments", ns))
 		}
 		log.Info("created deployment", "deployment", a.Name, "version", a.Version, "replicas", a.Replicas)
 		return nil
@@ -253,7 +253,7 @@ func (b *Backend) applyDeployment(ctx context.Context, log *slog.Logger, rel *sp
 			if apierrors.IsConflict(err) {
 				return err
 			}
-			return fmt.Errorf("apply %s: update %s to %s x%d: %w", rel.App, where, a.Version, a.Replicas, err)
+			return fmt.Errorf("apply %s: update %s to %s x%d: %w", rel.App, where, a.Version, a.Replicas, rbacHint(err, "update", "deployments", ns))
 		}
 		if retemplate {
 			log.Info("deployment now runs version", "deployment", a.Name, "version", a.Version, "from", cur.Version, "replicas", a.Replicas)

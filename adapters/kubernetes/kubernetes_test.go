@@ -65,6 +65,7 @@ func TestKubernetes(t *testing.T) {
 		{"OperatorDeployment", testOperatorDeployment},
 		{"DeleteApp", testDeleteApp},
 		{"ShippedRBACIsEnough", testShippedRBAC},
+		{"ServiceForbiddenIsNotHealthy", testServiceForbidden},
 	} {
 		t.Run(s.name, func(t *testing.T) {
 			t.Parallel()
@@ -707,6 +708,70 @@ func testShippedRBAC(t *testing.T, c *kubestack.Cluster) {
 		}
 		return len(deps.Items)+len(svcs.Items) == 0, fmt.Sprintf("%d deployments, %d services", len(deps.Items), len(svcs.Items))
 	})
+}
+
+// testServiceForbidden: with RBAC lacking the services permission (the
+// chart's rules without their services line), a canary with a Service gets
+// its Deployment and two ready pods, but the Service is never created; the
+// app must not be Healthy: it is Degraded, its lastError names the
+// forbidden Service and the missing permission, and ApplyFailed events
+// say so. Once the permission is granted, the Service is created and the
+// app becomes Healthy.
+func testServiceForbidden(t *testing.T, c *kubestack.Cluster) {
+	ctx := context.Background()
+	admin := c.Clientset()
+	ns := c.NewNamespace(t)
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "graylane", Namespace: ns}, Rules: rules}
+	role, err := admin.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
+	must(t, err)
+	_, err = admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "graylane"}}, metav1.CreateOptions{})
+	must(t, err)
+	_, err = admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "graylane", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "graylane"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "graylane", Namespace: ns}}}, metav1.CreateOptions{})
+	must(t, err)
+	tok, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "graylane", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}, metav1.CreateOptions{})
+	must(t, err)
+	cfg := c.RESTConfig()
+	cfg.BearerToken = tok.Status.Token
+	limited, err := k8sclient.NewForConfig(cfg)
+	must(t, err)
+
+	r := &rig{t: t, cs: limited, ns: ns, app: "nosvc", src: memory.New(), be: newBackend(t, limited, ns)}
+	r.start(r.src, engine.NewMemoryStore())
+	r.put(release("nosvc", ns, "v1", nil, withService))
+	v := r.wait("Degraded with the forbidden Service named", 90*time.Second, func(v engine.AppView) bool {
+		return v.Status.Phase == rollout.Degraded && readyOf(v.Status.Instances, "v1") == 2 &&
+			strings.Contains(v.Status.LastError, "service "+ns+"/nosvc") && strings.Contains(v.Status.LastError, "forbidden")
+	})
+	for _, want := range []string{"graylane's account may not get services in namespace " + ns, "deployments/kubernetes/rbac.yaml"} {
+		if !strings.Contains(v.Status.LastError, want) {
+			t.Fatalf("lastError %q lacks %q", v.Status.LastError, want)
+		}
+	}
+	if !strings.Contains(v.Status.Message, "forbidden") {
+		t.Fatalf("status message %q does not say why the app is not Healthy", v.Status.Message)
+	}
+	if !slices.Contains(r.events(), "ApplyFailed") {
+		t.Fatalf("events %v", r.events())
+	}
+	if _, err := admin.CoreV1().Services(ns).Get(ctx, "nosvc", metav1.GetOptions{}); err == nil {
+		t.Fatal("the Service exists: the test proves nothing")
+	}
+
+	role.Rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}})
+	_, err = admin.RbacV1().Roles(ns).Update(ctx, role, metav1.UpdateOptions{})
+	must(t, err)
+	r.wait("Healthy once the Service could be created", 90*time.Second, func(v engine.AppView) bool {
+		return v.Status.Phase == rollout.Healthy && v.Status.LastError == ""
+	})
+	if _, err := admin.CoreV1().Services(ns).Get(ctx, "nosvc", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the Service after the grant: %v", err)
+	}
 }
 
 func must(t *testing.T, err error) {

@@ -86,13 +86,13 @@ func (b *Backend) syncService(ctx context.Context, log *slog.Logger, rel *spec.R
 			}
 			setServiceRecord(s, want)
 			if _, err := svcs.Create(ctx, s, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("apply %s: create %s: %w", rel.App, where, err)
+				return fmt.Errorf("apply %s: create %s: %w", rel.App, where, rbacHint(err, "create", "services", ns))
 			}
 			log.Info("created service", "service", w.Name, "role", w.Role, "selector", w.Selector)
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("apply %s: get %s: %w", rel.App, where, err)
+			return fmt.Errorf("apply %s: get %s: %w", rel.App, where, rbacHint(err, "get", "services", ns))
 		}
 		if !managed(s) {
 			return fmt.Errorf("apply %s: %s %w: annotate it %s=%s to hand it to graylane", rel.App, where, ErrNotManaged, AnnotationManagedBy, ManagedBy)
@@ -121,12 +121,29 @@ func (b *Backend) syncService(ctx context.Context, log *slog.Logger, rel *spec.R
 			if apierrors.IsConflict(err) {
 				return err
 			}
-			return fmt.Errorf("apply %s: update %s: %w", rel.App, where, err)
+			return fmt.Errorf("apply %s: update %s: %w", rel.App, where, rbacHint(err, "update", "services", ns))
 		}
 		log.Info("service selector set", "service", w.Name, "role", w.Role, "selector", w.Selector)
 		return nil
 	})
 }
+
+// rbacHint adds to a Forbidden answer of the API server which permission
+// graylane's account lacks and where the rules it needs are.
+func rbacHint(err error, verb, resource, ns string) error {
+	if !apierrors.IsForbidden(err) {
+		return err
+	}
+	return &forbiddenError{err: err, hint: fmt.Sprintf("graylane's account may not %s %s in namespace %s: give it the rules of deployments/kubernetes/rbac.yaml (or rbac-namespaced.yaml; the Helm chart's rbac.create does)", verb, resource, ns)}
+}
+
+type forbiddenError struct {
+	err  error
+	hint string
+}
+
+func (e *forbiddenError) Error() string { return e.err.Error() + " (" + e.hint + ")" }
+func (e *forbiddenError) Unwrap() error { return e.err }
 
 func setServiceRecord(s *corev1.Service, r serviceRecord) {
 	if s.Annotations == nil {

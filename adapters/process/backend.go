@@ -185,13 +185,24 @@ func (b *Backend) load(name string) ([]*slot, error) {
 	log := b.log.With("app", name)
 	a := &app{name: name, slots: map[slotKey]*slot{}}
 	var f appFile
-	if err := readJSON(b.dirs.appFile(name), &f); err != nil && !errors.Is(err, os.ErrNotExist) {
+	from, err := readVersioned(b.dirs.appFile(name), AppFileKind(), &f)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
 		return nil, fmt.Errorf("process backend: load app %s: %w", name, err)
+	case from < AppFileKind().Current:
+		// written by an earlier release: migrate it once, now
+		if err := writeJSON(b.dirs.appFile(name), AppFileKind(), f); err != nil {
+			return nil, fmt.Errorf("process backend: app %s: migrate %s: %w", name, b.dirs.appFile(name), err)
+		}
 	}
 	a.rel, a.want = f.Release, f.Replicas
 	a.saved = digest(f)
 
-	recs, bad := b.dirs.readRecords(name)
+	recs, bad, err := b.dirs.readRecords(name)
+	if err != nil { // a newer graylane's record
+		return nil, fmt.Errorf("process backend: load app %s: %w", name, err)
+	}
 	for _, msg := range bad {
 		log.Error("unreadable instance record left in place", "err", msg)
 	}
@@ -231,7 +242,7 @@ func (b *Backend) load(name string) ([]*slot, error) {
 			}()
 			continue
 		}
-		if err := writeJSON(file, rec); err != nil {
+		if err := writeJSON(file, InstanceKind(), rec); err != nil {
 			return nil, fmt.Errorf("process backend: app %s: instance %s: %w", name, rec.ID, err)
 		}
 		s := a.newSlot(b, rec.Version, rec.Slot)
@@ -437,7 +448,7 @@ func (b *Backend) saveLocked(a *app, f appFile) error {
 	if d == a.saved {
 		return nil
 	}
-	if err := writeJSON(b.dirs.appFile(a.name), f); err != nil {
+	if err := writeJSON(b.dirs.appFile(a.name), AppFileKind(), f); err != nil {
 		return err
 	}
 	a.saved = d

@@ -188,7 +188,7 @@ func startProcess(s startSpec) (*proc, error) {
 	// Intent first: should graylane die during the fork, the next one finds
 	// the process by its environment marker.
 	rec.StartedAt = time.Now().UTC()
-	if err := writeJSON(s.recFile, rec); err != nil {
+	if err := writeJSON(s.recFile, InstanceKind(), rec); err != nil {
 		return nil, fmt.Errorf("record instance: %w", err)
 	}
 	cmd := exec.Command(rec.Argv[0], rec.Argv[1:]...)
@@ -217,7 +217,7 @@ func startProcess(s startSpec) (*proc, error) {
 		}
 		close(p.exited)
 	}()
-	if err := writeJSON(s.recFile, rec); err != nil {
+	if err := writeJSON(s.recFile, InstanceKind(), rec); err != nil {
 		// Unrecorded, it could be started twice after a crash: stop it.
 		syscall.Kill(-rec.PID, syscall.SIGKILL)
 		<-p.exited

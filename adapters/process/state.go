@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graylane/graylane/internal/schema"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
@@ -53,6 +55,26 @@ type appFile struct {
 	Replicas traffic.Replicas `json:"replicas,omitempty"`
 }
 
+// InstanceKind is the schema of instance records:
+//
+//	0  records of graylane before versions existed (no "schema" member)
+//	1  "schema": 1, otherwise the same
+//
+// The files are this graylane's own (one machine), so they are written at
+// the current version at once; an older graylane reading a newer file
+// refuses to start instead of adopting or replacing its instance.
+func InstanceKind() schema.Kind {
+	return schema.Kind{Name: "process-instance", What: "process instance record", Current: 1, Unversioned: 0,
+		Steps: []schema.Step{{Change: `the "schema" member`}}}
+}
+
+// AppFileKind is the schema of an app's desired-state file (app.json);
+// versions as InstanceKind.
+func AppFileKind() schema.Kind {
+	return schema.Kind{Name: "process-app", What: "process app file", Current: 1, Unversioned: 0,
+		Steps: []schema.Step{{Change: `the "schema" member`}}}
+}
+
 type layout struct{ root string }
 
 func (l layout) appsDir() string                { return filepath.Join(l.root, "apps") }
@@ -65,13 +87,22 @@ func (l layout) recordFile(app, id string) string {
 }
 func (l layout) logFile(app, id string) string { return filepath.Join(l.logsDir(app), id+".log") }
 
-// writeJSON writes v to path atomically and durably: a temporary file in the
-// same directory, fsync, rename, fsync of the directory.
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+// writeJSON writes v, a record of kind k, at k's current version to path
+// atomically and durably: a temporary file in the same directory, fsync,
+// rename, fsync of the directory.
+func writeJSON(path string, k schema.Kind, v any) error {
+	b, err := json.Marshal(v)
+	if err == nil {
+		b, err = k.Encode(b, k.Current)
+	}
 	if err != nil {
 		return err
 	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return err
+	}
+	b = out.Bytes()
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -110,15 +141,27 @@ func syncDir(dir string) error {
 	return nil
 }
 
-func readJSON(path string, v any) error {
+// readJSON reads a record of kind k of any version this graylane reads
+// into v; a newer one is an error wrapping schema.ErrNewer.
+func readJSON(path string, k schema.Kind, v any) error {
+	_, err := readVersioned(path, k, v)
+	return err
+}
+
+// readVersioned is readJSON that also returns the version the file had.
+func readVersioned(path string, k schema.Kind, v any) (int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	cur, from, err := k.Decode(b)
+	if err == nil {
+		err = json.Unmarshal(cur, v)
 	}
-	return nil
+	if err != nil {
+		return from, fmt.Errorf("%s: %w", path, err)
+	}
+	return from, nil
 }
 
 // removeFile removes path and syncs its directory; a missing file is fine.
@@ -130,11 +173,13 @@ func removeFile(path string) error {
 }
 
 // readRecords returns the app's instance records; unreadable ones are
-// reported in bad (path: error) and left in place.
-func (l layout) readRecords(app string) (recs []record, bad []string) {
+// reported in bad (path: error) and left in place. A record written by a
+// newer graylane is an error: its instance must be neither adopted nor
+// started again beside it.
+func (l layout) readRecords(app string) (recs []record, bad []string, err error) {
 	entries, err := os.ReadDir(l.instancesDir(app))
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -143,7 +188,10 @@ func (l layout) readRecords(app string) (recs []record, bad []string) {
 		}
 		var r record
 		p := filepath.Join(l.instancesDir(app), name)
-		if err := readJSON(p, &r); err != nil {
+		if err := readJSON(p, InstanceKind(), &r); err != nil {
+			if errors.Is(err, schema.ErrNewer) {
+				return nil, nil, err
+			}
 			bad = append(bad, err.Error())
 			continue
 		}
@@ -153,5 +201,5 @@ func (l layout) readRecords(app string) (recs []record, bad []string) {
 		}
 		recs = append(recs, r)
 	}
-	return recs, bad
+	return recs, bad, nil
 }

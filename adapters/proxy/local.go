@@ -13,12 +13,22 @@ import (
 	"sync"
 
 	"github.com/graylane/graylane/internal/logx"
+	"github.com/graylane/graylane/internal/schema"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/traffic"
 )
 
 // StateSchema identifies version 1 of the routes file a Local keeps.
 const StateSchema = "graylane.proxy-routes/v1"
+
+// RoutesKind is the schema of the routes file: its "schema" member is
+// StateSchema, "graylane.proxy-routes/v<n>". A file of a newer graylane is
+// refused (NewLocal fails naming it) rather than served wrongly; a file
+// without the member is not a routes file.
+func RoutesKind() schema.Kind {
+	return schema.Kind{Name: "proxy-routes", What: "proxy routes file", Current: 1, Unversioned: schema.Missing,
+		Tag: "graylane.proxy-routes"}
+}
 
 // LocalConfig configures a Local.
 type LocalConfig struct {
@@ -78,12 +88,13 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy routes: %w", err)
 	}
-	var st stateFile
-	if err := json.Unmarshal(b, &st); err != nil {
+	cur, _, err := RoutesKind().Decode(b)
+	if err != nil {
 		return nil, fmt.Errorf("proxy routes %s: %w", cfg.StateFile, err)
 	}
-	if st.Schema != StateSchema {
-		return nil, fmt.Errorf("proxy routes %s: schema %q, this graylane reads %q", cfg.StateFile, st.Schema, StateSchema)
+	var st stateFile
+	if err := json.Unmarshal(cur, &st); err != nil {
+		return nil, fmt.Errorf("proxy routes %s: %w", cfg.StateFile, err)
 	}
 	for _, app := range sortedKeys(st.Apps) {
 		r := st.Apps[app]

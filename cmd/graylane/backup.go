@@ -20,6 +20,7 @@ import (
 	"github.com/graylane/graylane/gray"
 	"github.com/graylane/graylane/internal/backup"
 	"github.com/graylane/graylane/internal/etcdserver"
+	"github.com/graylane/graylane/internal/upgrade"
 	"github.com/graylane/graylane/records"
 )
 
@@ -108,6 +109,7 @@ func statePrefixes(v *viper.Viper) []string {
 		getOr(v, "gray.etcd.prefix", gray.DefaultRulesPrefix),
 		getOr(v, "records.prefix", records.DefaultPrefix),
 		getOr(v, "audit.prefix", audit.DefaultPrefix),
+		getOr(v, "upgrade.prefix", upgrade.DefaultPrefix), // the storage schema versions (member records are lease-bound: left out)
 	}
 	var out []string
 	for _, p := range cand {

@@ -14,6 +14,7 @@ import (
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/environments"
 	"github.com/graylane/graylane/hooks"
+	"github.com/graylane/graylane/internal/upgrade"
 	"github.com/graylane/graylane/promotion"
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/rollout/engine"
@@ -53,6 +54,7 @@ type stackDeps struct {
 	dataDir string
 	metrics *engine.Metrics
 	ha      haParts // ha.go: forEnv gives the environment's own
+	gate    *upgrade.Gate
 	clock   clock.Clock
 	log     *slog.Logger
 	multi   bool // environments are declared
@@ -126,14 +128,14 @@ func buildEnv(ctx context.Context, ev *viper.Viper, rules *environments.Environm
 		return st, fmt.Errorf("%s%w", where, err)
 	}
 	st.recs = buildRecords(ev, d.cli, st.parts.source.Name(), envLabel, log)
-	if st.cfgw, err = buildConfigReleaser(ctx, ev, d.cli, d.clock, log, st.recs.store.ConfigIdentities); err != nil {
+	if st.cfgw, err = buildConfigReleaser(ctx, ev, d.cli, d.gate, d.clock, log, st.recs.store.ConfigIdentities); err != nil {
 		return st, fmt.Errorf("%s%w", where, err)
 	}
 	st.closers = append(st.closers, st.cfgw.close)
 	st.content = configrelease.NewEtcdStore(d.cli, ev.GetString("config.prefix"))
 	var eng *engine.Engine
 	st.checks = analysis.New(analysis.Config{Notify: func(app string) { eng.Trigger(app) }, Logger: log.With("component", "analysis"),
-		Journal: etcdstore.NewJournal(d.cli, ev.GetString("etcd.analysisPrefix")), Clock: d.clock})
+		Journal: etcdstore.OpenJournal(etcdstore.Config{Client: d.cli, Prefix: ev.GetString("etcd.analysisPrefix"), Gate: d.gate}), Clock: d.clock})
 	st.closers = append(st.closers, st.checks.Close)
 	st.hooks, err = hooks.New(hooks.Config{Store: hooks.NewEtcdStore(d.cli, ev.GetString("hooks.prefix")), Env: envLabel, Clock: d.clock,
 		Logger: log.With("component", "hooks"), Notify: func(app string) { eng.Trigger(app) },
@@ -155,7 +157,7 @@ func buildEnv(ctx context.Context, ev *viper.Viper, rules *environments.Environm
 		// IdleResync: the back-off ceiling of idle apps (README)
 		IdleResync: ev.GetDuration("engine.idleResync"),
 		Source:     st.parts.source,
-		Store:      etcdstore.New(d.cli, ev.GetString("etcd.statePrefix")),
+		Store:      etcdstore.Open(etcdstore.Config{Client: d.cli, Prefix: ev.GetString("etcd.statePrefix"), Gate: d.gate}),
 		Resolver:   st.adapt,
 		Logger:     log.With("component", "engine"),
 		Metrics:    d.metrics,

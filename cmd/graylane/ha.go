@@ -46,10 +46,8 @@ func buildHA(v *viper.Viper, cli *clientv3.Client, log *slog.Logger) (haParts, e
 	default:
 		return haParts{}, fmt.Errorf("ha.mode: %q is not single, leader or shard", mode)
 	}
-	h := haParts{mode: mode, id: v.GetString("ha.id")}
-	if h.id == "" {
-		h.id = defaultID()
-	}
+	// the id the upgrade gate advertises this graylane under
+	h := haParts{mode: mode, id: memberID(v)} // wiring_upgrade.go
 	ttl := v.GetDuration("ha.ttl")
 	if mode != "single" && ttl <= 0 {
 		return haParts{}, fmt.Errorf("ha.ttl: %q is not a positive duration", v.GetString("ha.ttl"))

@@ -54,6 +54,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newProbe())
 	root.AddCommand(cliCommands()...)
 	root.AddCommand(backupCommands()...)
+	root.AddCommand(newUpgradeStatus())
 	return root
 }
 

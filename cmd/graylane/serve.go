@@ -268,6 +268,14 @@ func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 		}
 	}
 
+	// advertise this graylane and learn the schema versions to write at
+	// before any record is read or written (wiring_upgrade.go)
+	gate, err := startUpgradeGate(ctx, v, cli, log)
+	if err != nil {
+		return err
+	}
+	defer gate.Close()
+
 	set, err := environmentsOf(v)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -293,6 +301,9 @@ func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 	if embedded != nil {
 		reg.MustRegister(embedded.Collector())
 	}
+	// the member id the upgrade gate advertises under is ha.id (or
+	// host-pid), the same id buildHA campaigns with on the election key
+	// (graylanes before the gate are known by that key alone)
 	ha, err := buildHA(v, cli, log) // ha.go
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -308,7 +319,7 @@ func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 	case "shard":
 		lead = newLeadership(etcdElect(cli, v.GetString("ha.key"), ha.id, v.GetDuration("ha.ttl"), log.With("component", "election")))
 	}
-	deps := stackDeps{cli: cli, dataDir: dataDir, metrics: engine.NewMetrics(reg), ha: ha, clock: opts.Clock, log: log, multi: multi}
+	deps := stackDeps{cli: cli, dataDir: dataDir, metrics: engine.NewMetrics(reg), ha: ha, gate: gate, clock: opts.Clock, log: log, multi: multi}
 	stacks := make([]*envStack, 0, len(set.Envs))
 	byName := map[string]*envStack{}
 	for i := range set.Envs {
@@ -449,6 +460,7 @@ func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 		g.Go(func() error { return st.engine.Run(gctx) })
 		g.Go(func() error { return st.recs.run(gctx) })
 	}
+	g.Go(func() error { return gate.Run(gctx) })
 	g.Go(func() error { return ctl.Run(gctx) })
 	g.Go(func() error {
 		if lead == nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
+	"github.com/graylane/graylane/internal/upgrade"
 )
 
 // configDefaults are the configuration keys of config-in-step (README:
@@ -65,7 +66,7 @@ func fallback(v *viper.Viper, keys ...string) string {
 //
 // protect names, per app, the config identities kept release revisions
 // are bound to: the history keeps them for a rollback to any revision.
-func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Client, clk clock.Clock, log *slog.Logger,
+func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Client, gate *upgrade.Gate, clk clock.Clock, log *slog.Logger,
 	protect func(ctx context.Context, app string) (map[string]bool, error)) (*configWiring, error) {
 	for k, d := range configDefaults {
 		v.SetDefault(k, d)
@@ -105,7 +106,8 @@ func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Clie
 		w.closers = append(w.closers, closeNacos)
 	}
 	m, err := configrelease.New(configrelease.Config{
-		Store:           configrelease.NewEtcdStore(cli, v.GetString("config.prefix"), configrelease.WithProtect(protect)),
+		Store: configrelease.OpenEtcdStore(configrelease.EtcdStoreConfig{Client: cli, Prefix: v.GetString("config.prefix"),
+			Protect: protect, Gate: gate}),
 		Centres:         centres,
 		Logger:          log,
 		DriftInterval:   v.GetDuration("config.driftInterval"),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/graylane/graylane/internal/schema"
 	"github.com/graylane/graylane/rollout"
 )
 
@@ -24,6 +25,15 @@ type Journal interface {
 	Load(ctx context.Context, app string) ([]byte, error)
 	Save(ctx context.Context, app string, data []byte) error
 	Delete(ctx context.Context, app string) error
+}
+
+// JournalKind is the schema of journal entries:
+//
+//	0  entries of graylane before versions existed (no "schema" member)
+//	1  "schema": 1, otherwise the same
+func JournalKind() schema.Kind {
+	return schema.Kind{Name: "analysis-journal", What: "analysis journal entry", Current: 1, Unversioned: 0,
+		Steps: []schema.Step{{Change: `the "schema" member`}}}
 }
 
 // journalTimeout bounds one journal call.
@@ -51,8 +61,12 @@ func (r *Runner) restore(ctx context.Context, app, key string) (map[string]rollo
 	if err != nil || b == nil {
 		return nil, err
 	}
+	cur, _, err := JournalKind().Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("journaled analysis of %s: %w", app, err)
+	}
 	var e entry
-	if err := json.Unmarshal(b, &e); err != nil {
+	if err := json.Unmarshal(cur, &e); err != nil {
 		return nil, fmt.Errorf("decode journaled analysis of %s: %w", app, err)
 	}
 	if e.Key != digest(key) {
@@ -63,6 +77,9 @@ func (r *Runner) restore(ctx context.Context, app, key string) (map[string]rollo
 
 func (r *Runner) save(ctx context.Context, app, key string, results map[string]rollout.CheckResult) error {
 	b, err := json.Marshal(entry{Key: digest(key), Results: results})
+	if err == nil {
+		b, err = JournalKind().Encode(b, JournalKind().Current)
+	}
 	if err != nil {
 		return fmt.Errorf("encode analysis of %s: %w", app, err)
 	}

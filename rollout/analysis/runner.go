@@ -17,6 +17,7 @@ import (
 
 	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/internal/logx"
+	"github.com/graylane/graylane/internal/schema"
 	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/spec"
 )
@@ -159,9 +160,10 @@ func copyResults(in map[string]rollout.CheckResult) map[string]rollout.CheckResu
 func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis, data map[string]string) {
 	defer close(ru.done)
 	interval := a.EffectiveInterval()
-	if r.journal != nil {
+	journal := r.journal != nil
+	if journal {
 		defer func() {
-			if !ru.discard.Load() {
+			if !ru.discard.Load() || !journal {
 				return
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), journalTimeout)
@@ -171,7 +173,12 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 			}
 		}()
 		restored, err := r.restore(ctx, app, ru.key)
-		if err != nil {
+		switch {
+		case errors.Is(err, schema.ErrNewer):
+			// a newer graylane's entry: neither misread nor written over
+			journal = false
+			r.log.Error("analysis: the journal entry was written by a newer graylane; counting from zero without journaling", "app", app, "err", err)
+		case err != nil:
 			r.log.Warn("analysis: cannot restore journaled results; counting from zero", "app", app, "err", err)
 		}
 		if len(restored) > 0 {
@@ -213,7 +220,7 @@ func (r *Runner) loop(ctx context.Context, app string, ru *run, a *spec.Analysis
 			ru.results[c.Name] = res
 			r.mu.Unlock()
 		}
-		if r.journal != nil {
+		if journal {
 			if err := r.save(ctx, app, ru.key, r.snapshot(ru)); err != nil && ctx.Err() == nil {
 				r.log.Warn("analysis: cannot journal results", "app", app, "err", err)
 			}

@@ -168,6 +168,9 @@ type live struct {
 	instances []adapters.Instance
 	split     traffic.Split
 	lastError string
+	// applyError is why the last pass's Apply or SetWeights failed ("":
+	// it worked); the next pass's planner sees it (Observed.ApplyError).
+	applyError string
 	// applied is the desired state the last pass applied without error
 	// (nil: none); observedAt when that pass observed.
 	applied    traffic.Replicas

@@ -673,3 +673,50 @@ func TestEngineBackendStallDegradesWithoutWaiting(t *testing.T) {
 		t.Fatalf("no ProgressDeadlineExceeded event naming the backend's reason: %q", seen)
 	}
 }
+
+// An app whose backend keeps failing to apply is Degraded with the error,
+// not Healthy, even though what runs is what it wants; once an apply works
+// again the engine plans again at once (not at the next resync) and the
+// app is Healthy.
+func TestEngineApplyFailureIsDegradedUntilAnApplyWorks(t *testing.T) {
+	h := newHarness(t)
+	h.put("demo", fmt.Sprintf(demoSpec, "v1"))
+	if v := h.converge("demo"); v.Status.Phase != rollout.Healthy {
+		t.Fatalf("setup: %+v", v.Status.Status)
+	}
+	h.rec.mu.Lock()
+	h.rec.failApply = errors.New("services is forbidden")
+	h.rec.mu.Unlock()
+	for i := 0; i < 2; i++ { // the first pass records the error, the second plans with it
+		if _, err := h.eng.Sync(h.ctx, "demo"); err == nil || !strings.Contains(err.Error(), "forbidden") {
+			t.Fatalf("sync %d with a failing backend: err = %v", i, err)
+		}
+	}
+	v, err := h.eng.App(h.ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status.Phase != rollout.Degraded || !strings.Contains(v.Status.Message, "forbidden") || !strings.Contains(v.Status.LastError, "forbidden") {
+		t.Fatalf("with applies failing: phase %s message %q lastError %q", v.Status.Phase, v.Status.Message, v.Status.LastError)
+	}
+	h.rec.mu.Lock()
+	h.rec.failApply = nil
+	h.rec.mu.Unlock()
+	next, err := h.eng.Sync(h.ctx, "demo")
+	if err != nil {
+		t.Fatalf("sync once the backend works: %v", err)
+	}
+	if next <= 0 || next > time.Second { // 0 would mean: at the next resync
+		t.Fatalf("after the first working apply the engine looks again in %s, want at once", next)
+	}
+	if _, err := h.eng.Sync(h.ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	v, err = h.eng.App(h.ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status.Phase != rollout.Healthy || v.Status.LastError != "" {
+		t.Fatalf("after an apply worked: phase %s message %q lastError %q", v.Status.Phase, v.Status.Message, v.Status.LastError)
+	}
+}

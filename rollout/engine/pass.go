@@ -311,6 +311,11 @@ func (p *pass) decide() {
 	if e.cfg.Analysis != nil {
 		checks = e.cfg.Analysis.Results(app)
 	}
+	e.mu.Lock()
+	if l := e.live[app]; l != nil {
+		p.obs.ApplyError = l.applyError
+	}
+	e.mu.Unlock()
 	p.checks = checks
 	p.plan = rollout.Plan(rollout.Input{Spec: p.rel, Status: st, Observed: p.obs, Command: p.cmd.Command, Now: p.now, Checks: checks, Config: p.config.gate,
 		RollbackIntent: p.rollbackIntent(), Hooks: p.hooks, Frozen: e.frozen()})
@@ -370,10 +375,10 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 		if d.Split != nil && applyErr == nil {
 			l.split = *d.Split
 		}
-		l.lastError = ""
+		l.lastError, l.applyError = "", ""
 		l.applied = nil
 		if applyErr != nil {
-			l.lastError = applyErr.Error()
+			l.lastError, l.applyError = applyErr.Error(), applyErr.Error()
 		} else {
 			l.applied = d.Replicas
 		}
@@ -383,7 +388,7 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 		return 0, err
 	}
 	p.quiet = !p.busy && applyErr == nil && cmd.ID == "" && len(p.rec.Commands) == 0 &&
-		d.RequeueAfter == 0 && p.config.requeue == 0 && met(p.obs, d.Replicas) // observe.go
+		d.RequeueAfter == 0 && p.config.requeue == 0 && p.obs.ApplyError == "" && met(p.obs, d.Replicas) // observe.go
 	if cmd.ID != "" {
 		e.resolveCommand(*p.rec.LastCommand)
 	}
@@ -396,7 +401,10 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 		e.emit(app, rollout.Event{Type: rollout.Warning, Reason: "ApplyFailed", Message: applyErr.Error()})
 		return 0, applyErr
 	}
-	if len(p.rec.Commands) > 0 {
+	if len(p.rec.Commands) > 0 || p.obs.ApplyError != "" {
+		// commands wait; or this pass was planned under the previous
+		// pass's apply error and its apply worked: plan again now rather
+		// than show Degraded until the resync
 		return time.Millisecond, nil
 	}
 	return sooner(d.RequeueAfter, p.config.requeue), nil

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,33 +54,6 @@ type Record struct {
 	Revisions *records.Log `json:"revisions,omitempty"`
 	// UpdatedAt is when the record was last saved.
 	UpdatedAt time.Time `json:"updatedAt"`
-}
-
-// legacyRollback is how records written before Status.Fast was renamed
-// Status.Rollback mark a rollback in progress.
-var legacyRollback = []byte(`"fast":true`)
-
-// UnmarshalJSON reads a record, including those written before
-// status.fast was renamed status.rollback: such a record is read as a
-// rollback in progress, and the next save writes the new name.
-func (r *Record) UnmarshalJSON(b []byte) error {
-	type plain Record
-	var p plain
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
-	}
-	if bytes.Contains(b, legacyRollback) {
-		var old struct {
-			Status struct {
-				Fast bool `json:"fast"`
-			} `json:"status"`
-		}
-		if err := json.Unmarshal(b, &old); err == nil && old.Status.Fast {
-			p.Status.Rollback = true
-		}
-	}
-	*r = Record(p)
-	return nil
 }
 
 // FieldError is a rejected spec's error.
@@ -150,9 +122,9 @@ func (m *MemoryStore) Load(ctx context.Context, app string) (Record, int64, erro
 	if !ok {
 		return Record{}, 0, nil
 	}
-	var rec Record
-	if err := json.Unmarshal(r.data, &rec); err != nil {
-		return Record{}, 0, fmt.Errorf("decode record of %s: %w", app, err)
+	rec, err := DecodeRecord(r.data)
+	if err != nil {
+		return Record{}, 0, fmt.Errorf("record of %s: %w", app, err)
 	}
 	return rec, r.rev, nil
 }
@@ -166,6 +138,10 @@ func (m *MemoryStore) Save(ctx context.Context, app string, rec Record, rev int6
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
+		return 0, err
+	}
+	kind := RecordKind()
+	if b, err = kind.Encode(b, kind.Current); err != nil {
 		return 0, err
 	}
 	m.rev++

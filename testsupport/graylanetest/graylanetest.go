@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -63,6 +64,10 @@ type Options struct {
 	Config map[string]any
 	// Env is extra environment for the graylane process.
 	Env []string
+	// Bin is the directory holding the graylane and demoapp to run
+	// (default: this tree's, from Binaries; ReleaseBinaries for an earlier
+	// release).
+	Bin string
 }
 
 // Graylane is a running graylane process.
@@ -86,7 +91,10 @@ type Graylane struct {
 func Start(t testing.TB, opts Options) *Graylane {
 	t.Helper()
 	testenv.AssertIntegrationTest(t, "the graylane binary")
-	bin := Binaries(t)
+	bin := opts.Bin
+	if bin == "" {
+		bin = Binaries(t)
+	}
 	dir := t.TempDir()
 	if err := os.Symlink(bin, filepath.Join(dir, "bin")); err != nil {
 		t.Fatal(err)
@@ -230,6 +238,63 @@ func (g *Graylane) Restart() {
 	g.start()
 }
 
+// Upgrade stops graylane gracefully (SIGTERM) and starts the graylane in
+// bin (a directory as Options.Bin) on the same data directory, config and
+// ports: a one-replica upgrade (or downgrade) as an operator does it.
+func (g *Graylane) Upgrade(bin string) {
+	g.t.Helper()
+	g.Stop()
+	link := filepath.Join(g.Dir, "bin")
+	if err := os.Remove(link); err != nil {
+		g.t.Fatal(err)
+	}
+	if err := os.Symlink(bin, link); err != nil {
+		g.t.Fatal(err)
+	}
+	g.Bin = bin
+	g.start()
+}
+
+// RestartExpectingExit starts graylane again on the same data directory
+// and waits (up to within) for it to exit by itself, as it must when it
+// refuses to run; it returns the exit code (the log is in Log).
+func (g *Graylane) RestartExpectingExit(within time.Duration) int {
+	g.t.Helper()
+	g.starts++
+	g.logPath = filepath.Join(g.Dir, fmt.Sprintf("graylane-%d.log", g.starts))
+	logf, err := os.Create(g.logPath)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(filepath.Join(g.Bin, "graylane"), "serve", "--config", g.config)
+	cmd.Dir = g.Dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), g.env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		g.t.Fatalf("start graylane: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			return 0
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		g.t.Fatalf("graylane: %v", err)
+	case <-time.After(within):
+		_ = cmd.Process.Kill()
+		<-done
+		g.t.Fatalf("graylane still running after %v, want it to exit\n%s", within, g.LogTail(30))
+	}
+	return -1
+}
+
 // RestartAlive starts graylane again but waits only for /healthz: for
 // tests where a config centre is down, so /readyz rightly says 503.
 func (g *Graylane) RestartAlive() {
@@ -275,6 +340,12 @@ func (g *Graylane) LogTail(n int) string {
 		fmt.Fprintf(&b, "--- graylane log %d (last %d lines)\n%s\n", i, n, strings.Join(lines, "\n"))
 	}
 	return b.String()
+}
+
+// LastLog returns the whole log of the latest run.
+func (g *Graylane) LastLog() string {
+	data, _ := os.ReadFile(filepath.Join(g.Dir, fmt.Sprintf("graylane-%d.log", g.starts)))
+	return string(data)
 }
 
 // Log returns the whole log of every run so far.

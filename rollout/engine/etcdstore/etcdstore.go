@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/graylane/graylane/internal/upgrade"
 	"github.com/graylane/graylane/rollout/analysis"
 	"github.com/graylane/graylane/rollout/engine"
 )
@@ -20,13 +21,37 @@ const DefaultPrefix = "/graylane/state/"
 type Store struct {
 	c      *clientv3.Client
 	prefix string
+	gate   *upgrade.Gate
 }
 
 var _ engine.Store = (*Store)(nil)
 
-// New returns a Store keeping records under prefix.
-func New(c *clientv3.Client, prefix string) *Store {
-	return &Store{c: c, prefix: dirPrefix(prefix, DefaultPrefix)}
+// Config configures a Store.
+type Config struct {
+	Client *clientv3.Client
+	// Prefix holds one record per app (DefaultPrefix when empty).
+	Prefix string
+	// Gate says at which schema version records are written (the one
+	// every live graylane reads); nil writes the current version (a
+	// graylane alone, tests).
+	Gate *upgrade.Gate
+}
+
+// Open returns a Store.
+func Open(cfg Config) *Store {
+	return &Store{c: cfg.Client, prefix: dirPrefix(cfg.Prefix, DefaultPrefix), gate: cfg.Gate}
+}
+
+// New returns a Store keeping records under prefix, without a Gate.
+func New(c *clientv3.Client, prefix string) *Store { return Open(Config{Client: c, Prefix: prefix}) }
+
+// Collection is where the records live, for the Gate's migrations.
+func (s *Store) Collection() upgrade.Collection { return Collection(s.prefix) }
+
+// Collection is where a Store under prefix (DefaultPrefix when empty)
+// keeps its records.
+func Collection(prefix string) upgrade.Collection {
+	return upgrade.Collection{Kind: engine.RecordKind(), Prefix: dirPrefix(prefix, DefaultPrefix), Children: true}
 }
 
 // dirPrefix is prefix (def when empty) ending in "/".
@@ -62,9 +87,9 @@ func (s *Store) load(ctx context.Context, app string, opts ...clientv3.OpOption)
 	if len(resp.Kvs) == 0 {
 		return engine.Record{}, 0, nil
 	}
-	var rec engine.Record
-	if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
-		return engine.Record{}, 0, fmt.Errorf("decode %s: %w", s.key(app), err)
+	rec, err := engine.DecodeRecord(resp.Kvs[0].Value)
+	if err != nil {
+		return engine.Record{}, 0, fmt.Errorf("state record %s: %w", s.key(app), err)
 	}
 	return rec, resp.Kvs[0].ModRevision, nil
 }
@@ -76,14 +101,11 @@ func (s *Store) Save(ctx context.Context, app string, rec engine.Record, rev int
 		return 0, fmt.Errorf("encode record of %s: %w", app, err)
 	}
 	k := s.key(app)
-	resp, err := s.c.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).
-		Then(clientv3.OpPut(k, string(b))).
-		Commit()
+	resp, ok, err := s.gate.Put(ctx, s.c, engine.RecordKind(), k, b, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(k), "=", rev)})
 	if err != nil {
 		return 0, fmt.Errorf("etcd put %s: %w", k, err)
 	}
-	if !resp.Succeeded {
+	if !ok {
 		return 0, fmt.Errorf("save %s at revision %d: %w", k, rev, engine.ErrConflict)
 	}
 	return resp.Header.Revision, nil
@@ -130,14 +152,30 @@ const DefaultJournalPrefix = "/graylane/analysis/"
 type Journal struct {
 	c      *clientv3.Client
 	prefix string
+	gate   *upgrade.Gate
 }
 
 var _ analysis.Journal = (*Journal)(nil)
 
+// OpenJournal returns a Journal; Config.Prefix defaults to
+// DefaultJournalPrefix.
+func OpenJournal(cfg Config) *Journal {
+	return &Journal{c: cfg.Client, prefix: dirPrefix(cfg.Prefix, DefaultJournalPrefix), gate: cfg.Gate}
+}
+
 // NewJournal returns a Journal keeping entries under prefix
-// (DefaultJournalPrefix when empty).
+// (DefaultJournalPrefix when empty), without a Gate.
 func NewJournal(c *clientv3.Client, prefix string) *Journal {
-	return &Journal{c: c, prefix: dirPrefix(prefix, DefaultJournalPrefix)}
+	return OpenJournal(Config{Client: c, Prefix: prefix})
+}
+
+// Collection is where the entries live, for the Gate's migrations.
+func (j *Journal) Collection() upgrade.Collection { return JournalCollection(j.prefix) }
+
+// JournalCollection is where a Journal under prefix (DefaultJournalPrefix
+// when empty) keeps its entries.
+func JournalCollection(prefix string) upgrade.Collection {
+	return upgrade.Collection{Kind: analysis.JournalKind(), Prefix: dirPrefix(prefix, DefaultJournalPrefix), Children: true}
 }
 
 // Load implements analysis.Journal.
@@ -152,9 +190,10 @@ func (j *Journal) Load(ctx context.Context, app string) ([]byte, error) {
 	return resp.Kvs[0].Value, nil
 }
 
-// Save implements analysis.Journal.
+// Save implements analysis.Journal: data (an entry at the current
+// version) is written at the version every live graylane reads.
 func (j *Journal) Save(ctx context.Context, app string, data []byte) error {
-	if _, err := j.c.Put(ctx, j.prefix+app, string(data)); err != nil {
+	if _, _, err := j.gate.Put(ctx, j.c, analysis.JournalKind(), j.prefix+app, data, nil); err != nil {
 		return fmt.Errorf("etcd put %s: %w", j.prefix+app, err)
 	}
 	return nil

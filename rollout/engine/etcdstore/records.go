@@ -2,7 +2,6 @@ package etcdstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -40,9 +39,9 @@ func (s *Store) ListRecords(ctx context.Context, fn func(app string, rec engine.
 			if app == "" {
 				continue
 			}
-			var rec engine.Record
-			if err := json.Unmarshal(kv.Value, &rec); err != nil {
-				continue // Load reports it for this app; the list skips it
+			rec, err := engine.DecodeRecord(kv.Value)
+			if err != nil {
+				continue // Load reports it for this app (newer: refused); the list skips it
 			}
 			fn(app, rec, kv.ModRevision)
 		}
@@ -81,8 +80,10 @@ func (s *Store) WatchRecords(ctx context.Context, rev int64) <-chan engine.Recor
 				c := engine.RecordChange{App: app, Rev: ev.Kv.ModRevision}
 				if ev.Type == clientv3.EventTypeDelete {
 					c.Deleted = true
-				} else if err := json.Unmarshal(ev.Kv.Value, &c.Record); err != nil {
-					continue
+				} else if rec, err := engine.DecodeRecord(ev.Kv.Value); err == nil {
+					c.Record = rec
+				} else {
+					continue // Load reports it (newer: refused)
 				}
 				if !send(c) {
 					return

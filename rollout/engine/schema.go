@@ -1,0 +1,59 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/graylane/graylane/internal/schema"
+)
+
+// RecordKind is the schema of a Record as a Store keeps it (docs/upgrades.md
+// lists every version):
+//
+//	0  records of graylane before versions existed (no "schema" member);
+//	   the oldest of them mark a rollback in progress as status.fast
+//	1  "schema": 1; a rollback in progress is status.rollback
+func RecordKind() schema.Kind {
+	return schema.Kind{
+		Name: "rollout-record", What: "rollout record",
+		Current: 1, Unversioned: 0,
+		Steps: []schema.Step{{
+			Change: `the "schema" member; status.fast (records older than the rename) becomes status.rollback`,
+			Up:     fastToRollback,
+			// Down: none. Version 0 readers (the release before versions)
+			// read status.rollback already.
+		}},
+	}
+}
+
+// fastToRollback renames status.fast to status.rollback.
+func fastToRollback(o schema.Object) error {
+	st, err := o.Member("status")
+	if err != nil || st == nil {
+		return err
+	}
+	fast, ok := st["fast"]
+	if !ok {
+		return nil
+	}
+	delete(st, "fast")
+	if string(fast) == "true" {
+		st["rollback"] = json.RawMessage("true")
+	}
+	return o.Set("status", st)
+}
+
+// DecodeRecord reads a Record of any version this graylane reads, migrated
+// to the current one; a record of a newer graylane is refused with an
+// error wrapping schema.ErrNewer.
+func DecodeRecord(b []byte) (Record, error) {
+	cur, _, err := RecordKind().Decode(b)
+	if err != nil {
+		return Record{}, err
+	}
+	var rec Record
+	if err := json.Unmarshal(cur, &rec); err != nil {
+		return Record{}, fmt.Errorf("decode rollout record: %w", err)
+	}
+	return rec, nil
+}
