@@ -220,15 +220,17 @@ func TestConsoleListLiveActionsAndEditor(t *testing.T) {
 	b.Eventually(10*time.Second, "editor loaded", `document.querySelector('#spec .cm-content')?.textContent.includes('setWeight: 25')`)
 	b.Do("edit", chromedp.Click(chromedp.CSS(`#spec .spec-buttons .btn`)))
 	b.Eventually(5*time.Second, "the editor editable", `document.querySelector('#spec .cm-content')?.contentEditable === 'true'`)
-	bad := strings.Replace(string(before.Kvs[0].Value), "setWeight: 25", "setWeight: 150", 1)
 	// select everything with the keyboard, then paste the new document as
 	// a person would (a paste event carries the text exactly)
-	b.Do("select all", chromedp.Focus(chromedp.CSS(`#spec .cm-content`)), chromedp.KeyEvent("a", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
-	Eval[bool](b, fmt.Sprintf(`(() => {
+	paste := func(doc string) {
+		b.Do("select all", chromedp.Focus(chromedp.CSS(`#spec .cm-content`)), chromedp.KeyEvent("a", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
+		Eval[bool](b, fmt.Sprintf(`(() => {
 		const dt = new DataTransfer();
 		dt.setData('text/plain', %q);
 		return document.querySelector('#spec .cm-content').dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true}));
-	})()`, bad))
+	})()`, doc))
+	}
+	paste(strings.Replace(string(before.Kvs[0].Value), "setWeight: 25", "setWeight: 150", 1))
 	b.Eventually(5*time.Second, "the edit is in the editor", `document.querySelector('#spec .cm-content').textContent.includes('setWeight: 150')`)
 	b.Do("save", chromedp.Click(chromedp.CSS(`#spec .btn-primary`)))
 	b.Eventually(10*time.Second, "the error at its field path", `document.querySelector('.field-errors')?.textContent.includes('strategy.steps[0].setWeight')`)
@@ -237,6 +239,18 @@ func TestConsoleListLiveActionsAndEditor(t *testing.T) {
 	if err != nil || len(after.Kvs) != 1 || string(after.Kvs[0].Value) != string(before.Kvs[0].Value) || after.Kvs[0].ModRevision != before.Kvs[0].ModRevision {
 		t.Fatalf("etcd changed after an invalid save: %v", err)
 	}
+
+	// a valid change previewed: the diff against the centre's document,
+	// nothing written
+	paste(strings.Replace(string(before.Kvs[0].Value), "setWeight: 25", "setWeight: 30", 1))
+	b.Eventually(5*time.Second, "the valid edit is in the editor", `(t => t.includes('setWeight: 30') && !t.includes('setWeight: 150'))(document.querySelector('#spec .cm-content').textContent)`)
+	b.Do("preview", chromedp.Click(chromedp.CSS(`#spec button[data-preview-spec]`)))
+	b.Eventually(10*time.Second, "the preview's diff", `(t => t.includes('-') && t.includes('setWeight: 25') && t.includes('+') && t.includes('setWeight: 30'))(document.querySelector('[data-testid=dry-run-diff]')?.textContent ?? '')`)
+	if after, err := g.Etcd().Get(context.Background(), "/graylane/apps/shop"); err != nil || len(after.Kvs) != 1 || after.Kvs[0].ModRevision != before.Kvs[0].ModRevision {
+		t.Fatalf("etcd changed after a preview: %v", err)
+	}
+	b.Do("cancel the edit", chromedp.Click(chromedp.CSS(`#spec .btn-ghost`)))
+	b.Eventually(5*time.Second, "the preview gone with the edit", `!document.querySelector('[data-testid=dry-run]')`)
 
 	// an app with an analysis check: its measured values as a chart
 	b.Do("back to the list", chromedp.Click(chromedp.CSS(`.crumbs a`)))

@@ -207,10 +207,12 @@ export interface Revision {
 export interface DryRun {
   dryRun: boolean;
   valid: boolean;
+  centre: string;
+  documentVersion?: string;
   diff: string;
   errors?: FieldMsg[];
   plan?: { from?: string; to: string; strategy: string; note?: string; steps: { after: number; phase: string; step: number; replicas: Record<string, number>; weights?: Record<string, number> }[] };
-  config?: { identity: string; binding: string; writes: { action: string; when: string }[] };
+  config?: { identity: string; binding: string; writes: { action: string; when: string; centre?: string; file?: string; label?: string; diff?: string; error?: string }[] };
 }
 
 export interface Durations { count: number; medianSeconds: number; p90Seconds: number }
@@ -449,6 +451,8 @@ export const api = {
   setVersion: (app: string, version: string) =>
     call<{ documentVersion: string }>('PUT', apiPath(`/apps/${enc(app)}/version`), JSON.stringify({ version })),
   command: (app: string, cmd: string) => call<AppDetail>('POST', apiPath(`/apps/${enc(app)}/${enc(cmd)}`)),
+  dryRunSpec: (app: string, doc: string) =>
+    call<DryRun>('PUT', apiPath(`/apps/${enc(app)}?dryRun=true`), doc, { 'Content-Type': 'application/yaml' }),
   dryRunVersion: (app: string, version: string) => call<DryRun>('PUT', apiPath(`/apps/${enc(app)}/version?dryRun=true`), JSON.stringify({ version })),
   revisions: (app: string) => call<{ app: string; revisions: Revision[] }>('GET', apiPath(`/apps/${enc(app)}/revisions`)),
   rollbackTo: (app: string, revision: number) =>

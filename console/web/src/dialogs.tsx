@@ -3,7 +3,8 @@
 import { useState } from 'preact/hooks';
 import { api, ApiError, type AppDetail, type DryRun, type SessionInfo } from './api';
 import { Dialog } from './components';
-import { duration, weightList } from './format';
+import { DryRunView } from './dryrun';
+import { weightList } from './format';
 
 export interface ActionInfo {
   label: string;
@@ -121,36 +122,7 @@ export function SetVersionDialog({ d, onClose, centre }: { d: AppDetail; onClose
             {d.status.canaryVersion ? `, superseding the rollout of ${d.status.canaryVersion}` : ''}.
           </p>
           {v && !valid && <p class="error">A version is 1 to 128 of A–Z a–z 0–9 . _ + -</p>}
-          {plan && plan.plan && (
-            <div class="dry-run" data-testid="dry-run">
-              <p class="muted small">Dry-run (nothing written): the plan, step by step.</p>
-              <table class="mini">
-                <thead>
-                  <tr>
-                    <th scope="col">after</th>
-                    <th scope="col">phase</th>
-                    <th scope="col">instances</th>
-                    <th scope="col">weights</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {plan.plan.steps.map((s, i) => (
-                    <tr key={i}>
-                      <td>{duration(s.after / 1e6)}</td>
-                      <td>{s.phase}</td>
-                      <td>{Object.entries(s.replicas).map(([k, n]) => `${k}×${n}`).join(' ')}</td>
-                      <td>{weightList(s.weights, plan.plan!.to, plan.plan!.from).map(([k, n]) => `${k} ${n}%`).join(' · ')}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-              {plan.config?.writes?.length ? (
-                <p class="muted small">
-                  Config {plan.config.identity} ({plan.config.binding}): {plan.config.writes.filter((w) => w.action !== 'unchanged').length} writes to config targets.
-                </p>
-              ) : null}
-            </div>
-          )}
+          {plan && <DryRunView r={plan} />}
           {err && (
             <p class="error" role="alert">
               {err}

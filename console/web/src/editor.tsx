@@ -6,7 +6,8 @@ import { syntaxHighlighting, defaultHighlightStyle, indentOnInput, bracketMatchi
 import { yaml } from '@codemirror/lang-yaml';
 import { lintGutter, setDiagnostics, type Diagnostic } from '@codemirror/lint';
 import { isMap, isScalar, isSeq, parseDocument, type Node as YNode } from 'yaml';
-import { api, ApiError, type FieldMsg, type SpecDoc } from './api';
+import { api, ApiError, type DryRun, type FieldMsg, type SpecDoc } from './api';
+import { DryRunView } from './dryrun';
 
 /** pathOf splits a field path ("strategy.steps[2].setWeight"). */
 export function pathOf(field: string): (string | number)[] {
@@ -66,6 +67,7 @@ export function SpecEditor({ app, canEdit, reason, onSaved }: { app: string; can
   const [msg, setMsg] = useState('');
   const [fail, setFail] = useState('');
   const [busy, setBusy] = useState(false);
+  const [preview, setPreview] = useState<DryRun | null>(null);
 
   const load = async () => {
     try {
@@ -146,8 +148,29 @@ export function SpecEditor({ app, canEdit, reason, onSaved }: { app: string; can
     }
   };
 
+  // preview asks graylane what saving would do (PUT ?dryRun=true): the
+  // diff against the centre's document, the plan and each config write;
+  // an invalid spec answers its field errors, shown in the editor
+  const previewSave = async () => {
+    setBusy(true);
+    setFail('');
+    setMsg('');
+    setPreview(null);
+    try {
+      const r = await api.dryRunSpec(app, text());
+      showErrors(r.errors ?? []);
+      setPreview(r);
+    } catch (e) {
+      if (e instanceof ApiError && e.errors?.length) showErrors(e.errors);
+      setFail(e instanceof ApiError ? e.message : String(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
   const save = async () => {
     if (!doc) return;
+    setPreview(null);
     setBusy(true);
     setFail('');
     try {
@@ -187,6 +210,9 @@ export function SpecEditor({ app, canEdit, reason, onSaved }: { app: string; can
               <button class="btn btn-small" onClick={validate} disabled={busy}>
                 Validate
               </button>
+              <button class="btn btn-small" onClick={previewSave} disabled={busy || !dirty} data-preview-spec title="What saving would do, with nothing written: the diff, the plan and the config writes">
+                Preview
+              </button>
               <button class="btn btn-small btn-primary" onClick={save} disabled={busy || !dirty}>
                 {busy ? 'Saving…' : 'Save'}
               </button>
@@ -194,6 +220,7 @@ export function SpecEditor({ app, canEdit, reason, onSaved }: { app: string; can
                 class="btn btn-small btn-ghost"
                 onClick={() => {
                   setEditing(false);
+                  setPreview(null);
                   showErrors([]);
                   setMsg('');
                   load();
@@ -206,6 +233,7 @@ export function SpecEditor({ app, canEdit, reason, onSaved }: { app: string; can
         </span>
       </div>
       <div class="editor" ref={host} />
+      {preview && editing && preview.valid && <DryRunView r={preview} showDiff />}
       {errors.length > 0 && (
         <ul class="field-errors" role="alert" aria-label="errors in the spec">
           {errors.map((e, i) => (
