@@ -425,7 +425,14 @@ func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("http.addr %s: %w", addr, err)
 	}
-	httpSrv := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
+	// Event streams (the console's live pages) never end by themselves:
+	// their requests' context is ended a second into a shutdown, after
+	// ordinary requests in flight have had the time to finish.
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	httpSrv := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return streams }}
+	httpSrv.RegisterOnShutdown(func() { time.AfterFunc(time.Second, endStreams) })
 	scheme := "http"
 	if tlsCert != "" {
 		// load now, so a bad certificate stops graylane with a clear error
@@ -492,7 +499,12 @@ func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return httpSrv.Shutdown(sctx)
+		if err := httpSrv.Shutdown(sctx); err != nil {
+			// requests still running after 5 s are cut: graylane stops anyway
+			log.Warn("HTTP requests still running at shutdown were closed", "err", err)
+			httpSrv.Close()
+		}
+		return nil
 	})
 	err = g.Wait()
 	if v.GetBool("process.stopOnExit") {
