@@ -79,7 +79,10 @@ type Record struct {
 	Route string `json:"route,omitempty"`
 	// Action says what was asked ("set version v2").
 	Action string `json:"action"`
-	App    string `json:"app,omitempty"`
+	// Env is the environment acted on ("" for a graylane without
+	// environments, or an action on none).
+	Env string `json:"env,omitempty"`
+	App string `json:"app,omitempty"`
 	// Target is what was acted on (the request path, an instance).
 	Target  string `json:"target,omitempty"`
 	Outcome string `json:"outcome"`

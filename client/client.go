@@ -25,7 +25,26 @@ import (
 type Client struct {
 	base  string
 	token string
+	env   string
 	http  *http.Client
+}
+
+// InEnv returns a copy of c whose app calls go to environment env
+// (/api/v1/envs/{env}/...; "" is the default environment).
+func (c *Client) InEnv(env string) *Client {
+	cp := *c
+	cp.env = env
+	return &cp
+}
+
+// url is the full URL of an API path, in the client's environment.
+func (c *Client) url(path string) string {
+	if c.env != "" {
+		if rest, ok := strings.CutPrefix(path, "/api/v1/"); ok {
+			path = "/api/v1/envs/" + url.PathEscape(c.env) + "/" + rest
+		}
+	}
+	return c.base + path
 }
 
 // New returns a Client for baseURL (e.g. http://127.0.0.1:8080).
@@ -51,7 +70,9 @@ type Error struct {
 	Status  int
 	Message string `json:"error"`
 	Field   string `json:"field"`
-	body    []byte
+	// Rule names the rule that refused (scope, role, ...).
+	Rule string `json:"rule"`
+	body []byte
 }
 
 func (e *Error) Error() string {
@@ -66,7 +87,7 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), rd)
 	if err != nil {
 		return err
 	}
@@ -208,7 +229,7 @@ func (c *Client) Watch(ctx context.Context, app string, fn func(engine.Message) 
 }
 
 func (c *Client) watchOnce(ctx context.Context, app string, fn func(engine.Message) bool) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/apps/"+url.PathEscape(app)+"/events?history=0", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/api/v1/apps/"+url.PathEscape(app)+"/events?history=0"), nil)
 	if err != nil {
 		return true, err
 	}

@@ -27,6 +27,19 @@ type Bundle struct {
 	Files []configwire.File `json:"files"`
 	// Digest identifies the set (BundleDigest): what instances report.
 	Digest string `json:"digest"`
+	// BaseDigest identifies the files before the environment's overlay
+	// (spec config.overlay) was laid over them: the release bundle's own
+	// files, the same in every environment. Empty when no overlay changed
+	// anything (then it equals Digest).
+	BaseDigest string `json:"baseDigest,omitempty"`
+}
+
+// Base returns the digest of the bundle's files before any overlay.
+func (b *Bundle) Base() string {
+	if b.BaseDigest != "" {
+		return b.BaseDigest
+	}
+	return b.Digest
 }
 
 // File returns the named file, or nil.
@@ -72,10 +85,38 @@ type ContentReader interface {
 }
 
 // Resolve reads the files of cfg (contentRef through r), validates the
-// whole section with their content (formats, schemas, sizes, targets) and
-// returns the bundle. Validation errors are *spec.ValidationError with
-// paths like config.files[0].contentRef.
+// whole section with their content (formats, schemas, sizes, targets,
+// overlay) and returns the effective bundle: the files with the section's
+// overlay laid over them, which is what targets hold and instances
+// report (BaseDigest names the files before it). Validation errors are
+// *spec.ValidationError with paths like config.files[0].contentRef.
 func Resolve(ctx context.Context, app string, cfg *spec.Config, r ContentReader) (Bundle, error) {
+	base, err := ResolveBase(ctx, app, cfg, r)
+	if err != nil || len(cfg.Overlay) == 0 {
+		return base, err
+	}
+	files := make([]configwire.File, 0, len(base.Files))
+	for _, f := range base.Files {
+		data, err := cfg.Effective(f.Name, f.Format, []byte(f.Content))
+		if err != nil {
+			return Bundle{}, &spec.ValidationError{Errors: []spec.FieldError{{Path: "config.overlay." + f.Name, Msg: err.Error()}}}
+		}
+		sum, err := configwire.FileDigest(f.Format, data)
+		if err != nil {
+			return Bundle{}, &spec.ValidationError{Errors: []spec.FieldError{{Path: "config.overlay." + f.Name, Msg: err.Error()}}}
+		}
+		files = append(files, configwire.File{Name: f.Name, Format: f.Format, Content: string(data), SHA256: sum})
+	}
+	eff := NewBundle(files)
+	if eff.Digest != base.Digest {
+		eff.BaseDigest = base.Digest
+	}
+	return eff, nil
+}
+
+// ResolveBase is Resolve without the overlay: the release bundle's own
+// files, as a promotion carries them from one environment to the next.
+func ResolveBase(ctx context.Context, app string, cfg *spec.Config, r ContentReader) (Bundle, error) {
 	resolved := map[int][]byte{}
 	for i, f := range cfg.Files {
 		if f.ContentRef == "" {

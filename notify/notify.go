@@ -200,19 +200,27 @@ func Text(ev engine.EventView) string {
 	if ev.Type == "Warning" {
 		icon = "⚠️"
 	}
-	return fmt.Sprintf("%s graylane %s: %s — %s", icon, ev.App, ev.Reason, ev.Message)
+	app := ev.App
+	if ev.Env != "" {
+		app = ev.Env + "/" + ev.App
+	}
+	return fmt.Sprintf("%s graylane %s: %s — %s", icon, app, ev.Reason, ev.Message)
 }
 
 // Payload renders an event in a sink's format:
 //
-//	json      {"app","type","reason","message","time"}
+//	json      {"app","env","type","reason","message","time"} (env only with environments)
 //	slack     {"text": Text(ev)}
 //	dingtalk  {"msgtype":"text","text":{"content": Text(ev)}}
 //	feishu    {"msg_type":"text","content":{"text": Text(ev)}}
 func Payload(format string, ev engine.EventView) ([]byte, error) {
 	switch format {
 	case "", FormatJSON:
-		return json.Marshal(map[string]any{"app": ev.App, "type": ev.Type, "reason": ev.Reason, "message": ev.Message, "time": ev.Time})
+		m := map[string]any{"app": ev.App, "type": ev.Type, "reason": ev.Reason, "message": ev.Message, "time": ev.Time}
+		if ev.Env != "" {
+			m["env"] = ev.Env
+		}
+		return json.Marshal(m)
 	case FormatSlack:
 		return json.Marshal(map[string]any{"text": Text(ev)})
 	case FormatDingTalk:

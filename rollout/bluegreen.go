@@ -52,7 +52,7 @@ func (p *planner) blueGreen() {
 			return
 		}
 	}
-	if !ready {
+	if !ready || p.confirmHeld(d) { // hooks.go
 		return
 	}
 	p.split = splitOf(weight(d, 100))

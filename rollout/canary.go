@@ -78,6 +78,11 @@ func (p *planner) canary() {
 	for guard := 0; guard <= n+1; guard++ {
 		i := next.Step
 		c := p.obs(d)
+		if p.atConfirm(i) && p.confirmHeld(d) { // hooks.go
+			next.Step = min(i, p.confirmAt()) // promote-full waits at the guarded step too
+			p.holdBeforeConfirm()
+			return
+		}
 		if i >= n {
 			p.promote()
 			return

@@ -26,6 +26,10 @@ func (p *planner) command() {
 		p.event(Normal, "Paused", "paused by operator")
 	case CmdResume:
 		switch {
+		case len(p.failedHooks()) > 0: // hooks.go
+			p.decision.RetryHooks = p.failedHooks()
+			next.Paused = false
+			p.event(Normal, "Retry", "retrying the failed release hooks of %s", p.in.Spec.Version)
 		case next.Paused:
 			next.Paused = false
 			p.event(Normal, "Resumed", "resumed by operator")

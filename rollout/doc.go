@@ -100,6 +100,26 @@
 // only once they report having loaded it, and the release is Healthy only
 // once every target's stable location holds the stable version's config.
 //
+// # Release hooks and freezes
+//
+// With Input.Hooks (the release has hooks, hooks.go), no instance of the
+// desired release identity starts before its pre-release hook passed
+// (the decision's StartHooks asks the engine to run it), and the release
+// does not enter its last step before its confirm-promotion hook passed:
+// canary, the last step when it sets weight 100, else the final
+// promotion; blue-green, the switch; rolling, which has no steps, its
+// start. promote and promote-full do not bypass it. A failed hook holds
+// the release Paused where it is, with the hook's message; resume
+// retries it (Decision.RetryHooks). Example: canary v2 with a
+// confirm-promotion hook, steps [25, pause 5s, 50, pause {}, 100]:
+// promote at step 3 moves to step 4 but the weights stay 50/50 until the
+// hook passed; then v2 takes 100% and is promoted.
+//
+// With Input.Frozen (the environment is frozen) no release starts: a new
+// desired version (or a first release) waits, Paused with the freeze's
+// reason; a rollout already in progress, a rollback and a return to the
+// stable version carry on.
+//
 // # Progress deadline
 //
 // When nothing progresses (no step completes, no instance of the version

@@ -69,6 +69,10 @@ type planner struct {
 	progressMark string
 	msg          string
 	requeue      time.Duration
+	// holdMsg, when set, holds the release Paused with this message: a
+	// failed release hook, a frozen environment (hooks.go); frozenMsg is
+	// the frozen environment's, kept across compute.
+	holdMsg, frozenMsg string
 }
 
 func (s Status) clone() Status {
@@ -124,6 +128,8 @@ func (p *planner) retarget() {
 		}
 	}
 	switch {
+	case next.StableVersion == "" && p.in.Frozen != "":
+		p.frozenHold(d)
 	case next.StableVersion == "":
 		next.StableVersion = d
 		next.LastProgressAt = p.in.Now
@@ -138,6 +144,8 @@ func (p *planner) retarget() {
 			p.resetRollout()
 			p.event(Normal, "Superseded", "rollout of %s cancelled: desired version is the stable %s", v, d)
 		}
+	case p.in.Frozen != "" && !(target == next.PreviousVersion && p.in.Now.Before(next.ScaleDownAt)) && !p.in.RollbackIntent:
+		p.frozenHold(target)
 	default:
 		rollback := target == next.PreviousVersion && p.in.Now.Before(next.ScaleDownAt)
 		toRevision := !rollback && p.in.RollbackIntent && target == d && p.in.Spec.RollbackMode() == spec.RollbackFast
@@ -155,8 +163,10 @@ func (p *planner) retarget() {
 func (p *planner) compute() {
 	p.want = traffic.Replicas{}
 	p.split = nil
-	p.waiting, p.humanWait, p.msg = false, "", ""
+	p.waiting, p.humanWait, p.msg, p.holdMsg = false, "", "", p.frozenMsg
 	switch {
+	case p.next.StableVersion == "":
+		// nothing released yet (a first release held by a freeze)
 	case p.next.CanaryVersion == "":
 		p.steady()
 	case p.next.Rollback:
@@ -168,7 +178,8 @@ func (p *planner) compute() {
 	default:
 		p.rolling()
 	}
-	p.configGate() // config.go
+	p.configGate()     // config.go
+	p.preReleaseGate() // hooks.go
 	p.previous()
 	for v := range p.in.Observed.Versions {
 		if _, ok := p.want[v]; !ok {
@@ -282,6 +293,8 @@ func (p *planner) finish() {
 	switch {
 	case next.CanaryVersion != "" && next.Paused:
 		next.Phase, next.Message = Paused, "paused by operator: "+p.msg
+	case p.holdMsg != "":
+		next.Phase, next.Message = Paused, p.holdMsg
 	case next.CanaryVersion != "" && p.humanWait != "":
 		next.Phase, next.Message = Paused, p.humanWait
 	case next.CanaryVersion != "" && next.DeadlineExceeded:

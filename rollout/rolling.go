@@ -23,6 +23,14 @@ func (p *planner) rolling() {
 		surge = 1
 	}
 	c := p.obs(d)
+	if c.Total == 0 && p.confirmHeld(d) { // hooks.go: rolling has no last step; it is held at its start
+		p.want[d], p.want[s] = 0, R
+		if p.obs(s).Ready > 0 {
+			p.split = splitOf(weight(s, 100))
+		}
+		p.progressMark = fmt.Sprintf("rolling/%s/confirm", d)
+		return
+	}
 	// old versions: strays first (sorted), stable last
 	var old []string
 	for v := range p.in.Observed.Versions {

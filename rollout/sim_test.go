@@ -36,6 +36,8 @@ type world struct {
 	maxUnavailable int        // invariant bound for rolling, -1 = unchecked
 	config         *configSim // config gate (config_test.go); nil: none
 	intent         bool       // the desired version was written by a rollback to a revision
+	hooks          *hookSim   // release hooks (hooks_test.go); nil: none
+	frozen         string     // the environment's freeze reason
 	applyErr       string     // the last apply failed with this
 }
 
@@ -61,6 +63,10 @@ func (w *world) input(cmd Command) Input {
 	if w.config != nil {
 		in.Config = w.config.gate(w)
 	}
+	if w.hooks != nil {
+		in.Hooks = w.hooks.gate(w)
+	}
+	in.Frozen = w.frozen
 	return in
 }
 
@@ -85,6 +91,9 @@ func (w *world) plan(cmd Command) Decision {
 	}
 	w.status = d.Status
 	w.last = d
+	if w.hooks != nil {
+		w.hooks.apply(w, d)
+	}
 	w.trace = append(w.trace, w.line(cmd, d))
 	return d
 }
@@ -168,6 +177,12 @@ func (w *world) line(cmd Command, d Decision) string {
 		d.Status.CanaryVersion, d.Status.Step, fmtReplicas(d.Replicas), fmtSplit(d.Split), ev)
 	if w.config != nil {
 		out += " config=" + w.config.last.String()
+	}
+	if w.hooks != nil {
+		out += " hooks=" + w.hooks.String() + fmt.Sprintf(" start=%v", d.StartHooks)
+	}
+	if (w.hooks != nil || w.frozen != "") && d.Status.Phase == Paused {
+		out += " msg=" + d.Status.Message
 	}
 	return out
 }
@@ -297,6 +312,8 @@ func (w *world) do(line string) {
 		w.router = false
 	case "config":
 		w.configLine(line, f[1:])
+	case "hooks", "hook", "freeze", "unfreeze":
+		w.hookLine(f) // hooks_test.go
 	case "expect":
 		w.expect(line, f[1:])
 	default:
@@ -333,18 +350,20 @@ func (w *world) expect(line string, kv []string) {
 			got = st.PreviousVersion
 		case "requeue":
 			got = w.last.RequeueAfter.String()
+		case "message":
+			// message=WORDS: the status message is WORDS (spaces written
+			// as _), or contains WORDS
+			msg := strings.ReplaceAll(st.Message, " ", "_")
+			got = v
+			if !strings.Contains(msg, v) && !strings.Contains(st.Message, v) {
+				got = msg
+			}
 		case "events":
 			var ev []string
 			for _, e := range w.last.Events {
 				ev = append(ev, e.Reason)
 			}
 			got = strings.Join(ev, ",")
-		case "message":
-			// message=WORD: the status message contains WORD
-			got = v
-			if !strings.Contains(st.Message, v) {
-				got = st.Message
-			}
 		default:
 			w.t.Fatalf("unknown expectation %q", k)
 		}

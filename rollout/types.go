@@ -180,6 +180,13 @@ type Input struct {
 	// analysis; traffic moves once the target is ready (it is scaled up
 	// first if it no longer runs).
 	RollbackIntent bool
+	// Hooks is the state of the desired release's hooks (hooks.go); nil
+	// when the app has none, and then nothing is gated.
+	Hooks *HookGate
+	// Frozen, when set, is why the app's environment is frozen: no new
+	// release starts (hooks.go); rollouts in progress, rollbacks and
+	// commands carry on.
+	Frozen string
 }
 
 // EventType says whether an event is routine or a problem.
@@ -217,4 +224,11 @@ type Decision struct {
 	// CommandErr is set when the command could not be applied in the
 	// current state (for example promote with nothing in progress).
 	CommandErr string
+	// StartHooks lists the kinds of release hooks (HookPreRelease,
+	// HookConfirmPromotion) the release waits on and that have not
+	// started: the engine starts them for Input.Hooks.Identity.
+	StartHooks []string
+	// RetryHooks lists the kinds of failed hooks the resume command
+	// retries: the engine forgets their failure and starts them again.
+	RetryHooks []string
 }

@@ -33,6 +33,8 @@ type AuditEntry struct {
 	Actor string `json:"actor"`
 	// Via is "api" (bearer token or none) or "console" (session cookie).
 	Via string `json:"via"`
+	// Env is the environment acted in ("" without environments).
+	Env string `json:"env,omitempty"`
 	// App is the app acted on ("" for sign-in and sign-out).
 	App    string `json:"app,omitempty"`
 	Action string `json:"action"`
@@ -77,7 +79,12 @@ var _ Auditor = LogAuditor{}
 
 // Audit implements Auditor.
 func (a LogAuditor) Audit(ctx context.Context, e AuditEntry) {
-	a.Log.Info("audit", "actor", e.Actor, "via", e.Via, "app", e.App, "action", e.Action, "outcome", e.outcomeWords(), "remote", e.Remote)
+	args := []any{"actor", e.Actor, "via", e.Via}
+	if e.Env != "" { // a graylane without environments logs the lines it always did
+		args = append(args, "env", e.Env)
+	}
+	args = append(args, "app", e.App, "action", e.Action, "outcome", e.outcomeWords(), "remote", e.Remote)
+	a.Log.Info("audit", args...)
 	if e.App == "" || a.Broker == nil || e.Outcome == audit.Denied {
 		return // denied attempts stay out of the app's timeline (they are in the audit log)
 	}
@@ -101,7 +108,7 @@ var _ Auditor = StoreAuditor{}
 // is done by then.
 func (a StoreAuditor) Audit(ctx context.Context, e AuditEntry) {
 	rec := audit.Record{Time: e.Time, Actor: e.Actor, Via: e.Via, Source: e.Remote, Method: e.Method, Route: e.Route, Action: e.Action,
-		App: e.App, Target: e.Target, Outcome: e.Outcome, Status: e.Status, Error: e.Error, Content: e.Content}
+		Env: e.Env, App: e.App, Target: e.Target, Outcome: e.Outcome, Status: e.Status, Error: e.Error, Content: e.Content}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := a.Store.Append(wctx, rec); err != nil && a.Log != nil {

@@ -99,7 +99,7 @@ func (s *Server) auditRequests(c *gin.Context) {
 	status := c.Writer.Status()
 	who, known := c.Get(actorKey)
 	e := AuditEntry{Time: start, Via: via(c), Remote: c.ClientIP(), Method: c.Request.Method, Route: c.FullPath(),
-		Action: n.action, App: n.app, Target: c.Request.URL.Path, Status: status, Error: n.err}
+		Action: n.action, Env: s.envOf(c), App: n.app, Target: c.Request.URL.Path, Status: status, Error: n.err}
 	if e.App == "" {
 		e.App = c.Param("app")
 	}

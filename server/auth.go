@@ -3,14 +3,13 @@ package server
 import (
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 )
 
-// Role is what a token may do.
+// Role is what a token may do (scope.go lists the roles of environments).
 type Role string
 
 // Roles.
@@ -23,11 +22,18 @@ const (
 
 // Token is one API credential, sent as "Authorization: Bearer <Secret>"
 // (or exchanged for a console session, session.go). Name identifies the
-// caller in the audit trail.
+// caller in the audit trail. Envs, Apps and Teams scope it (scope.go).
 type Token struct {
 	Name   string `mapstructure:"name"`
 	Secret string `mapstructure:"token"`
 	Role   Role   `mapstructure:"role"`
+	// Envs, when set, is the token's role per environment: it may act
+	// only in the environments listed.
+	Envs map[string]Role `mapstructure:"environments"`
+	// Apps and Teams, when set, limit it to these apps and the apps of
+	// these teams (Config.Teams).
+	Apps  []string `mapstructure:"apps"`
+	Teams []string `mapstructure:"teams"`
 }
 
 const (
@@ -36,12 +42,9 @@ const (
 	viaKey   = "graylane.via"
 )
 
-// canWrite reports whether the caller holds a write token (or no tokens
-// are configured).
-func canWrite(c *gin.Context) bool {
-	r, _ := c.Get(roleKey)
-	return r == RoleWrite
-}
+// canWrite reports whether the caller may release in the request's
+// environment (or no tokens are configured).
+func canWrite(c *gin.Context) bool { return allows(callerRole(c), RoleRelease) }
 
 // How a request was authenticated (AuditEntry.Via).
 const (
@@ -86,11 +89,12 @@ func (s *Server) authenticate(need Role) gin.HandlerFunc {
 		}
 		// denied or not, the audit log names the caller (auditlog.go)
 		c.Set(actorKey, ses.token.Name)
-		c.Set(roleKey, ses.token.Role)
 		c.Set(viaKey, viaConsole)
-		if need == RoleWrite && ses.token.Role != RoleWrite {
-			note(c).err = fmt.Sprintf("token %q is read-only", ses.token.Name)
-			c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: note(c).err})
+		role, rule, why := s.authorize(c, ses.token, need) // scope.go
+		c.Set(roleKey, role)
+		if why != "" {
+			note(c).err = why
+			c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: why, Rule: rule})
 			return
 		}
 		if mutating(c.Request) {
@@ -118,12 +122,12 @@ func (s *Server) bearer(c *gin.Context, need Role, h string) {
 		if subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1 {
 			// denied or not, the audit log names the caller (auditlog.go)
 			c.Set(actorKey, t.Name)
-			c.Set(roleKey, t.Role)
 			c.Set(viaKey, viaAPI)
-			if need == RoleWrite && t.Role != RoleWrite {
-				note(c).err = fmt.Sprintf("token %q is read-only", t.Name)
-				c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: note(c).err})
-				return
+			role, rule, why := s.authorize(c, t, need) // scope.go
+			c.Set(roleKey, role)
+			if why != "" {
+				note(c).err = why
+				c.AbortWithStatusJSON(http.StatusForbidden, apiError{Error: why, Rule: rule})
 			}
 			return
 		}

@@ -38,8 +38,11 @@ var commandOrder = []rollout.Command{rollout.CmdPromote, rollout.CmdPromoteFull,
 // on its next pass), and adds what the caller's role and the centre allow.
 func (s *Server) actions(c *gin.Context, v engine.AppView, now time.Time) []Action {
 	denied := ""
-	if role, ok := c.Get(roleKey); ok && role.(Role) != RoleWrite {
-		denied = fmt.Sprintf("token %q is read-only", actor(c))
+	if role, ok := c.Get(roleKey); ok && !allows(role.(Role), RoleRelease) {
+		denied = fmt.Sprintf("token %q is read-only here", actor(c))
+		if role.(Role) == RoleRead {
+			denied = fmt.Sprintf("token %q is read-only", actor(c))
+		}
 	}
 	out := make([]Action, 0, len(commandOrder)+2)
 	for _, name := range []string{"set-version", "edit"} {

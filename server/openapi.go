@@ -11,7 +11,9 @@ import (
 
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/configrelease"
+	"github.com/graylane/graylane/environments"
 	"github.com/graylane/graylane/gray"
+	"github.com/graylane/graylane/promotion"
 	"github.com/graylane/graylane/records"
 	"github.com/graylane/graylane/spec"
 )
@@ -149,7 +151,27 @@ func routes() []route {
 			query: []queryParam{{"app", "only this app", "string"}, {"user", "only this caller (token name)", "string"},
 				{"since", "RFC 3339 time or a duration back from now (24h)", "string"}, {"until", "RFC 3339 time or a duration back from now", "string"},
 				{"limit", "at most this many records (1..1000, default 100)", "integer"}}},
+		{method: "GET", path: "/api/v1/environments", summary: "The declared environments in order: rules, centre, freeze", tag: "environments", auth: "read", ok: 200, resp: EnvironmentList{}},
+		{method: "PUT", path: "/api/v1/environments/:env/freeze", summary: "Freeze an environment (no promotions in, no releases started) with a reason", tag: "environments", auth: "admin", body: FreezeBody{}, ok: 200, resp: environments.Freeze{}},
+		{method: "DELETE", path: "/api/v1/environments/:env/freeze", summary: "Unfreeze an environment", tag: "environments", auth: "admin", ok: 200, resp: unfreezeResult{}},
+		{method: "GET", path: "/api/v1/apps/:app/environments", summary: "The app in every environment: running bundle, Healthy since, digests, what is promotable where and why not", tag: "environments", auth: "read", ok: 200, resp: AppEnvironments{}},
+		{method: "GET", path: "/api/v1/pipeline", summary: "Every app in every environment (the console's board): running bundle, pending promotion and the rules refusing it, freezes", tag: "environments", auth: "read", ok: 200, resp: promotion.Board{}},
+		{method: "POST", path: "/api/v1/apps/:app/environments/:env/promote", summary: "Promote the bundle of env's source environment into env: 200 promoted, 202 pending (waits for a rule), 409 refused (rule named)", tag: "environments", auth: "request",
+			body: BundleBody{}, bodyOptional: true, ok: 200, resp: promotion.Result{}},
+		{method: "POST", path: "/api/v1/apps/:app/environments/:env/approve", summary: "Approve the pending promotion into env (not the requester's own); 200 approved or promoted, 409 refused", tag: "environments", auth: "approve",
+			body: BundleBody{}, bodyOptional: true, ok: 200, resp: promotion.Result{}},
+		{method: "GET", path: "/api/v1/plans", summary: "Release plans, newest first", tag: "environments", auth: "read", ok: 200, resp: PlanList{}},
+		{method: "POST", path: "/api/v1/plans", summary: "Start a release plan: apps promoted into env in order, each once the one before is Healthy; a failure stops it", tag: "environments", auth: "release", body: PlanBody{}, ok: 201, resp: promotion.Plan{}},
+		{method: "GET", path: "/api/v1/plans/:id", summary: "One release plan and its progress", tag: "environments", auth: "read", ok: 200, resp: promotion.Plan{}},
+		{method: "POST", path: "/api/v1/plans/:id/cancel", summary: "Stop a running release plan", tag: "environments", auth: "release", ok: 200, resp: promotion.Plan{}},
+		{method: "GET", path: "/api/v1/apps/:app/hooks", summary: "Release hook outcomes (and output) per bundle, newest first", tag: "environments", auth: "read", ok: 200, resp: HookList{}},
 	}
+}
+
+// unfreezeResult is DELETE /environments/{env}/freeze.
+type unfreezeResult struct {
+	Env    string `json:"env"`
+	Frozen bool   `json:"frozen"`
 }
 
 // openAPIPath turns a gin path into an OpenAPI one (/apps/:app -> /apps/{app}).
@@ -234,7 +256,7 @@ func OpenAPI() map[string]any {
 	return map[string]any{
 		"openapi": "3.0.3",
 		"info": map[string]any{"title": "graylane API", "version": "v1",
-			"description": "graylane's HTTP API. Writes go to the config centre (the source of truth). Mutating routes refuse unknown query parameters (400) and are audited (GET /api/v1/audit)."},
+			"description": "graylane's HTTP API. Writes go to the config centre (the source of truth). Mutating routes refuse unknown query parameters (400) and are audited (GET /api/v1/audit). With environments, /api/v1/envs/{env}/... is every path below for that environment (/api/v1/envs/prod/apps/{app}); /api/v1/apps/{app} is the default environment's."},
 		"servers": []any{map[string]any{"url": "/"}},
 		"paths":   paths,
 		"components": map[string]any{

@@ -93,6 +93,19 @@ type Config struct {
 	SecureCookies bool
 	// Version is graylane's version, shown by the console.
 	Version string
+	// Env names the environment this API serves (environments.go): the
+	// one of /api/v1/apps/{app}, or of /api/v1/envs/{env}/apps/{app} for
+	// the per-environment APIs Route dispatches to.
+	Env string
+	// Environments serves the routes across environments (promotions,
+	// approvals, freezes, release plans); nil answers them with 501.
+	Environments Environments
+	// Teams maps apps to the teams they belong to, for tokens scoped to
+	// teams (scope.go).
+	Teams map[string][]string
+	// Hooks serves GET /apps/{app}/hooks (release hook outcomes); nil:
+	// 501.
+	Hooks HookRecords
 }
 
 // Server is the HTTP API.
@@ -130,6 +143,9 @@ func New(cfg Config) *Server {
 type apiError struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
+	// Rule names the rule that refused a promotion, an approval or the
+	// caller (scope, role, soak, approvals, window, frozen, ...).
+	Rule string `json:"rule,omitempty"`
 	// Errors lists every field error of a rejected spec.
 	Errors []fieldMsg `json:"errors,omitempty"`
 }
@@ -225,8 +241,9 @@ func (s *Server) Router() *gin.Engine {
 	v1.POST("/apps/:app/rollback", write, s.rollback) // rollback.go: the command, or back to a revision
 	s.grayRoutes(v1)
 	s.configRoutes(v1)
-	s.recordsRoutes(v1) // records.go
-	s.auditRoutes(v1)   // auditlog.go
+	s.recordsRoutes(v1)     // records.go
+	s.auditRoutes(v1)       // auditlog.go
+	s.environmentRoutes(v1) // environments.go
 	return r
 }
 

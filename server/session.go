@@ -142,12 +142,19 @@ func (s *Server) setCookie(c *gin.Context, value string, maxAge int) {
 type SessionInfo struct {
 	// AuthRequired is false when graylane has no tokens (everyone may do
 	// everything, as on the API).
-	AuthRequired  bool      `json:"authRequired"`
-	Authenticated bool      `json:"authenticated"`
-	User          string    `json:"user,omitempty"`
-	Role          Role      `json:"role,omitempty"`
-	CSRF          string    `json:"csrf,omitempty"`
-	ExpiresAt     time.Time `json:"expiresAt,omitempty"`
+	AuthRequired  bool   `json:"authRequired"`
+	Authenticated bool   `json:"authenticated"`
+	User          string `json:"user,omitempty"`
+	Role          Role   `json:"role,omitempty"`
+	// Environments is the token's role per environment, when it is scoped
+	// to environments.
+	Environments map[string]Role `json:"environments,omitempty"`
+	CSRF         string          `json:"csrf,omitempty"`
+	ExpiresAt    time.Time       `json:"expiresAt,omitempty"`
+	// Envs names the declared environments in order (none: this graylane
+	// has no environments), so the console shows its Environments pages
+	// only when there are some.
+	Envs []string `json:"envs,omitempty"`
 	// Error says why a cookie the browser sent was refused.
 	Error string `json:"error,omitempty"`
 	// Version is graylane's version.
@@ -157,7 +164,7 @@ type SessionInfo struct {
 // getSession tells the console whether it is signed in. It always answers
 // 200 so that a signed-out page makes no failed request.
 func (s *Server) getSession(c *gin.Context) {
-	info := SessionInfo{AuthRequired: len(s.cfg.Tokens) > 0, Version: s.cfg.Version}
+	info := SessionInfo{AuthRequired: len(s.cfg.Tokens) > 0, Version: s.cfg.Version, Envs: s.envNames()}
 	if !info.AuthRequired {
 		info.Authenticated, info.User, info.Role = true, "anonymous", RoleWrite
 		c.JSON(http.StatusOK, info)
@@ -166,11 +173,24 @@ func (s *Server) getSession(c *gin.Context) {
 	ses, err := s.readSession(c.Request)
 	switch {
 	case err == nil:
-		info.Authenticated, info.User, info.Role, info.CSRF, info.ExpiresAt = true, ses.token.Name, ses.token.Role, ses.csrf(), ses.expires()
+		info.Authenticated, info.User, info.Role, info.CSRF, info.ExpiresAt = true, ses.token.Name, ses.token.roleIn(""), ses.csrf(), ses.expires()
+		info.Environments = ses.token.Envs
 	case !errors.Is(err, errNoSession):
 		info.Error = err.Error()
 	}
 	c.JSON(http.StatusOK, info)
+}
+
+// envNames are the declared environments in order (nil: none).
+func (s *Server) envNames() []string {
+	if s.cfg.Environments == nil {
+		return nil
+	}
+	var out []string
+	for _, e := range s.cfg.Environments.Environments() {
+		out = append(out, e.Name)
+	}
+	return out
 }
 
 type loginBody struct {
@@ -199,8 +219,8 @@ func (s *Server) login(c *gin.Context) {
 			c.Set(actorKey, t.Name)
 			c.Set(viaKey, viaConsole)
 			s.audit(c, "", "console sign-in", nil)
-			c.JSON(http.StatusOK, SessionInfo{AuthRequired: true, Authenticated: true, User: t.Name, Role: t.Role,
-				CSRF: ses.csrf(), ExpiresAt: ses.expires(), Version: s.cfg.Version})
+			c.JSON(http.StatusOK, SessionInfo{AuthRequired: true, Authenticated: true, User: t.Name, Role: t.roleIn(""),
+				Environments: t.Envs, CSRF: ses.csrf(), ExpiresAt: ses.expires(), Version: s.cfg.Version, Envs: s.envNames()})
 			return
 		}
 	}

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"encoding/json"
 	"path"
 	"regexp"
 	"strings"
@@ -88,6 +89,9 @@ type Config struct {
 	// ReportPath is the HTTP path on each instance that reports the loaded
 	// config (DefaultConfigReportPath).
 	ReportPath string `json:"reportPath,omitempty"`
+	// Overlay is this environment's own values, by file name, laid over
+	// the files (overlay.go): what a promotion does not carry.
+	Overlay map[string]json.RawMessage `json:"overlay,omitempty"`
 }
 
 // ConfigFile is one config file. Exactly one of Content and ContentRef is
@@ -276,6 +280,7 @@ func (c *Config) validateResolved(app, p string, resolved map[int][]byte, e *err
 	if total > MaxConfigBytes {
 		e.add(join(p, "files"), "%d bytes together, over the %d byte limit", total, MaxConfigBytes)
 	}
+	c.validateOverlay(p, contents, e) // overlay.go
 	for i := range c.Targets {
 		c.Targets[i].validate(app, index(join(p, "targets"), i), c, names, contents, e)
 	}

@@ -58,7 +58,10 @@ func Parse(data []byte) (*Release, error) {
 // JSON kinds they accept.
 type shaped interface{ jsonKinds() []string }
 
-var shapedType = reflect.TypeOf((*shaped)(nil)).Elem()
+var (
+	shapedType     = reflect.TypeOf((*shaped)(nil)).Elem()
+	rawMessageType = reflect.TypeOf(json.RawMessage(nil))
+)
 
 // checkShape walks a decoded JSON value beside the Go type it will be decoded
 // into and reports unknown fields and kind mismatches with full paths
@@ -69,6 +72,9 @@ func checkShape(v any, t reflect.Type, path string, e *errs) {
 	}
 	if v == nil {
 		return // null leaves the field at its zero value
+	}
+	if t == rawMessageType {
+		return // any JSON value; its owner validates it (config.overlay)
 	}
 	if reflect.PointerTo(t).Implements(shapedType) {
 		kinds := reflect.New(t).Interface().(shaped).jsonKinds()

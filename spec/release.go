@@ -60,6 +60,8 @@ type Release struct {
 	Config *Config `json:"config,omitempty"`
 	// Gray holds the gray rules services follow; optional.
 	Gray *Gray `json:"gray,omitempty"`
+	// Hooks are the release hooks (hooks.go); optional.
+	Hooks *Hooks `json:"hooks,omitempty"`
 	// Rollback says how a rollback to an earlier revision runs; optional
 	// (default: fast, without steps).
 	Rollback *RollbackPolicy `json:"rollback,omitempty"`

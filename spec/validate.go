@@ -90,6 +90,9 @@ func (r *Release) Validate() error {
 	if r.Config != nil {
 		r.Config.validate("config", &e)
 	}
+	if r.Hooks != nil {
+		r.Hooks.validate("hooks", &e)
+	}
 	if r.Gray != nil {
 		r.Gray.validate("gray", &e)
 	}

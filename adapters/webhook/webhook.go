@@ -55,6 +55,10 @@ var (
 // DesiredState is the JSON body Apply POSTs.
 type DesiredState struct {
 	App string `json:"app"`
+	// Env is graylane's environment the app is released in (only when
+	// graylane declares environments): a deploy system serving several
+	// keeps them apart by it.
+	Env string `json:"env,omitempty"`
 	// Version is the release's desired version.
 	Version string `json:"version"`
 	// Replicas is the wanted number of instances per version (zero counts
@@ -105,6 +109,9 @@ type Config struct {
 	Clock clock.Clock
 	// Logger (default: discarded, logx.OrDiscard).
 	Logger *slog.Logger
+	// Env names graylane's environment (DesiredState.Env; part of the
+	// idempotency key when set).
+	Env string
 }
 
 // Backend is the webhook Backend.
@@ -206,6 +213,12 @@ const (
 // IdempotencyKey is the key of a desired state: a digest of app, version
 // and the non-zero replicas.
 func IdempotencyKey(app, version string, want traffic.Replicas) string {
+	return EnvIdempotencyKey("", app, version, want)
+}
+
+// EnvIdempotencyKey is IdempotencyKey in environment env: the same
+// desired state in two environments has two keys ("" is IdempotencyKey).
+func EnvIdempotencyKey(env, app, version string, want traffic.Replicas) string {
 	vs := make([]string, 0, len(want))
 	for v, n := range want {
 		if n > 0 {
@@ -215,6 +228,9 @@ func IdempotencyKey(app, version string, want traffic.Replicas) string {
 	sort.Strings(vs)
 	h := sha256.New()
 	fmt.Fprintf(h, "graylane-desired-state-v1\n%s\n%s\n", app, version)
+	if env != "" {
+		fmt.Fprintf(h, "env=%s\n", env)
+	}
 	for _, v := range vs {
 		fmt.Fprintf(h, "%s=%d\n", v, want[v])
 	}
@@ -291,8 +307,8 @@ func (b *Backend) apply(ctx context.Context, rel *spec.Release, want traffic.Rep
 	if err != nil {
 		return fmt.Errorf("webhook backend: %w", err)
 	}
-	ds := DesiredState{App: rel.App, Version: rel.Version, Replicas: replicas, ReleaseHash: rel.Hash()}
-	ds.IdempotencyKey = IdempotencyKey(rel.App, rel.Version, want)
+	ds := DesiredState{App: rel.App, Env: b.cfg.Env, Version: rel.Version, Replicas: replicas, ReleaseHash: rel.Hash()}
+	ds.IdempotencyKey = EnvIdempotencyKey(b.cfg.Env, rel.App, rel.Version, want)
 	if step.Index >= 0 {
 		idx := step.Index
 		ds.Step = &idx

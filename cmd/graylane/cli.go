@@ -19,7 +19,8 @@ import (
 func apiClient(cmd *cobra.Command) *client.Client {
 	s, _ := cmd.Flags().GetString("server")
 	tok, _ := cmd.Flags().GetString("token")
-	return client.New(s).WithToken(tok)
+	env, _ := cmd.Flags().GetString("env")
+	return client.New(s).WithToken(tok).InEnv(env)
 }
 
 func cliCommands() []*cobra.Command {
@@ -164,7 +165,8 @@ func cliCommands() []*cobra.Command {
 			},
 		})
 	}
-	return append(cmds, recordsCommands()...) // cli_records.go
+	cmds = append(cmds, environmentCommands()...) // cli_environments.go
+	return append(cmds, recordsCommands()...)     // cli_records.go
 }
 
 func appOf(doc []byte) string {

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/viper"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/graylane/graylane/environments"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
 	"github.com/graylane/graylane/rollout/engine/shard"
@@ -68,4 +69,27 @@ func buildHA(v *viper.Viper, cli *clientv3.Client, log *slog.Logger) (haParts, e
 		log.Info("high availability", "mode", mode, "id", h.id)
 	}
 	return h, nil
+}
+
+// forEnv is how environment e's engine shares its apps: an environment on
+// the legacy names (the only one of a graylane without environments) uses
+// ha.prefix and the default nudge keys; every other environment has its
+// own shard membership and nudge keys under its etcd root, so that app
+// shop of test and app shop of prod are owned and nudged apart.
+func (h haParts) forEnv(cli *clientv3.Client, e *environments.Environment, v *viper.Viper, log *slog.Logger) (haParts, error) {
+	if e.LegacyNames || h.mode == "single" {
+		return h, nil
+	}
+	out := h
+	root := envRoot(e)
+	out.nudges = etcdstore.NewNudger(cli, root+"nudge/")
+	if h.mode == "shard" {
+		sh, err := shard.New(shard.Config{Client: cli, Prefix: root + "shard/", ID: h.id, API: v.GetString("http.addr"),
+			TTL: v.GetDuration("ha.ttl"), Logger: log.With("component", "shard", "env", e.Name)})
+		if err != nil {
+			return haParts{}, fmt.Errorf("environment %s: %w", e.Name, err)
+		}
+		out.shard = sh
+	}
+	return out, nil
 }

@@ -48,6 +48,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().String("server", envOr("GRAYLANE_SERVER", "http://127.0.0.1:8080"), "graylane API address (env GRAYLANE_SERVER)")
 	root.PersistentFlags().String("token", os.Getenv("GRAYLANE_TOKEN"), "API bearer token (env GRAYLANE_TOKEN)")
+	root.PersistentFlags().String("env", os.Getenv("GRAYLANE_ENV"), "environment the app commands act in (env GRAYLANE_ENV; empty: the default one)")
 	root.AddCommand(newServe())
 	root.AddCommand(newProxyCmd())
 	root.AddCommand(newProbe())

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -82,5 +84,36 @@ func TestEndToEndRestartUnderLoadStaysInPersistedSplit(t *testing.T) {
 	}
 	if _, err := g.Client().App(context.Background(), "cart"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A graceful stop (Ctrl-C, SIGTERM) while the console has an event stream
+// open ends the stream and exits 0: the streams used to hold the HTTP
+// shutdown until its 5 s deadline and graylane then exited 1.
+func TestGracefulStopWithEventStreamsOpen(t *testing.T) {
+	testenv.IntegrationTest(t)
+	g := graylanetest.Start(t, graylanetest.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, path := range []string{"/api/v1/events", "/api/v1/events?events=1"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.APIURL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("GET %s: %s %s", path, resp.Status, resp.Header.Get("Content-Type"))
+		}
+		// the first event is there: the stream is being served
+		if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	if err := g.StopStatus(); err != nil {
+		t.Fatalf("graylane stopped with event streams open: %v\n%s", err, g.LogTail(20))
 	}
 }

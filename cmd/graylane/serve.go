@@ -22,11 +22,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/graylane/graylane/adapters/webhook"
+	"github.com/graylane/graylane/audit"
+	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configsync"
 	etcdsource "github.com/graylane/graylane/configsync/etcd"
 	"github.com/graylane/graylane/console"
 	"github.com/graylane/graylane/internal/etcdserver"
-	"github.com/graylane/graylane/rollout/analysis"
+	"github.com/graylane/graylane/promotion"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/rollout/engine/etcdstore"
 	"github.com/graylane/graylane/rollout/engine/shard"
@@ -195,7 +197,20 @@ func newLogger(v *viper.Viper) (*slog.Logger, error) {
 	}
 }
 
-func serve(ctx context.Context, v *viper.Viper) error {
+func serve(ctx context.Context, v *viper.Viper) error { return serveWith(ctx, v, serveOptions{}) }
+
+// serveOptions are what tests inject into a graylane run in-process.
+type serveOptions struct {
+	// Clock is the one clock every component reads (engines, analysis,
+	// config-in-step, hooks, the promotion rules); nil: the real clock.
+	Clock clock.Clock
+	// Serving, if set, receives the API's address once it listens.
+	Serving chan<- string
+	// Controller, if set, receives the promotion controller once built.
+	Controller chan<- *promotion.Controller
+}
+
+func serveWith(ctx context.Context, v *viper.Viper, opts serveOptions) error {
 	log, err := newLogger(v)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -261,43 +276,30 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	}
 	defer gate.Close()
 
-	parts, err := buildSource(ctx, v, cli, dataDir, log)
+	set, err := environmentsOf(v)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	defer parts.close()
-	src, writer, extraReady := parts.source, parts.writer, parts.ready
-	if embedded != nil {
-		// an embedded etcd alarm (NOSPACE: writes refused) makes graylane
-		// not ready
-		sourceReady := extraReady
-		extraReady = func(ctx context.Context) error {
-			if err := embedded.Check(ctx); err != nil {
-				return err
-			}
-			if sourceReady != nil {
-				return sourceReady(ctx)
-			}
-			return nil
+	views := map[string]*viper.Viper{}
+	for i := range set.Envs {
+		ev, err := envViper(v, &set.Envs[i])
+		if err != nil {
+			return &exitError{code: 2, err: err}
 		}
+		for k, d := range recordsDefaults { // the prefixes checkCollisions compares
+			ev.SetDefault(k, d)
+		}
+		views[set.Envs[i].Name] = ev
 	}
-
-	if err := bootstrap(ctx, v, src, writer, log); err != nil {
-		return err
+	if err := checkCollisions(set, views); err != nil {
+		return &exitError{code: 2, err: err}
 	}
+	multi := v.IsSet("environments")
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if embedded != nil {
 		reg.MustRegister(embedded.Collector())
-	}
-	adapters, err := newAdapters(v, dataDir, log)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer adapters.Close()
-	if err := adapters.wireGray(ctx, v, cli, log); err != nil {
-		return &exitError{code: 2, err: err}
 	}
 	// the member id the upgrade gate advertises under is ha.id (or
 	// host-pid), the same id buildHA campaigns with on the election key
@@ -306,40 +308,60 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	adapters.shard = ha.shard != nil
-	recs := buildRecords(v, cli, src.Name(), log)                                         // wiring_records.go
-	cfgw, err := buildConfigReleaser(ctx, v, cli, gate, log, recs.store.ConfigIdentities) // wiring_config.go
+	// lead: one election for every environment's engine and the
+	// promotions (ha.mode leader); in ha.mode shard the engines share
+	// the apps and the election is the promotion controller's alone
+	var lead *leadership
+	switch ha.mode {
+	case "leader":
+		lead = newLeadership(ha.elect)
+		ha.elect = lead.Elect
+	case "shard":
+		lead = newLeadership(etcdElect(cli, v.GetString("ha.key"), ha.id, v.GetDuration("ha.ttl"), log.With("component", "election")))
+	}
+	deps := stackDeps{cli: cli, dataDir: dataDir, metrics: engine.NewMetrics(reg), ha: ha, gate: gate, clock: opts.Clock, log: log, multi: multi}
+	stacks := make([]*envStack, 0, len(set.Envs))
+	byName := map[string]*envStack{}
+	for i := range set.Envs {
+		e := &set.Envs[i]
+		st, err := buildEnv(ctx, views[e.Name], e, deps)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		defer st.close()
+		stacks = append(stacks, st)
+		byName[e.Name] = st
+	}
+	def := byName[set.Default]
+	if err := bootstrap(ctx, v, def.parts.source, def.parts.writer, log); err != nil {
+		return err
+	}
+
+	penvs := map[string]*promotion.Env{}
+	for _, st := range stacks {
+		penvs[st.name] = st.promotionEnv()
+	}
+	auditLog := def.recs.audit
+	ctl, err := promotion.New(promotion.Config{Set: set, Envs: penvs, Store: promotion.NewStore(cli, v.GetString("environments.prefix")), Clock: opts.Clock,
+		Logger: log.With("component", "promotion"),
+		Audit: func(ctx context.Context, r audit.Record) {
+			if err := auditLog.Append(ctx, r); err != nil {
+				log.Error("write audit record", "action", r.Action, "err", err)
+			}
+		}})
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	defer cfgw.close()
-	var eng *engine.Engine
-	checks := analysis.New(analysis.Config{Notify: func(app string) { eng.Trigger(app) }, Logger: log.With("component", "analysis"),
-		Journal: etcdstore.OpenJournal(etcdstore.Config{Client: cli, Prefix: v.GetString("etcd.analysisPrefix"), Gate: gate})})
-	defer checks.Close()
-	eng = engine.New(engine.Config{
-		Config:    cfgw.manager,
-		Analysis:  checks,
-		Elect:     ha.elect,
-		Shard:     ha.engineShard(),
-		Nudges:    ha.nudges,
-		ReplicaID: ha.id,
-		Source:    src,
-		Store:     etcdstore.Open(etcdstore.Config{Client: cli, Prefix: v.GetString("etcd.statePrefix"), Gate: gate}),
-		Resolver:  adapters,
-		Logger:    log.With("component", "engine"),
-		Metrics:   engine.NewMetrics(reg),
-		Workers:   v.GetInt("engine.workers"),
-		Resync:    v.GetDuration("engine.resync"),
-		// IdleResync: the back-off ceiling of idle apps (README)
-		IdleResync: v.GetDuration("engine.idleResync"),
-		Records:    recs.keeper,
-	})
-	adapters.Notify(eng.Trigger)
-	adapters.releases = eng.Release
-
-	if err := startNotifications(ctx, v, eng.Broker(), log.With("component", "notify")); err != nil {
-		return &exitError{code: 2, err: err}
+	for _, st := range stacks {
+		st.freeze.set(ctl.Freezer(st.name))
+	}
+	if opts.Controller != nil {
+		opts.Controller <- ctl
+	}
+	for _, st := range stacks {
+		if err := startNotifications(ctx, st.v, st.engine.Broker(), log.With("component", "notify", "env", st.name)); err != nil {
+			return &exitError{code: 2, err: err}
+		}
 	}
 
 	tlsCert, tlsKey := v.GetString("http.tls.certFile"), v.GetString("http.tls.keyFile")
@@ -350,28 +372,67 @@ func serve(ctx context.Context, v *viper.Viper) error {
 	if sessionTTL <= 0 {
 		return &exitError{code: 2, err: fmt.Errorf("http.sessionTTL: %q is not a positive duration", v.GetString("http.sessionTTL"))}
 	}
-	api := server.New(server.Config{
-		Config: cfgw.manager,
-		Engine: eng, Source: src, Writer: writer, Gatherer: reg,
-		Logger: log.With("component", "api"), Ready: extraReady, Gray: adapters.grayAPI(),
-		Records: recs.store, AuditLog: recs.audit, Denials: recs.denials,
-		Console: console.Handler(), Version: buildVersion(),
-		SessionTTL: sessionTTL, SecureCookies: v.GetBool("http.secureCookies") || tlsCert != "",
-	})
-	tokens, err := apiTokens(v)
+	tokens, err := apiTokens(v, set)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	teams, err := appTeams(v)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if len(tokens) == 0 && !loopback(v.GetString("http.addr")) {
 		log.Warn("the API listens beyond loopback without tokens: anyone who reaches it can change releases; set http.token or http.tokens", "addr", v.GetString("http.addr"))
 	}
-	api.SetTokens(tokens)
+	// readiness: every environment's source, and the embedded etcd
+	ready := func(ctx context.Context) error {
+		if embedded != nil {
+			if err := embedded.Check(ctx); err != nil {
+				return err
+			}
+		}
+		for _, st := range stacks {
+			if err := st.ready(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	apis := map[string]http.Handler{}
+	var root http.Handler
+	for _, st := range stacks {
+		label := ""
+		if multi {
+			label = st.name
+		}
+		api := server.New(server.Config{
+			Config: st.cfgw.manager,
+			Engine: st.engine, Source: st.parts.source, Writer: st.parts.writer, Gatherer: reg,
+			Logger: log.With("component", "api"), Ready: ready, Gray: st.adapt.grayAPI(),
+			Records: st.recs.store, AuditLog: auditLog, Denials: def.recs.denials,
+			Console: console.Handler(), Version: buildVersion(),
+			SessionTTL: sessionTTL, SecureCookies: v.GetBool("http.secureCookies") || tlsCert != "",
+			Env: label, Environments: ctl, Teams: teams, Hooks: st.hooks,
+		})
+		api.SetTokens(tokens)
+		apis[st.name] = api.Handler()
+		if st == def {
+			root = apis[st.name]
+		}
+	}
+	root = server.Route(root, apis)
 	addr := v.GetString("http.addr")
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("http.addr %s: %w", addr, err)
 	}
-	httpSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Event streams (the console's live pages) never end by themselves:
+	// their requests' context is ended a second into a shutdown, after
+	// ordinary requests in flight have had the time to finish.
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	httpSrv := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return streams }}
+	httpSrv.RegisterOnShutdown(func() { time.AfterFunc(time.Second, endStreams) })
 	scheme := "http"
 	if tlsCert != "" {
 		// load now, so a bad certificate stops graylane with a clear error
@@ -382,9 +443,19 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		scheme = "https"
 	}
-	log.Info("graylane serving", "api", scheme+"://"+ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/", "source", src.Name(), "data", dataDir)
+	var sources []string
+	for _, st := range stacks {
+		sources = append(sources, st.name+"="+st.parts.source.Name())
+	}
+	log.Info("graylane serving", "api", scheme+"://"+ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/", "environments", sources, "default", set.Default, "data", dataDir)
+	if opts.Serving != nil {
+		opts.Serving <- ln.Addr().String()
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	if lead != nil {
+		go lead.run(gctx)
+	}
 	if addr := v.GetString("debug.pprofAddr"); addr != "" {
 		stop, err := servePprof(gctx, addr, log)
 		if err != nil {
@@ -392,9 +463,26 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		}
 		defer stop()
 	}
-	g.Go(func() error { return eng.Run(gctx) })
+	for _, st := range stacks {
+		g.Go(func() error { return st.engine.Run(gctx) })
+		g.Go(func() error { return st.recs.run(gctx) })
+	}
 	g.Go(func() error { return gate.Run(gctx) })
-	g.Go(func() error { return recs.run(gctx) })
+	g.Go(func() error { return ctl.Run(gctx) })
+	g.Go(func() error {
+		if lead == nil {
+			ctl.Lead(gctx)
+			return nil
+		}
+		for gctx.Err() == nil {
+			lctx, err := lead.Elect(gctx)
+			if err != nil {
+				continue
+			}
+			ctl.Lead(lctx)
+		}
+		return nil
+	})
 	g.Go(func() error {
 		var err error
 		if tlsCert != "" {
@@ -411,7 +499,12 @@ func serve(ctx context.Context, v *viper.Viper) error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return httpSrv.Shutdown(sctx)
+		if err := httpSrv.Shutdown(sctx); err != nil {
+			// requests still running after 5 s are cut: graylane stops anyway
+			log.Warn("HTTP requests still running at shutdown were closed", "err", err)
+			httpSrv.Close()
+		}
+		return nil
 	})
 	err = g.Wait()
 	if v.GetBool("process.stopOnExit") {

@@ -42,7 +42,9 @@ type resolver struct {
 	shard bool
 }
 
-func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, error) {
+// newAdapters wires the backends and routers of one environment (env ""
+// for a graylane without environments) under its data directory.
+func newAdapters(v *viper.Viper, dataDir, env string, log *slog.Logger) (*resolver, error) {
 	r := &resolver{appType: map[string]string{}, backends: map[string]adapters.Backend{}, routers: map[string]func(*spec.Release) (adapters.TrafficRouter, error){}}
 	releases := func(ctx context.Context, app string) (*spec.Release, error) {
 		if r.releases == nil {
@@ -103,7 +105,7 @@ func newAdapters(v *viper.Viper, dataDir string, log *slog.Logger) (*resolver, e
 	}
 
 	// Webhooks: always available; the secret may come from the spec's secretEnv.
-	wb, err := webhook.New(webhook.Config{Secret: []byte(v.GetString("webhook.secret")), Releases: releases, Logger: log.With("component", "webhook"),
+	wb, err := webhook.New(webhook.Config{Secret: []byte(v.GetString("webhook.secret")), Releases: releases, Logger: log.With("component", "webhook"), Env: env,
 		Reassert: v.GetDuration("webhook.reassert")})
 	if err != nil {
 		return nil, fmt.Errorf("webhook backend: %w", err)

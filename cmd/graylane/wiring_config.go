@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/viper"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/graylane/graylane/clock"
 	"github.com/graylane/graylane/configrelease"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/apollo"
@@ -32,6 +33,7 @@ var configDefaults = map[string]any{
 	"config.nacos.servers":        "",                          // default nacos.servers
 	"config.nacos.username":       "",                          // default nacos.username
 	"config.nacos.password":       "",                          // default nacos.password
+	"config.nacos.namespace":      "",                          // targets naming no namespace: "" public; an environment on Nacos: its namespace
 }
 
 // configWiring is the config-in-step machinery: a configrelease.Manager
@@ -64,7 +66,7 @@ func fallback(v *viper.Viper, keys ...string) string {
 //
 // protect names, per app, the config identities kept release revisions
 // are bound to: the history keeps them for a rollback to any revision.
-func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Client, gate *upgrade.Gate, log *slog.Logger,
+func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Client, gate *upgrade.Gate, clk clock.Clock, log *slog.Logger,
 	protect func(ctx context.Context, app string) (map[string]bool, error)) (*configWiring, error) {
 	for k, d := range configDefaults {
 		v.SetDefault(k, d)
@@ -111,6 +113,7 @@ func buildConfigReleaser(ctx context.Context, v *viper.Viper, cli *clientv3.Clie
 		DriftInterval:   v.GetDuration("config.driftInterval"),
 		ReadBackTimeout: v.GetDuration("config.readBackTimeout"),
 		ProbeTimeout:    v.GetDuration("config.probeTimeout"),
+		Clock:           clk,
 	})
 	if err != nil {
 		w.close()

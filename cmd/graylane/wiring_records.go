@@ -35,7 +35,7 @@ type recordsWiring struct {
 	log     *slog.Logger
 }
 
-func buildRecords(v *viper.Viper, cli *clientv3.Client, centre string, log *slog.Logger) *recordsWiring {
+func buildRecords(v *viper.Viper, cli *clientv3.Client, centre, env string, log *slog.Logger) *recordsWiring {
 	for k, d := range recordsDefaults {
 		v.SetDefault(k, d)
 	}
@@ -47,7 +47,7 @@ func buildRecords(v *viper.Viper, cli *clientv3.Client, centre string, log *slog
 	w.denials = audit.NewAggregator(w.audit, nil, log)
 	w.keeper = records.NewKeeper(records.KeeperConfig{Store: w.store, Centre: centre,
 		CentreEdit: func(ctx context.Context, app string, c records.Cause, diff string) error {
-			return w.audit.Append(ctx, audit.Record{Actor: audit.CentrePrefix + centre, Via: "centre", App: app,
+			return w.audit.Append(ctx, audit.Record{Actor: audit.CentrePrefix + centre, Via: "centre", Env: env, App: app,
 				Action: "release document edited in " + centre + " (not through graylane's API)", Target: app, Outcome: audit.Allowed,
 				Content: map[string]any{"documentVersion": c.DocumentVersion}, Diff: redact.Diff(diff)})
 		},

@@ -71,7 +71,16 @@ func (c *slogCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
 	for _, f := range fs {
 		f.AddTo(enc)
 	}
-	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
+	lvl := slogLevel(e.Level)
+	if closing(e.Message, enc.Fields["error"]) {
+		// etcd reports its own listeners closing at a clean stop as an
+		// error; it is not one
+		lvl = slog.LevelDebug
+		if !c.h.Enabled(context.Background(), lvl) || lvl < c.min {
+			return nil
+		}
+	}
+	r := slog.NewRecord(e.Time, lvl, e.Message, 0)
 	for k, v := range enc.Fields {
 		r.AddAttrs(slog.Any(k, v))
 	}
@@ -79,3 +88,13 @@ func (c *slogCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
 }
 
 func (c *slogCore) Sync() error { return nil }
+
+// closing reports whether an etcd log record is its serving loop noticing
+// its own listener closed (a clean stop).
+func closing(msg string, err any) bool {
+	if !strings.HasPrefix(msg, "setting up serving from embedded etcd failed") {
+		return false
+	}
+	e := fmt.Sprint(err)
+	return strings.Contains(e, "http: Server closed") || strings.Contains(e, "use of closed network connection")
+}

@@ -18,7 +18,9 @@ type Message struct {
 // EventView is an event with its app and time.
 type EventView struct {
 	rollout.Event
-	App  string    `json:"app"`
+	App string `json:"app"`
+	// Env is the app's environment ("" without environments).
+	Env  string    `json:"env,omitempty"`
 	Time time.Time `json:"time"`
 }
 

@@ -63,6 +63,14 @@ type Config struct {
 	// Elect, if set, makes this engine one of several: it watches and
 	// serves views all the time but reconciles only while it leads.
 	Elect Elect
+	// Hooks runs release hooks (hooks.go); nil ignores hooks sections.
+	Hooks HookRunner
+	// Freezer says whether the engine's environment is frozen (hooks.go);
+	// nil: never.
+	Freezer Freezer
+	// Env names the engine's environment in metrics, logs and events
+	// ("" for a graylane without environments, shown as "default").
+	Env string
 	// Shard, if set (instead of Elect), makes this engine one of several
 	// replicas sharing the apps (sharding.go): it drives only the apps
 	// that belong to it, and serves every app's view from the records.
@@ -187,6 +195,7 @@ func New(cfg Config) *Engine {
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Second
 	}
+	cfg.Metrics = cfg.Metrics.For(cfg.Env)
 	if cfg.IdleResync <= 0 {
 		cfg.IdleResync = DefaultIdleResync
 	}
@@ -242,6 +251,23 @@ func (e *Engine) Trigger(app string) {
 		q.Add(app)
 	}
 }
+
+// TriggerAll asks for a pass over every app the engine knows (after its
+// environment was unfrozen, for instance).
+func (e *Engine) TriggerAll() {
+	e.mu.Lock()
+	var apps []string
+	for _, en := range e.docs.Entries() {
+		apps = append(apps, en.App)
+	}
+	e.mu.Unlock()
+	for _, a := range apps {
+		e.Trigger(a)
+	}
+}
+
+// Env is the engine's environment ("" without environments).
+func (e *Engine) Env() string { return e.cfg.Env }
 
 // Leader reports whether this engine is reconciling (always true without
 // Config.Elect once Run has started).
@@ -461,7 +487,7 @@ func (e *Engine) emit(app string, ev rollout.Event) {
 		lvl = slog.LevelWarn
 	}
 	e.log.Log(context.Background(), lvl, ev.Message, "app", app, "reason", ev.Reason)
-	e.broker.Publish(app, Message{Kind: "event", Event: &EventView{Event: ev, App: app, Time: e.cfg.Clock.Now()}})
+	e.broker.Publish(app, Message{Kind: "event", Event: &EventView{Event: ev, App: app, Env: e.cfg.Env, Time: e.cfg.Clock.Now()}})
 }
 
 func (e *Engine) setLive(app string, f func(*live)) {

@@ -100,6 +100,7 @@ type pass struct {
 	obs    rollout.Observed
 	config configPass
 	checks map[string]rollout.CheckResult
+	hooks  *rollout.HookGate
 	plan   rollout.Decision
 
 	// event: a pass asked for by an event, not a timer; idle: the app's
@@ -141,6 +142,9 @@ func (p *pass) run(ctx context.Context) (time.Duration, error) {
 	}
 	if next, done, err := p.observe(ctx); done {
 		return next, err
+	}
+	if err := p.gateHooks(ctx); err != nil { // hooks.go
+		return 0, p.fail(ctx, err)
 	}
 	p.decide()
 	applyErr := p.apply(ctx)
@@ -314,7 +318,7 @@ func (p *pass) decide() {
 	e.mu.Unlock()
 	p.checks = checks
 	p.plan = rollout.Plan(rollout.Input{Spec: p.rel, Status: st, Observed: p.obs, Command: p.cmd.Command, Now: p.now, Checks: checks, Config: p.config.gate,
-		RollbackIntent: p.rollbackIntent()})
+		RollbackIntent: p.rollbackIntent(), Hooks: p.hooks, Frozen: e.frozen()})
 	p.plan.Events = append(p.config.events, p.plan.Events...)
 	if e.cfg.Analysis != nil {
 		if ds := p.plan.Status; ds.CanaryVersion != "" && !ds.Rollback && p.rel.Strategy.Analysis != nil {
@@ -357,6 +361,7 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 		return 0, p.fail(ctx, err)
 	}
 	p.rec.Status = d.Status
+	p.rec.Identity = p.identity
 	p.rec.Observed = VersionCounts(p.insts, d.Status.CanaryVersion, d.Status.StableVersion)
 	p.rec.Driver = e.replicaID()
 	cmd := p.cmd
@@ -387,6 +392,7 @@ func (p *pass) persist(ctx context.Context, applyErr error) (time.Duration, erro
 	if cmd.ID != "" {
 		e.resolveCommand(*p.rec.LastCommand)
 	}
+	p.runHooks(ctx) // hooks.go
 	e.cfg.Metrics.observeStatus(app, p.before, d.Status, p.now)
 	e.cfg.Metrics.observeRevisions(revs)
 	p.recordDrift(ctx, d.Events) // records.go

@@ -244,18 +244,18 @@ func newReleaseMetrics(reg prometheus.Registerer) *releaseMetrics {
 	m := &releaseMetrics{
 		started: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "graylane_releases_started_total", Help: "Releases (revisions) started, by app and kind (release, rollback).",
-		}, []string{"app", "kind"}),
+		}, []string{"env", "app", "kind"}),
 		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "graylane_releases_ended_total", Help: "Releases (revisions) ended, by app and outcome (promoted, aborted, rolled-back, superseded, failed).",
-		}, []string{"app", "outcome"}),
+		}, []string{"env", "app", "outcome"}),
 		lead: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "graylane_release_lead_time_seconds", Help: "Lead time of promoted releases: desired version seen to Healthy.",
 			Buckets: buckets,
-		}, []string{"app"}),
+		}, []string{"env", "app"}),
 		restore: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "graylane_release_time_to_restore_seconds", Help: "Time to restore: failure detected to all traffic back on a good version (failed releases and rollbacks to a revision).",
 			Buckets: buckets,
-		}, []string{"app"}),
+		}, []string{"env", "app"}),
 	}
 	reg.MustRegister(m.started, m.ended, m.lead, m.restore)
 	return m
@@ -269,23 +269,23 @@ func (m *Metrics) observeRevisions(ch records.Changes) {
 	r := m.releases
 	for _, s := range ch.Started {
 		if s.Kind != records.KindAdopted {
-			r.started.WithLabelValues(s.App, s.Kind).Inc()
+			r.started.WithLabelValues(m.env, s.App, s.Kind).Inc()
 		}
 	}
 	for _, e := range ch.Ended {
 		if e.Kind == records.KindAdopted {
 			continue
 		}
-		r.ended.WithLabelValues(e.App, e.Outcome).Inc()
+		r.ended.WithLabelValues(m.env, e.App, e.Outcome).Inc()
 		switch {
 		case e.Outcome != records.Promoted:
 		case e.Kind == records.KindRelease:
-			r.lead.WithLabelValues(e.App).Observe(e.Took(e.EndedAt).Seconds())
+			r.lead.WithLabelValues(m.env, e.App).Observe(e.Took(e.EndedAt).Seconds())
 		case e.RollbackTo > 0:
-			r.restore.WithLabelValues(e.App).Observe(e.Took(e.EndedAt).Seconds())
+			r.restore.WithLabelValues(m.env, e.App).Observe(e.Took(e.EndedAt).Seconds())
 		}
 	}
 	for _, w := range ch.Restored {
-		r.restore.WithLabelValues(w.App).Observe(w.RestoredAt.Sub(w.FailedAt).Seconds())
+		r.restore.WithLabelValues(m.env, w.App).Observe(w.RestoredAt.Sub(w.FailedAt).Seconds())
 	}
 }

@@ -31,6 +31,10 @@ type Record struct {
 	SpecError *FieldError `json:"specError,omitempty"`
 	// Status is the planner's status.
 	Status rollout.Status `json:"status"`
+	// Identity is the release identity of Spec (its version, or
+	// "<version>_cfg<digest>" for a config-only change), as of the last
+	// pass that planned it.
+	Identity string `json:"identity,omitempty"`
 	// Commands waiting for the next pass, oldest first.
 	Commands []PendingCommand `json:"commands,omitempty"`
 	// LastCommand is the outcome of the last command processed.

@@ -21,8 +21,12 @@ type AppView struct {
 	// DocumentVersion is the version of the app's document in the centre
 	// as last read (etcd: mod revision; Nacos, Apollo: MD5), for a
 	// compare-and-swap write (If-Match). Empty when the app has none.
-	DocumentVersion string     `json:"documentVersion,omitempty"`
-	Status          StatusView `json:"status"`
+	DocumentVersion string `json:"documentVersion,omitempty"`
+	// Env is the environment the app is in (the engine's).
+	Env string `json:"env,omitempty"`
+	// Identity is the release identity of Spec ("" before its first pass).
+	Identity string     `json:"identity,omitempty"`
+	Status   StatusView `json:"status"`
 }
 
 // StatusView is an app's status with its live instances.
@@ -120,7 +124,7 @@ func (e *Engine) view(app string, rec Record, rev int64, rel *spec.Release) (App
 	if rev == 0 && !haveDoc {
 		return AppView{}, false
 	}
-	v := AppView{App: app}
+	v := AppView{App: app, Env: e.cfg.Env, Identity: rec.Identity}
 	if haveDoc {
 		v.DocumentVersion = doc.Version
 	}

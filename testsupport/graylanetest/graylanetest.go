@@ -214,14 +214,18 @@ func (g *Graylane) Resume() {
 
 // Stop sends SIGTERM to graylane (a graceful stop, as Ctrl-C) and waits
 // for it to exit.
-func (g *Graylane) Stop() {
+func (g *Graylane) Stop() { _ = g.StopStatus() }
+
+// StopStatus is Stop that returns how graylane exited (nil: status 0).
+func (g *Graylane) StopStatus() error {
 	g.t.Helper()
 	if g.cmd == nil {
-		return
+		return nil
 	}
 	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
 	select {
-	case <-g.waitErr:
+	case err = <-g.waitErr:
 	case <-time.After(60 * time.Second):
 		g.t.Fatalf("graylane did not exit within 60s of SIGTERM\n%s", g.LogTail(40))
 	}
@@ -230,6 +234,7 @@ func (g *Graylane) Stop() {
 		g.etcd.Close()
 		g.etcd = nil
 	}
+	return err
 }
 
 // Restart starts graylane again on the same data directory and ports.

@@ -160,7 +160,10 @@ export interface SessionInfo {
   authRequired: boolean;
   authenticated: boolean;
   user?: string;
-  role?: 'read' | 'write';
+  role?: 'read' | 'write' | 'request' | 'approve' | 'release' | 'admin' | '';
+  environments?: Record<string, string>;
+  /** the declared environments in order (none: no environments) */
+  envs?: string[];
   csrf?: string;
   expiresAt?: string;
   error?: string;
@@ -251,6 +254,7 @@ export class ApiError extends Error {
     readonly detail: string,
     readonly field?: string,
     readonly errors?: FieldMsg[],
+    readonly answer?: any,
   ) {
     super(describe(status, detail));
   }
@@ -267,7 +271,7 @@ function describe(status: number, detail: string): string {
     case 404:
       return `Not found: ${detail}`;
     case 409:
-      return `The engine refused: ${detail}`;
+      return `Refused: ${detail}`;
     case 412:
       return 'Someone changed this spec since you loaded it. Reload to see their change, then edit again.';
     case 405:
@@ -308,7 +312,7 @@ export async function call<T>(method: string, path: string, body?: string, heade
   }
   if (!resp.ok) {
     const detail = (data && data.error) || text || resp.statusText;
-    const err = new ApiError(resp.status, detail, data?.field, data?.errors);
+    const err = new ApiError(resp.status, detail, data?.field, data?.errors, data);
     if (resp.status === 401) onUnauthorized(detail);
     throw err;
   }
@@ -317,28 +321,149 @@ export async function call<T>(method: string, path: string, body?: string, heade
 
 const enc = encodeURIComponent;
 
+// The environment the console's app pages show ('' is the default one):
+// its API is /api/v1/envs/{env}/..., its pages /envs/{env}/apps/{app}.
+let env = '';
+
+/** setEnv picks the environment the app pages and the list show. */
+export function setEnv(e: string) {
+  env = e;
+}
+
+/** currentEnv is the environment picked ('' for the default one). */
+export function currentEnv(): string {
+  return env;
+}
+
+/** apiPath is an app API path in the current environment. */
+export function apiPath(path: string): string {
+  return env ? `/api/v1/envs/${enc(env)}${path}` : `/api/v1${path}`;
+}
+
+/** appHref is the console page of app in environment e (default: the current one). */
+export function appHref(app: string, e: string = env): string {
+  return e ? `/envs/${enc(e)}/apps/${enc(app)}` : `/apps/${enc(app)}`;
+}
+
+export interface Rules {
+  from?: string;
+  soak?: string;
+  approvals?: number;
+  approvalTTL?: string;
+  windows?: string[];
+  autoPromote?: boolean;
+  requireAnalysis?: string[];
+}
+
+export interface Freeze { env: string; reason: string; by: string; at: string }
+
+export interface EnvSummary { name: string; default?: boolean; centre: string; rules: Rules; frozen?: Freeze; next?: string[] }
+
+export interface Run {
+  bundle: string;
+  version: string;
+  identity: string;
+  configDigest?: string;
+  healthySince: string;
+  analysis?: string;
+  analysisDetail?: string;
+  revision?: number;
+}
+
+export interface Refusal { rule: string; reason: string }
+
+export interface Verdict {
+  allowed: boolean;
+  refusals?: Refusal[];
+  candidate?: Run;
+  approvals: number;
+  needed: number;
+  approvedBy?: string[];
+  retryAt?: string;
+}
+
+export interface PromotionRequest {
+  id: string;
+  env: string;
+  app: string;
+  from: string;
+  bundle: string;
+  version: string;
+  requestedBy: string;
+  requestedAt: string;
+  approvals?: { by: string; at: string; expires: string; bundle: string }[];
+  state: string;
+  rule?: string;
+  reason?: string;
+  promotedAt?: string;
+}
+
+export interface AppEnv extends EnvSummary {
+  present: boolean;
+  phase?: Phase;
+  message?: string;
+  version?: string;
+  identity?: string;
+  bundle?: Run;
+  desired?: string;
+  failed?: { bundle: string; version: string; analysis?: boolean; reason: string; at: string };
+  reported?: Record<string, number>;
+  promotion?: Verdict;
+  request?: PromotionRequest;
+}
+
+export interface Board { environments: EnvSummary[]; apps: { app: string; environments: AppEnv[] }[] }
+
+export interface PromoteResult {
+  outcome: 'promoted' | 'pending' | 'refused' | 'approved';
+  env: string;
+  app: string;
+  from?: string;
+  rule?: string;
+  reason?: string;
+  verdict?: Verdict;
+  request?: PromotionRequest;
+}
+
+/** envCall is a promote or approve: 409 and 202 are answers, not errors. */
+async function envCall(app: string, e: string, action: 'promote' | 'approve'): Promise<PromoteResult> {
+  try {
+    return await call<PromoteResult>('POST', `/api/v1/apps/${enc(app)}/environments/${enc(e)}/${action}`, '{}');
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409 && err.answer?.outcome) return err.answer as PromoteResult;
+    throw err;
+  }
+}
+
 export const api = {
   session: () => call<SessionInfo>('GET', '/api/v1/session'),
   login: (token: string) => call<SessionInfo>('POST', '/api/v1/session', JSON.stringify({ token })),
   logout: () => call<SessionInfo>('DELETE', '/api/v1/session'),
   health: () => call<Health>('GET', '/api/v1/health'),
-  list: (q: URLSearchParams) => call<AppList>('GET', '/api/v1/apps?' + q.toString()),
-  app: (app: string) => call<AppDetail>('GET', `/api/v1/apps/${enc(app)}`),
-  spec: (app: string) => call<SpecDoc>('GET', `/api/v1/apps/${enc(app)}/spec`),
-  gray: (app: string) => call<GrayDoc>('GET', `/api/v1/apps/${enc(app)}/gray`),
+  list: (q: URLSearchParams) => call<AppList>('GET', apiPath('/apps?') + q.toString()),
+  app: (app: string) => call<AppDetail>('GET', apiPath(`/apps/${enc(app)}`)),
+  spec: (app: string) => call<SpecDoc>('GET', apiPath(`/apps/${enc(app)}/spec`)),
+  gray: (app: string) => call<GrayDoc>('GET', apiPath(`/apps/${enc(app)}/gray`)),
   validate: (app: string, doc: string) =>
-    call<{ valid: boolean; errors?: FieldMsg[] }>('POST', `/api/v1/apps/${enc(app)}/validate`, doc, { 'Content-Type': 'application/yaml' }),
+    call<{ valid: boolean; errors?: FieldMsg[] }>('POST', apiPath(`/apps/${enc(app)}/validate`), doc, { 'Content-Type': 'application/yaml' }),
   save: (app: string, doc: string, ifMatch: string) =>
-    call<{ documentVersion: string }>('PUT', `/api/v1/apps/${enc(app)}`, doc, { 'Content-Type': 'application/yaml', 'If-Match': ifMatch }),
+    call<{ documentVersion: string }>('PUT', apiPath(`/apps/${enc(app)}`), doc, { 'Content-Type': 'application/yaml', 'If-Match': ifMatch }),
   setVersion: (app: string, version: string) =>
-    call<{ documentVersion: string }>('PUT', `/api/v1/apps/${enc(app)}/version`, JSON.stringify({ version })),
-  command: (app: string, cmd: string) => call<AppDetail>('POST', `/api/v1/apps/${enc(app)}/${enc(cmd)}`),
+    call<{ documentVersion: string }>('PUT', apiPath(`/apps/${enc(app)}/version`), JSON.stringify({ version })),
+  command: (app: string, cmd: string) => call<AppDetail>('POST', apiPath(`/apps/${enc(app)}/${enc(cmd)}`)),
   dryRunSpec: (app: string, doc: string) =>
-    call<DryRun>('PUT', `/api/v1/apps/${enc(app)}?dryRun=true`, doc, { 'Content-Type': 'application/yaml' }),
-  dryRunVersion: (app: string, version: string) => call<DryRun>('PUT', `/api/v1/apps/${enc(app)}/version?dryRun=true`, JSON.stringify({ version })),
-  revisions: (app: string) => call<{ app: string; revisions: Revision[] }>('GET', `/api/v1/apps/${enc(app)}/revisions`),
+    call<DryRun>('PUT', apiPath(`/apps/${enc(app)}?dryRun=true`), doc, { 'Content-Type': 'application/yaml' }),
+  dryRunVersion: (app: string, version: string) => call<DryRun>('PUT', apiPath(`/apps/${enc(app)}/version?dryRun=true`), JSON.stringify({ version })),
+  revisions: (app: string) => call<{ app: string; revisions: Revision[] }>('GET', apiPath(`/apps/${enc(app)}/revisions`)),
   rollbackTo: (app: string, revision: number) =>
-    call<{ revision: number; version: string; mode: string }>('POST', `/api/v1/apps/${enc(app)}/rollback`, JSON.stringify({ revision })),
+    call<{ revision: number; version: string; mode: string }>('POST', apiPath(`/apps/${enc(app)}/rollback`), JSON.stringify({ revision })),
   stats: () => call<{ windows: Record<string, { all: Stats; apps: Record<string, Stats> }> }>('GET', '/api/v1/stats'),
   audit: (q: URLSearchParams) => call<{ records: AuditRecord[] }>('GET', '/api/v1/audit?' + q.toString()),
+  environments: () => call<{ environments: EnvSummary[] }>('GET', '/api/v1/environments'),
+  pipeline: () => call<Board>('GET', '/api/v1/pipeline'),
+  appEnvironments: (app: string) => call<{ app: string; environments: AppEnv[] }>('GET', `/api/v1/apps/${enc(app)}/environments`),
+  promoteEnv: (app: string, e: string) => envCall(app, e, 'promote'),
+  approveEnv: (app: string, e: string) => envCall(app, e, 'approve'),
+  freeze: (e: string, reason: string) => call<Freeze>('PUT', `/api/v1/environments/${enc(e)}/freeze`, JSON.stringify({ reason })),
+  unfreeze: (e: string) => call<{ env: string }>('DELETE', `/api/v1/environments/${enc(e)}/freeze`),
 };

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, type Action, type AppDetail, type EventView, type SessionInfo } from './api';
+import { api, ApiError, apiPath, currentEnv, type Action, type AppDetail, type EventView, type SessionInfo } from './api';
 import { AttentionTags, Card, PhaseBadge, WeightsBar } from './components';
 import { Analysis, Config, Gray, Instances, Steps } from './cards';
 import { ACTIONS, ConfirmDialog, SetVersionDialog } from './dialogs';
@@ -31,7 +31,7 @@ export function AppPage({ app, session }: { app: string; session: SessionInfo })
     reload();
     document.title = `${app} · graylane`;
     const stop = follow(
-      `/api/v1/apps/${encodeURIComponent(app)}/events`,
+      apiPath(`/apps/${encodeURIComponent(app)}/events`),
       {
         status: (m: { app: AppDetail }) => m.app && setD(m.app),
         event: (m: { event: EventView }) =>
@@ -55,7 +55,7 @@ export function AppPage({ app, session }: { app: string; session: SessionInfo })
   if (!d) {
     return (
       <div class="page">
-        <Crumbs app={app} />
+        <Crumbs app={app} session={session} />
         {err ? (
           <p class="error" role="alert">
             {err}
@@ -91,7 +91,7 @@ export function AppPage({ app, session }: { app: string; session: SessionInfo })
 
   return (
     <div class="page">
-      <Crumbs app={app} />
+      <Crumbs app={app} session={session} />
       <div class="app-head">
         <div>
           <h1>
@@ -271,14 +271,23 @@ export function AppPage({ app, session }: { app: string; session: SessionInfo })
   );
 }
 
-function Crumbs({ app }: { app: string }) {
+function Crumbs({ app, session }: { app: string; session: SessionInfo }) {
+  const e = currentEnv();
   return (
     <nav class="crumbs" aria-label="Breadcrumb">
-      <a href="/" onClick={onLink}>
-        Apps
+      <a href={e ? `/envs/${encodeURIComponent(e)}` : '/'} onClick={onLink}>
+        {e ? `Apps in ${e}` : 'Apps'}
       </a>
       <span aria-hidden="true"> / </span>
       <span aria-current="page">{app}</span>
+      {session.envs?.length ? (
+        <>
+          <span aria-hidden="true"> · </span>
+          <a href={`/apps/${encodeURIComponent(app)}/environments`} onClick={onLink} data-testid="environments-link">
+            across environments
+          </a>
+        </>
+      ) : null}
     </nav>
   );
 }

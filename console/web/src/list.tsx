@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, PHASES, type AppList, type Changes, type Counts, type Phase, type Summary } from './api';
+import { api, ApiError, apiPath, appHref, currentEnv, PHASES, type AppList, type Changes, type Counts, type Phase, type Summary } from './api';
 import { AttentionTags, PhaseBadge, WeightsBar, versionClass } from './components';
 import { ago, attentionLabel, phaseLabel } from './format';
 import { follow, type LiveState } from './live';
@@ -31,7 +31,9 @@ function filterURL(f: Filter): string {
   if (f.q) p.set('q', f.q);
   if (f.attention) p.set('attention', f.attention);
   const s = p.toString();
-  return s ? `/?${s}` : '/';
+  const e = currentEnv();
+  const base = e ? `/envs/${encodeURIComponent(e)}` : '/';
+  return s ? `${base}?${s}` : base;
 }
 
 export function AppsPage() {
@@ -105,7 +107,7 @@ export function AppsPage() {
   // again when membership may have changed
   useEffect(() => {
     const stop = follow(
-      '/api/v1/events',
+      apiPath('/events'),
       {
         apps: (ch: Changes) => {
           setCounts(ch.counts);
@@ -277,7 +279,7 @@ export function AppsPage() {
 }
 
 function Row({ s, now }: { s: Summary; now: number }) {
-  const href = `/apps/${encodeURIComponent(s.app)}`;
+  const href = appHref(s.app);
   const step = s.canaryVersion && s.totalSteps > 0 ? `step ${Math.min(s.step + 1, s.totalSteps)}/${s.totalSteps}` : '';
   return (
     <tr data-app={s.app} data-phase={s.phase || 'Pending'}>

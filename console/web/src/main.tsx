@@ -1,11 +1,12 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, setSession, type Health, type SessionInfo } from './api';
+import { api, setEnv, setSession, type Health, type SessionInfo } from './api';
 import { navigate, onLink, useLocation } from './router';
 import { AppsPage } from './list';
 import type { AppPage as AppPageType } from './app';
 import { LoginPage } from './login';
 import { AuditPage, StatsPage } from './records';
+import { EnvironmentListPage, EnvironmentsPage } from './envs';
 import './style.css';
 
 function Header({ session, onLogout }: { session: SessionInfo; onLogout: () => void }) {
@@ -41,6 +42,11 @@ function Header({ session, onLogout }: { session: SessionInfo; onLogout: () => v
           <span class="muted version" title="graylane version">{/^\d/.test(session.version) ? `v${session.version}` : session.version}</span>
         </div>
         <nav class="top-nav" aria-label="Records">
+          {session.envs?.length ? (
+            <a href="/environments" onClick={onLink}>
+              Environments
+            </a>
+          ) : null}
           <a href="/stats" onClick={onLink}>
             Statistics
           </a>
@@ -53,7 +59,7 @@ function Header({ session, onLogout }: { session: SessionInfo; onLogout: () => v
             <>
               <span class="user" data-testid="user">
                 {session.user}
-                <span class={`role role-${session.role}`}>{session.role === 'write' ? 'write' : 'read-only'}</span>
+                <span class={`role role-${session.role}`}>{session.role === 'read' ? 'read-only' : session.role}</span>
               </span>
               <button class="btn btn-ghost btn-small" onClick={onLogout}>
                 Sign out
@@ -131,20 +137,30 @@ function Root() {
     setNotice('You signed out.');
     setSess({ ...session, authenticated: false, user: undefined, csrf: undefined });
   });
-  const m = loc.path.match(/^\/apps\/([^/]+)\/?$/);
+  // /envs/{env}/... is the same page in environment env
+  const em = loc.path.match(/^\/envs\/([^/]+)(\/.*)?$/);
+  const env = em ? decodeURIComponent(em[1]) : '';
+  const path = em ? em[2] || '/' : loc.path;
+  setEnv(env);
+  const m = path.match(/^\/apps\/([^/]+)\/?$/);
+  const ae = path.match(/^\/apps\/([^/]+)\/environments\/?$/);
   return (
     <>
       <a class="skip" href="#main">Skip to content</a>
       <Header session={session} onLogout={logout} />
       <main id="main" tabIndex={-1}>
         {m ? (
-          <LazyAppPage key={m[1]} app={decodeURIComponent(m[1])} session={session} />
+          <LazyAppPage key={env + '/' + m[1]} app={decodeURIComponent(m[1])} session={session} />
+        ) : ae ? (
+          <EnvironmentsPage key={ae[1]} app={decodeURIComponent(ae[1])} session={session} />
+        ) : path === '/environments' ? (
+          <EnvironmentListPage session={session} />
         ) : loc.path === '/stats' ? (
           <StatsPage />
         ) : loc.path === '/audit' ? (
           <AuditPage search={loc.search} />
         ) : (
-          <AppsPage />
+          <AppsPage key={env} />
         )}
       </main>
     </>
