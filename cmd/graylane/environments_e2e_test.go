@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apolloconfig/agollo/v4"
-	agolloconfig "github.com/apolloconfig/agollo/v4/env/config"
 	"github.com/nacos-group/nacos-sdk-go/v2/clients"
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
@@ -473,22 +471,13 @@ func TestEndToEndEnvironmentsPromotion(t *testing.T) {
 	if !strings.Contains(string(effective), "prod-db") || !strings.Contains(string(effective), "greeting: hello v2") {
 		t.Fatalf("effective prod config %q", effective)
 	}
-	// Apollo's own client reads prod's config: the bundle's bytes with prod's overlay
-	ac, err := agollo.StartWithConfig(func() (*agolloconfig.AppConfig, error) {
-		return &agolloconfig.AppConfig{AppID: "shop", Cluster: "default", NamespaceName: "app.yaml", IP: w.apollo.URL(), MustStart: true}, nil
-	})
-	if err != nil {
-		t.Fatalf("agollo: %v", err)
-	}
-	testenv.Eventually(t, 30*time.Second, "agollo reads prod's effective config", func() error {
-		cfg := ac.GetConfig("app.yaml")
-		if cfg == nil {
-			return errors.New("no app.yaml yet")
-		}
-		g, db := cfg.GetValue("greeting"), cfg.GetValue("db.url")
-		return testenv.Check(g == "hello v2" && db == "jdbc:mysql://prod-db/shop", "greeting %q, db.url %q", g, db)
-	})
-	// and the bytes, through the config service protocol agollo speaks
+	// Apollo holds the bundle's bytes with prod's overlay, read through the
+	// config service protocol agollo speaks. (agollo itself is not started
+	// in this process: graylane runs in-process here with its own agollo
+	// client, and agollo keeps its server list in package globals that two
+	// clients in one process race on (the race detector caught it). Prod's
+	// instances read the config through the same protocol in their own
+	// processes (sdk/config); their checksums are checked below.)
 	if got := w.apolloContent("shop", "app.yaml"); got != string(effective) {
 		t.Fatalf("Apollo holds %q for prod, want the bundle with prod's overlay %q", got, effective)
 	}
