@@ -194,28 +194,16 @@ func (s *Server) answer(c *gin.Context, what string, r promotion.Result) {
 	}
 }
 
-func (s *Server) promoteEnv(c *gin.Context) {
-	e, ok := s.environments(c)
-	if !ok {
-		return
-	}
-	app, ok := s.checkApp(c)
-	if !ok {
-		return
-	}
-	bundle, ok := s.bundleBody(c)
-	if !ok {
-		return
-	}
-	r, err := e.Promote(c.Request.Context(), c.Param("env"), app, bundle, s.caller(c))
-	if err != nil {
-		s.failEnv(c, err)
-		return
-	}
-	s.answer(c, "promote", r)
-}
+func (s *Server) promoteEnv(c *gin.Context) { s.bundleAction(c, "promote", Environments.Promote) }
 
 func (s *Server) approveEnv(c *gin.Context) {
+	s.bundleAction(c, "approve promotion of", Environments.Approve)
+}
+
+// bundleAction runs a promotion action (promote, approve) on the bundle
+// the body names for the app in the environment of the path.
+func (s *Server) bundleAction(c *gin.Context, what string,
+	act func(Environments, context.Context, string, string, string, promotion.Caller) (promotion.Result, error)) {
 	e, ok := s.environments(c)
 	if !ok {
 		return
@@ -228,12 +216,12 @@ func (s *Server) approveEnv(c *gin.Context) {
 	if !ok {
 		return
 	}
-	r, err := e.Approve(c.Request.Context(), c.Param("env"), app, bundle, s.caller(c))
+	r, err := act(e, c.Request.Context(), c.Param("env"), app, bundle, s.caller(c))
 	if err != nil {
 		s.failEnv(c, err)
 		return
 	}
-	s.answer(c, "approve promotion of", r)
+	s.answer(c, what, r)
 }
 
 // FreezeBody is the body of PUT /environments/{env}/freeze.
