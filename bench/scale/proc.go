@@ -52,6 +52,9 @@ func startReplica(ctx context.Context, bin, root, id string, cfg map[string]any)
 		"http": map[string]any{"addr": fmt.Sprintf("127.0.0.1:%d", port)},
 		"data": map[string]any{"dir": filepath.Join(dir, "data")},
 		"log":  map[string]any{"level": "info"},
+		// webhook apps route nothing through the built-in proxy: keep it
+		// inside graylane, so no proxy process outlives a killed replica
+		"proxy": map[string]any{"mode": "embedded"},
 	}
 	if _, external := cfg["etcd"]; !external {
 		r.etcd = fmt.Sprintf("127.0.0.1:%d", freePort())

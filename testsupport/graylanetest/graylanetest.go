@@ -100,12 +100,32 @@ func Start(t testing.TB, opts Options) *Graylane {
 		t.Fatal(err)
 	}
 	g := &Graylane{t: t, Dir: dir, Bin: bin, env: opts.Env}
+	t.Cleanup(g.cleanup)
+	for attempt := 1; ; attempt++ {
+		g.configure(opts)
+		err := g.tryStart("/readyz")
+		if err == nil {
+			return g
+		}
+		// free ports are picked, then bound by graylane: another process
+		// may take one in between
+		if attempt < 3 && strings.Contains(g.LogTail(40), "address already in use") {
+			t.Logf("graylane start %d: a port was taken meanwhile; starting again on other ports", attempt)
+			continue
+		}
+		t.Fatalf("%v", err)
+	}
+}
+
+// configure picks free ports and writes graylane's config file.
+func (g *Graylane) configure(opts Options) {
+	t := g.t
 	httpPort := testenv.FreePort(t)
 	g.APIURL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	g.EtcdAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfg := map[string]any{
 		"http": map[string]any{"addr": fmt.Sprintf("127.0.0.1:%d", httpPort)},
-		"data": map[string]any{"dir": filepath.Join(dir, "data")},
+		"data": map[string]any{"dir": filepath.Join(g.Dir, "data")},
 		"log":  map[string]any{"level": "debug"},
 		"etcd": map[string]any{"embedded": map[string]any{
 			"clientAddr": g.EtcdAddr,
@@ -118,13 +138,10 @@ func Start(t testing.TB, opts Options) *Graylane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.config = filepath.Join(dir, "graylane.yaml")
+	g.config = filepath.Join(g.Dir, "graylane.yaml")
 	if err := os.WriteFile(g.config, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(g.cleanup)
-	g.start()
-	return g
 }
 
 func merge(dst, src map[string]any) {
@@ -143,6 +160,15 @@ func (g *Graylane) start() { g.startWaiting("/readyz") }
 
 func (g *Graylane) startWaiting(path string) {
 	g.t.Helper()
+	if err := g.tryStart(path); err != nil {
+		g.t.Fatalf("%v", err)
+	}
+}
+
+// tryStart starts graylane and waits until path answers 200; it returns
+// an error (with the log's tail) when graylane exits first.
+func (g *Graylane) tryStart(path string) error {
+	g.t.Helper()
 	g.starts++
 	g.logPath = filepath.Join(g.Dir, fmt.Sprintf("graylane-%d.log", g.starts))
 	logf, err := os.Create(g.logPath)
@@ -160,10 +186,13 @@ func (g *Graylane) startWaiting(path string) {
 	g.cmd = cmd
 	g.waitErr = make(chan error, 1)
 	go func() { g.waitErr <- cmd.Wait(); logf.Close() }()
+	var exited error
 	testenv.Eventually(g.t, 60*time.Second, "graylane "+path+" answers 200", func() error {
 		select {
 		case err := <-g.waitErr:
-			g.t.Fatalf("graylane exited during start-up: %v\n%s", err, g.LogTail(40))
+			g.cmd = nil // its exit is read: nothing may wait for it again
+			exited = fmt.Errorf("graylane exited during start-up: %v\n%s", err, g.LogTail(40))
+			return nil
 		default:
 		}
 		resp, err := http.Get(g.APIURL + path)
@@ -173,6 +202,7 @@ func (g *Graylane) startWaiting(path string) {
 		resp.Body.Close()
 		return testenv.Check(resp.StatusCode == 200, "%s", resp.Status) // the log tail follows at cleanup
 	})
+	return exited
 }
 
 // Kill sends SIGKILL to graylane (only graylane: the instances it started
@@ -378,8 +408,12 @@ func (g *Graylane) Starts(app string) map[string]int {
 
 // ProxyPID is the pid of the built-in proxy's process (`graylane proxy`,
 // which outlives graylane), 0 when none runs.
-func (g *Graylane) ProxyPID() int {
-	b, err := os.ReadFile(filepath.Join(g.Dir, "data", "proxy", "proxy.lock"))
+func (g *Graylane) ProxyPID() int { return proxyPID(filepath.Join(g.Dir, "data", "proxy")) }
+
+// proxyPID is the pid of the `graylane proxy` serving dir, from its lock
+// file; 0 when none runs.
+func proxyPID(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "proxy.lock"))
 	if err != nil {
 		return 0
 	}
@@ -388,9 +422,9 @@ func (g *Graylane) ProxyPID() int {
 		return 0
 	}
 	// the pid may be stale (the proxy died, the pid was reused): only a
-	// `graylane proxy` of this test's directory counts
+	// `graylane proxy` of this directory counts
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), "proxy\x00--dir\x00"+filepath.Join(g.Dir, "data", "proxy")) {
+	if err != nil || !strings.Contains(string(cmdline), "proxy\x00--dir\x00"+dir) {
 		return 0
 	}
 	return pid
@@ -408,14 +442,20 @@ func (g *Graylane) cleanup() {
 		}
 	}
 	g.Kill()
-	// the proxy process outlives graylane by design: stop it by the pid
-	// it recorded in its lock file
-	if pid := g.ProxyPID(); pid > 0 {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+	// the proxy processes outlive graylane by design (one per
+	// environment): stop each by the pid it recorded in its lock file
+	data := filepath.Join(g.Dir, "data")
+	envs, _ := filepath.Glob(filepath.Join(data, "envs", "*"))
+	for _, root := range append([]string{data}, envs...) {
+		if pid := proxyPID(filepath.Join(root, "proxy")); pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 	// stop every instance this graylane started: they run in their own
 	// process groups and would outlive the test
-	files, _ := filepath.Glob(filepath.Join(g.Dir, "data", "process", "apps", "*", "instances", "*.json"))
+	files, _ := filepath.Glob(filepath.Join(data, "process", "apps", "*", "instances", "*.json"))
+	more, _ := filepath.Glob(filepath.Join(data, "envs", "*", "process", "apps", "*", "instances", "*.json"))
+	files = append(files, more...)
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
