@@ -333,6 +333,12 @@ func (c *Controller) Approve(ctx context.Context, env, app, bundle string, who C
 		return res, err
 	}
 	if out.Outcome != Promoted {
+		// the controller's own loop, woken by the approval's write, may
+		// have carried the request out between the write and here
+		if now, _, err := c.cfg.Store.Request(ctx, env, app); err == nil && now != nil && now.ID == r.ID && now.State == environments.Promoted {
+			out.Outcome, out.Request, out.DocumentVersion = Promoted, now, now.DocumentVersion
+			return out, nil
+		}
 		out.Outcome = Approved
 	}
 	return out, nil
