@@ -248,6 +248,12 @@ export interface AuditRecord {
 }
 
 /** ApiError is a failed API call, with the answer put in words. */
+/** errorText is what the console shows for a failed call: the API's
+ * message, or the error itself. */
+export function errorText(e: unknown): string {
+  return e instanceof ApiError ? e.message : String(e);
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, apiPath, currentEnv, type Action, type AppDetail, type EventView, type SessionInfo } from './api';
+import { api, apiPath, currentEnv, type Action, type AppDetail, type EventView, type SessionInfo, errorText } from './api';
 import { AttentionTags, Card, PhaseBadge, WeightsBar } from './components';
 import { Analysis, Config, Gray, Instances, Steps } from './cards';
 import { ACTIONS, ConfirmDialog, SetVersionDialog } from './dialogs';
@@ -25,7 +25,7 @@ export function AppPage({ app, session }: { app: string; session: SessionInfo })
         setD(v);
         setErr('');
       })
-      .catch((e) => setErr(e instanceof ApiError ? e.message : String(e)));
+      .catch((e) => setErr(errorText(e)));
 
   useEffect(() => {
     reload();

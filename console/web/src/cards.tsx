@@ -1,7 +1,7 @@
 // The app page's cards: the rollout's steps, instances, analysis, config
 // in step and gray rules.
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, type AppDetail, type Bound, type GrayDoc, type Step } from './api';
+import { api, type AppDetail, type Bound, type GrayDoc, type Step, errorText } from './api';
 import { WeightsBar, versionClass } from './components';
 import { CheckChart } from './chart';
 import { duration, parseDuration, short } from './format';
@@ -241,7 +241,7 @@ export function Gray({ app, version }: { app: string; version: string }) {
     api
       .gray(app)
       .then(setG)
-      .catch((e) => setErr(e instanceof ApiError ? e.message : String(e)));
+      .catch((e) => setErr(errorText(e)));
   }, [app, version]);
   if (err) return <p class="muted">{err}</p>;
   if (!g) return <p class="muted">Loading…</p>;

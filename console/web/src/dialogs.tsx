@@ -1,7 +1,7 @@
 // The app page's actions: what each does, and the dialogs that confirm
 // them.
 import { useState } from 'preact/hooks';
-import { api, ApiError, type AppDetail, type DryRun, type SessionInfo } from './api';
+import { api, type AppDetail, type DryRun, type SessionInfo, errorText } from './api';
 import { Dialog } from './components';
 import { DryRunView } from './dryrun';
 import { weightList } from './format';
@@ -34,7 +34,7 @@ export function ConfirmDialog({ d, name, onClose, onDone }: { d: AppDetail; name
       onDone(await api.command(d.app, name));
       onClose();
     } catch (e) {
-      setErr(e instanceof ApiError ? e.message : String(e));
+      setErr(errorText(e));
     } finally {
       setBusy(false);
     }
@@ -80,7 +80,7 @@ export function SetVersionDialog({ d, onClose, centre }: { d: AppDetail; onClose
     try {
       setPlan(await api.dryRunVersion(d.app, v));
     } catch (x) {
-      setErr(x instanceof ApiError ? x.message : String(x));
+      setErr(errorText(x));
     } finally {
       setBusy(false);
     }
@@ -94,7 +94,7 @@ export function SetVersionDialog({ d, onClose, centre }: { d: AppDetail; onClose
       const r = await api.setVersion(d.app, v);
       setDone(`Written: version ${v} is in ${centre} (document version ${r.documentVersion}). graylane rolls it out now.`);
     } catch (x) {
-      setErr(x instanceof ApiError ? x.message : String(x));
+      setErr(errorText(x));
     } finally {
       setBusy(false);
     }

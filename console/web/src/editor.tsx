@@ -6,7 +6,7 @@ import { syntaxHighlighting, defaultHighlightStyle, indentOnInput, bracketMatchi
 import { yaml } from '@codemirror/lang-yaml';
 import { lintGutter, setDiagnostics, type Diagnostic } from '@codemirror/lint';
 import { isMap, isScalar, isSeq, parseDocument, type Node as YNode } from 'yaml';
-import { api, ApiError, type DryRun, type FieldMsg, type SpecDoc } from './api';
+import { api, ApiError, type DryRun, type FieldMsg, type SpecDoc, errorText } from './api';
 import { DryRunView } from './dryrun';
 
 /** pathOf splits a field path ("strategy.steps[2].setWeight"). */
@@ -78,7 +78,7 @@ export function SpecEditor({ app, canEdit, reason, onSaved }: { app: string; can
       if (v) v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: d.document } });
       setDirty(false);
     } catch (e) {
-      setFail(e instanceof ApiError ? e.message : String(e));
+      setFail(errorText(e));
     }
   };
 
@@ -143,7 +143,7 @@ export function SpecEditor({ app, canEdit, reason, onSaved }: { app: string; can
       if (r.valid) setMsg('Valid: graylane accepts this spec.');
       return r.valid;
     } catch (e) {
-      setFail(e instanceof ApiError ? e.message : String(e));
+      setFail(errorText(e));
       return false;
     }
   };
@@ -162,7 +162,7 @@ export function SpecEditor({ app, canEdit, reason, onSaved }: { app: string; can
       setPreview(r);
     } catch (e) {
       if (e instanceof ApiError && e.errors?.length) showErrors(e.errors);
-      setFail(e instanceof ApiError ? e.message : String(e));
+      setFail(errorText(e));
     } finally {
       setBusy(false);
     }
@@ -182,7 +182,7 @@ export function SpecEditor({ app, canEdit, reason, onSaved }: { app: string; can
       onSaved();
     } catch (e) {
       if (e instanceof ApiError && e.errors?.length) showErrors(e.errors);
-      setFail(e instanceof ApiError ? e.message : String(e));
+      setFail(errorText(e));
     } finally {
       setBusy(false);
     }

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, appHref, type AppEnv, type Board, type EnvSummary, type PromoteResult, type Rules, type SessionInfo } from './api';
+import { api, appHref, type AppEnv, type Board, type EnvSummary, type PromoteResult, type Rules, type SessionInfo, errorText } from './api';
 import { PhaseBadge } from './components';
 import { ago } from './format';
 import { onLink } from './router';
@@ -46,7 +46,7 @@ export function EnvironmentsPage({ app, session }: { app: string; session: Sessi
         setEnvs(r.environments);
         setErr('');
       })
-      .catch((e) => setErr(e instanceof ApiError ? e.message : String(e)));
+      .catch((e) => setErr(errorText(e)));
   useEffect(() => {
     load();
     document.title = `${app} across environments · graylane`;
@@ -64,7 +64,7 @@ export function EnvironmentsPage({ app, session }: { app: string; session: Sessi
     setBusy(e.name + action);
     (action === 'promote' ? api.promoteEnv(app, e.name) : api.approveEnv(app, e.name))
       .then((r) => setNotice({ env: e.name, text: outcomeText(r), bad: r.outcome === 'refused' }))
-      .catch((x) => setNotice({ env: e.name, text: x instanceof ApiError ? x.message : String(x), bad: true }))
+      .catch((x) => setNotice({ env: e.name, text: errorText(x), bad: true }))
       .finally(() => {
         setBusy('');
         load();
@@ -231,7 +231,7 @@ export function EnvironmentListPage({ session }: { session: SessionInfo }) {
         setBoard(b);
         setErr('');
       })
-      .catch((e) => setErr(e instanceof ApiError ? e.message : String(e)));
+      .catch((e) => setErr(errorText(e)));
   useEffect(() => {
     load();
     document.title = 'Environments · graylane';
@@ -244,7 +244,7 @@ export function EnvironmentListPage({ session }: { session: SessionInfo }) {
       document.title = 'graylane';
     };
   }, []);
-  const fail = (key: string) => (x: unknown) => setNotice({ key, text: x instanceof ApiError ? x.message : String(x), bad: true });
+  const fail = (key: string) => (x: unknown) => setNotice({ key, text: errorText(x), bad: true });
   const act = (app: string, e: AppEnv, action: 'promote' | 'approve') => {
     const key = `${app}/${e.name}`;
     setBusy(key + action);

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, apiPath, appHref, currentEnv, PHASES, type AppList, type Changes, type Counts, type Phase, type Summary } from './api';
+import { api, apiPath, appHref, currentEnv, PHASES, type AppList, type Changes, type Counts, type Phase, type Summary, errorText } from './api';
 import { AttentionTags, PhaseBadge, WeightsBar, versionClass } from './components';
 import { ago, attentionLabel, phaseLabel } from './format';
 import { follow, type LiveState } from './live';
@@ -79,7 +79,7 @@ export function AppsPage() {
       setCounts(l.counts);
       setErr('');
     } catch (e) {
-      setErr(e instanceof ApiError ? e.message : String(e));
+      setErr(errorText(e));
     } finally {
       st.loading = false;
       if (st.again) {

@@ -2,7 +2,7 @@
 // button per revision, release statistics and the audit log. Every action
 // goes through the same API route (and the same audit) as the CLI.
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, type AuditRecord, type Revision, type SessionInfo, type Stats } from './api';
+import { api, type AuditRecord, type Revision, type SessionInfo, type Stats, errorText } from './api';
 import { Card, Dialog } from './components';
 import { ago, duration, short } from './format';
 import { onLink } from './router';
@@ -41,7 +41,7 @@ export function RevisionsCard({ app, session, serving, version }: { app: string;
         setRevs(r.revisions);
         setErr('');
       })
-      .catch((e) => setErr(e instanceof ApiError ? e.message : String(e)));
+      .catch((e) => setErr(errorText(e)));
   useEffect(() => {
     load();
   }, [app, version, serving]);
@@ -114,7 +114,7 @@ function RollbackToDialog({ app, rev, onClose, onDone }: { app: string; rev: Rev
       onDone();
       onClose();
     } catch (e) {
-      setErr(e instanceof ApiError ? e.message : String(e));
+      setErr(errorText(e));
     } finally {
       setBusy(false);
     }
@@ -162,7 +162,7 @@ export function StatsPage() {
     api
       .stats()
       .then((s) => setStats(s.windows))
-      .catch((e) => setErr(e instanceof ApiError ? e.message : String(e)));
+      .catch((e) => setErr(errorText(e)));
   }, []);
   const rows: [string, string, Stats][] = [];
   if (stats) {
@@ -237,7 +237,7 @@ export function AuditPage({ search }: { search: URLSearchParams }) {
         setRecs(r.records);
         setErr('');
       })
-      .catch((e) => setErr(e instanceof ApiError ? e.message : String(e)));
+      .catch((e) => setErr(errorText(e)));
   };
   useEffect(() => {
     document.title = 'audit log · graylane';
