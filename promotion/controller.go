@@ -22,7 +22,8 @@ import (
 // (engine.Engine).
 type EnvEngine interface {
 	App(ctx context.Context, app string) (engine.AppView, error)
-	Apps(ctx context.Context) ([]engine.AppView, error)
+	// AppNames lists every app (sorted).
+	AppNames(ctx context.Context) ([]string, error)
 	// SubscribeChanges and Changes say which apps changed.
 	SubscribeChanges() (<-chan struct{}, func())
 	Changes(seq uint64) engine.Changes
@@ -64,9 +65,17 @@ type Config struct {
 	// expiry); default the real clock.
 	Clock  clock.Clock
 	Logger *slog.Logger
-	// Resync is the longest time between two evaluations of every app
-	// (default 2s).
+	// Resync is the longest time between two rounds (default 2s): a
+	// round observes the apps whose state changed since the last one,
+	// evaluates the promotions into environments with a From, and
+	// advances release plans.
 	Resync time.Duration
+	// FullResync is the longest time between two observations of every
+	// app, changed or not (default 5m): changes are followed as they
+	// happen (Engine.Changes), so this is the level-triggered safety net,
+	// not the way changes are found. At 20,000 apps a full observation
+	// reads 20,000 states from etcd; every 2 s it cost a core.
+	FullResync time.Duration
 }
 
 // Controller keeps environment states, carries out promotions and plans.
@@ -85,6 +94,9 @@ type Controller struct {
 	kick chan struct{}
 }
 
+// DefaultFullResync is Config.FullResync's default.
+const DefaultFullResync = 5 * time.Minute
+
 // New returns a Controller.
 func New(cfg Config) (*Controller, error) {
 	if cfg.Store == nil || len(cfg.Envs) == 0 {
@@ -99,6 +111,9 @@ func New(cfg Config) (*Controller, error) {
 	cfg.Logger = logx.OrDiscard(cfg.Logger)
 	if cfg.Resync <= 0 {
 		cfg.Resync = 2 * time.Second
+	}
+	if cfg.FullResync <= 0 {
+		cfg.FullResync = DefaultFullResync
 	}
 	return &Controller{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, freezes: map[string]environments.Freeze{},
 		synced: make(chan struct{}), kick: make(chan struct{}, 1)}, nil
@@ -160,15 +175,22 @@ func (c *Controller) Lead(ctx context.Context) {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// a new term starts with a full round: another replica led before
+	r := newRound()
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		case <-merged:
 		case <-c.kick:
+			full = true
 		}
-		next := c.reconcile(ctx)
+		if full || r.lastFull.IsZero() || c.clock.Now().Sub(r.lastFull) >= c.cfg.FullResync {
+			r.lastFull, full = c.clock.Now(), true
+		}
+		next := c.reconcile(ctx, r, full)
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -179,22 +201,31 @@ func (c *Controller) Lead(ctx context.Context) {
 	}
 }
 
-// reconcile is one round: observe, promote, plans. It returns when to
-// look again.
-func (c *Controller) reconcile(ctx context.Context) time.Duration {
+// round is what the loop remembers from one round to the next during
+// one leadership term.
+type round struct {
+	// seq is, per environment, the engine's change sequence observed.
+	seq map[string]uint64
+	// apps is, per environment, the apps it has (from the last full
+	// observation and the changes since).
+	apps     map[string]map[string]bool
+	lastFull time.Time
+}
+
+func newRound() *round {
+	return &round{seq: map[string]uint64{}, apps: map[string]map[string]bool{}}
+}
+
+// reconcile is one round: observe (every app when full, else the apps
+// changed since the last round), promote, plans. It returns when to look
+// again.
+func (c *Controller) reconcile(ctx context.Context, r *round, full bool) time.Duration {
 	next := c.cfg.Resync
 	apps := map[string]bool{}
 	for _, e := range c.cfg.Set.Envs {
-		views, err := c.cfg.Envs[e.Name].Engine.Apps(ctx)
-		if err != nil {
-			c.log.Warn("list apps", "env", e.Name, "err", err)
-			continue
-		}
-		for _, v := range views {
-			apps[v.App] = true
-			if _, err := c.observeView(ctx, e.Name, v); err != nil && ctx.Err() == nil {
-				c.log.Warn("observe", "env", e.Name, "app", v.App, "err", err)
-			}
+		c.observeRound(ctx, e.Name, r, full)
+		for app := range r.apps[e.Name] {
+			apps[app] = true
 		}
 	}
 	for _, e := range c.cfg.Set.Envs {
@@ -213,6 +244,58 @@ func (c *Controller) reconcile(ctx context.Context) time.Duration {
 	}
 	c.advancePlans(ctx) // plans.go
 	return max(next, 50*time.Millisecond)
+}
+
+// observeRound observes the environment's apps: every one when full (or
+// when the engine no longer knows the changes since the last round), else
+// those changed since, one app at a time. The change sequence is read
+// before the apps, so a change made meanwhile is seen again next round,
+// never lost.
+func (c *Controller) observeRound(ctx context.Context, env string, r *round, full bool) {
+	eng := c.cfg.Envs[env].Engine
+	seq, known := r.seq[env]
+	ch := eng.Changes(seq)
+	var todo []string
+	names := r.apps[env]
+	if full || !known || ch.Reset {
+		all, err := eng.AppNames(ctx)
+		if err != nil {
+			c.log.Warn("list apps", "env", env, "err", err)
+			return
+		}
+		todo, names = all, make(map[string]bool, len(all))
+		r.apps[env] = names
+	} else {
+		for _, app := range ch.Removed {
+			delete(names, app)
+		}
+		for _, s := range ch.Changed {
+			todo = append(todo, s.App)
+		}
+	}
+	failed := false
+	for _, app := range todo {
+		v, err := eng.App(ctx, app)
+		if errors.Is(err, engine.ErrNotFound) {
+			delete(names, app)
+			continue
+		}
+		if err != nil {
+			// not observed: the next round looks at every app again
+			c.log.Warn("read app", "env", env, "app", app, "err", err)
+			failed = true
+			continue
+		}
+		names[app] = true
+		if _, err := c.observeView(ctx, env, v); err != nil && ctx.Err() == nil {
+			c.log.Warn("observe", "env", env, "app", app, "err", err)
+		}
+	}
+	if failed || ctx.Err() != nil {
+		delete(r.seq, env)
+	} else {
+		r.seq[env] = ch.Seq
+	}
 }
 
 // env returns the named environment's wiring and rules.

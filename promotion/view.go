@@ -160,12 +160,12 @@ func (c *Controller) Board(ctx context.Context) (Board, error) {
 	b := Board{Environments: c.Environments(), Apps: []BoardApp{}}
 	names := map[string]bool{}
 	for _, e := range c.cfg.Set.Envs {
-		views, err := c.cfg.Envs[e.Name].Engine.Apps(ctx)
+		apps, err := c.cfg.Envs[e.Name].Engine.AppNames(ctx)
 		if err != nil {
 			return b, fmt.Errorf("board: list apps in %s: %w", e.Name, err)
 		}
-		for _, v := range views {
-			names[v.App] = true
+		for _, app := range apps {
+			names[app] = true
 		}
 	}
 	sorted := make([]string, 0, len(names))

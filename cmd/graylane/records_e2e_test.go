@@ -228,8 +228,8 @@ func checkStats(t *testing.T, g *graylanetest.Graylane, revs []records.Revision)
 		`graylane_releases_started_total{app="demo",env="default",kind="rollback"}`:  1,
 		`graylane_releases_ended_total{app="demo",env="default",outcome="promoted"}`: 3,
 		`graylane_releases_ended_total{app="demo",env="default",outcome="aborted"}`:  1,
-		`graylane_release_lead_time_seconds_count{app="demo",env="default"}`:         2,
-		`graylane_release_time_to_restore_seconds_count{app="demo",env="default"}`:   2,
+		`graylane_release_lead_time_seconds_count{env="default"}`:                    2,
+		`graylane_release_time_to_restore_seconds_count{env="default"}`:              2,
 	} {
 		m := regexp.MustCompile(regexp.QuoteMeta(series) + ` (\d+)`).FindSubmatch(b)
 		if m == nil {

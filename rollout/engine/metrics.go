@@ -47,9 +47,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "graylane_rollout_phase", Help: "1 for the phase each app is in (one series per app, its current phase).",
 		}, []string{"env", "app", "phase"}),
 		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "graylane_step_duration_seconds", Help: "Time each canary step took, from start to completion.",
+			Name: "graylane_step_duration_seconds", Help: "Time each canary step took, from start to completion (every app's steps: per app, GET /api/v1/apps/{app}/revisions).",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 16),
-		}, []string{"env", "app"}),
+		}, []string{"env"}),
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "graylane_reconcile_total", Help: "Reconcile passes by result.",
 		}, []string{"env", "result"}),
@@ -110,7 +110,7 @@ func (m *Metrics) observeStatus(app string, before, after rollout.Status, now ti
 		m.phase.WithLabelValues(m.env, app, string(after.Phase)).Set(1)
 	}
 	if before.CanaryVersion != "" && before.CanaryVersion == after.CanaryVersion && after.Step > before.Step && !before.StepStartedAt.IsZero() {
-		m.stepDuration.WithLabelValues(m.env, app).Observe(now.Sub(before.StepStartedAt).Seconds())
+		m.stepDuration.WithLabelValues(m.env).Observe(now.Sub(before.StepStartedAt).Seconds())
 	}
 }
 
@@ -124,7 +124,6 @@ func (m *Metrics) forget(app string) {
 	for _, p := range allPhases {
 		m.phase.DeleteLabelValues(m.env, app, string(p))
 	}
-	m.stepDuration.DeleteLabelValues(m.env, app)
 }
 
 func (m *Metrics) observeSync(d time.Duration, err error) {

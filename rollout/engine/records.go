@@ -231,7 +231,9 @@ func (p *pass) forgetRecords(ctx context.Context) error {
 
 // releaseMetrics are the release statistics as Prometheus metrics (the
 // same counts and durations as GET /api/v1/stats, over graylane's
-// lifetime rather than a window).
+// lifetime rather than a window). The counters are per app; the
+// histograms per environment only: 15 buckets per app came to 1.5 KB an
+// app, 30 MB of heap at 20,000 apps (per app: GET /api/v1/apps/{app}/stats).
 type releaseMetrics struct {
 	started *prometheus.CounterVec
 	ended   *prometheus.CounterVec
@@ -251,11 +253,11 @@ func newReleaseMetrics(reg prometheus.Registerer) *releaseMetrics {
 		lead: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "graylane_release_lead_time_seconds", Help: "Lead time of promoted releases: desired version seen to Healthy.",
 			Buckets: buckets,
-		}, []string{"env", "app"}),
+		}, []string{"env"}),
 		restore: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "graylane_release_time_to_restore_seconds", Help: "Time to restore: failure detected to all traffic back on a good version (failed releases and rollbacks to a revision).",
 			Buckets: buckets,
-		}, []string{"env", "app"}),
+		}, []string{"env"}),
 	}
 	reg.MustRegister(m.started, m.ended, m.lead, m.restore)
 	return m
@@ -280,12 +282,12 @@ func (m *Metrics) observeRevisions(ch records.Changes) {
 		switch {
 		case e.Outcome != records.Promoted:
 		case e.Kind == records.KindRelease:
-			r.lead.WithLabelValues(m.env, e.App).Observe(e.Took(e.EndedAt).Seconds())
+			r.lead.WithLabelValues(m.env).Observe(e.Took(e.EndedAt).Seconds())
 		case e.RollbackTo > 0:
-			r.restore.WithLabelValues(m.env, e.App).Observe(e.Took(e.EndedAt).Seconds())
+			r.restore.WithLabelValues(m.env).Observe(e.Took(e.EndedAt).Seconds())
 		}
 	}
 	for _, w := range ch.Restored {
-		r.restore.WithLabelValues(m.env, w.App).Observe(w.RestoredAt.Sub(w.FailedAt).Seconds())
+		r.restore.WithLabelValues(m.env).Observe(w.RestoredAt.Sub(w.FailedAt).Seconds())
 	}
 }

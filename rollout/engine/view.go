@@ -179,8 +179,9 @@ func (e *Engine) view(app string, rec Record, rev int64, rel *spec.Release) (App
 	return v, true
 }
 
-// Apps returns every app's view, sorted by name.
-func (e *Engine) Apps(ctx context.Context) ([]AppView, error) {
+// AppNames returns every app the engine knows (a record or a document),
+// sorted: a walk over every app without holding every view at once.
+func (e *Engine) AppNames(ctx context.Context) ([]string, error) {
 	names := map[string]bool{}
 	stored, err := e.cfg.Store.Apps(ctx)
 	if err != nil {
@@ -194,8 +195,22 @@ func (e *Engine) Apps(ctx context.Context) ([]AppView, error) {
 		names[en.App] = true
 	}
 	e.mu.Unlock()
-	var out []AppView
+	out := make([]string, 0, len(names))
 	for a := range names {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Apps returns every app's view, sorted by name.
+func (e *Engine) Apps(ctx context.Context) ([]AppView, error) {
+	names, err := e.AppNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []AppView
+	for _, a := range names {
 		v, err := e.App(ctx, a)
 		if errors.Is(err, ErrNotFound) {
 			continue
@@ -205,7 +220,6 @@ func (e *Engine) Apps(ctx context.Context) ([]AppView, error) {
 		}
 		out = append(out, v)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
 	return out, nil
 }
 
