@@ -224,12 +224,12 @@ func checkStats(t *testing.T, g *graylanetest.Graylane, revs []records.Revision)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for series, want := range map[string]int{
-		`graylane_releases_started_total{app="demo",env="default",kind="release"}`:   3,
-		`graylane_releases_started_total{app="demo",env="default",kind="rollback"}`:  1,
-		`graylane_releases_ended_total{app="demo",env="default",outcome="promoted"}`: 3,
-		`graylane_releases_ended_total{app="demo",env="default",outcome="aborted"}`:  1,
-		`graylane_release_lead_time_seconds_count{env="default"}`:                    2,
-		`graylane_release_time_to_restore_seconds_count{env="default"}`:              2,
+		`graylane_releases_started_total{env="default",kind="release"}`:   3,
+		`graylane_releases_started_total{env="default",kind="rollback"}`:  1,
+		`graylane_releases_ended_total{env="default",outcome="promoted"}`: 3,
+		`graylane_releases_ended_total{env="default",outcome="aborted"}`:  1,
+		`graylane_release_lead_time_seconds_count{env="default"}`:         2,
+		`graylane_release_time_to_restore_seconds_count{env="default"}`:   2,
 	} {
 		m := regexp.MustCompile(regexp.QuoteMeta(series) + ` (\d+)`).FindSubmatch(b)
 		if m == nil {

@@ -28,9 +28,12 @@ const (
 	DefaultPeerAddr     = "127.0.0.1:2380"
 	DefaultName         = "graylane"
 	DefaultStartTimeout = time.Minute
-	// DefaultCompactionRetention keeps an hour of history: a watch that
-	// fell further behind re-lists (graylane's watches do).
-	DefaultCompactionRetention = "1h"
+	// DefaultCompactionRetention keeps five minutes of history, as
+	// Kubernetes' API server does (--etcd-compaction-interval): a watch
+	// that fell further behind re-lists (graylane's watches do). Each
+	// write keeps its whole value until compacted, so at 20,000 apps an
+	// hour of history was a 260 MB database, mapped into graylane.
+	DefaultCompactionRetention = "5m"
 	// DefaultQuotaBackendBytes is etcd's own default quota, 2 GiB: past it
 	// etcd raises the NOSPACE alarm and refuses writes.
 	DefaultQuotaBackendBytes = int64(2 << 30)
@@ -38,7 +41,7 @@ const (
 	DefaultWarnRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	// DefaultDefragInterval is how often the database's free space is
 	// checked.
-	DefaultDefragInterval = 10 * time.Minute
+	DefaultDefragInterval = 5 * time.Minute
 	// DefaultDefragMinFree is the least free space worth a
 	// defragmentation (it also needs half of the file to be free).
 	DefaultDefragMinFree = int64(64 << 20)
@@ -73,7 +76,7 @@ type Config struct {
 	// crash. For tests only.
 	UnsafeNoFsync bool
 	// AutoCompactionRetention is etcd's auto-compaction-retention: history
-	// older than this is compacted away (default "1h"; with
+	// older than this is compacted away (default "5m"; with
 	// AutoCompactionMode "revision" a number of revisions, e.g. "1000").
 	// "0" turns auto-compaction off: the history then grows for ever.
 	AutoCompactionRetention string
