@@ -71,10 +71,11 @@ type Config struct {
 	// advances release plans.
 	Resync time.Duration
 	// FullResync is the longest time between two observations of every
-	// app, changed or not (default 5m): changes are followed as they
+	// app, changed or not (default 30m): changes are followed as they
 	// happen (Engine.Changes), so this is the level-triggered safety net,
 	// not the way changes are found. At 20,000 apps a full observation
-	// reads 20,000 states from etcd; every 2 s it cost a core.
+	// reads 20,000 states from etcd and takes seconds of CPU (every 2 s
+	// it cost a core).
 	FullResync time.Duration
 }
 
@@ -95,7 +96,7 @@ type Controller struct {
 }
 
 // DefaultFullResync is Config.FullResync's default.
-const DefaultFullResync = 5 * time.Minute
+const DefaultFullResync = 30 * time.Minute
 
 // New returns a Controller.
 func New(cfg Config) (*Controller, error) {

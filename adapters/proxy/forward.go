@@ -151,7 +151,8 @@ func (e *endpoint) conn(ctx context.Context, fresh, withBody bool) (*upConn, err
 	if err != nil {
 		return nil, &dialError{err}
 	}
-	return &upConn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10)}, nil
+	raw := newRawConn(c) // rawconn.go
+	return &upConn{c: c, br: bufio.NewReaderSize(raw, 8<<10), bw: bufio.NewWriterSize(raw, 8<<10)}, nil
 }
 
 // sink is where a forwarded response goes: the http.ResponseWriter of

@@ -103,8 +103,9 @@ func (s *connServer) serveConn(sc *serverConn) {
 	defer s.wg.Done()
 	br := readers.Get().(*bufio.Reader)
 	bw := writers.Get().(*bufio.Writer)
-	br.Reset(sc.c)
-	bw.Reset(sc.c)
+	raw := newRawConn(sc.c) // rawconn.go
+	br.Reset(raw)
+	bw.Reset(raw)
 	defer func() {
 		sc.c.Close()
 		br.Reset(nil)
