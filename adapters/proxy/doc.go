@@ -54,7 +54,8 @@
 // failed; when no weighted version has an endpoint the proxy answers 503.
 // Before the first split, requests go to any version with endpoints.
 //
-// Within a version endpoints take turns (round robin).
+// Within a version endpoints take turns (round robin), the less busy of the
+// next two in turn taking the request (fewer requests in flight).
 //
 // # Failures and draining
 //

@@ -42,22 +42,29 @@ type group struct {
 	rr      atomic.Uint32
 }
 
-// next returns the next endpoint in turn that is not in tried (and not down,
-// unless allowDown).
+// next returns the less busy (fewer requests in flight) of the next two
+// endpoints in turn that are not in tried (and not down, unless
+// allowDown): round robin while they are even, and away from an instance
+// that has fallen behind (a slow response, a descheduled process) before
+// its queue grows. With one candidate left, that one.
 func (g *group) next(tried []*endpoint, now int64, allowDown bool) *endpoint {
 	n := uint32(len(g.eps))
 	if n == 0 {
 		return nil
 	}
 	start := g.rr.Add(1)
-	for i := uint32(0); i < n; i++ {
+	var best *endpoint
+	for i, seen := uint32(0), 0; i < n && seen < 2; i++ {
 		e := g.eps[(start+i)%n]
 		if contains(tried, e) || (!allowDown && e.down(now)) {
 			continue
 		}
-		return e
+		seen++
+		if best == nil || e.inflight.Load() < best.inflight.Load() {
+			best = e
+		}
 	}
-	return nil
+	return best
 }
 
 func contains(tried []*endpoint, e *endpoint) bool {
