@@ -31,6 +31,7 @@ func main() {
 	conns := flag.Int("connections", 32, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
 	bin := flag.String("bin", "bin", "directory with graylane and demoapp (make build)")
+	flag.DurationVar(&think, "think", 0, "each connection waits this long (whole milliseconds) after a response before its next request (wrk's delay()): both sides then serve about the same rate below their capacity, instead of as many requests as each can")
 	flag.StringVar(&proxyEnv, "proxy-env", "", "extra environment of the proxy process, e.g. GOMAXPROCS=1 (comma-separated)")
 	flag.StringVar(&profileTo, "cpuprofile", "", "write a CPU profile of the proxy process during its last run to this file")
 	flag.Parse()
@@ -42,6 +43,9 @@ func main() {
 
 // profileTo, if set, receives a CPU profile of the proxy process.
 var profileTo, proxyEnv string
+
+// think is the wait between a response and a connection's next request.
+var think time.Duration
 
 // result is one wrk run.
 type result struct {
@@ -137,12 +141,17 @@ func run(duration time.Duration, rounds, conns, threads int, bin string) error {
 
 	script := filepath.Join(dir, "users.lua")
 	// a different user key per request, as users hit an edge
-	if err := os.WriteFile(script, []byte(`local n = 0
+	lua := `local n = 0
 request = function()
   n = n + 1
   return wrk.format("GET", "/", {["X-Gray-User"] = "user-" .. n})
 end
-`), 0o644); err != nil {
+`
+	if think > 0 {
+		lua += fmt.Sprintf("delay = function() return %d end\n", think.Milliseconds())
+		fmt.Printf("think time %s per connection after each response\n", think)
+	}
+	if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
 		return err
 	}
 	sides := []struct{ name, addr string }{
