@@ -89,7 +89,9 @@ func run(duration time.Duration, rounds, conns, threads int, bin string) error {
 		if err := cmd.Start(); err != nil {
 			return err
 		}
-		stop = append(stop, func() { syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+		// the whole process group: nginx's workers (and any child) too,
+		// not only the process started
+		stop = append(stop, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
 		pids[filepath.Base(name)] = cmd.Process.Pid
 		return nil
 	}

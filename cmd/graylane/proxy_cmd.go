@@ -46,7 +46,7 @@ func newProxyCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "state directory: routes.json, control.sock, proxy.lock (required)")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
-	cmd.Flags().IntVar(&procs, "procs", 0, "CPUs the proxy uses at once (GOMAXPROCS; 0: half the machine's, at least 1)")
+	cmd.Flags().IntVar(&procs, "procs", 0, "CPUs the proxy uses at once (GOMAXPROCS; 0: every CPU it may use)")
 	cmd.Flags().IntVar(&gcBudgetMiB, "gc-budget-mib", proxyd.DefaultGCBudget>>20, "memory (MiB) the proxy grows to before its GC runs, while its live heap is below half of it (0: GOGC percent alone)")
 	cmd.Flags().IntVar(&gcPercent, "gc-percent", proxyd.DefaultGCPercent, "GOGC without a budget, or when the live heap is above half the budget")
 	cmd.Flags().StringVar(&debugAddr, "debug-addr", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6061 (off by default)")
@@ -55,16 +55,17 @@ func newProxyCmd() *cobra.Command {
 }
 
 // tuneRuntime sizes the Go runtime for a data plane: procs threads run Go
-// code at once (default half the CPUs, at least one: the instances often
-// share the host, and one thread per core costs less in hand-offs than
-// many on a busy machine). The GC is paced by proxyd.TuneGC (a heap
-// budget, see --gc-budget-mib). GOMAXPROCS, GOGC and GOMEMLIMIT in the
+// code at once (default: the runtime's, every CPU the process may use).
+// Half the CPUs was the default while each socket call cost the runtime's
+// system-call hand-offs; with raw socket calls (adapters/proxy/rawconn.go)
+// a second P no longer costs CPU per request, and on 2 cores shared with
+// wrk and 4 instances it took the proxy from 1.08x to 1.23-1.34x nginx's
+// requests per second and its p99 from 1.14x to 0.87-1.05x nginx's
+// (docs/benchmarks.md). The GC is paced by proxyd.TuneGC (a heap budget,
+// see --gc-budget-mib). GOMAXPROCS, GOGC and GOMEMLIMIT in the
 // environment win.
 func tuneRuntime(procs int) {
-	if os.Getenv("GOMAXPROCS") == "" {
-		if procs <= 0 {
-			procs = max(1, runtime.NumCPU()/2)
-		}
+	if os.Getenv("GOMAXPROCS") == "" && procs > 0 {
 		runtime.GOMAXPROCS(procs)
 	}
 }
