@@ -59,8 +59,8 @@ func newProxyCmd() *cobra.Command {
 // Half the CPUs was the default while each socket call cost the runtime's
 // system-call hand-offs; with raw socket calls (adapters/proxy/rawconn.go)
 // a second P no longer costs CPU per request, and on 2 cores shared with
-// wrk and 4 instances it took the proxy from 1.08x to 1.23-1.34x nginx's
-// requests per second and its p99 from 1.14x to 0.87-1.05x nginx's
+// wrk and 4 instances it took the proxy from 1.08x to 1.14-1.34x nginx's
+// requests per second and its p99 from 1.14x to 0.86-1.06x nginx's
 // (docs/benchmarks.md). The GC is paced by proxyd.TuneGC (a heap budget,
 // see --gc-budget-mib). GOMAXPROCS, GOGC and GOMEMLIMIT in the
 // environment win.

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -180,7 +179,8 @@ func (e *Engine) view(app string, rec Record, rev int64, rel *spec.Release) (App
 }
 
 // AppNames returns every app the engine knows (a record or a document),
-// sorted: a walk over every app without holding every view at once.
+// sorted: a walk over every app (App for each) without holding every
+// view at once.
 func (e *Engine) AppNames(ctx context.Context) ([]string, error) {
 	names := map[string]bool{}
 	stored, err := e.cfg.Store.Apps(ctx)
@@ -200,26 +200,6 @@ func (e *Engine) AppNames(ctx context.Context) ([]string, error) {
 		out = append(out, a)
 	}
 	sort.Strings(out)
-	return out, nil
-}
-
-// Apps returns every app's view, sorted by name.
-func (e *Engine) Apps(ctx context.Context) ([]AppView, error) {
-	names, err := e.AppNames(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []AppView
-	for _, a := range names {
-		v, err := e.App(ctx, a)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
 	return out, nil
 }
 
