@@ -57,7 +57,7 @@ func TestDocumentsSeenByAnotherClient(t *testing.T) {
 	if _, err := d.Write(ctx, loc, []byte("greeting: hello\n"), configsync.Absent); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, within, "the console client reads the write", func() error {
+	testenv.Eventually(t, within, "the Polaris console reads the write", func() error {
 		if got, ok := srv.GetConfig(t, group, "shop-app.yaml"); !ok || got != "greeting: hello\n" {
 			return fmt.Errorf("console reads %q (%v)", got, ok)
 		}

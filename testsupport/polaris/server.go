@@ -46,7 +46,6 @@ type Server struct {
 	out       *outputLog
 	startTime time.Duration
 
-	console console // operator client, see console.go
 }
 
 // Start builds (or reuses) the Polaris binary, starts a fresh server on free
@@ -148,7 +147,6 @@ func (s *Server) Running() bool {
 // Polaris sleeps before shutting down). Clients see the connection drop, as
 // with a crashed server. Kill is idempotent.
 func (s *Server) Kill() {
-	s.closeConsole()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.killLocked()
