@@ -43,15 +43,21 @@ func (c *Controller) setFreezes(all map[string]environments.Freeze) {
 	old := c.freezes
 	c.freezes = all
 	c.fmu.Unlock()
+	changed := false
 	for _, e := range c.cfg.Set.Envs {
 		a, wasFrozen := old[e.Name]
 		b, frozen := all[e.Name]
 		if wasFrozen != frozen || a.Reason != b.Reason {
 			c.log.Info("environment freeze changed", "env", e.Name, "frozen", frozen, "reason", b.Reason)
 			c.cfg.Envs[e.Name].Engine.TriggerAll()
+			changed = true
 		}
 	}
-	c.Kick()
+	// A freeze or an unfreeze looks at every app again; a watch response
+	// that changed nothing does not (a term's first round is full anyway).
+	if changed {
+		c.Kick()
+	}
 }
 
 // WaitFreezes blocks until the freezes were read once (or ctx ends).

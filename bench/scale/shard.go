@@ -9,6 +9,8 @@ import (
 	"sort"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/graylane/graylane/internal/etcdserver"
 	"github.com/graylane/graylane/testsupport/deploysim"
 )
@@ -76,7 +78,7 @@ func sharded(ctx context.Context, o options, dir string, n int, rep *report) err
 	rep.add(label, "apps per replica (the deploy system's view of who drives each app)", perReplica(sim.Drivers()))
 
 	if !o.shardStorm {
-		return shardIdle(ctx, o, sim, reps, start, label, rep, func(rs []*replica) { reps = rs })
+		return shardIdle(ctx, o, cli, sim, reps, start, label, rep, func(rs []*replica) { reps = rs })
 	}
 	// a storm of every app: throughput
 	t0 = time.Now()
@@ -112,18 +114,22 @@ func sharded(ctx context.Context, o options, dir string, n int, rep *report) err
 			return err
 		}
 		sleep(ctx, 2*time.Second)
+		gone := memberGone(ctx, cli, victim.id)
 		killed := time.Now()
 		victim.kill()
 		if _, err := d.waitHealthy(ctx, api, "app-", "v3", apps, t0, 30*time.Minute); err != nil {
 			return err
 		}
-		var take latencies
+		var take, after latencies
+		goneAt := gone()
 		for app, at := range sim.Taken() {
 			if at.After(killed) && sim.Drivers()[app] != victim.id {
 				take.add(at.Sub(killed))
+				after.add(at.Sub(goneAt))
 			}
 		}
 		rep.add(label, fmt.Sprintf("kill -9 of %s (%d apps) 2 s into a storm: kill → first request of the new owner, per app", victim.id, owned), take.String())
+		reportSplit(rep, label, killed, goneAt, &after)
 		rep.add(label, "storm with the kill: all Healthy", time.Since(t0).Round(100*time.Millisecond).String())
 		reps = reps[:n-1]
 	}
@@ -199,7 +205,7 @@ func shardHeld(api string) int {
 
 // shardIdle measures idle replicas: CPU and RSS of each over a window, then
 // the takeover of a killed replica's idle apps, then a join.
-func shardIdle(ctx context.Context, o options, sim *deploysim.Sim, reps []*replica, start func(string) (*replica, error), label string, rep *report,
+func shardIdle(ctx context.Context, o options, cli *clientv3.Client, sim *deploysim.Sim, reps []*replica, start func(string) (*replica, error), label string, rep *report,
 	set func([]*replica)) error {
 	sleep(ctx, o.idleWait)
 	before := make([]procStat, len(reps))
@@ -232,6 +238,7 @@ func shardIdle(ctx context.Context, o options, sim *deploysim.Sim, reps []*repli
 			orphans = append(orphans, app)
 		}
 	}
+	gone := memberGone(ctx, cli, victim.id)
 	killed := time.Now()
 	victim.kill()
 	deadline := time.Now().Add(10 * time.Minute)
@@ -251,12 +258,15 @@ func shardIdle(ctx context.Context, o options, sim *deploysim.Sim, reps []*repli
 		}
 		sleep(ctx, 100*time.Millisecond)
 	}
-	var take latencies
+	var take, after latencies
+	goneAt := gone()
 	taken := sim.Taken()
 	for _, a := range orphans {
 		take.add(taken[a].Sub(killed))
+		after.add(taken[a].Sub(goneAt))
 	}
 	rep.add(label, fmt.Sprintf("kill -9 of %s (%d idle apps): kill → first request of the new owner, per app", victim.id, len(orphans)), take.String())
+	reportSplit(rep, label, killed, goneAt, &after)
 	reps = reps[:len(reps)-1]
 	set(reps)
 	return join(ctx, o, reps, start, label, rep, set)

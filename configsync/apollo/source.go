@@ -52,6 +52,7 @@ type Source struct {
 	seen         chan struct{} // closed when agolloSeen becomes true
 	lis          *listener
 
+	saves        sync.WaitGroup // cache writes of updates already applied
 	cacheMu      sync.Mutex
 	cacheWritten int64 // revision of the last cache file written
 	cacheClosed  bool  // Close ran: write no more
@@ -252,6 +253,7 @@ func (s *Source) onUpdate(id int64, configs map[string]string) {
 	var snap *cacheFile
 	if s.cachePath != "" && (len(evs) > 0 || first) {
 		snap = h.snapshot(s.cfg, time.Now())
+		s.saves.Add(1) // under s.mu, before Close can see closed: Close waits for it
 	}
 	for _, ev := range evs {
 		s.log.Info("release document changed in apollo", "app", ev.Entry.App, "event", ev.Type.String(), "revision", ev.Entry.Revision, "notificationId", id)
@@ -263,6 +265,7 @@ func (s *Source) onUpdate(id int64, configs map[string]string) {
 	s.mu.Unlock()
 	if snap != nil {
 		s.saveCache(snap)
+		s.saves.Done()
 	}
 }
 
@@ -616,7 +619,10 @@ func (s *Source) Close() error {
 			s.stopAgollo(c, agolloPoll+s.cfg.RequestTimeout)
 		}
 		s.wg.Wait()
-		s.cacheMu.Lock() // wait for a cache write in progress
+		// What was served is in the cache: an update applied before closed
+		// was set is saved before Close returns.
+		s.saves.Wait()
+		s.cacheMu.Lock()
 		s.cacheClosed = true
 		s.cacheMu.Unlock()
 	})

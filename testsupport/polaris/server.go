@@ -45,7 +45,6 @@ type Server struct {
 	done      chan struct{} // closed when cmd has exited
 	out       *outputLog
 	startTime time.Duration
-
 }
 
 // Start builds (or reuses) the Polaris binary, starts a fresh server on free
