@@ -31,6 +31,11 @@ type Log struct {
 	Serving int `json:"serving,omitempty"`
 	// Spec is revision Last's spec, the base of the next revision's diff.
 	Spec string `json:"spec,omitempty"`
+	// SpecDigest is the digest of Spec's release (spec.Release.Hash):
+	// when the spec in force before a new document has it, Spec is its
+	// text and need not be rendered again. Empty in logs written before
+	// it was kept.
+	SpecDigest string `json:"specDigest,omitempty"`
 	// Cause says who wrote the document in force (looked up once per
 	// document; Cause.DocumentRevision names it).
 	Cause *Cause `json:"cause,omitempty"`
@@ -152,7 +157,7 @@ func (t *tracker) adopt() {
 	if t.p.Spec != nil && t.p.Identity == b.StableVersion {
 		r.SpecDigest, r.Spec = t.p.Spec.Hash(), t.p.SpecText
 	}
-	t.l.Last, t.l.Serving, t.l.Spec = 1, 1, r.Spec
+	t.l.Last, t.l.Serving, t.l.Spec, t.l.SpecDigest = 1, 1, r.Spec, r.SpecDigest
 	t.touch(r)
 }
 
@@ -313,7 +318,7 @@ func (t *tracker) start() {
 		r.Steps = t.stepRecords(nil, -1, a.Step)
 	}
 	t.l.Last = r.Number
-	t.l.Spec = r.Spec
+	t.l.Spec, t.l.SpecDigest = r.Spec, r.SpecDigest
 	t.l.Open = r
 	t.touch(r)
 	t.ch.Started = append(t.ch.Started, *r)

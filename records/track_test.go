@@ -119,6 +119,11 @@ func TestTrackReleasesAbortAndRollbackToRevision(t *testing.T) {
 	if s.log.Last != 4 || s.log.Open != nil || s.log.Serving != 4 {
 		t.Fatalf("log = last %d open %v serving %d, want 4, none, 4", s.log.Last, s.log.Open, s.log.Serving)
 	}
+	// the log names the release its Spec text is of: the engine reuses
+	// the text as the base of the next document's diff
+	if last := s.rev(4); s.log.SpecDigest == "" || s.log.SpecDigest != last.SpecDigest || s.log.Spec != last.Spec {
+		t.Errorf("log spec digest %q, text %q; want revision 4's %q, %q", s.log.SpecDigest, s.log.Spec, last.SpecDigest, last.Spec)
+	}
 	want := []struct {
 		kind, version, outcome string
 		steps                  int

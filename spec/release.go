@@ -168,6 +168,12 @@ func (r *Release) ReplicaCount() int {
 // Hash is a stable digest of the spec's content, used to notice changes.
 func (r *Release) Hash() string {
 	b, _ := json.Marshal(r)
+	return HashJSON(b)
+}
+
+// HashJSON is Hash of the release whose json.Marshal encoding is b (a
+// release's JSON as stored), without decoding it.
+func HashJSON(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }

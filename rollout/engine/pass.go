@@ -114,6 +114,9 @@ type pass struct {
 	// viewSpec: stored.Spec is p.spec as JSON, so the published view can
 	// use p.spec instead of decoding the record's copy.
 	viewSpec bool
+	// text is records.SpecText(textOf) (specText, records.go).
+	textOf *spec.Release
+	text   string
 }
 
 // prepared is configrelease's Prepare answer for one release.

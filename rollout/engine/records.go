@@ -98,13 +98,17 @@ func (p *pass) lookupCause(ctx context.Context) error {
 	}
 	prev := ""
 	if len(p.stored.Spec) > 0 {
-		var old spec.Release
-		if json.Unmarshal(p.stored.Spec, &old) == nil {
-			prev = records.SpecText(&old)
+		if l.SpecDigest != "" && l.SpecDigest == spec.HashJSON(p.stored.Spec) {
+			prev = l.Spec // the last revision's text is the spec in force's
+		} else {
+			var old spec.Release
+			if json.Unmarshal(p.stored.Spec, &old) == nil {
+				prev = records.SpecText(&old)
+			}
 		}
 	}
 	c, err := r.Cause(ctx, p.app, records.Document{Data: p.doc.data, Version: p.doc.version, Revision: p.doc.revision,
-		Prev: prev, Next: records.SpecText(p.doc.rel)})
+		Prev: prev, Next: p.specText(p.doc.rel)})
 	if err != nil {
 		return fmt.Errorf("who wrote the document of %s: %w", p.app, err)
 	}
@@ -157,7 +161,7 @@ func (p *pass) track(ctx context.Context) (records.Changes, error) {
 	}
 	p.e.mu.Unlock()
 	if starting := p.startingIdentity(); starting != "" {
-		in.SpecText = records.SpecText(p.spec)
+		in.SpecText = p.specText(p.spec)
 		if in.Config, err = p.configRef(ctx, starting); err != nil {
 			return records.Changes{}, err
 		}
@@ -290,4 +294,14 @@ func (m *Metrics) observeRevisions(ch records.Changes) {
 	for _, w := range ch.Restored {
 		r.restore.WithLabelValues(m.env).Observe(w.RestoredAt.Sub(w.FailedAt).Seconds())
 	}
+}
+
+// specText is records.SpecText(rel), rendered once per pass: a pass that
+// starts a new document's revision needs the text for the cause's diff
+// and for the revision record.
+func (p *pass) specText(rel *spec.Release) string {
+	if rel == nil || rel != p.textOf {
+		p.textOf, p.text = rel, records.SpecText(rel)
+	}
+	return p.text
 }
