@@ -14,7 +14,9 @@ import (
 type RecordWatcher interface {
 	// ListRecords calls fn for every record (in any order, in pages as
 	// the store likes) and returns the store revision the listing
-	// reflects, to watch from.
+	// reflects, to watch from. The records it and WatchRecords deliver
+	// are for list rows: their revision log may be left out
+	// (DecodeRecordHead).
 	ListRecords(ctx context.Context, fn func(app string, rec Record, rev int64)) (int64, error)
 	// WatchRecords sends every change after rev until ctx ends or the
 	// watch fails; then the channel closes, the last item carrying Err

@@ -57,3 +57,31 @@ func DecodeRecord(b []byte) (Record, error) {
 	}
 	return rec, nil
 }
+
+// DecodeRecordHead is DecodeRecord without the revision log (Revisions
+// stays nil): what a list row needs. Every replica reads every app's
+// record changes for the apps list, and the log — the spec's text, the
+// open revision's diff and steps — is most of a record during a release.
+func DecodeRecordHead(b []byte) (Record, error) {
+	cur, _, err := RecordKind().Decode(b)
+	if err != nil {
+		return Record{}, err
+	}
+	var h recordHead
+	if err := json.Unmarshal(cur, &h); err != nil {
+		return Record{}, fmt.Errorf("decode rollout record: %w", err)
+	}
+	return h.Record, nil
+}
+
+// recordHead decodes a Record but skips its revision log: the outer
+// field, shallower than Record's, takes the "revisions" member.
+type recordHead struct {
+	Record
+	Revisions skipJSON `json:"revisions"`
+}
+
+// skipJSON takes a JSON value and keeps nothing of it.
+type skipJSON struct{}
+
+func (*skipJSON) UnmarshalJSON([]byte) error { return nil }

@@ -39,7 +39,7 @@ func (s *Store) ListRecords(ctx context.Context, fn func(app string, rec engine.
 			if app == "" {
 				continue
 			}
-			rec, err := engine.DecodeRecord(kv.Value)
+			rec, err := engine.DecodeRecordHead(kv.Value)
 			if err != nil {
 				continue // Load reports it for this app (newer: refused); the list skips it
 			}
@@ -80,7 +80,7 @@ func (s *Store) WatchRecords(ctx context.Context, rev int64) <-chan engine.Recor
 				c := engine.RecordChange{App: app, Rev: ev.Kv.ModRevision}
 				if ev.Type == clientv3.EventTypeDelete {
 					c.Deleted = true
-				} else if rec, err := engine.DecodeRecord(ev.Kv.Value); err == nil {
+				} else if rec, err := engine.DecodeRecordHead(ev.Kv.Value); err == nil {
 					c.Record = rec
 				} else {
 					continue // Load reports it (newer: refused)
