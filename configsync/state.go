@@ -2,6 +2,7 @@ package configsync
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"sort"
 )
 
@@ -31,10 +32,22 @@ import (
 type State struct {
 	entries  map[string]Entry
 	revision int64
+	// sums holds, for each thin app (Thin), the digest of its document:
+	// its entry keeps no Data, and the same content arriving again is
+	// still recognised.
+	sums map[string][sha256.Size]byte
+	// thin: every entry is thin (NewThinState).
+	thin bool
 }
 
 // NewState returns an empty State.
 func NewState() *State { return &State{} }
+
+// NewThinState returns an empty State that keeps no document data, only
+// a digest per app: a source that needs it only to collapse repeated
+// content (practice 7) holds about 100 bytes per app instead of the
+// document. Its entries have no Data.
+func NewThinState() *State { return &State{thin: true} }
 
 // Apply folds resp into s and returns the effective changes: for every app
 // whose document was created, changed content or was removed, one event
@@ -86,13 +99,67 @@ func (s *State) apply(ev Event) (Event, bool) {
 			return Event{}, false
 		}
 		delete(s.entries, app)
+		delete(s.sums, app)
 		return Event{Type: Delete, Entry: Entry{App: app, Revision: ev.Entry.Revision}}, true
 	}
+	wasThin := s.IsThin(app)
+	same := ok && s.holds(app, held, ev.Entry.Data)
 	s.entries[app] = ev.Entry
-	if ok && bytes.Equal(held.Data, ev.Entry.Data) {
+	delete(s.sums, app)
+	if s.thin || (same && wasThin) {
+		s.Thin(app) // unchanged content stays thin
+	}
+	if same {
 		return Event{}, false
 	}
 	return ev, true
+}
+
+// holds reports whether held, app's entry, has data as its content.
+func (s *State) holds(app string, held Entry, data []byte) bool {
+	if sum, thin := s.sums[app]; thin {
+		return sum == sha256.Sum256(data)
+	}
+	return bytes.Equal(held.Data, data)
+}
+
+// Thin drops app's document data and keeps its digest (and its entry's
+// App, Version and Revision): Get returns the entry without Data and
+// IsThin reports it, until a Put with new content or Fill brings data
+// back. A sharded engine keeps only the documents of the apps it drives.
+func (s *State) Thin(app string) {
+	en, ok := s.entries[app]
+	if !ok {
+		return
+	}
+	if _, thin := s.sums[app]; thin {
+		return
+	}
+	if s.sums == nil {
+		s.sums = make(map[string][sha256.Size]byte)
+	}
+	s.sums[app] = sha256.Sum256(en.Data)
+	en.Data = nil
+	s.entries[app] = en
+}
+
+// IsThin reports whether app's entry is held without its data.
+func (s *State) IsThin(app string) bool {
+	_, thin := s.sums[app]
+	return thin
+}
+
+// Fill gives a thin app's entry its data back, read from the source
+// (Source.Get), when en is the revision held; it reports whether it did.
+// A newer revision is left for the watch to deliver, as a change.
+func (s *State) Fill(en Entry) bool {
+	held, ok := s.entries[en.App]
+	if !ok || !s.IsThin(en.App) || s.thin || en.Revision != held.Revision {
+		return false
+	}
+	s.entries[en.App] = en
+	delete(s.sums, en.App)
+	return true
 }
 
 // Get returns app's current document, if any.
@@ -114,15 +181,24 @@ func (s *State) Entries() []Entry {
 // Len returns the number of apps with a document.
 func (s *State) Len() int { return len(s.entries) }
 
+// ThinLen returns the number of apps held thin (Thin, NewThinState).
+func (s *State) ThinLen() int { return len(s.sums) }
+
 // Revision returns the highest WatchResponse.Revision applied: the point to
 // resume a watch from.
 func (s *State) Revision() int64 { return s.revision }
 
 // Clone returns an independent copy of s.
 func (s *State) Clone() *State {
-	c := &State{revision: s.revision, entries: make(map[string]Entry, len(s.entries))}
+	c := &State{revision: s.revision, entries: make(map[string]Entry, len(s.entries)), thin: s.thin}
 	for k, v := range s.entries {
 		c.entries[k] = v
+	}
+	if s.sums != nil {
+		c.sums = make(map[string][sha256.Size]byte, len(s.sums))
+		for k, v := range s.sums {
+			c.sums[k] = v
+		}
 	}
 	return c
 }

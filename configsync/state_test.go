@@ -142,3 +142,65 @@ func ExampleState() {
 	// PUT web v2
 	// DELETE api
 }
+
+// A thin app keeps its digest, not its document: the same content is still
+// collapsed, new content is a change and brings the data back, and Fill
+// restores the data of the revision held only.
+func TestStateThin(t *testing.T) {
+	s := configsync.NewState()
+	s.Apply(configsync.WatchResponse{Revision: 2, Events: []configsync.Event{put("a", "A", "1", 1), put("b", "B", "2", 2)}})
+	s.Thin("a")
+	if en, _ := s.Get("a"); en.Data != nil || !s.IsThin("a") || en.Version != "1" || en.Revision != 1 {
+		t.Fatalf("thin a = %+v (thin %v), want no data, version 1, revision 1", en, s.IsThin("a"))
+	}
+	if en, _ := s.Get("b"); string(en.Data) != "B" || s.IsThin("b") {
+		t.Fatalf("b = %+v, want its data", en)
+	}
+	if got := summary(s.Apply(configsync.WatchResponse{Revision: 3, Events: []configsync.Event{put("a", "A", "3", 3)}})); got != nil {
+		t.Fatalf("same content on a thin app = %v, want no change", got)
+	}
+	if s.Fill(configsync.Entry{App: "a", Data: []byte("A"), Version: "1", Revision: 1}) {
+		t.Fatal("Fill took an older revision than the one held")
+	}
+	if !s.Fill(configsync.Entry{App: "a", Data: []byte("A"), Version: "3", Revision: 3}) || s.IsThin("a") {
+		t.Fatal("Fill did not restore the revision held")
+	}
+	if en, _ := s.Get("a"); string(en.Data) != "A" {
+		t.Fatalf("a after Fill = %+v", en)
+	}
+	s.Thin("a")
+	if got := summary(s.Apply(configsync.WatchResponse{Revision: 4, Events: []configsync.Event{put("a", "A2", "4", 4)}})); !reflect.DeepEqual(got, []string{"PUT a=A2"}) {
+		t.Fatalf("new content on a thin app = %v", got)
+	}
+	if en, _ := s.Get("a"); string(en.Data) != "A2" || s.IsThin("a") {
+		t.Fatalf("a after new content = %+v, want its data back", en)
+	}
+	s.Thin("a")
+	c := s.Clone()
+	if got := summary(c.Apply(configsync.WatchResponse{Revision: 5, Events: []configsync.Event{put("a", "A2", "5", 5)}})); got != nil || !s.IsThin("a") {
+		t.Fatalf("a clone forgot the digest: %v", got)
+	}
+	if got := summary(s.Apply(configsync.WatchResponse{Revision: 6, Events: []configsync.Event{del("a", 6)}})); !reflect.DeepEqual(got, []string{"DELETE a"}) || s.IsThin("a") {
+		t.Fatalf("delete of a thin app = %v (thin %v)", got, s.IsThin("a"))
+	}
+}
+
+// A thin State holds no data at all and still collapses repeats.
+func TestThinState(t *testing.T) {
+	s := configsync.NewThinState()
+	if got := summary(s.Apply(configsync.WatchResponse{Reset: true, Revision: 1, Events: []configsync.Event{put("a", "A", "1", 1)}})); !reflect.DeepEqual(got, []string{"PUT a=A"}) {
+		t.Fatalf("first = %v", got)
+	}
+	if en, _ := s.Get("a"); en.Data != nil || !s.IsThin("a") {
+		t.Fatalf("a thin state kept data: %+v", en)
+	}
+	if got := summary(s.Apply(configsync.WatchResponse{Revision: 2, Events: []configsync.Event{put("a", "A", "2", 2)}})); got != nil {
+		t.Fatalf("repeat = %v, want none", got)
+	}
+	if s.Fill(configsync.Entry{App: "a", Data: []byte("A"), Revision: 2}) {
+		t.Fatal("a thin state took data")
+	}
+	if got := summary(s.Apply(configsync.WatchResponse{Revision: 3, Events: []configsync.Event{put("a", "B", "3", 3)}})); !reflect.DeepEqual(got, []string{"PUT a=B"}) {
+		t.Fatalf("change = %v", got)
+	}
+}

@@ -183,6 +183,16 @@ func TestShardThreeReplicasFourthJoinsOneKilled(t *testing.T) {
 		}
 	}
 	t.Logf("FIGURE three replicas: apps per replica %v", count)
+	// each holds whole documents for its share only, digests for the rest
+	testenv.Eventually(t, time.Minute, "every replica holds whole documents only for its share", func() error {
+		for _, g := range []*graylanetest.Graylane{r1, r2, r3} {
+			st, _ := health(t, g)
+			if st.Documents+st.Digests != len(apps) || st.Documents > st.Held+20 || st.Documents < st.Held {
+				return fmt.Errorf("%s holds %d apps, %d documents whole and %d as digests", st.ID, st.Held, st.Documents, st.Digests)
+			}
+		}
+		return nil
+	})
 
 	// a fourth replica takes about a quarter, without pausing the others
 	r4 := c.start("r4")
@@ -246,6 +256,13 @@ func TestShardThreeReplicasFourthJoinsOneKilled(t *testing.T) {
 	for _, a := range apps {
 		if got := c.sim.Running(a); fmt.Sprint(got) != "map[v2:4]" {
 			t.Fatalf("%s runs %v, want v2:4", a, got)
+		}
+	}
+	// the survivors read the documents of the apps they took over
+	for _, g := range []*graylanetest.Graylane{r1, r3, r4} {
+		st, _ := health(t, g)
+		if st.Documents < st.Held || st.Documents+st.Digests != len(apps) {
+			t.Errorf("%s after the takeover: holds %d apps, %d documents whole and %d as digests", st.ID, st.Held, st.Documents, st.Digests)
 		}
 	}
 	byReplica := singleDriver(t, c.sim.Requests(), "v2")

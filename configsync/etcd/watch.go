@@ -95,7 +95,7 @@ func (w *watcher) sync(ctx context.Context) error {
 	if w.state == nil && w.rev > 0 {
 		entries, _, err := w.s.list(ctx, w.rev)
 		if err == nil {
-			w.state = configsync.NewState()
+			w.state = configsync.NewThinState()
 			w.state.Apply(configsync.WatchResponse{Reset: true, Revision: w.rev, Events: puts(entries)})
 			return nil
 		}
@@ -110,7 +110,7 @@ func (w *watcher) sync(ctx context.Context) error {
 		return err
 	}
 	resp := configsync.WatchResponse{Reset: true, Revision: rev, Events: puts(entries)}
-	state := configsync.NewState()
+	state := configsync.NewThinState() // for collapsing repeats only: digests, not documents
 	state.Apply(resp)
 	if !w.send(ctx, resp) {
 		return ctx.Err()

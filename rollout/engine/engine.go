@@ -145,12 +145,32 @@ type latestDoc struct {
 }
 
 // latest returns the app's newest document, parsed (and cached per
-// revision).
-func (e *Engine) latest(app string) latestDoc {
+// revision). A document held thin (shard mode: an app another replica
+// drives, sharding.go) is read from the source first; the error is that
+// read's.
+func (e *Engine) latest(ctx context.Context, app string) (latestDoc, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	down := e.sourceErr != nil
 	en, ok := e.docs.Get(app)
+	if ok && e.docs.IsThin(app) {
+		e.mu.Unlock()
+		got, err := e.cfg.Source.Get(ctx, app)
+		if err == nil && got.Revision < en.Revision {
+			err = fmt.Errorf("read revision %d, older than the %d the watch delivered", got.Revision, en.Revision)
+		}
+		if err != nil {
+			return latestDoc{}, fmt.Errorf("read the document of %s from %s: %w", app, e.cfg.Source.Name(), err)
+		}
+		e.mu.Lock()
+		e.docs.Fill(got) // kept while this replica drives the app
+		en = got
+	}
+	defer e.mu.Unlock()
+	return e.parseLocked(app, en, ok), nil
+}
+
+// parseLocked is latest's answer for en, app's entry (ok false: none).
+func (e *Engine) parseLocked(app string, en configsync.Entry, ok bool) latestDoc {
+	down := e.sourceErr != nil
 	if !ok {
 		return latestDoc{sourceDown: down}
 	}
@@ -440,6 +460,15 @@ func (e *Engine) watch(ctx context.Context) {
 			}
 			e.mu.Unlock()
 			e.cfg.Metrics.sourceUp(resp.Err == nil)
+			if e.cfg.Shard != nil {
+				put := make([]string, 0, len(changes))
+				for _, ch := range changes {
+					if ch.Type != configsync.Delete {
+						put = append(put, ch.Entry.App)
+					}
+				}
+				e.thinForeign(put) // sharding.go
+			}
 			for _, ch := range changes {
 				e.Trigger(ch.Entry.App)
 			}

@@ -165,7 +165,9 @@ func (p *pass) loadState(ctx context.Context) (next time.Duration, done bool, er
 	p.rec, p.stored, p.rev, p.before = rec, rec, rev, rec.Status
 	p.loaded = comparable(rec)
 
-	p.doc = e.latest(app)
+	if p.doc, err = e.latest(ctx, app); err != nil {
+		return 0, true, fmt.Errorf("load state of %s: %w", app, err)
+	}
 	p.checkConfig(ctx) // config.go
 	var rel *spec.Release
 	switch d := p.doc; {

@@ -60,6 +60,11 @@ type ShardStatus struct {
 	Members []string `json:"members"`
 	// Held counts the apps this replica drives.
 	Held int `json:"held"`
+	// Documents counts the release documents this replica holds whole,
+	// Digests those it holds as a digest only (the apps other replicas
+	// drive): its memory grows with its share, not with every app.
+	Documents int `json:"documents"`
+	Digests   int `json:"digests"`
 }
 
 // Fence proves that a replica holds an app: the ownership key and its
@@ -107,6 +112,7 @@ func (e *Engine) shardTerm(ctx context.Context) {
 	case <-started:
 		e.log.Info("shard term started: driving this replica's apps", "replica", e.cfg.Shard.ID())
 		e.cfg.Metrics.setShard(e.cfg.Shard.Status())
+		e.thinForeign(e.allApps())
 		taking := make(chan struct{})
 		go func() { defer close(taking); e.takeOver(tctx) }() // takeover.go
 		e.lead(tctx)
@@ -142,7 +148,7 @@ func (e *Engine) shardChanged(app string) {
 		return
 	}
 	e.cfg.Metrics.setShard(sh.Status())
-	var take []string
+	var take, foreign []string
 	for _, a := range e.allApps() {
 		_, held := sh.Held(a)
 		switch mine := sh.Mine(a); {
@@ -150,11 +156,38 @@ func (e *Engine) shardChanged(app string) {
 			take = append(take, a)
 		case held && !mine:
 			e.Trigger(a)
+		case !mine:
+			foreign = append(foreign, a)
 		}
 	}
 	if len(take) > 0 {
 		e.takeovers.add(take...)
 	}
+	e.thinForeign(foreign)
+}
+
+// thinForeign keeps only digests of the documents of those of apps that
+// another replica drives (configsync.State.Thin): a replica holds the
+// documents of its share, and list rows and digests for the rest, so its
+// memory grows with its share. A pass over an app it takes over reads the
+// document from the source (latest). Nothing is thinned before the term
+// started: until then every app may turn out to be this replica's.
+func (e *Engine) thinForeign(apps []string) {
+	sh := e.cfg.Shard
+	if sh == nil || len(apps) == 0 || !sh.Status().Active {
+		return
+	}
+	var thin []string
+	for _, a := range apps {
+		if _, held := sh.Held(a); !held && !sh.Mine(a) {
+			thin = append(thin, a)
+		}
+	}
+	e.mu.Lock()
+	for _, a := range thin {
+		e.docs.Thin(a)
+	}
+	e.mu.Unlock()
 }
 
 // allApps lists every app known: a document or a record.
@@ -202,6 +235,9 @@ func (e *Engine) claim(ctx context.Context, app string) (f Fence, ok bool, err e
 // what this replica knew of it.
 func (e *Engine) handOff(ctx context.Context, app string) {
 	e.forgetLocal(app)
+	e.mu.Lock()
+	e.docs.Thin(app) // another replica's now
+	e.mu.Unlock()
 	if err := e.cfg.Shard.Release(ctx, app); err != nil {
 		e.log.Warn("give an app up (its key expires with this replica's lease)", "app", app, "err", err)
 	}
@@ -263,7 +299,12 @@ func (e *Engine) ShardStatus() (ShardStatus, bool) {
 	if e.cfg.Shard == nil {
 		return ShardStatus{}, false
 	}
-	return e.cfg.Shard.Status(), true
+	st := e.cfg.Shard.Status()
+	e.mu.Lock()
+	st.Digests = e.docs.ThinLen()
+	st.Documents = e.docs.Len() - st.Digests
+	e.mu.Unlock()
+	return st, true
 }
 
 // fencedBackend and fencedRouter wrap a pass's adapters in shard mode:

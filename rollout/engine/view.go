@@ -222,7 +222,11 @@ func (e *Engine) Release(ctx context.Context, app string) (*spec.Release, error)
 		}
 		return &rel, nil
 	}
-	if d := e.latest(app); d.present && d.err == nil && d.rel != nil {
+	d, err := e.latest(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	if d.present && d.err == nil && d.rel != nil {
 		return d.rel, nil
 	}
 	return nil, fmt.Errorf("app %s has no valid spec yet: %w", app, ErrNotFound)
