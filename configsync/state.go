@@ -30,13 +30,20 @@ import (
 // sourcetest.Collector) use one to track current documents. The zero value
 // is an empty State ready to use. A State is not safe for concurrent use.
 type State struct {
-	entries  map[string]Entry
+	entries  map[string]held
 	revision int64
-	// sums holds, for each thin app (Thin), the digest of its document:
-	// its entry keeps no Data, and the same content arriving again is
-	// still recognised.
-	sums map[string][sha256.Size]byte
+	// thins counts the thin entries (Thin).
+	thins int
 	// thin: every entry is thin (NewThinState).
+	thin bool
+}
+
+// held is one app's entry. A thin entry (Thin) keeps no Data but the
+// digest of its document, so the same content arriving again is still
+// recognised.
+type held struct {
+	Entry
+	sum  [sha256.Size]byte
 	thin bool
 }
 
@@ -56,7 +63,7 @@ func NewThinState() *State { return &State{thin: true} }
 // come last, sorted by name.
 func (s *State) Apply(resp WatchResponse) []Event {
 	if s.entries == nil {
-		s.entries = make(map[string]Entry)
+		s.entries = make(map[string]held)
 	}
 	if resp.Revision > s.revision {
 		s.revision = resp.Revision
@@ -93,20 +100,18 @@ func (s *State) Apply(resp WatchResponse) []Event {
 
 func (s *State) apply(ev Event) (Event, bool) {
 	app := ev.Entry.App
-	held, ok := s.entries[app]
+	h, ok := s.entries[app]
 	if ev.Type == Delete {
 		if !ok {
 			return Event{}, false
 		}
-		delete(s.entries, app)
-		delete(s.sums, app)
+		s.remove(app, h)
 		return Event{Type: Delete, Entry: Entry{App: app, Revision: ev.Entry.Revision}}, true
 	}
-	wasThin := s.IsThin(app)
-	same := ok && s.holds(app, held, ev.Entry.Data)
-	s.entries[app] = ev.Entry
-	delete(s.sums, app)
-	if s.thin || (same && wasThin) {
+	same := ok && h.holds(ev.Entry.Data)
+	s.remove(app, h)
+	s.entries[app] = held{Entry: ev.Entry}
+	if s.thin || (same && h.thin) {
 		s.Thin(app) // unchanged content stays thin
 	}
 	if same {
@@ -115,12 +120,20 @@ func (s *State) apply(ev Event) (Event, bool) {
 	return ev, true
 }
 
-// holds reports whether held, app's entry, has data as its content.
-func (s *State) holds(app string, held Entry, data []byte) bool {
-	if sum, thin := s.sums[app]; thin {
-		return sum == sha256.Sum256(data)
+// remove forgets app's entry h.
+func (s *State) remove(app string, h held) {
+	if h.thin {
+		s.thins--
 	}
-	return bytes.Equal(held.Data, data)
+	delete(s.entries, app)
+}
+
+// holds reports whether h has data as its content.
+func (h held) holds(data []byte) bool {
+	if h.thin {
+		return h.sum == sha256.Sum256(data)
+	}
+	return bytes.Equal(h.Data, data)
 }
 
 // Thin drops app's document data and keeps its digest (and its entry's
@@ -128,51 +141,42 @@ func (s *State) holds(app string, held Entry, data []byte) bool {
 // IsThin reports it, until a Put with new content or Fill brings data
 // back. A sharded engine keeps only the documents of the apps it drives.
 func (s *State) Thin(app string) {
-	en, ok := s.entries[app]
-	if !ok {
+	h, ok := s.entries[app]
+	if !ok || h.thin {
 		return
 	}
-	if _, thin := s.sums[app]; thin {
-		return
-	}
-	if s.sums == nil {
-		s.sums = make(map[string][sha256.Size]byte)
-	}
-	s.sums[app] = sha256.Sum256(en.Data)
-	en.Data = nil
-	s.entries[app] = en
+	h.sum, h.thin, h.Data = sha256.Sum256(h.Data), true, nil
+	s.entries[app] = h
+	s.thins++
 }
 
 // IsThin reports whether app's entry is held without its data.
-func (s *State) IsThin(app string) bool {
-	_, thin := s.sums[app]
-	return thin
-}
+func (s *State) IsThin(app string) bool { return s.entries[app].thin }
 
 // Fill gives a thin app's entry its data back, read from the source
 // (Source.Get), when en is the revision held; it reports whether it did.
 // A newer revision is left for the watch to deliver, as a change.
 func (s *State) Fill(en Entry) bool {
-	held, ok := s.entries[en.App]
-	if !ok || !s.IsThin(en.App) || s.thin || en.Revision != held.Revision {
+	h, ok := s.entries[en.App]
+	if !ok || !h.thin || s.thin || en.Revision != h.Revision {
 		return false
 	}
-	s.entries[en.App] = en
-	delete(s.sums, en.App)
+	s.entries[en.App] = held{Entry: en}
+	s.thins--
 	return true
 }
 
 // Get returns app's current document, if any.
 func (s *State) Get(app string) (Entry, bool) {
-	e, ok := s.entries[app]
-	return e, ok
+	h, ok := s.entries[app]
+	return h.Entry, ok
 }
 
 // Entries returns every current document, sorted by app.
 func (s *State) Entries() []Entry {
 	out := make([]Entry, 0, len(s.entries))
-	for _, e := range s.entries {
-		out = append(out, e)
+	for _, h := range s.entries {
+		out = append(out, h.Entry)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
 	return out
@@ -182,7 +186,7 @@ func (s *State) Entries() []Entry {
 func (s *State) Len() int { return len(s.entries) }
 
 // ThinLen returns the number of apps held thin (Thin, NewThinState).
-func (s *State) ThinLen() int { return len(s.sums) }
+func (s *State) ThinLen() int { return s.thins }
 
 // Revision returns the highest WatchResponse.Revision applied: the point to
 // resume a watch from.
@@ -190,15 +194,9 @@ func (s *State) Revision() int64 { return s.revision }
 
 // Clone returns an independent copy of s.
 func (s *State) Clone() *State {
-	c := &State{revision: s.revision, entries: make(map[string]Entry, len(s.entries)), thin: s.thin}
+	c := &State{revision: s.revision, entries: make(map[string]held, len(s.entries)), thins: s.thins, thin: s.thin}
 	for k, v := range s.entries {
 		c.entries[k] = v
-	}
-	if s.sums != nil {
-		c.sums = make(map[string][sha256.Size]byte, len(s.sums))
-		for k, v := range s.sums {
-			c.sums[k] = v
-		}
 	}
 	return c
 }

@@ -460,6 +460,7 @@ func (e *Engine) watch(ctx context.Context) {
 			}
 			e.mu.Unlock()
 			e.cfg.Metrics.sourceUp(resp.Err == nil)
+			var foreign map[string]bool
 			if e.cfg.Shard != nil {
 				put := make([]string, 0, len(changes))
 				for _, ch := range changes {
@@ -467,10 +468,12 @@ func (e *Engine) watch(ctx context.Context) {
 						put = append(put, ch.Entry.App)
 					}
 				}
-				e.thinForeign(put) // sharding.go
+				foreign = e.thinForeign(put) // sharding.go
 			}
 			for _, ch := range changes {
-				e.Trigger(ch.Entry.App)
+				if !foreign[ch.Entry.App] {
+					e.Trigger(ch.Entry.App)
+				}
 			}
 			for _, a := range all {
 				e.Trigger(a)

@@ -171,23 +171,28 @@ func (e *Engine) shardChanged(app string) {
 // documents of its share, and list rows and digests for the rest, so its
 // memory grows with its share. A pass over an app it takes over reads the
 // document from the source (latest). Nothing is thinned before the term
-// started: until then every app may turn out to be this replica's.
-func (e *Engine) thinForeign(apps []string) {
+// started: until then every app may turn out to be this replica's. It
+// returns the apps it thinned: a change to one needs no pass here, and
+// when its document arrived matters only to the replica driving it.
+func (e *Engine) thinForeign(apps []string) map[string]bool {
 	sh := e.cfg.Shard
 	if sh == nil || len(apps) == 0 || !sh.Status().Active {
-		return
+		return nil
 	}
-	var thin []string
+	thin := map[string]bool{}
 	for _, a := range apps {
 		if _, held := sh.Held(a); !held && !sh.Mine(a) {
-			thin = append(thin, a)
+			thin[a] = true
 		}
 	}
 	e.mu.Lock()
-	for _, a := range thin {
+	for a := range thin {
 		e.docs.Thin(a)
+		delete(e.received, a)
+		delete(e.seen, a)
 	}
 	e.mu.Unlock()
+	return thin
 }
 
 // allApps lists every app known: a document or a record.
