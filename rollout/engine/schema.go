@@ -47,13 +47,9 @@ func fastToRollback(o schema.Object) error {
 // to the current one; a record of a newer graylane is refused with an
 // error wrapping schema.ErrNewer.
 func DecodeRecord(b []byte) (Record, error) {
-	cur, _, err := RecordKind().Decode(b)
-	if err != nil {
-		return Record{}, err
-	}
 	var rec Record
-	if err := json.Unmarshal(cur, &rec); err != nil {
-		return Record{}, fmt.Errorf("decode rollout record: %w", err)
+	if err := decodeRecordInto(b, &rec); err != nil {
+		return Record{}, err
 	}
 	return rec, nil
 }
@@ -63,15 +59,24 @@ func DecodeRecord(b []byte) (Record, error) {
 // record changes for the apps list, and the log — the spec's text, the
 // open revision's diff and steps — is most of a record during a release.
 func DecodeRecordHead(b []byte) (Record, error) {
-	cur, _, err := RecordKind().Decode(b)
-	if err != nil {
+	var h recordHead
+	if err := decodeRecordInto(b, &h); err != nil {
 		return Record{}, err
 	}
-	var h recordHead
-	if err := json.Unmarshal(cur, &h); err != nil {
-		return Record{}, fmt.Errorf("decode rollout record: %w", err)
-	}
 	return h.Record, nil
+}
+
+// decodeRecordInto migrates b to the current version and decodes it
+// into v (a *Record or a *recordHead).
+func decodeRecordInto(b []byte, v any) error {
+	cur, _, err := RecordKind().Decode(b)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(cur, v); err != nil {
+		return fmt.Errorf("decode rollout record: %w", err)
+	}
+	return nil
 }
 
 // recordHead decodes a Record but skips its revision log: the outer
