@@ -153,17 +153,22 @@ func (s *State) Thin(app string) {
 // IsThin reports whether app's entry is held without its data.
 func (s *State) IsThin(app string) bool { return s.entries[app].thin }
 
-// Fill gives a thin app's entry its data back, read from the source
-// (Source.Get), when en is the revision held; it reports whether it did.
-// A newer revision is left for the watch to deliver, as a change.
-func (s *State) Fill(en Entry) bool {
+// Fill gives a thin app's entry its data back, from en, the app's
+// document as read from the source (Source.Get). It takes en when it is
+// the revision held or has the content held (a later rewrite of the same
+// content, which the State collapsed): the entry keeps the revision and
+// version held, as it would have without Thin. It returns the entry to
+// use and whether it took en; a document with other content is left for
+// the watch to deliver, as a change (use en meanwhile).
+func (s *State) Fill(en Entry) (Entry, bool) {
 	h, ok := s.entries[en.App]
-	if !ok || !h.thin || s.thin || en.Revision != h.Revision {
-		return false
+	if !ok || !h.thin || s.thin || (en.Revision != h.Revision && h.sum != sha256.Sum256(en.Data)) {
+		return en, false
 	}
-	s.entries[en.App] = held{Entry: en}
+	h.Entry.Data, h.thin, h.sum = en.Data, false, [sha256.Size]byte{}
+	s.entries[en.App] = h
 	s.thins--
-	return true
+	return h.Entry, true
 }
 
 // Get returns app's current document, if any.

@@ -159,14 +159,20 @@ func TestStateThin(t *testing.T) {
 	if got := summary(s.Apply(configsync.WatchResponse{Revision: 3, Events: []configsync.Event{put("a", "A", "3", 3)}})); got != nil {
 		t.Fatalf("same content on a thin app = %v, want no change", got)
 	}
-	if s.Fill(configsync.Entry{App: "a", Data: []byte("A"), Version: "1", Revision: 1}) {
-		t.Fatal("Fill took an older revision than the one held")
+	if _, ok := s.Fill(configsync.Entry{App: "a", Data: []byte("other"), Version: "5", Revision: 5}); ok || !s.IsThin("a") {
+		t.Fatal("Fill took other content than the one held")
 	}
-	if !s.Fill(configsync.Entry{App: "a", Data: []byte("A"), Version: "3", Revision: 3}) || s.IsThin("a") {
-		t.Fatal("Fill did not restore the revision held")
+	if en, ok := s.Fill(configsync.Entry{App: "a", Data: []byte("A"), Version: "3", Revision: 3}); !ok || s.IsThin("a") || string(en.Data) != "A" || en.Revision != 3 {
+		t.Fatalf("Fill of the revision held = %+v, %v", en, ok)
 	}
 	if en, _ := s.Get("a"); string(en.Data) != "A" {
 		t.Fatalf("a after Fill = %+v", en)
+	}
+	// the same content rewritten later (collapsed by the State) fills too,
+	// keeping the revision held
+	s.Thin("a")
+	if en, ok := s.Fill(configsync.Entry{App: "a", Data: []byte("A"), Version: "9", Revision: 9}); !ok || en.Revision != 3 || en.Version != "3" || string(en.Data) != "A" {
+		t.Fatalf("Fill of a later rewrite of the same content = %+v, %v; want revision 3 with the data", en, ok)
 	}
 	s.Thin("a")
 	if got := summary(s.Apply(configsync.WatchResponse{Revision: 4, Events: []configsync.Event{put("a", "A2", "4", 4)}})); !reflect.DeepEqual(got, []string{"PUT a=A2"}) {
@@ -197,7 +203,7 @@ func TestThinState(t *testing.T) {
 	if got := summary(s.Apply(configsync.WatchResponse{Revision: 2, Events: []configsync.Event{put("a", "A", "2", 2)}})); got != nil {
 		t.Fatalf("repeat = %v, want none", got)
 	}
-	if s.Fill(configsync.Entry{App: "a", Data: []byte("A"), Revision: 2}) {
+	if _, ok := s.Fill(configsync.Entry{App: "a", Data: []byte("A"), Revision: 2}); ok {
 		t.Fatal("a thin state took data")
 	}
 	if got := summary(s.Apply(configsync.WatchResponse{Revision: 3, Events: []configsync.Event{put("a", "B", "3", 3)}})); !reflect.DeepEqual(got, []string{"PUT a=B"}) {

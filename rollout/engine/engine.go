@@ -161,8 +161,7 @@ func (e *Engine) latest(ctx context.Context, app string) (latestDoc, error) {
 			return latestDoc{}, fmt.Errorf("read the document of %s from %s: %w", app, e.cfg.Source.Name(), err)
 		}
 		e.mu.Lock()
-		e.docs.Fill(got) // kept while this replica drives the app
-		en = got
+		en, _ = e.docs.Fill(got) // kept while this replica drives the app
 	}
 	defer e.mu.Unlock()
 	return e.parseLocked(app, en, ok), nil
