@@ -160,6 +160,7 @@ func TestAnsibleRoleOnSSHHosts(t *testing.T) {
 			}
 			out, err := exec.Command(filepath.Join(h.root, "usr/local/bin/graylanectl"), "stop").CombinedOutput()
 			t.Logf("%s: graylanectl stop: %v %s", h.host.Name, err, strings.TrimSpace(string(out)))
+			graylanetest.KillProxies(h.root) // the proxy outlives graylane by design
 		}
 	})
 	inventory := filepath.Join(t.TempDir(), "inventory.yml")

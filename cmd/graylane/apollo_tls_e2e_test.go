@@ -106,7 +106,7 @@ func notReady(t *testing.T, bin string, config map[string]any, want string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cancel(); _ = cmd.Wait() }()
+	defer func() { cancel(); _ = cmd.Wait(); graylanetest.KillProxies(dir) }()
 	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("/readyz answering 503 with %q", want), func() error {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {

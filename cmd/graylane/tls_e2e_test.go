@@ -89,7 +89,7 @@ etcd: {embedded: {clientAddr: 127.0.0.1:%d, peerAddr: 127.0.0.1:%d}}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); graylanetest.KillProxies(dir) })
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	base := fmt.Sprintf("https://127.0.0.1:%d", port)
 	t.Cleanup(func() {

@@ -430,6 +430,31 @@ func proxyPID(dir string) int {
 	return pid
 }
 
+// KillProxies stops every `graylane proxy` serving a directory under dir:
+// they outlive graylane by design, so a test that started graylane must
+// stop them too. It looks at every process's command line rather than at
+// the proxies' lock files, because a proxy graylane started just before
+// it was killed may not have written its lock file yet.
+func KillProxies(dir string) {
+	dir = filepath.Clean(dir) + string(filepath.Separator)
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		cmdline, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		for i := 0; i+2 < len(args); i++ {
+			if args[i] == "proxy" && args[i+1] == "--dir" && strings.HasPrefix(args[i+2], dir) {
+				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+				break
+			}
+		}
+	}
+}
+
 func (g *Graylane) cleanup() {
 	if g.t.Failed() {
 		g.t.Logf("%s", g.LogTail(60))
@@ -442,15 +467,9 @@ func (g *Graylane) cleanup() {
 		}
 	}
 	g.Kill()
-	// the proxy processes outlive graylane by design (one per
-	// environment): stop each by the pid it recorded in its lock file
+	// the proxy processes outlive graylane by design (one per environment)
+	KillProxies(g.Dir)
 	data := filepath.Join(g.Dir, "data")
-	envs, _ := filepath.Glob(filepath.Join(data, "envs", "*"))
-	for _, root := range append([]string{data}, envs...) {
-		if pid := proxyPID(filepath.Join(root, "proxy")); pid > 0 {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
 	// stop every instance this graylane started: they run in their own
 	// process groups and would outlive the test
 	files, _ := filepath.Glob(filepath.Join(data, "process", "apps", "*", "instances", "*.json"))
