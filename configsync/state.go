@@ -109,7 +109,9 @@ func (s *State) apply(ev Event) (Event, bool) {
 		return Event{Type: Delete, Entry: Entry{App: app, Revision: ev.Entry.Revision}}, true
 	}
 	same := ok && h.holds(ev.Entry.Data)
-	s.remove(app, h)
+	if h.thin {
+		s.thins--
+	}
 	s.entries[app] = held{Entry: ev.Entry}
 	if s.thin || (same && h.thin) {
 		s.Thin(app) // unchanged content stays thin

@@ -52,10 +52,11 @@ type Source struct {
 	seen         chan struct{} // closed when agolloSeen becomes true
 	lis          *listener
 
-	saves        sync.WaitGroup // cache writes of updates already applied
+	// saves counts the cache writes of updates already applied: Close
+	// waits for them, and none starts after Close set closed.
+	saves        sync.WaitGroup
 	cacheMu      sync.Mutex
 	cacheWritten int64 // revision of the last cache file written
-	cacheClosed  bool  // Close ran: write no more
 
 	writeMu sync.Mutex // serialises Put and Delete (Apollo publishes whole namespaces)
 	// beforePublish, when set (tests), runs between the item write and the
@@ -273,7 +274,7 @@ func (s *Source) onUpdate(id int64, configs map[string]string) {
 func (s *Source) saveCache(snap *cacheFile) {
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
-	if s.cacheClosed || snap.Revision < s.cacheWritten {
+	if snap.Revision < s.cacheWritten {
 		return
 	}
 	if err := writeCache(s.cachePath, snap); err != nil {
@@ -622,9 +623,6 @@ func (s *Source) Close() error {
 		// What was served is in the cache: an update applied before closed
 		// was set is saved before Close returns.
 		s.saves.Wait()
-		s.cacheMu.Lock()
-		s.cacheClosed = true
-		s.cacheMu.Unlock()
 	})
 	return nil
 }

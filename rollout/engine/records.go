@@ -300,7 +300,7 @@ func (m *Metrics) observeRevisions(ch records.Changes) {
 // starts a new document's revision needs the text for the cause's diff
 // and for the revision record.
 func (p *pass) specText(rel *spec.Release) string {
-	if rel == nil || rel != p.textOf {
+	if rel != p.textOf { // (nil's text is "", as p.text starts)
 		p.textOf, p.text = rel, records.SpecText(rel)
 	}
 	return p.text

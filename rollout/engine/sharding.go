@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/graylane/graylane/adapters"
@@ -163,7 +165,9 @@ func (e *Engine) shardChanged(app string) {
 	if len(take) > 0 {
 		e.takeovers.add(take...)
 	}
-	e.thinForeign(foreign)
+	if len(foreign) > 0 && sh.Status().Active { // see thinForeign
+		e.thinDocs(foreign)
+	}
 }
 
 // thinForeign keeps only digests of the documents of those of apps that
@@ -185,14 +189,20 @@ func (e *Engine) thinForeign(apps []string) map[string]bool {
 			thin[a] = true
 		}
 	}
+	e.thinDocs(slices.Collect(maps.Keys(thin)))
+	return thin
+}
+
+// thinDocs keeps only digests of apps' documents (thinForeign) and
+// forgets when they arrived.
+func (e *Engine) thinDocs(apps []string) {
 	e.mu.Lock()
-	for a := range thin {
+	defer e.mu.Unlock()
+	for _, a := range apps {
 		e.docs.Thin(a)
 		delete(e.received, a)
 		delete(e.seen, a)
 	}
-	e.mu.Unlock()
-	return thin
 }
 
 // allApps lists every app known: a document or a record.
