@@ -189,3 +189,8 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.0 // indirect
 )
+
+// nacos-sdk-go v2.3.2 with graylane's fixes for its data races (upstream
+// #833/#905, fixed upstream after v2.3.5 but not released): see
+// third_party/nacos-sdk-go/GRAYLANE.md.
+replace github.com/nacos-group/nacos-sdk-go/v2 => ./third_party/nacos-sdk-go

@@ -37,10 +37,14 @@ type sdkClient interface{ CloseClient() }
 // session keeps one nacos-sdk-go client connected to the cluster and
 // replaces it, instead of letting the SDK reconnect by itself.
 //
-// Why: nacos-sdk-go v2's RpcClient reconnects with unsynchronised writes to
-// its current connection (upstream issues #741, #905; still present in
-// v2.3.5), which the race detector reports and which can tear an interface
-// read. So session watches the servers' gRPC ports with its own idle gRPC
+// Why: the released nacos-sdk-go v2's RpcClient reconnects with
+// unsynchronised writes to its current connection (upstream issues #741,
+// #905; still present in v2.3.5), which the race detector reports and which
+// can tear an interface read. graylane's own build uses a copy with that
+// fixed (third_party/nacos-sdk-go/GRAYLANE.md), but a program importing this
+// package builds against the released SDK (replace directives apply only to
+// graylane's own module), and a fresh client per outage is also the one
+// clear "re-read everything" point consumers need. So session watches the servers' gRPC ports with its own idle gRPC
 // connections (the canaries): the moment none is READY, it shuts the SDK
 // client down, before the SDK can reconnect; once a canary is READY again
 // it builds a fresh client, checks it with one request (warm) and

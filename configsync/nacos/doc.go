@@ -74,9 +74,11 @@
 //
 // # Connections
 //
-// nacos-sdk-go v2.3.2 reconnects with unsynchronised writes to its
-// connection (a data race; upstream issues #741 and #905, still open in
-// v2.3.5). So the package does not let the SDK reconnect: it watches each
+// The released nacos-sdk-go v2.3.2 reconnects with unsynchronised writes to
+// its connection (a data race; upstream issues #741 and #905, still open in
+// v2.3.5). graylane builds a copy with those races fixed
+// (third_party/nacos-sdk-go), but programs importing this package get the
+// released SDK, so the package does not let the SDK reconnect: it watches each
 // server's gRPC port with an idle gRPC connection of its own, shuts the SDK
 // client down the moment the server is gone, and builds a fresh client when
 // the server is back. A new client means a full re-read, which delivers

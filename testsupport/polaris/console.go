@@ -21,11 +21,12 @@ import (
 // calls) as the built-in administrator, in the namespace Nacos' public
 // namespace maps to. They fail the test on any error.
 //
-// Why not a nacos-sdk-go client: nacos-sdk-go v2.3.2 has data races in its
-// connection handling (upstream issues #741, #905, #908) that the race
-// detector can report even for a client closed before its server goes
-// away. A test's operator must not bring the SDK's races into tests of
-// graylane's own client (configsync/nacos), which works around them.
+// Why not a nacos-sdk-go client: the released nacos-sdk-go v2.3.2 has data
+// races in its connection handling (upstream issues #741, #905, #908) that
+// the race detector can report even for a client closed before its server
+// goes away. graylane builds a patched copy (third_party/nacos-sdk-go), but
+// a test's operator should be what an operator uses, and Polaris' console
+// is that.
 // Why not Nacos' v1 HTTP open API: Polaris trims leading and trailing
 // whitespace from content published over it, so "a: 1\n" would come back
 // as "a: 1". The console API stores content exactly.

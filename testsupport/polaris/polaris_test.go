@@ -190,11 +190,11 @@ func TestRestartKeepsData(t *testing.T) {
 	s.PublishConfig(t, group, "console", "written over HTTP")
 	port := s.Port()
 
-	// nacos-sdk-go v2.3.2 reconnects with unsynchronised writes to its
-	// connection (a data race the race detector reports; upstream issues
-	// #741 and #905), so this test closes its client before the server
-	// goes down and connects a new one afterwards instead of letting the
-	// SDK reconnect. configsync/nacos does the same in production code.
+	// The released nacos-sdk-go v2.3.2 reconnects with unsynchronised
+	// writes to its connection (upstream issues #741 and #905; graylane
+	// builds a patched copy), and configsync/nacos never lets a client
+	// reconnect, so neither does this test: it closes its client before
+	// the server goes down and connects a new one afterwards.
 	c.CloseClient()
 	s.Kill()
 	if s.Running() {
