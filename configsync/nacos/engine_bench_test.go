@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nacos-group/nacos-sdk-go/v2/clients"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
@@ -39,16 +37,7 @@ func BenchmarkNacosPublishToFirstBackendAction(b *testing.B) {
 	srv.PublishConfig(b, group, app, enginetest.Doc(app, "v0"))
 
 	// the bare listener: Polaris' own push latency, measured beside graylane
-	dir := b.TempDir()
-	bare, err := clients.NewConfigClient(vo.NacosClientParam{
-		ClientConfig: &constant.ClientConfig{TimeoutMs: 5000, CacheDir: filepath.Join(dir, "c"), LogDir: filepath.Join(dir, "l"),
-			LogLevel: "warn", NotLoadCacheAtStart: true},
-		ServerConfigs: []constant.ServerConfig{{IpAddr: srv.Host(), Port: uint64(srv.Port())}},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bare.CloseClient()
+	bare := bareSDKClient(b, constant.ServerConfig{IpAddr: srv.Host(), Port: uint64(srv.Port())})
 	var mu sync.Mutex
 	pushed := map[string]time.Time{}
 	if err := bare.ListenConfig(vo.ConfigParam{DataId: app, Group: group, OnChange: func(_, _, _, data string) {

@@ -8,9 +8,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/clients"
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
+	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
+	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/nacos"
@@ -223,4 +229,22 @@ func (r *recorder) checkInvariants(t testing.TB) {
 			last[app] = ev.Entry.Version
 		}
 	}
+}
+
+// bareSDKClient is a plain nacos-sdk-go config client of the test's own
+// (not graylane's source), closed when the test ends: a reference beside
+// graylane, or the SDK itself under test.
+func bareSDKClient(t testing.TB, server constant.ServerConfig) config_client.IConfigClient {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := clients.NewConfigClient(vo.NacosClientParam{
+		ClientConfig: &constant.ClientConfig{TimeoutMs: 5000, CacheDir: filepath.Join(dir, "cache"), LogDir: filepath.Join(dir, "log"),
+			LogLevel: "warn", NotLoadCacheAtStart: true, DisableUseSnapShot: true},
+		ServerConfigs: []constant.ServerConfig{server},
+	})
+	if err != nil {
+		t.Fatalf("create a nacos-sdk-go config client: %v", err)
+	}
+	t.Cleanup(c.CloseClient)
+	return c
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nacos-group/nacos-sdk-go/v2/clients"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
@@ -41,18 +40,7 @@ func TestSDKReconnectsUnderLoad(t *testing.T) {
 		ids[i] = fmt.Sprintf("reconnect-%d", i)
 		srv.PublishConfig(t, group, ids[i], "v1-"+ids[i])
 	}
-	dir := t.TempDir()
-	client, err := clients.NewConfigClient(vo.NacosClientParam{
-		ClientConfig: &constant.ClientConfig{
-			TimeoutMs: 2000, CacheDir: dir, LogDir: dir, LogLevel: "error",
-			DisableUseSnapShot: true, NotLoadCacheAtStart: true,
-		},
-		ServerConfigs: []constant.ServerConfig{{IpAddr: host, Port: uint64(httpPort), GrpcPort: uint64(grpcPort)}},
-	})
-	if err != nil {
-		t.Fatalf("create the SDK client: %v", err)
-	}
-	defer client.CloseClient()
+	client := bareSDKClient(t, constant.ServerConfig{IpAddr: host, Port: uint64(httpPort), GrpcPort: uint64(grpcPort)})
 
 	// Each reader follows its own dataId: the SDK rate-limits reads to
 	// five a second per dataId across the process.
