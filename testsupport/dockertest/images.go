@@ -55,7 +55,7 @@ func StaticBinary(pkg string, tags ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "dockertest-bin-")
+	dir, err := testenv.ProcessTempDir("dockertest-bin-")
 	if err != nil {
 		return "", err
 	}

@@ -37,7 +37,7 @@ func Binaries(t testing.TB) string {
 	t.Helper()
 	testenv.AssertIntegrationTest(t, "the graylane binary")
 	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "graylane-e2e-bin-")
+		binDir, buildErr = testenv.ProcessTempDir("graylane-e2e-bin-")
 		if buildErr != nil {
 			return
 		}

@@ -13,9 +13,10 @@
 // Polling: Eventually (and Poll under it, for code that returns errors) is
 // the only wait-for-a-condition loop in graylane's tests.
 //
-// Also: FreePort, RepoRoot, Logger, and BuildTool, which builds a heavy
-// test server from its own nested tools module once and caches the binary
-// across runs.
+// Also: FreePort, RepoRoot, Logger, ProcessTempDir (a directory for a test
+// process's shared files, swept once the process is gone), and BuildTool,
+// which builds a heavy test server from its own nested tools module once
+// and caches the binary across runs.
 //
 // Entry points: IntegrationTest, Eventually, Unavailable, BuildTool, FreePort.
 package testenv
