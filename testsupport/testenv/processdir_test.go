@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -11,13 +10,8 @@ import (
 func TestSweepProcessDirs(t *testing.T) {
 	root := t.TempDir()
 	const prefix = "tool-bin-"
-	// a process that has exited: its pid is free (until reused, which the
-	// sweep's liveness check would then see as alive and keep)
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
-		t.Fatal(err)
-	}
-	deadPID := gone.Process.Pid
+	// No process has this pid: Linux's pid_max is at most 2^22.
+	const deadPID = 1 << 30
 	dirs := map[string]bool{ // name -> kept
 		prefix + strconv.Itoa(deadPID) + "-123":     false,
 		prefix + strconv.Itoa(os.Getpid()) + "-456": true, // this process
