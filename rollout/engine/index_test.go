@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -143,12 +144,12 @@ func TestIndexRevisionsAndChanges(t *testing.T) {
 	x.put(live, 10, true)
 	// the same record seen by the store feed must not hide the instances
 	x.put(sum("shop", rollout.Progressing), 10, false)
-	if got := x.rows["shop"].sum.Instances; got != 4 {
+	if got := x.rows["shop"].summary(true).Instances; got != 4 {
 		t.Fatalf("record feed at the same revision replaced the live row: instances %d", got)
 	}
 	// an older listing must not overwrite a newer pass
 	x.put(sum("shop", rollout.Healthy), 9, false)
-	if got := x.rows["shop"].sum.Phase; got != rollout.Progressing {
+	if got := x.rows["shop"].summary(true).Phase; got != rollout.Progressing {
 		t.Fatalf("older record won: %s", got)
 	}
 	seq := x.seq
@@ -257,5 +258,57 @@ func BenchmarkIndexPage(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestIndexRowsCompareByContent(t *testing.T) {
+	x := newIndex()
+	s := sum("shop", rollout.Progressing)
+	s.Weights = map[string]int{"v2": 20, "v1": 80}
+	s.UpdatedAt = time.Date(2026, 12, 7, 21, 0, 0, 0, time.UTC)
+	x.put(s, 1, true)
+	seq := x.seq
+	// the same instant in another zone, the same weights built in another
+	// order: the same row, no change to send
+	again := s
+	again.Weights = map[string]int{"v1": 80, "v2": 20}
+	again.UpdatedAt = s.UpdatedAt.In(time.FixedZone("UTC+8", 8*3600))
+	x.put(again, 2, true)
+	if x.seq != seq {
+		t.Fatalf("an equal summary changed the row (seq %d -> %d)", seq, x.seq)
+	}
+	if got := x.rows["shop"].summary(true); got.Weights["v2"] != 20 || !got.UpdatedAt.Equal(s.UpdatedAt) || got.App != "shop" {
+		t.Fatalf("row decodes as %+v", got)
+	}
+	if p := x.page(Query{Limit: 10, Attention: "no-such-reason"}, true); p.Total != 0 {
+		t.Fatalf("an unknown attention reason matched %v", names(p))
+	}
+}
+
+// BenchmarkIndexRowMemory reports the heap a list row takes (bytes/row):
+// every replica holds one for every app, also the apps other replicas
+// drive, so this is most of what an app of the whole costs a replica.
+func BenchmarkIndexRowMemory(b *testing.B) {
+	const rows = 20000
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		x := newIndex()
+		for j := 0; j < rows; j++ {
+			s := sum(fmt.Sprintf("svc-%05d", j), rollout.Progressing)
+			s.Version, s.StableVersion, s.CanaryVersion = "v2", "v1", "v2"
+			s.Step, s.TotalSteps, s.Ready, s.Instances = 1, 4, 4, 4
+			s.Weights = map[string]int{"v1": 80, "v2": 20}
+			s.Versions = []VersionCount{{Version: "v2", Ready: 1, Total: 1}, {Version: "v1", Ready: 3, Total: 3}}
+			s.Strategy, s.Backend, s.Driver = "canary", "webhook", "graylane-2"
+			s.Message = "step 2 of 4: setWeight 20"
+			s.UpdatedAt = time.Date(2026, 12, 7, 21, 0, j%60, 0, time.UTC)
+			x.put(s, int64(j+1), false)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/rows, "bytes/row")
+		runtime.KeepAlive(x)
 	}
 }

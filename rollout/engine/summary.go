@@ -2,7 +2,6 @@ package engine
 
 import (
 	"maps"
-	"slices"
 	"sort"
 	"time"
 
@@ -195,17 +194,6 @@ func (s Summary) withSource(ready bool) Summary {
 	s.SourceReady = ready
 	s.Attention = attentionOf(s)
 	return s
-}
-
-// equal reports whether two summaries show the same thing.
-func (s Summary) equal(o Summary) bool {
-	return s.App == o.App && s.Version == o.Version && s.Phase == o.Phase &&
-		s.StableVersion == o.StableVersion && s.CanaryVersion == o.CanaryVersion &&
-		s.Step == o.Step && s.TotalSteps == o.TotalSteps && maps.Equal(s.Weights, o.Weights) &&
-		s.Ready == o.Ready && s.Instances == o.Instances && slices.Equal(s.Versions, o.Versions) &&
-		s.Strategy == o.Strategy && s.Backend == o.Backend && s.Source == o.Source &&
-		s.SourceReady == o.SourceReady && s.Message == o.Message && s.SpecError == o.SpecError &&
-		s.LastError == o.LastError && s.Drift == o.Drift && s.UpdatedAt.Equal(o.UpdatedAt) && s.Driver == o.Driver
 }
 
 // viewRuns is how many recent runs of each analysis check an app's view
