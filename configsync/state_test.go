@@ -3,6 +3,7 @@ package configsync_test
 import (
 	"fmt"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/graylane/graylane/configsync"
@@ -208,5 +209,27 @@ func TestThinState(t *testing.T) {
 	}
 	if got := summary(s.Apply(configsync.WatchResponse{Revision: 3, Events: []configsync.Event{put("a", "B", "3", 3)}})); !reflect.DeepEqual(got, []string{"PUT a=B"}) {
 		t.Fatalf("change = %v", got)
+	}
+}
+
+// BenchmarkThinStateMemory reports the heap a thin entry takes
+// (bytes/entry): a sharded replica holds one, in the engine and in the
+// etcd source, for every app another replica drives.
+func BenchmarkThinStateMemory(b *testing.B) {
+	const apps = 20000
+	events := make([]configsync.Event, apps)
+	for j := range events {
+		events[j] = put(fmt.Sprintf("svc-%05d", j), "version: v1\n", fmt.Sprint(1000+j), int64(1000+j))
+	}
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s := configsync.NewThinState()
+		s.Apply(configsync.WatchResponse{Reset: true, Revision: 1000 + apps, Events: events})
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/apps, "bytes/entry")
+		runtime.KeepAlive(s)
 	}
 }
