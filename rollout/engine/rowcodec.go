@@ -137,26 +137,16 @@ type rowDecoder struct {
 	err error
 }
 
-func (d *rowDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.pos:])
-	if n <= 0 {
-		d.err = fmt.Errorf("bad unsigned varint at byte %d", d.pos)
-		return 0
-	}
-	d.pos += n
-	return v
-}
+func (d *rowDecoder) uvarint() uint64 { return readVarint(d, "unsigned varint", binary.Uvarint) }
+func (d *rowDecoder) varint() int64   { return readVarint(d, "varint", binary.Varint) }
 
-func (d *rowDecoder) varint() int64 {
+func readVarint[T uint64 | int64](d *rowDecoder, what string, read func([]byte) (T, int)) T {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(d.b[d.pos:])
+	v, n := read(d.b[d.pos:])
 	if n <= 0 {
-		d.err = fmt.Errorf("bad varint at byte %d", d.pos)
+		d.err = fmt.Errorf("bad %s at byte %d", what, d.pos)
 		return 0
 	}
 	d.pos += n
