@@ -16,6 +16,7 @@ import (
 	"github.com/graylane/graylane/adapters"
 	"github.com/graylane/graylane/configsync"
 	"github.com/graylane/graylane/configsync/memory"
+	"github.com/graylane/graylane/rollout"
 	"github.com/graylane/graylane/rollout/engine"
 	"github.com/graylane/graylane/spec"
 	"github.com/graylane/graylane/testsupport/testenv"
@@ -112,6 +113,22 @@ func (e *env) waitPhase(app, phase string) {
 			return err
 		}
 		return testenv.Check(string(v.Status.Phase) == phase, "phase %s", v.Status.Phase)
+	})
+}
+
+// waitHealthyAt waits until app is Healthy on version: after a version
+// change, waitPhase(app, "Healthy") can see the state from before the
+// engine took the change in.
+func (e *env) waitHealthyAt(app, version string) {
+	e.t.Helper()
+	testenv.Eventually(e.t, 10*time.Second, app+" Healthy at "+version, func() error {
+		e.eng.Trigger(app)
+		v, err := e.eng.App(context.Background(), app)
+		if err != nil {
+			return err
+		}
+		return testenv.Check(v.Status.Phase == rollout.Healthy && v.Status.StableVersion == version,
+			"phase %s, stable %s", v.Status.Phase, v.Status.StableVersion)
 	})
 }
 
