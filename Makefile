@@ -66,7 +66,7 @@ bench-scale: build
 	$(GO) run ./bench/scale -bin bin/graylane $(BENCH_SCALE_FLAGS)
 
 fmt:
-	gofmt -w $$(git ls-files '*.go' ':!third_party')
+	gofmt -w $$(git ls-files '*.go')
 
 vet:
 	$(GO) vet ./...
