@@ -251,24 +251,35 @@ type Counts struct {
 
 // Match reports whether s passes q's filters (not its position).
 func (q Query) Match(s Summary) bool {
-	return q.match(s.App, s.Phase, attentionSetOf(s.Attention), strings.ToLower(q.Search))
+	return q.filter().match(s.App, s.Phase, attentionSetOf(s.Attention))
 }
 
-// match is Match on what a row keeps decoded, with the search lower-cased.
-func (q Query) match(app string, phase rollout.Phase, attn attentionSet, lowSearch string) bool {
-	if len(q.Phases) > 0 && !slices.Contains(q.Phases, phase) {
+// queryFilter is a Query's filters prepared once for a scan of every row.
+type queryFilter struct {
+	q         Query
+	lowSearch string
+	attention attentionSet // q.Attention's bit (a specific reason)
+}
+
+func (q Query) filter() queryFilter {
+	return queryFilter{q: q, lowSearch: strings.ToLower(q.Search), attention: attentionBit(q.Attention)}
+}
+
+// match is Match on what a row keeps decoded.
+func (f queryFilter) match(app string, phase rollout.Phase, attn attentionSet) bool {
+	if len(f.q.Phases) > 0 && !slices.Contains(f.q.Phases, phase) {
 		return false
 	}
-	if lowSearch != "" && !strings.Contains(strings.ToLower(app), lowSearch) {
+	if f.lowSearch != "" && !strings.Contains(strings.ToLower(app), f.lowSearch) {
 		return false
 	}
-	switch q.Attention {
+	switch f.q.Attention {
 	case "":
 		return true
 	case "any":
 		return attn != 0
 	default:
-		return attn&attentionBit(q.Attention) != 0
+		return attn&f.attention != 0
 	}
 }
 
@@ -297,10 +308,10 @@ func (x *index) page(q Query, sourceReady bool) Page {
 		p.More = end < len(x.names)
 		return p
 	}
-	lowSearch := strings.ToLower(q.Search)
+	f := q.filter()
 	for i, name := range x.names {
 		r := x.rows[name]
-		if !q.match(name, r.phase, r.attention(sourceReady), lowSearch) {
+		if !f.match(name, r.phase, r.attention(sourceReady)) {
 			continue
 		}
 		p.Total++
